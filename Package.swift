@@ -1,0 +1,46 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "ThinBackup",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "thin-backup", targets: ["ThinBackup"]),
+        .library(name: "PoolCore", targets: ["PoolCore"]),
+        .library(name: "Delta", targets: ["Delta"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev).
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Small C shims: _GNU_SOURCE constants/calls and hardware CRC-32C (CSys); typed curl_easy_setopt wrappers (CCurlShim).
+        .target(name: "CSys"),
+        .target(name: "CCurlShim", dependencies: ["CCurl"]),
+
+        .target(name: "PoolCore", dependencies: ["CSys"]),
+        .target(name: "Delta", dependencies: ["PoolCore", "CZstd"]),
+        .target(
+            name: "ThinBackupKit",
+            dependencies: [
+                "PoolCore", "Delta", "CCurl", "CCurlShim", "CSys", argumentParser,
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "ThinBackup", dependencies: ["ThinBackupKit", argumentParser]),
+
+        .target(name: "TestSupport", dependencies: ["PoolCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "PoolCoreTests", dependencies: ["PoolCore", "TestSupport"]),
+        .testTarget(name: "DeltaTests", dependencies: ["Delta", "PoolCore", "TestSupport"]),
+        .testTarget(name: "ThinBackupKitTests", dependencies: ["ThinBackupKit", "Delta", "PoolCore", "TestSupport"]),
+    ]
+)

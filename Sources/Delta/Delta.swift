@@ -1,0 +1,1 @@
+// Delta: diff, stream, replay.

@@ -1,0 +1,61 @@
+internal import CSys
+
+/// The four kinds of checksummed metadata block; each has its own salt.
+public enum BlockKind: String, Sendable, CustomStringConvertible {
+    case superblock, node, index, bitmap
+
+    /// XOR constant mixed into the CRC (on disk: `*_CSUM_XOR`).
+    public var salt: UInt32 {
+        switch self {
+        case .superblock: return 160774
+        case .node: return 121107
+        case .index: return 160478
+        case .bitmap: return 240779
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .superblock: return "superblock"
+        case .node: return "B-tree node"
+        case .index: return "space-map index"
+        case .bitmap: return "space-map bitmap"
+        }
+    }
+}
+
+/// CRC-32C as dm-persistent-data uses it: register starts at ~0, no final inversion.
+public enum Checksum {
+    /// Raw CRC-32C register over `bytes`, starting from 0xFFFFFFFF, not inverted.
+    public static func raw(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        csys_crc32c_update(0xFFFF_FFFF, bytes.baseAddress, bytes.count)
+    }
+
+    public static func raw(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { raw($0) }
+    }
+
+    /// The value stored at offset 0 of a block of `kind`: CRC of bytes 4..<4096, XOR the salt.
+    public static func block(_ block: [UInt8], kind: BlockKind) -> UInt32 {
+        block.withUnsafeBytes { raw(UnsafeRawBufferPointer(rebasing: $0[4...])) } ^ kind.salt
+    }
+
+    /// Checks the checksum and the own-location field of a block read from `location`.
+    public static func validate(_ block: [UInt8], kind: BlockKind, location: UInt64) throws(MetadataError) {
+        let stored = block.le32(0)
+        let computed = Checksum.block(block, kind: kind)
+        if stored != computed {
+            throw .badChecksum(block: location, kind: kind, stored: stored, computed: computed)
+        }
+        let found = block.le64(8)
+        if found != location {
+            throw .wrongLocation(block: location, kind: kind, found: found)
+        }
+    }
+
+    /// Writes the own-location field and the checksum into a block about to be written.
+    public static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
+        block.setLE64(8, location)
+        block.setLE32(0, Checksum.block(block, kind: kind))
+    }
+}

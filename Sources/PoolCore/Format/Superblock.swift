@@ -1,0 +1,125 @@
+/// dm-thin superblock magic (27022010).
+public let superblockMagic: UInt64 = 27_022_010
+
+/// The pool superblock (block 0) or the held metadata-snapshot copy.
+///
+/// Layout: thin-metadata-format.md §1.2. 364 bytes used; the rest of the block is zero.
+public struct Superblock: Equatable, Sendable {
+    /// on disk: `flags`, bit 0 = NEEDS_CHECK.
+    public var flags: UInt32 = 0
+    /// on disk: `blocknr`, the location of this copy.
+    public var location: UInt64 = 0
+    public var uuid: [UInt8] = [UInt8](repeating: 0, count: 16)
+    public var version: UInt32 = 2
+    /// on disk: `time`, the snapshot epoch.
+    public var time: UInt32 = 0
+    /// on disk: `trans_id`.
+    public var transactionID: UInt64 = 0
+    /// on disk: `held_root`; 0 when no metadata snapshot is held.
+    public var heldRoot: UInt64 = 0
+    public var dataSpaceMapRoot = SpaceMapRoot()
+    public var metadataSpaceMapRoot = SpaceMapRoot()
+    /// on disk: `data_mapping_root`, root of the two-level mapping tree.
+    public var dataMappingRoot: UInt64 = 0
+    /// on disk: `device_details_root`.
+    public var deviceDetailsRoot: UInt64 = 0
+    /// on disk: `data_block_size`, in 512-byte sectors.
+    public var dataBlockSize: UInt32 = 128
+    /// on disk: `metadata_block_size`, in sectors (always 8).
+    public var metadataBlockSize: UInt32 = 8
+    /// on disk: `metadata_nr_blocks`, set at format time only.
+    public var metadataBlockCount: UInt64 = 0
+    public var compatFlags: UInt32 = 0
+    public var compatROFlags: UInt32 = 0
+    public var incompatFlags: UInt32 = 0
+
+    public static let needsCheckFlag: UInt32 = 1
+
+    public init() {}
+
+    /// Decodes and validates (location, magic, checksum) a superblock read from `location`.
+    public init(decoding block: [UInt8], location: UInt64) throws(MetadataError) {
+        if location == 0 && block.allSatisfy({ $0 == 0 }) { throw .unformatted }
+        try Checksum.validate(block, kind: .superblock, location: location)
+        let magic = block.le64(0x20)
+        guard magic == superblockMagic else { throw .badMagic(block: location, found: magic) }
+        flags = block.le32(0x04)
+        self.location = block.le64(0x08)
+        uuid = Array(block[0x10..<0x20])
+        version = block.le32(0x28)
+        time = block.le32(0x2C)
+        transactionID = block.le64(0x30)
+        heldRoot = block.le64(0x38)
+        dataSpaceMapRoot = SpaceMapRoot(decoding: block, at: 0x40)
+        metadataSpaceMapRoot = SpaceMapRoot(decoding: block, at: 0xC0)
+        dataMappingRoot = block.le64(0x140)
+        deviceDetailsRoot = block.le64(0x148)
+        dataBlockSize = block.le32(0x150)
+        metadataBlockSize = block.le32(0x154)
+        metadataBlockCount = block.le64(0x158)
+        compatFlags = block.le32(0x160)
+        compatROFlags = block.le32(0x164)
+        incompatFlags = block.le32(0x168)
+    }
+
+    /// A sealed 4096-byte block holding this superblock at `location`.
+    public func encode(location: UInt64) -> [UInt8] {
+        var b = [UInt8].zeroBlock()
+        b.setLE32(0x04, flags)
+        for (i, byte) in uuid.prefix(16).enumerated() { b[0x10 + i] = byte }
+        b.setLE64(0x20, superblockMagic)
+        b.setLE32(0x28, version)
+        b.setLE32(0x2C, time)
+        b.setLE64(0x30, transactionID)
+        b.setLE64(0x38, heldRoot)
+        dataSpaceMapRoot.encode(into: &b, at: 0x40)
+        metadataSpaceMapRoot.encode(into: &b, at: 0xC0)
+        b.setLE64(0x140, dataMappingRoot)
+        b.setLE64(0x148, deviceDetailsRoot)
+        b.setLE32(0x150, dataBlockSize)
+        b.setLE32(0x154, metadataBlockSize)
+        b.setLE64(0x158, metadataBlockCount)
+        b.setLE32(0x160, compatFlags)
+        b.setLE32(0x164, compatROFlags)
+        b.setLE32(0x168, incompatFlags)
+        Checksum.seal(&b, kind: .superblock, location: location)
+        return b
+    }
+
+    public var needsCheck: Bool { flags & Superblock.needsCheckFlag != 0 }
+}
+
+/// on disk: `disk_sm_root`, the first 32 bytes of a 128-byte superblock slot.
+public struct SpaceMapRoot: Equatable, Sendable {
+    /// Blocks managed by the space map.
+    public var blockCount: UInt64 = 0
+    /// Blocks with a non-zero count (may over-count on restore images).
+    public var allocatedCount: UInt64 = 0
+    /// Metadata sm: the index block. Data sm: root of the index B-tree.
+    public var bitmapRoot: UInt64 = 0
+    /// Root of the overflow (count ≥ 3) tree.
+    public var refCountRoot: UInt64 = 0
+
+    public init(blockCount: UInt64 = 0, allocatedCount: UInt64 = 0, bitmapRoot: UInt64 = 0, refCountRoot: UInt64 = 0) {
+        self.blockCount = blockCount
+        self.allocatedCount = allocatedCount
+        self.bitmapRoot = bitmapRoot
+        self.refCountRoot = refCountRoot
+    }
+
+    public init(decoding b: [UInt8], at off: Int) {
+        blockCount = b.le64(off)
+        allocatedCount = b.le64(off + 8)
+        bitmapRoot = b.le64(off + 16)
+        refCountRoot = b.le64(off + 24)
+    }
+
+    public func encode(into b: inout [UInt8], at off: Int) {
+        b.setLE64(off, blockCount)
+        b.setLE64(off + 8, allocatedCount)
+        b.setLE64(off + 16, bitmapRoot)
+        b.setLE64(off + 24, refCountRoot)
+    }
+
+    public var isZero: Bool { self == SpaceMapRoot() }
+}

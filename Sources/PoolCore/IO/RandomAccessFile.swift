@@ -1,0 +1,92 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CSys
+
+/// A regular file or block device read and written by offset (pread/pwrite).
+///
+/// This is the only type in PoolCore that holds a file descriptor.
+public final class RandomAccessFile: @unchecked Sendable {
+    public let path: String
+    public let writable: Bool
+    private let fd: Int32
+    private var closed = false
+
+    /// Opens `path`; `create` makes a new regular file if none exists.
+    public init(path: String, writable: Bool, create: Bool = false) throws(MetadataError) {
+        self.path = path
+        self.writable = writable
+        var flags = writable ? O_RDWR : O_RDONLY
+        if create { flags |= O_CREAT }
+        flags |= O_CLOEXEC
+        fd = try sysCall("open", path) { open(path, flags, 0o644) }
+    }
+
+    deinit { if !closed { _ = Glibc.close(fd) } }
+
+    public func close() {
+        if !closed { _ = Glibc.close(fd); closed = true }
+    }
+
+    /// Size in bytes: st_size for a regular file, BLKGETSIZE64 for a block device.
+    public func size() throws(MetadataError) -> UInt64 {
+        var st = stat()
+        _ = try sysCall("fstat", path) { fstat(fd, &st) }
+        if (st.st_mode & S_IFMT) == S_IFBLK {
+            var sz: UInt64 = 0
+            _ = try sysCall("ioctl(BLKGETSIZE64)", path) { csys_block_device_size(fd, &sz) }
+            return sz
+        }
+        return UInt64(st.st_size)
+    }
+
+    public var isBlockDevice: Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        return (st.st_mode & S_IFMT) == S_IFBLK
+    }
+
+    /// Reads exactly `buffer.count` bytes at `offset`; returns how many were read before end of file.
+    @discardableResult
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MetadataError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = try sysCall("pread", path) {
+                pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Writes all of `buffer` at `offset`.
+    public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(MetadataError) {
+        var done = 0
+        while done < buffer.count {
+            let n = try sysCall("pwrite", path) {
+                pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            }
+            done += n
+        }
+    }
+
+    /// Durably stores what was written (fdatasync).
+    public func sync() throws(MetadataError) {
+        _ = try sysCall("fdatasync", path) { fdatasync(fd) }
+    }
+
+    /// Grows or shrinks a regular file to `size` bytes.
+    public func truncate(to size: UInt64) throws(MetadataError) {
+        _ = try sysCall("ftruncate", path) { ftruncate(fd, off_t(size)) }
+    }
+
+    /// Passes a discard down: punches a hole in a regular file, BLKDISCARD on a block device.
+    public func discard(offset: UInt64, length: UInt64) throws(MetadataError) {
+        if isBlockDevice {
+            _ = try sysCall("ioctl(BLKDISCARD)", path) { csys_block_discard(fd, offset, length) }
+        } else {
+            _ = try sysCall("fallocate(PUNCH_HOLE)", path) { csys_punch_hole(fd, off_t(offset), off_t(length)) }
+        }
+    }
+}

@@ -1,0 +1,15 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a system call, retrying on EINTR, and turns -1 into a typed error naming the call.
+@inline(__always)
+func sysCall<T: BinaryInteger>(_ name: String, _ detail: @autoclosure () -> String, _ body: () -> T) throws(MetadataError) -> T {
+    while true {
+        let r = body()
+        if r != -1 { return r }
+        let e = errno
+        if e == EINTR { continue }
+        throw MetadataError.io(call: name, errno: e, detail: detail())
+    }
+}

@@ -1,0 +1,79 @@
+/// A fault found in metadata or in the device that holds it.
+///
+/// Every case names the block it concerns, so the command line can print one
+/// line that says what is wrong and where.
+public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// A system call failed (`call` names it, `errno` the reason).
+    case io(call: String, errno: Int32, detail: String)
+    /// The device ends before `block` (it has `blockCount` blocks).
+    case truncated(block: UInt64, blockCount: UInt64)
+    /// The stored checksum of `block` is not the one computed for a `kind` block.
+    case badChecksum(block: UInt64, kind: BlockKind, stored: UInt32, computed: UInt32)
+    /// The block's own-location field says `found` but it was read from `block`.
+    case wrongLocation(block: UInt64, kind: BlockKind, found: UInt64)
+    /// The superblock magic is not dm-thin's.
+    case badMagic(block: UInt64, found: UInt64)
+    /// A B-tree node breaks one of the node invariants.
+    case badNode(block: UInt64, reason: String)
+    /// Keys of a node are not strictly ascending, or lie outside the range its parent gives.
+    case keysOutOfOrder(block: UInt64, index: Int)
+    /// A node is reached again while it is still on the path from the root.
+    case cycle(block: UInt64)
+    /// A node's value size is not the one its tree uses.
+    case valueSize(block: UInt64, expected: Int, found: Int)
+    /// A pointer leads outside the metadata device.
+    case pointerOutOfRange(from: UInt64, to: UInt64, blockCount: UInt64)
+    /// A space-map structure is inconsistent.
+    case badSpaceMap(block: UInt64, reason: String)
+    /// No metadata snapshot is held, or not the one asked for.
+    case noMetadataSnapshot
+    case metadataSnapshotMismatch(asked: UInt64, held: UInt64)
+    /// The device is not in the pool.
+    case unknownDevice(UInt64)
+    /// The metadata device is all zeros where a superblock should be.
+    case unformatted
+
+    public var description: String {
+        switch self {
+        case let .io(call, errno, detail):
+            return "\(call) failed on \(detail): \(String(cString: strerror(errno))) (errno \(errno))"
+        case let .truncated(block, count):
+            return "block \(block): beyond the end of the metadata device (\(count) blocks of 4096 bytes)"
+        case let .badChecksum(block, kind, stored, computed):
+            return "block \(block): bad \(kind) checksum (stored 0x\(hex(stored)), computed 0x\(hex(computed)))"
+        case let .wrongLocation(block, kind, found):
+            return "block \(block): \(kind) says it lives at block \(found)"
+        case let .badMagic(block, found):
+            return "block \(block): bad superblock magic \(found) (expected 27022010)"
+        case let .badNode(block, reason):
+            return "block \(block): bad B-tree node: \(reason)"
+        case let .keysOutOfOrder(block, index):
+            return "block \(block): B-tree keys out of order at entry \(index)"
+        case let .cycle(block):
+            return "block \(block): B-tree cycle (node reached again from below itself)"
+        case let .valueSize(block, expected, found):
+            return "block \(block): B-tree value size \(found) does not fit this tree (expected \(expected))"
+        case let .pointerOutOfRange(from, to, count):
+            return "block \(from): points to block \(to), beyond the metadata device (\(count) blocks)"
+        case let .badSpaceMap(block, reason):
+            return "block \(block): bad space map: \(reason)"
+        case .noMetadataSnapshot:
+            return "no current metadata snapshot"
+        case let .metadataSnapshotMismatch(asked, held):
+            return "metadata snapshot \(asked) does not match the held one (\(held))"
+        case let .unknownDevice(id):
+            return "thin device \(id) not found in the pool"
+        case .unformatted:
+            return "block 0: the metadata device is not formatted (all zeros)"
+        }
+    }
+}
+
+@inline(__always)
+func hex<T: BinaryInteger>(_ v: T) -> String { String(v, radix: 16) }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

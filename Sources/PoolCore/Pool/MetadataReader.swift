@@ -1,0 +1,89 @@
+/// Read-only access to a pool's metadata: the live superblock, or the held
+/// metadata snapshot, and the trees under it.
+public final class MetadataReader {
+    public let source: any BlockReading
+    /// The live superblock (block 0).
+    public let superblock: Superblock
+
+    public init(source: any BlockReading) throws(MetadataError) {
+        self.source = source
+        guard source.blockCount > 0 else { throw .truncated(block: 0, blockCount: 0) }
+        superblock = try Superblock(decoding: source.readBlock(0), location: 0)
+    }
+
+    public convenience init(path: String) throws(MetadataError) {
+        try self.init(source: FileMetadataDevice(path: path))
+    }
+
+    /// The view through the live superblock.
+    public var live: MetadataView { MetadataView(source: source, superblock: superblock, isSnapshot: false) }
+
+    /// The view through the held metadata snapshot; `block`, when given, must equal the held root.
+    public func metadataSnapshot(block: UInt64? = nil) throws(MetadataError) -> MetadataView {
+        let held = superblock.heldRoot
+        guard held != 0 else { throw .noMetadataSnapshot }
+        if let block, block != held { throw .metadataSnapshotMismatch(asked: block, held: held) }
+        guard held < source.blockCount else {
+            throw .pointerOutOfRange(from: 0, to: held, blockCount: source.blockCount)
+        }
+        let sb = try Superblock(decoding: source.readBlock(held), location: held)
+        return MetadataView(source: source, superblock: sb, isSnapshot: true)
+    }
+}
+
+/// The trees reachable from one superblock (live or held copy).
+public struct MetadataView {
+    public let source: any BlockReading
+    public let superblock: Superblock
+    /// True for the held copy: its space-map roots are zero, its data size unknown.
+    public let isSnapshot: Bool
+
+    public var detailsTree: BTreeReader {
+        BTreeReader(source: source, root: superblock.deviceDetailsRoot, leafValueSize: DeviceDetails.diskSize)
+    }
+
+    public var topLevelTree: BTreeReader {
+        BTreeReader(source: source, root: superblock.dataMappingRoot, leafValueSize: 8)
+    }
+
+    /// Data blocks in the pool as reported by the tools (0 through a metadata snapshot).
+    public var dataBlockCount: UInt64 { isSnapshot ? 0 : superblock.dataSpaceMapRoot.blockCount }
+
+    /// Every device's details, ascending by id.
+    public func devices() throws -> [(id: UInt64, details: DeviceDetails)] {
+        var out: [(UInt64, DeviceDetails)] = []
+        try detailsTree.forEachEntry { k, n, i in
+            out.append((k, DeviceDetails(decoding: n.bytes, at: n.valueOffset(i))))
+        }
+        return out
+    }
+
+    public func details(of dev: UInt64) throws(MetadataError) -> DeviceDetails {
+        guard let v = try detailsTree.lookup(dev) else { throw .unknownDevice(dev) }
+        return DeviceDetails(decoding: v, at: 0)
+    }
+
+    /// Root block of a device's bottom-level mapping tree.
+    public func mappingRoot(of dev: UInt64) throws(MetadataError) -> UInt64 {
+        guard let r = try topLevelTree.lookup64(dev) else { throw .unknownDevice(dev) }
+        return r
+    }
+
+    /// The bottom-level tree of a device (virtual block → block-time).
+    public func mappingTree(of dev: UInt64) throws(MetadataError) -> BTreeReader {
+        BTreeReader(source: source, root: try mappingRoot(of: dev), leafValueSize: 8)
+    }
+
+    /// Every (virtual block, mapping) of a device in ascending order.
+    public func forEachMapping(of dev: UInt64, _ body: (UInt64, BlockTime) throws -> Void) throws {
+        try mappingTree(of: dev).forEachEntry { k, n, i in try body(k, BlockTime(raw: n.value64(i))) }
+    }
+
+    public var dataSpaceMap: SpaceMapReader {
+        SpaceMapReader(source: source, root: superblock.dataSpaceMapRoot, kind: .data)
+    }
+
+    public var metadataSpaceMap: SpaceMapReader {
+        SpaceMapReader(source: source, root: superblock.metadataSpaceMapRoot, kind: .metadata)
+    }
+}

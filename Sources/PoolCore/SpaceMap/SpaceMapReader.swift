@@ -1,0 +1,126 @@
+/// Entries covered by one space-map bitmap (4080 bytes of 2-bit counts).
+public let entriesPerBitmap: UInt64 = 16320
+/// Index entries in the single metadata space-map index block.
+public let metadataIndexCapacity = 255
+/// Largest usable metadata device, in blocks (255 × 16320; §6.10).
+public let maxMetadataBlocks: UInt64 = UInt64(metadataIndexCapacity) * entriesPerBitmap
+
+/// Which of the pool's two space maps.
+public enum SpaceMapKind: String, Sendable, CustomStringConvertible {
+    case metadata, data
+    public var description: String { rawValue }
+}
+
+/// Read access to a space map on disk: index, bitmaps and overflow tree (§4).
+public struct SpaceMapReader {
+    public let source: any BlockReading
+    public let root: SpaceMapRoot
+    public let kind: SpaceMapKind
+
+    public init(source: any BlockReading, root: SpaceMapRoot, kind: SpaceMapKind) {
+        self.source = source
+        self.root = root
+        self.kind = kind
+    }
+
+    public var bitmapCount: Int { Int((root.blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+
+    /// The index entries, one per bitmap, validated against the bitmap count.
+    public func indexEntries() throws -> [IndexEntry] {
+        switch kind {
+        case .metadata:
+            let loc = root.bitmapRoot
+            guard loc > 0, loc < source.blockCount else {
+                throw MetadataError.pointerOutOfRange(from: 0, to: loc, blockCount: source.blockCount)
+            }
+            let b = try source.readBlock(loc)
+            try Checksum.validate(b, kind: .index, location: loc)
+            guard bitmapCount <= metadataIndexCapacity else {
+                throw MetadataError.badSpaceMap(block: loc, reason: "\(root.blockCount) blocks need more than 255 index entries")
+            }
+            return (0..<bitmapCount).map { IndexEntry(decoding: b, at: 16 + 16 * $0) }
+        case .data:
+            let tree = BTreeReader(source: source, root: root.bitmapRoot, leafValueSize: IndexEntry.diskSize)
+            var out: [IndexEntry] = []
+            try tree.forEachEntry { key, node, i in
+                guard key == UInt64(out.count) else {
+                    throw MetadataError.badSpaceMap(block: node.location, reason: "index key \(key) where \(out.count) was expected")
+                }
+                out.append(IndexEntry(decoding: Array(node.valueBytes(i)), at: 0))
+            }
+            guard out.count == bitmapCount else {
+                throw MetadataError.badSpaceMap(block: root.bitmapRoot, reason: "\(out.count) index entries for \(bitmapCount) bitmaps")
+            }
+            return out
+        }
+    }
+
+    /// Reads and validates one bitmap block.
+    public func bitmap(_ entry: IndexEntry) throws -> [UInt8] {
+        let loc = entry.bitmapBlock
+        guard loc > 0, loc < source.blockCount else {
+            throw MetadataError.pointerOutOfRange(from: root.bitmapRoot, to: loc, blockCount: source.blockCount)
+        }
+        let b = try source.readBlock(loc)
+        try Checksum.validate(b, kind: .bitmap, location: loc)
+        return b
+    }
+
+    /// The 2-bit value of entry `e` in a bitmap block (lower-numbered bit is worth 2).
+    @inline(__always)
+    public static func bitmapValue(_ b: [UInt8], _ e: Int) -> UInt32 {
+        let word = b.le64(16 + 8 * (e / 32))
+        let p = UInt64(2 * (e % 32))
+        let hi = (word >> p) & 1, lo = (word >> (p + 1)) & 1
+        return UInt32(hi << 1 | lo)
+    }
+
+    /// The overflow tree: block → count for counts ≥ 3.
+    public func overflowCounts() throws -> [UInt64: UInt32] {
+        var out: [UInt64: UInt32] = [:]
+        let tree = BTreeReader(source: source, root: root.refCountRoot, leafValueSize: 4)
+        try tree.forEachEntry { k, n, i in out[k] = n.bytes.le32(n.valueOffset(i)) }
+        return out
+    }
+
+    /// Every block's reference count, index 0 ..< blockCount.
+    public func allCounts() throws -> [UInt32] {
+        let entries = try indexEntries()
+        let overflow = try overflowCounts()
+        var counts = [UInt32](repeating: 0, count: Int(root.blockCount))
+        for (bi, e) in entries.enumerated() {
+            let b = try bitmap(e)
+            let base = bi * Int(entriesPerBitmap)
+            let end = min(Int(root.blockCount), base + Int(entriesPerBitmap))
+            if base >= end { continue }
+            for blk in base..<end {
+                let v = SpaceMapReader.bitmapValue(b, blk - base)
+                if v == 3 {
+                    guard let c = overflow[UInt64(blk)] else {
+                        throw MetadataError.badSpaceMap(block: e.bitmapBlock, reason: "\(kind) block \(blk) marked overflow but missing from the overflow tree")
+                    }
+                    counts[blk] = c
+                } else {
+                    counts[blk] = v
+                }
+            }
+        }
+        return counts
+    }
+
+    /// One block's reference count.
+    public func count(of block: UInt64) throws -> UInt32 {
+        guard block < root.blockCount else {
+            throw MetadataError.badSpaceMap(block: root.bitmapRoot, reason: "\(kind) block \(block) beyond \(root.blockCount)")
+        }
+        let entries = try indexEntries()
+        let b = try bitmap(entries[Int(block / entriesPerBitmap)])
+        let v = SpaceMapReader.bitmapValue(b, Int(block % entriesPerBitmap))
+        if v < 3 { return v }
+        let tree = BTreeReader(source: source, root: root.refCountRoot, leafValueSize: 4)
+        guard let (n, i) = try tree.find(block) else {
+            throw MetadataError.badSpaceMap(block: root.refCountRoot, reason: "\(kind) block \(block) missing from the overflow tree")
+        }
+        return n.bytes.le32(n.valueOffset(i))
+    }
+}

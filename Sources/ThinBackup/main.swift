@@ -1,0 +1,6 @@
+import ThinBackupKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+exit(ThinBackupMain.run())

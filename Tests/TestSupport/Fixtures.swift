@@ -1,0 +1,38 @@
+import Foundation
+
+/// The kernel-written metadata images in ../shared/fixtures/kernel (zstd-compressed).
+public enum KernelFixtures {
+    public static let names = [
+        "tmeta", "tmeta_device_id_reuse", "tmeta_with_deleted_snapshot", "tmeta_with_empty_roots",
+        "tmeta_with_metadata_snap", "tmeta_with_shared_internal_root", "tmeta_with_shared_internals_and_leaves",
+    ]
+
+    /// The folder holding the compressed images: $TB_FIXTURES, or shared/ beside the checkout.
+    public static var directory: String {
+        if let d = ProcessInfo.processInfo.environment["TB_FIXTURES"] { return d }
+        let here = URL(fileURLWithPath: #filePath)  // …/Tests/TestSupport/Fixtures.swift
+        let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/kernel").path
+    }
+
+    /// Decompresses image `name` into `dir` (a writable copy) and returns its path.
+    public static func decompress(_ name: String, into dir: TempDir) throws -> String {
+        let out = dir.file("\(name).img")
+        let r = try Tool.run("zstd", ["-q", "-d", "-f", "\(directory)/\(name).img.zst", "-o", out])
+        guard r.ok else { throw FixtureError(message: "zstd -d \(name): \(r.stderr)") }
+        return out
+    }
+
+    public struct FixtureError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+}
+
+/// Where the repository's own folders are (for tests that run scripts or the built binary).
+public enum Repo {
+    public static var root: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+}

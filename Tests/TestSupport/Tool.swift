@@ -1,0 +1,49 @@
+import Foundation
+
+/// Runs external programs (the thin-provisioning-tools oracle, zstd, …) from tests.
+public enum Tool {
+    public struct Result: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+        public var ok: Bool { status == 0 }
+    }
+
+    /// Runs `executable` (a name looked up in PATH, or a path) with `arguments`.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [executable] + arguments
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        let inPipe = Pipe()
+        p.standardInput = stdin == nil ? FileHandle.nullDevice : inPipe
+        try p.run()
+        if let stdin {
+            try inPipe.fileHandleForWriting.write(contentsOf: stdin)
+            try inPipe.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently so neither fills up and blocks the child.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus,
+                      stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// True when the oracle tools are installed (they are in CI; see .ci/run).
+    public static var hasThinTools: Bool {
+        FileManager.default.isExecutableFile(atPath: "/usr/sbin/thin_dump")
+            || FileManager.default.isExecutableFile(atPath: "/usr/bin/thin_dump")
+    }
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what ThinBackup builds and tests with, from Debian's archive (idempotent).
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+PKGS="libzstd-dev libcurl4-openssl-dev thin-provisioning-tools zstd"
+missing=""
+for p in $PKGS; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing$missing" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
