@@ -24,7 +24,9 @@ public struct StreamDecoder: Sendable {
         progress = StreamProgress(streamID: .zero)
     }
 
-    /// Decodes a stream that resumes an interrupted one at `resume` (the receiver's own checkpoint).
+    /// Decodes a stream that resumes an interrupted one at `resume` (the receiver's own checkpoint):
+    /// either a resumed stream (`send --resume-from`), whose records continue the checkpoint's chain, or
+    /// the whole interrupted stream again, decoded from the start (the caller skips records below the checkpoint).
     public init(resumingAt resume: StreamProgress) {
         progress = resume
         resumeAt = resume
@@ -131,7 +133,15 @@ public struct StreamDecoder: Sendable {
         if kind == .header {
             guard header == nil else { throw .badRecord(sequence: seq, reason: "second header") }
             let h = try StreamHeader(decoding: body, from: 0)
-            if let r = resumeAt {
+            if let r = resumeAt, h.resumeSequence == 0 {
+                // The whole interrupted stream again: decoded from the start; the caller skips what it applied.
+                guard h.streamID == r.streamID else {
+                    throw .badRecord(sequence: 0, reason: "this is not the interrupted stream (stream \(h.streamID), expected \(r.streamID))")
+                }
+                resumeAt = nil
+                progress = StreamProgress(streamID: h.streamID)
+                progress.chain = StreamFormat.magic.withUnsafeBytes { Checksum.update(StreamFormat.chainSeed, $0) }
+            } else if let r = resumeAt {
                 guard h.resumeSequence == r.nextSequence, h.streamID == r.streamID else {
                     throw .badRecord(sequence: 0, reason: "this stream does not resume the interrupted one "
                         + "(it resumes \(h.streamID) at record \(h.resumeSequence), expected \(r.streamID) at \(r.nextSequence))")

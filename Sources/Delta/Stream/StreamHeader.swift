@@ -1,5 +1,5 @@
 /// The first record: what the stream is and what it applies to (docs/STREAM.md, "Header").
-public struct StreamHeader: Equatable, Sendable {
+public struct StreamHeader: Equatable, Sendable, Codable {
     /// Data block size of the sending pool, in bytes.
     public var blockSize: UInt32
     /// Size of the target device, in bytes.

@@ -19,17 +19,23 @@ final class MemoryDataReader: DataBlockReader {
     }
     func read(dataBlock block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
         let off = Int(block) * blockSize
-        for i in 0..<buffer.count { buffer[i] = off + i < data.count ? data[off + i] : 0 }
+        let n = max(0, min(buffer.count, data.count - off))
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        if n > 0 { data.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[off..<off + n])) } }
     }
     func block(_ b: UInt64) -> ArraySlice<UInt8> { data[Int(b) * blockSize..<(Int(b) + 1) * blockSize] }
     /// Fills data block `b`: 0 zeros, 1 random, 2 compressible text-like.
     func fill(_ b: UInt64, kind: Int, rng: inout SeededRNG) {
         let off = Int(b) * blockSize
-        for i in 0..<blockSize {
+        data.withUnsafeMutableBytes { all in
+            let buf = UnsafeMutableRawBufferPointer(rebasing: all[off..<off + blockSize])
             switch kind {
-            case 0: data[off + i] = 0
-            case 1: data[off + i] = UInt8.random(in: 0...255, using: &rng)
-            default: data[off + i] = UInt8(97 + (i / 7 + Int(b)) % 26)
+            case 0: buf.initializeMemory(as: UInt8.self, repeating: 0)
+            case 1:
+                for i in stride(from: 0, to: blockSize, by: 8) { buf.storeBytes(of: rng.next(), toByteOffset: i, as: UInt64.self) }
+            default:
+                let line = Array("block \(b) holds text that compresses well. ".utf8)
+                for i in 0..<blockSize { buf[i] = line[i % line.count] }
             }
         }
     }
