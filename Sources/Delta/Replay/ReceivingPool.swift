@@ -1,8 +1,8 @@
 /// What a receive needs of a pool. Delta declares it; PoolCore's pool conforms
 /// (Replay/ThinPool+ReceivingPool.swift) and tests use an in-memory one.
 ///
-/// Every change is part of the pool's open transaction until `commit()`;
-/// `abort()` drops it, leaving the pool exactly as at the last commit.
+/// Every change is part of the pool's open transaction until `commitReceive()`;
+/// `abortReceive()` drops it, leaving the pool exactly as at the last commit.
 public protocol ReceivingPool: AnyObject {
     /// Data block size in bytes.
     var blockSize: Int { get }
@@ -27,9 +27,9 @@ public protocol ReceivingPool: AnyObject {
     /// Records (or with nil, forgets) what is known about `dev`; part of the open transaction.
     func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws
     /// Makes the open transaction durable (data first, then metadata, then the sidecar).
-    func commit() throws
+    func commitReceive() throws
     /// Drops the open transaction.
-    func abort() throws
+    func abortReceive() throws
 }
 
 extension ReceivingPool {

@@ -35,7 +35,7 @@ public final class Replayer {
         do {
             return try run(source, resume: resume)
         } catch {
-            try? pool.abort()
+            try? pool.abortReceive()
             throw error
         }
     }
@@ -182,7 +182,7 @@ public final class Replayer {
                 let p = PartialReceive(header: header, progress: decoder.progress, digest: digest.value)
                 try pool.setReceipt(Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
                                             contentDigest: .zero, mappingDigest: .zero, partial: p), for: dev)
-                try pool.commit()
+                try pool.commitReceive()
                 sinceCheckpoint = 0
                 onCheckpoint?(p.progress.token)
             }
@@ -195,7 +195,7 @@ public final class Replayer {
         let receipt = Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
                               contentDigest: digest.value, mappingDigest: try pool.mappingDigest(of: dev))
         try pool.setReceipt(receipt, for: dev)
-        try pool.commit()
+        try pool.commitReceive()
         return ReceiveSummary(outcome: resume ? .resumed : .received, device: dev, header: header, trailer: trailer,
                               contentDigest: digest.value, streamBytes: streamBytes)
     }

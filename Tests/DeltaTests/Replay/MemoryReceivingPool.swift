@@ -85,13 +85,13 @@ final class MemoryReceivingPool: ReceivingPool {
 
     func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws { open.receipts[dev] = receipt }
 
-    func commit() throws {
+    func commitReceive() throws {
         open.transactionID += 1
         committed = open
         commits += 1
     }
 
-    func abort() throws { open = committed }
+    func abortReceive() throws { open = committed }
 
     /// A device's bytes as committed.
     func image(_ dev: UInt64) -> [UInt8] {
@@ -108,7 +108,7 @@ final class MemoryReceivingPool: ReceivingPool {
     func scribble(_ dev: UInt64, block: UInt64) throws {
         let junk = [UInt8](repeating: 0xAB, count: blockSize)
         try junk.withUnsafeBytes { try write(dev, block: block, $0) }
-        try commit()
+        try commitReceive()
     }
 }
 
