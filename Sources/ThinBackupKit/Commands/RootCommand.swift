@@ -8,6 +8,10 @@ public struct RootCommand: ParsableCommand {
         subcommands: [
             // Each topic registers its command here (one line each).
             DeltaCommand.self,
+            SendCommand.self,
+            ReceiveCommand.self,
+            MergeCommand.self,
+            VerifyCommand.self,
         ]
     )
 
