@@ -21,7 +21,7 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Snapshot to send.", valueName: "id")) public var snap: UInt64
     @Option(help: ArgumentHelp("Destination file, or - for stdout.", valueName: "dest")) public var to: String
     @Option(help: "zstd level (1–19; negative: faster).") public var level: Int32 = 3
-    @Option(help: "Compression threads (libzstd workers; 0: compress on this thread).") public var threads: Int32?
+    @Option(help: "Compression threads (default: one per core).") public var threads: Int32?
     @Flag(name: [.customShort("m"), .customLong("metadata-snap")], help: "Read through the metadata snapshot already held.")
     public var metadataSnap = false
     @Flag(help: "Read the live metadata without a metadata snapshot (a pool nobody uses).") public var liveMetadata = false

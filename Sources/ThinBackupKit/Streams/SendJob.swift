@@ -109,8 +109,9 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         expectedBlocks: req.base == nil ? target.mappedBlocks : 0)
     // The final check runs before the sink completes, so a stream of a device in use is never published.
     let sink = FinishHook(try givenSink ?? FileSink(path: req.destination)) { try checkUnchanged("was written during the send") }
-    let sender = StreamSender(header: header, reader: blocks,
-                              compressor: try ZstdCompressor(level: req.level, workers: req.workers),
+    // Frames are independent: one single-threaded compressor per core, two records in flight each.
+    let compressors = try (0..<max(1, Int(req.workers)) * 2).map { _ in try ZstdCompressor(level: req.level, workers: 0) }
+    let sender = StreamSender(header: header, reader: blocks, compressors: compressors,
                               sink: sink, baseDigest: baseDigest, resumeAt: resume)
     let expected = header.expectedBlocks * UInt64(bs)
     sender.onProgress = { done, written in meter.update(done: done, total: expected, streamBytes: written) }
