@@ -20,16 +20,22 @@ NBLK=$(python3 -c "import json;print(json.load(open('$P/pool.json'))['devices'][
 DEVBYTES=$((NBLK * BS))
 
 # run NAME BYTES CMD...: times CMD, prints a table row (seconds, MB/s of BYTES, max RSS).
-declare -A SECS
+# CPU seconds (user+sys of the command and all its children) are shown too: on a shared machine
+# wall time depends on how many runnable processes a command has, CPU time much less.
+declare -A SECS CPU
 run() {
     local name=$1 bytes=$2; shift 2
-    /usr/bin/time -f "%e %M" -o "$W/t" bash -c "$*" >/dev/null
-    read -r secs rss < "$W/t"
+    /usr/bin/time -f "%e %U %S %M" -o "$W/t" bash -c "$*" >/dev/null
+    read -r secs usr sys rss < "$W/t"
     SECS[$name]=$secs
-    printf "| %-44s | %8.2f s | %8.0f MB/s | %7.0f MiB |\n" "$name" "$secs" \
-        "$(echo "$bytes / 1000000 / ($secs + 0.0001)" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+    CPU[$name]=$(echo "$usr + $sys" | bc -l)
+    printf "| %-46s | %7.2f s | %6.0f MB/s | %7.2f s | %5.0f MiB |\n" "$name" "$secs" \
+        "$(echo "$bytes / 1000000 / ($secs + 0.0001)" | bc -l)" "${CPU[$name]}" "$(echo "$rss / 1024" | bc -l)"
 }
-ratio() { printf "%s: %.2f×\n" "$1" "$(echo "${SECS[$2]} / ${SECS[$3]}" | bc -l)"; }
+ratio() {
+    printf "%-40s wall %.2f×, CPU %.2f×\n" "$1:" "$(echo "${SECS[$2]} / ${SECS[$3]}" | bc -l)" \
+        "$(echo "${CPU[$2]} / (${CPU[$3]} + 0.001)" | bc -l)"
+}
 
 # dd of each mapped run (full) or changed run (incremental) from the data file, concatenated.
 ddruns='while read -r db len; do dd if='"$P"'/data bs=64K skip=$db count=$len status=none; done'
@@ -37,10 +43,10 @@ fullruns="thin_dump --dev-id 1 $P/metadata | awk 'match(\$0,/data_begin=\"[0-9]+
 incruns="thin_delta --verbose --thin1 1 --thin2 2 $P/metadata | awk '/<different>|<right_only>/{s=1} /<same>|<left_only>/{s=0} s && match(\$0,/(right_)?data_begin=\"[0-9]+\"/){x=substr(\$0,RSTART,RLENGTH); sub(/.*=\"/,\"\",x); sub(/\"/,\"\",x); match(\$0,/length=\"[0-9]+\"/); print x, substr(\$0,RSTART+8,RLENGTH-9)}'"
 CHANGED=$(bash -c "$incruns" | awk '{s+=$2} END {print s*65536}')
 
-echo "device: $DEVBYTES bytes; incremental: $CHANGED changed bytes; $(nproc) cores"
+echo "device: $DEVBYTES bytes; incremental: $CHANGED changed bytes; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| what | time | rate (of device or changed bytes) | max RSS |"
-echo "|---|---|---|---|"
+echo "| what | wall | rate (device or changed bytes / wall) | CPU (user+sys) | max RSS |"
+echo "|---|---|---|---|---|"
 run "send full (thin-backup, zstd -3, 2 threads)" $DEVBYTES "$TB send --pool $P --snap 1 --to $W/full.tbs --quiet --json > $W/full.json"
 run "pipeline full: thin_dump + dd + zstd -3" $DEVBYTES "$fullruns | $ddruns | zstd -3 -q -c > $W/pipe_full.zst"
 run "pipeline full: thin_dump + dd + zstd -3 -T0" $DEVBYTES "$fullruns | $ddruns | zstd -3 -T0 -q -c > $W/pipe_full_t.zst"
@@ -69,4 +75,6 @@ ratio "send full vs pipeline (zstd -3)" "pipeline full: thin_dump + dd + zstd -3
 ratio "send full vs pipeline (zstd -3 -T0)" "pipeline full: thin_dump + dd + zstd -3 -T0" "send full (thin-backup, zstd -3, 2 threads)"
 ratio "send incr. vs pipeline (zstd -3)" "pipeline incr.: thin_delta + dd + zstd -3" "send 5% incr. (--base-digest)"
 ratio "send incr. vs pipeline (zstd -3 -T0)" "pipeline incr.: thin_delta + dd + zstd -3 -T0" "send 5% incr. (--base-digest)"
-ratio "receive full: dd time / receive time" "dd of the device's bytes (bs=1M, fdatasync)" "receive full"
+ratio "receive full: dd / receive" "dd of the device's bytes (bs=1M, fdatasync)" "receive full"
+ratio "receive incr.: dd / receive" "dd of the changed bytes (bs=1M, fdatasync)" "receive 5% incr."
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -120,6 +120,12 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
     do {
         summary = try sender.send { body in
             let check: (DeltaRun) throws -> Void = { run in
+                var run = run
+                if run.kind == .leftOnly && run.end > blockCount {
+                    // Gone because the target is smaller than its base: the receiver truncates to the new size.
+                    guard run.begin < blockCount else { return }
+                    run.length = blockCount - run.begin
+                }
                 guard run.end <= blockCount else {
                     throw CommandFailure("thin device \(req.target) maps block \(run.end - 1), beyond its size of \(size) bytes (pass --size)")
                 }
