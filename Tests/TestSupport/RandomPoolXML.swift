@@ -160,10 +160,13 @@ public enum RandomPoolXML {
                 }
                 let n = Int(Swift.min(UInt64(runLength(max: count - placed)), room))
                 let data = allocate(n)
-                let runTime = time - UInt32(below(UInt64(time - minTime) + 1))
+                // Later writes (after snapshots still to come) carry later times; the pool's
+                // time is raised to the largest mapping time at the end.
+                let maxTime = time + (chance(40) ? UInt32(below(4)) : 0)
+                let runTime = maxTime - UInt32(below(UInt64(maxTime - minTime) + 1))
                 let mixed = chance(15)
                 for x in 0..<n {
-                    let t = mixed ? time - UInt32(below(UInt64(time - minTime) + 1)) : runTime
+                    let t = mixed ? maxTime - UInt32(below(UInt64(maxTime - minTime) + 1)) : runTime
                     added.append(Mapping(virtualBlock: cursor + UInt64(x), dataBlock: data[x], time: t))
                 }
                 placed += n
@@ -253,6 +256,7 @@ public enum RandomPoolXML {
             }
             transaction += below(1000)
             devices.sort { $0.id < $1.id }
+            for d in devices { for m in d.mappings where m.time > time { time = m.time } }
             let sizes: [UInt32] = [128, 128, 256, 1024, 2048, 65536]
             return Pool(seed: seed, time: time, transaction: transaction, version: chance(80) ? 2 : 1,
                         dataBlockSize: sizes[Int(below(UInt64(sizes.count)))],
