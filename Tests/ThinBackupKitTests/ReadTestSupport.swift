@@ -48,10 +48,6 @@ enum Read {
         }
     }
 
-    static func oracle(_ tool: String, _ args: [String]) throws -> Tool.Result {
-        try Tool.run(tool, args)
-    }
-
     /// Device ids in a metadata file, read with thin_dump --skip-mappings (the oracle).
     static func deviceIDs(_ path: String, snap: Bool = false) throws -> [UInt64] {
         let r = try Tool.run("thin_dump", [path, "--skip-mappings"] + (snap ? ["-m"] : []))
@@ -79,13 +75,10 @@ struct Surgery {
     /// Applies `change` to block `block`, then reseals it as a `kind` block (nil: leave the checksum stale).
     func patch(_ block: UInt64, reseal kind: BlockKind?, _ change: (inout [UInt8]) -> Void) throws {
         var b = try read(block)
-        let location = b.le64(8)
         change(&b)
         if let kind {
             // Keep whatever own-location the change wrote; only recompute the checksum.
-            let loc = b.le64(8)
-            Checksum.seal(&b, kind: kind, location: loc)
-            _ = location
+            Checksum.seal(&b, kind: kind, location: b.le64(8))
         }
         try write(block, b)
     }
