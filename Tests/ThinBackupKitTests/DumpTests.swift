@@ -36,6 +36,23 @@ import TestSupport
         #expect(m.output.isEmpty)
     }
 
+    /// Many small pools (0 … 3000 mappings): dump and pool ls against the oracles.
+    @Test func manySmallSeeds() throws {
+        try #require(Tool.hasThinTools)
+        let dir = TempDir("dumpmany")
+        for seed in UInt64(1000)..<UInt64(1060) {
+            var rng = SeededRNG(seed: seed)
+            let n = Int(rng.next() % 4) == 0 ? Int(rng.next() % 3) : Int(rng.next() % 3000)
+            let pool = RandomPoolXML.generate(seed: seed, mappings: n)
+            let meta = try RandomPool.restore(pool, into: dir)
+            let t = try Tool.run("thin_dump", [meta])
+            #expect(try Read.dump(["--metadata", meta]) == t.stdout, "seed \(seed), \(n) mappings")
+            let l = try Tool.run("thin_ls", [meta, "-o", Read.allLsFields])
+            #expect(try Read.ls(["--metadata", meta, "--fields", Read.allLsFields]) == l.stdout, "seed \(seed), \(n) mappings")
+            try FileManager.default.removeItem(atPath: meta)
+        }
+    }
+
     @Test(arguments: KernelFixtures.names)
     func kernelFixturesMatchThinDump(name: String) throws {
         try #require(Tool.hasThinTools)
