@@ -69,7 +69,7 @@ import TestSupport
     }
 
     /// Blocks read by the changes-only diff: never a block both trees reach (so
-    /// nothing under a shared subtree), and no block twice.
+    /// nothing under a shared subtree), no block twice, exactly the unshared nodes.
     @Test(arguments: 1...12)
     func changesReadOnlyUnsharedBlocks(seed: UInt64) throws {
         var rng = SeededRNG(seed: seed &* 7919)
@@ -101,6 +101,7 @@ import TestSupport
         let read = counter.distinct.subtracting(before0)
         #expect(read.isDisjoint(with: shared), "seed \(seed): read shared blocks \(read.intersection(shared).sorted())")
         #expect(counter.reads - before == read.count, "seed \(seed): a block was read twice")
+        #expect(read == left.symmetricDifference(right), "seed \(seed): exactly the unshared nodes are read")
     }
 
     /// After a one-block write to the origin of a snapshot with a large tree, the
