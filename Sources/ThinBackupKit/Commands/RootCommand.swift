@@ -9,6 +9,7 @@ public struct RootCommand: ParsableCommand {
             // Each topic registers its command here (one line each).
             Dump.self,
             PoolCommand.self,
+            DeltaCommand.self,
         ]
     )
 
