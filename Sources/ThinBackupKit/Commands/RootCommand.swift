@@ -10,6 +10,10 @@ public struct RootCommand: ParsableCommand {
             Dump.self,
             PoolCommand.self,
             DeltaCommand.self,
+            SendCommand.self,
+            ReceiveCommand.self,
+            MergeCommand.self,
+            VerifyCommand.self,
         ]
     )
 
