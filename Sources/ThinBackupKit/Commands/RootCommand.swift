@@ -14,6 +14,7 @@ public struct RootCommand: ParsableCommand {
             ReceiveCommand.self,
             MergeCommand.self,
             VerifyCommand.self,
+            ServeCommand.self,
         ]
     )
 
