@@ -40,7 +40,7 @@ struct KernelFixtureTests {
         let liveIDs = Set(try reader.live.devices().map(\.id))
         #expect(liveIDs == Set(final.keys), "\(dir): device ids in metadata vs read by the kernel")
         for (id, want) in final.sorted(by: { $0.key < $1.key }) {
-            let got = try sha256(DeviceReader(view: reader.live, data: data, device: id), size: want.bytes)
+            let got = try sha256(ThinDeviceReader(view: reader.live, data: data, device: id), size: want.bytes)
             #expect(got == want.sha, "\(dir): thin\(id) final: PoolCore \(got) kernel \(want.sha)")
         }
 
@@ -54,7 +54,7 @@ struct KernelFixtureTests {
             // A metadata snapshot freezes mappings, not data: blocks overwritten in place
             // or discarded after the reserve read differently now (see kernel-fixture README).
             if let blocks = changed[String(id)] as? [String: Any], !blocks.isEmpty { continue }
-            let got = try sha256(DeviceReader(view: msnap, data: data, device: id), size: want.bytes)
+            let got = try sha256(ThinDeviceReader(view: msnap, data: data, device: id), size: want.bytes)
             #expect(got == want.sha, "\(dir): thin\(id) via metadata snapshot: PoolCore \(got) kernel \(want.sha)")
             compared += 1
         }
@@ -120,7 +120,7 @@ struct KernelFixtureTests {
           .enabled(if: CLI.has(["pool", "check"]), "thin-backup has no `pool check` yet"),
           arguments: KernelEnv.scenarios)
     func poolCheck(dir: String) throws {
-        let pool = try PoolDir(fixture: dir)
+        let pool = try PoolDir.of(dir, sizes: readKernelHashes("\(dir)/vm/sha256-final.txt").mapValues(\.bytes))
         let r = try CLI.run(["pool", "check"] + pool.args(for: ["pool", "check"]))
         #expect(r.ok, "\(dir): pool check failed (\(r.status)): \(r.stderr)\(r.stdout)")
     }
@@ -130,7 +130,7 @@ struct KernelFixtureTests {
           .enabled(if: CLI.has(["pool", "ls"]), "thin-backup has no `pool ls` yet"),
           arguments: KernelEnv.scenarios)
     func poolLs(dir: String) throws {
-        let pool = try PoolDir(fixture: dir)
+        let pool = try PoolDir.of(dir, sizes: readKernelHashes("\(dir)/vm/sha256-final.txt").mapValues(\.bytes))
         let fields = "DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME"
         let takesO = CLI.help(["pool", "ls"]).contains("-o")
         var cases: [([String], String)] = [([], "thin_ls.txt")]
@@ -153,9 +153,10 @@ struct KernelFixtureTests {
           .enabled(if: CLI.has(["pool", "read"]), "thin-backup has no `pool read` yet"),
           arguments: KernelEnv.scenarios)
     func poolRead(dir: String) throws {
-        let pool = try PoolDir(fixture: dir)
+        let final = try readKernelHashes("\(dir)/vm/sha256-final.txt")
+        let pool = try PoolDir.of(dir, sizes: final.mapValues(\.bytes))
         let tmp = TempDir("kread")
-        for (id, want) in try readKernelHashes("\(dir)/vm/sha256-final.txt").sorted(by: { $0.key < $1.key }) {
+        for (id, want) in final.sorted(by: { $0.key < $1.key }) {
             let out = tmp.file("thin\(id)")
             let args = ["pool", "read"] + pool.args(for: ["pool", "read"]) + ["--dev", "\(id)", "--to", out]
             let r = try CLI.run(args)
@@ -170,7 +171,7 @@ struct KernelFixtureTests {
 
     // MARK: helpers
 
-    func sha256(_ reader: DeviceReader, size: UInt64) throws -> String {
+    func sha256(_ reader: ThinDeviceReader, size: UInt64) throws -> String {
         let pipe = try SHA256Pipe()
         try reader.read(size: size) { try pipe.write($0) }
         return try pipe.finish()
@@ -199,22 +200,38 @@ struct KernelFixtureTests {
     }
 }
 
-/// A `--pool DIR` view of a fixture: `metadata` is a copy (nothing may touch the
-/// kernel's image), `data` a symbolic link to the kernel's data.img.
-final class PoolDir {
+/// A `--pool DIR` copy of a fixture (`metadata`, `data`, and a `pool.json` giving the
+/// device sizes that dm-thin keeps in its table lines, not in the metadata). Copies,
+/// because nothing may change the kernel's images; one per fixture folder.
+final class PoolDir: @unchecked Sendable {
     let tmp = TempDir("kpool")
     let path: String
-    let fixture: String
 
-    init(fixture: String) throws {
-        self.fixture = fixture
-        path = tmp.path
-        let cp = try Tool.run("cp", ["--sparse=always", "\(fixture)/metadata.img", "\(path)/metadata"])
-        guard cp.ok else { throw KernelTestError("cp metadata: \(cp.stderr)") }
-        try FileManager.default.createSymbolicLink(atPath: "\(path)/data", withDestinationPath: "\(fixture)/data.img")
+    nonisolated(unsafe) private static var cache: [String: PoolDir] = [:]
+    private static let lock = NSLock()
+
+    /// The shared copy of `fixture` (its metadata.img, data.img) with devices of `sizes` bytes.
+    static func of(_ fixture: String, sizes: [UInt64: UInt64]) throws -> PoolDir {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = cache[fixture] { return p }
+        let p = try PoolDir(fixture: fixture, sizes: sizes)
+        cache[fixture] = p
+        return p
     }
 
-    /// `--pool DIR` when the command takes it, else `--metadata F --data F`.
+    private init(fixture: String, sizes: [UInt64: UInt64]) throws {
+        path = tmp.path
+        for (from, to) in [("metadata.img", "metadata"), ("data.img", "data")] {
+            let cp = try Tool.run("cp", ["--sparse=always", "\(fixture)/\(from)", "\(path)/\(to)"])
+            guard cp.ok else { throw KernelTestError("cp \(from): \(cp.stderr)") }
+        }
+        let devices = sizes.sorted { $0.key < $1.key }.map { "\"\($0.key)\": {\"size\": \($0.value)}" }
+        try "{\"version\": 1, \"devices\": {\(devices.joined(separator: ", "))}}\n"
+            .write(toFile: "\(path)/pool.json", atomically: true, encoding: .utf8)
+    }
+
+    /// `--pool DIR` when the command takes it, else `--metadata F` (and `--data F`).
     func args(for command: [String]) -> [String] {
         let help = CLI.help(command)
         if help.contains("--pool") { return ["--pool", path] }

@@ -50,7 +50,7 @@ struct KernelTakeOverTests {
         let reader = try MetadataReader(path: "\(dir)/input/metadata")
         let data = try RandomAccessFile(path: "\(dir)/input/data", writable: false)
         for (id, size) in devices.sorted(by: { $0.key < $1.key }) {
-            let ours = try sha256(DeviceReader(view: reader.live, data: data, device: id), size: size)
+            let ours = try sha256(ThinDeviceReader(view: reader.live, data: data, device: id), size: size)
             let theirs = kernel[String(id)] as? String
             #expect(theirs == ours, "\(dir): thin\(id): kernel read \(theirs ?? "nothing"), ThinBackup \(ours)")
         }
@@ -87,7 +87,7 @@ struct KernelTakeOverTests {
         let data = try RandomAccessFile(path: "\(dir)/out/data.img", writable: false)
         #expect(Set(try reader.live.devices().map(\.id)).isSuperset(of: sizes.keys))
         for (id, size) in sizes.sorted(by: { $0.key < $1.key }) {
-            let ours = try sha256(DeviceReader(view: reader.live, data: data, device: id), size: size)
+            let ours = try sha256(ThinDeviceReader(view: reader.live, data: data, device: id), size: size)
             let theirs = after[String(id)] as? String
             #expect(theirs == ours, "\(dir): thin\(id) after the kernel's writes: kernel \(theirs ?? "nothing"), ThinBackup \(ours)")
         }
@@ -97,12 +97,12 @@ struct KernelTakeOverTests {
             #expect(r.stdout == want, "\(dir): dump of the kernel-written metadata: \(firstDifference(r.stdout, want))")
         }
         if CLI.has(["pool", "check"]) {
-            let pool = try PoolDir(fixture: "\(dir)/out")
+            let pool = try PoolDir.of("\(dir)/out", sizes: sizes)
             let r = try CLI.run(["pool", "check"] + pool.args(for: ["pool", "check"]))
             #expect(r.ok, "\(dir): pool check after the kernel's writes: \(r.stderr)\(r.stdout)")
         }
         if CLI.has(["pool", "read"]) {
-            let pool = try PoolDir(fixture: "\(dir)/out")
+            let pool = try PoolDir.of("\(dir)/out", sizes: sizes)
             let tmp = TempDir("ktoback")
             for (id, size) in sizes.sorted(by: { $0.key < $1.key }) {
                 let out = tmp.file("thin\(id)")
@@ -155,7 +155,7 @@ struct KernelTakeOverTests {
         return out
     }
 
-    func sha256(_ reader: DeviceReader, size: UInt64) throws -> String {
+    func sha256(_ reader: ThinDeviceReader, size: UInt64) throws -> String {
         let pipe = try SHA256Pipe()
         try reader.read(size: size) { try pipe.write($0) }
         return try pipe.finish()

@@ -3,7 +3,7 @@
 /// block, an unmapped one reads as zeros.
 ///
 /// The metadata does not store a device's size, so the caller gives it.
-public struct DeviceReader {
+public struct ThinDeviceReader {
     public let view: MetadataView
     public let data: RandomAccessFile
     public let device: UInt64
