@@ -54,7 +54,7 @@ public struct DeltaCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let out = StandardOutput()
+        let out = TextOutput.standardOutput()
         try execute(to: out)
         try out.flush()
     }
@@ -63,7 +63,7 @@ public struct DeltaCommand: ParsableCommand {
     var metadataPath: String { metadata ?? "\(pool!)/metadata" }
 
     /// Runs the diff and prints it to `out` (tests call this directly).
-    public func execute(to out: any TextOutput, source: (any BlockReading)? = nil) throws {
+    public func execute(to out: TextOutput, source: (any BlockReading)? = nil) throws {
         let reader = try source.map { s throws(MetadataError) in try MetadataReader(source: s) }
             ?? MetadataReader(path: metadataPath)
         let view: MetadataView

@@ -37,13 +37,13 @@ public struct DeltaHeader: Sendable {
 public final class DeltaPrinter {
     public enum Style: Sendable { case plain, verbose, json }
 
-    private let out: any TextOutput
+    private let out: TextOutput
     private let style: Style
     private let header: DeltaHeader
     /// plain: the element being merged; verbose: the open wrapper's kind.
     private var pending: (kind: DeltaKind, begin: UInt64, end: UInt64)?
 
-    public init(style: Style, header: DeltaHeader, to out: any TextOutput) {
+    public init(style: Style, header: DeltaHeader, to out: TextOutput) {
         self.style = style
         self.header = header
         self.out = out

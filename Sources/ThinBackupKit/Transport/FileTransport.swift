@@ -4,11 +4,11 @@ import Glibc
 #endif
 
 /// A failure of a local file or pipe transport, naming the path and the call.
-public struct TransportError: Error, CustomStringConvertible {
+public struct LocalIOError: Error, CustomStringConvertible {
     public let message: String
     public var description: String { message }
-    static func errno(_ call: String, _ path: String) -> TransportError {
-        TransportError(message: "\(call) \(path): \(String(cString: strerror(Glibc.errno)))")
+    static func errno(_ call: String, _ path: String) -> LocalIOError {
+        LocalIOError(message: "\(call) \(path): \(String(cString: strerror(Glibc.errno)))")
     }
 }
 
@@ -35,13 +35,13 @@ public final class FileSink: ByteSink {
         } else if special {
             // A device, FIFO or /dev/null: written in place (never renamed over).
             let f = open(path, O_WRONLY | O_CLOEXEC)
-            guard f >= 0 else { throw TransportError.errno("open", path) }
+            guard f >= 0 else { throw LocalIOError.errno("open", path) }
             fd = f
             partialPath = nil
         } else {
             let p = path + ".partial"
             let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard f >= 0 else { throw TransportError.errno("open", p) }
+            guard f >= 0 else { throw LocalIOError.errno("open", p) }
             fd = f
             partialPath = p
         }
@@ -75,7 +75,7 @@ public final class FileSink: ByteSink {
             let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw TransportError.errno("write", path == "-" ? "standard output" : path)
+                throw LocalIOError.errno("write", path == "-" ? "standard output" : path)
             }
             done += n
         }
@@ -88,10 +88,10 @@ public final class FileSink: ByteSink {
             if fd != 1 && !closed { close(fd); closed = true }
             return
         }
-        guard fsync(fd) == 0 else { throw TransportError.errno("fsync", p) }
+        guard fsync(fd) == 0 else { throw LocalIOError.errno("fsync", p) }
         close(fd)
         closed = true
-        guard rename(p, path) == 0 else { throw TransportError.errno("rename to \(path)", p) }
+        guard rename(p, path) == 0 else { throw LocalIOError.errno("rename to \(path)", p) }
     }
 }
 
@@ -109,7 +109,7 @@ public final class FileSource: ByteSource {
             fd = 0
         } else {
             let f = open(path, O_RDONLY | O_CLOEXEC)
-            guard f >= 0 else { throw TransportError.errno("open", path) }
+            guard f >= 0 else { throw LocalIOError.errno("open", path) }
             fd = f
         }
         var st = stat()
@@ -123,7 +123,7 @@ public final class FileSource: ByteSource {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n < 0 {
                 if errno == EINTR { continue }
-                throw TransportError.errno("read", path == "-" ? "standard input" : path)
+                throw LocalIOError.errno("read", path == "-" ? "standard input" : path)
             }
             bytesRead += UInt64(n)
             return n
