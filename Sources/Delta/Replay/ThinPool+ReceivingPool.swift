@@ -49,6 +49,13 @@ extension ThinPool: ReceivingPool {
     private struct StoredReceipt: Codable {
         var transaction: UInt64
         var receipt: Receipt
+        /// The local device the receipt is about (a device deleted and re-created with the same id is another one).
+        var local: SnapshotIdentity?
+    }
+
+    private func localIdentity(_ dev: UInt64) -> SnapshotIdentity? {
+        guard let d = try? details(of: dev) else { return nil }
+        return SnapshotIdentity(device: dev, creationTime: d.creationTime, snapshottedTime: 0, transactionID: d.transactionID)
     }
 
     public func receipts() throws -> [UInt64: Receipt] {
@@ -57,7 +64,8 @@ extension ThinPool: ReceivingPool {
         for (k, v) in annotations(prefix: "receipt.") {
             guard let dev = UInt64(k.dropFirst("receipt.".count)),
                   let s = try? JSONDecoder().decode(StoredReceipt.self, from: Data(v.utf8)),
-                  s.transaction <= now else { continue }
+                  s.transaction <= now,
+                  s.local == nil || s.local == localIdentity(dev) else { continue }
             out[dev] = s.receipt
         }
         return out
@@ -65,7 +73,7 @@ extension ThinPool: ReceivingPool {
 
     public func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {
         guard let receipt else { return try setAnnotation("receipt.\(dev)", nil) }
-        let s = StoredReceipt(transaction: metadata.transactionID + 1, receipt: receipt)
+        let s = StoredReceipt(transaction: metadata.transactionID + 1, receipt: receipt, local: localIdentity(dev))
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         try setAnnotation("receipt.\(dev)", String(decoding: try enc.encode(s), as: UTF8.self))

@@ -103,3 +103,25 @@ import TestSupport
         }
     }
 }
+
+extension ThinPoolReplayTests {
+    /// A device deleted and re-created under the same id is not the one that was received.
+    @Test func receiptsDoNotOutliveTheirDevice() throws {
+        let dir = TempDir("replay-reuse")
+        let (s, ids) = ReplayTests.chain(seed: 23, length: 1)
+        let pool = try Self.makePool(dir)
+        let full = try s.send(ids[0], from: nil, streamID: 1)
+        _ = try Replayer(pool: pool).receive(from: MemorySource(full))
+        #expect(try Replayer(pool: pool).receive(from: MemorySource(full)).outcome == .alreadyReceived)
+        try pool.delete(ids[0])
+        try pool.commit()
+        try pool.createThin(ids[0], virtualSize: 1 << 20)
+        try pool.commit()
+        #expect(throws: ReplayError.deviceExists(ids[0])) { _ = try Replayer(pool: pool).receive(from: MemorySource(full)) }
+        // Under another id it is received again, byte-identical.
+        let r = Replayer(pool: pool)
+        r.targetID = 77
+        #expect(try r.receive(from: MemorySource(full)).outcome == .received)
+        #expect(try pool.read(77, offset: 0, count: s.image(ids[0]).count) == s.image(ids[0]))
+    }
+}
