@@ -175,7 +175,10 @@ public final class MetadataChecker {
 
     /// One more pointer to metadata block `block`.
     private func ref(_ block: UInt64, from: UInt64?, role: String) throws {
-        if block >= metadataLimit || (block == 0 && from != nil) {
+        if block == 0 && from != nil {
+            throw CheckProblem("block \(from!): \(role) pointer to block 0 (the superblock)")
+        }
+        if block >= metadataLimit {
             throw CheckProblem("block \(from ?? 0): \(role) pointer to block \(block) is outside the metadata space map (\(metadataLimit) blocks)")
         }
         expectedMetadata[Int(block)] &+= 1
