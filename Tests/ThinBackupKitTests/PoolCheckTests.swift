@@ -14,7 +14,7 @@ import TestSupport
         #expect(s.hasPrefix("clean: "), "\(name): \(s)")
     }
 
-    @Test(arguments: [(UInt64(41), 0), (42, 1), (43, 300), (44, 9000), (45, 60_000)])
+    @Test(arguments: [(UInt64(41), 0), (42, 1), (43, 300), (44, 9000), (45, 60_000), (46, 500), (47, 700), (48, 900)])
     func randomPoolsAreClean(seed: UInt64, mappings: Int) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("checkr")
@@ -25,6 +25,20 @@ import TestSupport
         #expect(s.contains(" \(mappings) mappings in distinct leaves"), "seed \(seed): \(s)")
         let distinctData = Set(pool.devices.flatMap { $0.mappings.map(\.dataBlock) }).count
         #expect(s.contains("data \(distinctData)/\(pool.dataBlockCount) blocks in use"), "seed \(seed): \(s)")
+        #expect(s.contains("NEEDS_CHECK flag set") == (pool.flags == 1), "seed \(seed): \(s)")
+    }
+
+    @Test func needsCheckFlagIsReported() throws {
+        try #require(Tool.hasThinTools)
+        let dir = TempDir("checkn")
+        for flags: UInt32 in [0, 1] {
+            var pool = RandomPoolXML.generate(seed: 49, mappings: 100)
+            pool.flags = flags
+            let meta = try RandomPool.restore(pool, into: dir, name: "flags\(flags)")
+            let s = try Read.check(meta)
+            #expect(s.hasPrefix("clean: ") && s.contains("NEEDS_CHECK flag set") == (flags == 1), "\(s)")
+            #expect(try Read.dump(["--metadata", meta]) == (try Tool.run("thin_dump", [meta])).stdout)
+        }
     }
 
     /// The data block of device `dev`'s first mapping, and where its count sits in the data space map.

@@ -27,6 +27,8 @@ public final class MetadataChecker {
         public var dataBlockCount: UInt64
         /// The held metadata snapshot's block, 0 if none.
         public var heldRoot: UInt64
+        /// The superblock's NEEDS_CHECK flag (set by the kernel after a failed metadata operation).
+        public var needsCheck: Bool = false
     }
 
     enum Tree: Equatable {
@@ -142,7 +144,8 @@ public final class MetadataChecker {
         let dataInUse = try compareData(dsm)
         return Report(transactionID: sb.transactionID, devices: devices, leafMappings: leafMappings,
                       metadataBlocksInUse: metaInUse, metadataBlockCount: metadataLimit,
-                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot)
+                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot,
+                      needsCheck: sb.needsCheck)
     }
 
     /// Walks the details and mapping trees of one superblock and checks they agree.
