@@ -227,6 +227,13 @@ public final class MetadataChecker {
         if n.isInternal && c == 0 {
             throw CheckProblem("block \(block): bad B-tree node: internal node with no entries (\(tree.name))")
         }
+        // As thin_check: capacity a multiple of 3, and every node below a root at least a third full.
+        if n.maxEntries % 3 != 0 {
+            throw CheckProblem("block \(block): bad B-tree node: max_entries \(n.maxEntries) is not a multiple of 3 (\(tree.name))")
+        }
+        if depth > 0 && c < n.maxEntries / 3 {
+            throw CheckProblem("block \(block): bad B-tree node: \(c) entries in a non-root node, at least \(n.maxEntries / 3) expected (\(tree.name), reached from block \(from))")
+        }
         var s = Summary(tree: tree, entries: 0, minKey: c > 0 ? n.key(0) : 0, maxKey: c > 0 ? n.key(c - 1) : 0)
         path.insert(block)
         defer { path.remove(block) }
