@@ -100,7 +100,8 @@ import TestSupport
             // Deliberate difference: thin_dump 0.9.0 silently leaves the looping subtree out
             // and exits 0 — a partial dump passed off as complete. We refuse instead.
             let td = try Tool.run("thin_dump", [t.meta])
-            let full = try Tool.run("thin_dump", [try KernelFixtures.decompress("tmeta", into: TempDir("pristine"))])
+            let pristine = TempDir("pristine")
+            let full = try withExtendedLifetime(pristine) { try Tool.run("thin_dump", [try KernelFixtures.decompress("tmeta", into: pristine)]) }
             #expect(td.ok && td.stdout.count < full.stdout.count)
         }
     }
