@@ -157,6 +157,7 @@ import TestSupport
     @Test func errorLateInALargeDump() throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("corruptbig")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try RandomPool.restore(seed: 77, mappings: 120_000, into: dir)
         let view = try MetadataReader(path: meta).live
         let lastDev = try #require(try view.devices().last?.id)

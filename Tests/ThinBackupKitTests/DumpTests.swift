@@ -15,6 +15,7 @@ import TestSupport
     func randomPoolsMatchThinDump(seed: UInt64, mappings: Int) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("dump")
+        defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         let meta = try RandomPool.restore(pool, into: dir)
         let ours = try Read.dump(["--metadata", meta])
@@ -40,6 +41,7 @@ import TestSupport
     @Test func manySmallSeeds() throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("dumpmany")
+        defer { withExtendedLifetime(dir) {} }
         for seed in UInt64(1000)..<UInt64(1060) {
             var rng = SeededRNG(seed: seed)
             let n = Int(rng.next() % 4) == 0 ? Int(rng.next() % 3) : Int(rng.next() % 3000)
@@ -57,6 +59,7 @@ import TestSupport
     func kernelFixturesMatchThinDump(name: String) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("dumpk")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
         let theirs = try Tool.run("thin_dump", [meta])
         try #require(theirs.ok)

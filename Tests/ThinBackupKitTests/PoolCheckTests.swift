@@ -9,6 +9,7 @@ import TestSupport
     @Test(arguments: KernelFixtures.names)
     func kernelFixturesAreClean(name: String) throws {
         let dir = TempDir("checkk")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
         let s = try Read.check(meta)
         #expect(s.hasPrefix("clean: "), "\(name): \(s)")
@@ -18,6 +19,7 @@ import TestSupport
     func randomPoolsAreClean(seed: UInt64, mappings: Int) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("checkr")
+        defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         let meta = try RandomPool.restore(pool, into: dir)
         let s = try Read.check(meta)
@@ -31,6 +33,7 @@ import TestSupport
     @Test func needsCheckFlagIsReported() throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("checkn")
+        defer { withExtendedLifetime(dir) {} }
         for flags: UInt32 in [0, 1] {
             var pool = RandomPoolXML.generate(seed: 49, mappings: 100)
             pool.flags = flags
@@ -68,6 +71,7 @@ import TestSupport
     @Test(arguments: ["tmeta", "tmeta_with_shared_internals_and_leaves"])
     func wrongDataCountIsFound(name: String) throws {
         let dir = TempDir("checkd")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
         let (d, bitmap, count) = try Self.firstDataBlock(meta)
         try #require(count == 1 || count == 2)
@@ -84,6 +88,7 @@ import TestSupport
 
     @Test func wrongMetadataCountIsFound() throws {
         let dir = TempDir("checkm")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress("tmeta", into: dir)
         let r = try MetadataReader(path: meta)
         let details = r.superblock.deviceDetailsRoot
@@ -100,6 +105,7 @@ import TestSupport
 
     @Test func leakedMetadataBlockIsFound() throws {
         let dir = TempDir("checkl")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress("tmeta_with_empty_roots", into: dir)
         let r = try MetadataReader(path: meta)
         let msm = r.live.metadataSpaceMap

@@ -15,6 +15,7 @@ import TestSupport
     @Test(arguments: ["tmeta_with_metadata_snap", "tmeta_with_shared_internals_and_leaves"])
     func resealedGarbageNeverCrashes(name: String) throws {
         let dir = TempDir("damage")
+        defer { withExtendedLifetime(dir) {} }
         let copy = try KernelFixtures.decompress(name, into: dir)
         // The blocks worth hitting: everything the checker reads on the clean image.
         let reader = CountingReader(try FileMetadataDevice(path: copy))
