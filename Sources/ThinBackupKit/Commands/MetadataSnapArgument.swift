@@ -22,9 +22,17 @@ public struct MetadataSnapOptions: ParsableArguments {
         }
     }
 
-    /// Rewrites `-mN`, `-m N`, `--metadata-snap=N`, `--metadata-snap N` into
-    /// `--metadata-snap --metadata-snap-block N`. Arguments after `--` are left alone.
+    /// The commands (as argument prefixes) whose `-m` is this option; others keep their own `-m`.
+    public static let commands: [[String]] = [["dump"], ["delta"], ["pool", "ls"]]
+
+    /// For the `commands` above, rewrites `-mN`, `-m N`, `--metadata-snap=N`, `--metadata-snap N`
+    /// into `--metadata-snap --metadata-snap-block N`. Arguments after `--` are left alone.
     public static func normalize(_ args: [String]) -> [String] {
+        guard let prefix = commands.first(where: { args.starts(with: $0) }) else { return args }
+        return prefix + rewrite(Array(args.dropFirst(prefix.count)))
+    }
+
+    static func rewrite(_ args: [String]) -> [String] {
         var out: [String] = []
         var i = 0
         func isNumber(_ s: Substring) -> Bool { !s.isEmpty && s.allSatisfy { $0.isASCII && $0.isNumber } }
