@@ -8,6 +8,17 @@ public struct PoolCommand: ParsableCommand {
         subcommands: [
             Ls.self,
             Check.self,
+            Create.self,
+            CreateThin.self,
+            Snapshot.self,
+            Write.self,
+            Read.self,
+            Discard.self,
+            Delete.self,
+            Info.self,
+            ReserveMetadataSnap.self,
+            ReleaseMetadataSnap.self,
+            Resize.self,
         ]
     )
 
