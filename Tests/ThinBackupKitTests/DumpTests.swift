@@ -95,15 +95,20 @@ import TestSupport
         }
     }
 
-    @Test func metadataSnapArgumentSpellings() {
-        #expect(MetadataSnapOptions.normalize(["dump", "-m5", "--metadata", "x"]) == ["dump", "--metadata-snap", "--metadata-snap-block", "5", "--metadata", "x"])
-        #expect(MetadataSnapOptions.normalize(["dump", "--metadata-snap=7"]) == ["dump", "--metadata-snap", "--metadata-snap-block", "7"])
-        #expect(MetadataSnapOptions.normalize(["pool", "ls", "-m", "8", "--dev-id", "3"]) == ["pool", "ls", "--metadata-snap", "--metadata-snap-block", "8", "--dev-id", "3"])
-        #expect(MetadataSnapOptions.normalize(["dump", "-m", "--dev-id", "3"]) == ["dump", "--metadata-snap", "--dev-id", "3"])
-        #expect(MetadataSnapOptions.normalize(["dump", "--", "-m5"]) == ["dump", "--", "-m5"])
-        // Other commands keep their own -m.
-        #expect(MetadataSnapOptions.normalize(["pool", "check", "-m5"]) == ["pool", "check", "-m5"])
-        #expect(MetadataSnapOptions.normalize(["send", "-m", "1"]) == ["send", "-m", "1"])
+    @Test func metadataSnapArgumentSpellings() throws {
+        func opts(_ args: [String]) throws -> PoolDump.Options { try Dump.parse(["--metadata", "x"] + args).options }
+        #expect(try opts([]).metadataSnap == false)
+        for args in [["-m"], ["--metadata-snap"], ["-m", "--dev-id", "3"]] {
+            let o = try opts(args)
+            #expect(o.metadataSnap && o.snapBlock == nil, "\(args)")
+        }
+        for args in [["-m5"], ["-m", "5"], ["--metadata-snap=5"], ["--metadata-snap", "5"]] {
+            let o = try opts(args)
+            #expect(o.metadataSnap && o.snapBlock == 5, "\(args)")
+        }
+        #expect(try opts(["-m", "--dev-id", "3"]).deviceIDs == [3])
+        #expect(throws: (any Error).self) { try Dump.parse(["--metadata", "x", "-mfoo"]) }
+        #expect(try PoolCommand.Ls.parse(["--metadata", "x", "-m7"]).snap.metadataSnapBlock == 7)
     }
 
     /// Run merging, on hand-made input: equal times only, across any boundary, singles for runs of one.
