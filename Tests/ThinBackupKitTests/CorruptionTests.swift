@@ -182,6 +182,6 @@ import TestSupport
             #expect(!r.stdout.contains("</superblock>"))
         }
         let m = try Tool.run(bin, ["dump", "--metadata", t.meta, "-m"])
-        #expect(m.status == 1 && m.stderr == "thin-backup: no current metadata snap\n")
+        #expect(m.status == 1 && m.stderr == "thin-backup: no current metadata snapshot\n")
     }
 }
