@@ -31,7 +31,7 @@ import TestSupport
         let dir = TempDir("mm")
         let path = dir.sparseFile("meta", size: 16 << 20)
         let dev = try FileMetadataDevice(path: path, writable: true)
-        let md = try PoolMetadata(formatting: dev, dataBlockSectors: 128, dataBlocks: 40_000)
+        let md = try PoolMetadata(formatting: dev, dataBlockSectors: 128, dataBlocks: 100_000)
         var model: Model = [:], committed: Model = [:]
         var held: Model? = nil
         let vspace: UInt64 = 30_000
@@ -52,7 +52,7 @@ import TestSupport
             } else if r < 40 {
                 // a run of inserts
                 let id = ids.randomElement(using: &rng)!
-                let start = rng.next() % vspace, n = 1 + rng.next() % 400
+                let start = rng.next() % vspace, n = 1 + rng.next() % 250
                 for v in start..<min(vspace, start + n) {
                     let b = md.allocateDataBlock()!
                     try md.insertMapping(id, v, BlockTime(dataBlock: b, time: md.time))
