@@ -9,7 +9,7 @@ TB=${2:-.build/release/thin-backup}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tb-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 head -c $((MIB << 20)) /dev/urandom > "$WORK/src"
-sync
+cat "$WORK/src" > /dev/null; sync
 
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l; }
@@ -17,10 +17,10 @@ secs() { echo "$2 - $1" | bc -l; }
 # Writes (each ends with fsync: the pool commits, dd uses conv=fsync).
 "$TB" pool create --pool "$WORK/pool" --data-size $(( (MIB + 64) << 20 )) --block-size 64k >/dev/null
 "$TB" pool create-thin --pool "$WORK/pool" --dev 1 --size $((MIB << 20))
-sync
+cat "$WORK/src" > /dev/null; sync
 t0=$(now); dd if="$WORK/src" of="$WORK/plain" bs=8M conv=fsync status=none; t1=$(now)
 dd_w=$(secs "$t0" "$t1")
-sync
+cat "$WORK/src" > /dev/null; sync
 t0=$(now); "$TB" pool write --pool "$WORK/pool" --dev 1 --from "$WORK/src"; t1=$(now)
 tb_w=$(secs "$t0" "$t1")
 
