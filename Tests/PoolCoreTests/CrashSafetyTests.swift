@@ -111,48 +111,71 @@ final class FailingDevice: MetadataDevice {
         return nil
     }
 
-    /// `thin-backup pool write` killed with SIGKILL at random moments: the reopened pool
-    /// passes thin_check and holds the state before or after that command — never a mix.
-    @Test func sigkillDuringPoolWriteKeepsACommittedState() throws {
+    /// Random `thin-backup pool` commands (write, snapshot, discard, delete) killed with
+    /// SIGKILL at random moments: each time the reopened pool passes thin_check and holds
+    /// the state before or after that command — never a mix.
+    @Test func sigkillDuringPoolCommandsKeepsACommittedState() throws {
         guard let exe = Self.binary else {
             Issue.record("build the thin-backup binary first (swift build)")
             return
         }
-        var rng = SeededRNG(seed: 5)
+        let seed: UInt64 = 5
+        var rng = SeededRNG(seed: seed)
         let tmp = TempDir("kill")
         let dir = tmp.file("pool")
-        let mib = 1 << 20
+        let mib = 1 << 20, size = 4 * mib, bs = 65536
         try ThinPool.create(folder: dir, dataSize: 64 * UInt64(mib), blockSize: 65536).close()
-        let setup = try Tool.run(exe, ["pool", "create-thin", "--pool", dir, "--dev", "1", "--size", "8M"])
+        let setup = try Tool.run(exe, ["pool", "create-thin", "--pool", dir, "--dev", "1", "--size", "4M"])
         #expect(setup.ok, "\(setup.stderr)")
-        var state = [UInt8](repeating: 0, count: 8 * mib)
+        var state: [UInt64: [UInt8]] = [1: [UInt8](repeating: 0, count: size)]
         var sawOld = 0, sawNew = 0
-        for round in 0..<10 {
-            let fill = UInt8(round + 1)
-            let off = Int(rng.next() % UInt64(4 * mib))
-            var bytes = [UInt8](repeating: fill, count: 4 * mib)
-            for i in stride(from: 0, to: bytes.count, by: 4099) { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
-            let src = tmp.file("src\(round)")
-            try Data(bytes).write(to: URL(fileURLWithPath: src))
+        for round in 0..<16 {
+            var after = state
+            var args: [String]
+            let ids = state.keys.sorted()
+            let r = rng.next() % 10
+            if r < 2 && ids.count < 4 {
+                let o = ids.randomElement(using: &rng)!, id = (1...9).map(UInt64.init).first { state[$0] == nil }!
+                args = ["snapshot", "--origin", String(o), "--dev", String(id)]
+                after[id] = state[o]
+            } else if r < 3 && ids.count > 1 {
+                let id = ids.filter { $0 != 1 }.randomElement(using: &rng)!
+                args = ["delete", "--dev", String(id)]
+                after[id] = nil
+            } else if r < 5 {
+                let id = ids.randomElement(using: &rng)!
+                let a = Int(rng.next() % UInt64(size / bs)), n = 1 + Int(rng.next() % 16)
+                let e = min(size / bs, a + n)
+                args = ["discard", "--dev", String(id), "--offset", String(a * bs), "--length", String((e - a) * bs)]
+                after[id]!.replaceSubrange((a * bs)..<(e * bs), with: [UInt8](repeating: 0, count: (e - a) * bs))
+            } else {
+                let id = ids.randomElement(using: &rng)!
+                let off = Int(rng.next() % UInt64(size / 2))
+                var bytes = [UInt8](repeating: UInt8(round + 1), count: Int(rng.next() % UInt64(size / 2)) + 1)
+                for i in stride(from: 0, to: bytes.count, by: 4099) { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
+                let src = tmp.file("src\(round)")
+                try Data(bytes).write(to: URL(fileURLWithPath: src))
+                args = ["write", "--dev", String(id), "--from", src, "--offset", String(off)]
+                after[id]!.replaceSubrange(off..<(off + bytes.count), with: bytes)
+            }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["pool", "write", "--pool", dir, "--dev", "1", "--from", src, "--offset", String(off)]
+            p.arguments = ["pool"] + [args[0], "--pool", dir] + args.dropFirst()
             try p.run()
-            usleep(useconds_t(rng.next() % 120_000))
+            usleep(useconds_t(rng.next() % 80_000))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             let c = try Oracle.check("\(dir)/metadata")
-            #expect(c.ok, "round \(round): thin_check: \(c.stdout) \(c.stderr)")
-            var after = state
-            after.replaceSubrange(off..<(off + bytes.count), with: bytes)
+            #expect(c.ok, "seed \(seed) round \(round) (\(args[0])): thin_check: \(c.stdout) \(c.stderr)")
             let pool = try ThinPool(folder: dir)
-            let got = try pool.read(1, offset: 0, count: 8 * mib)
+            var got: [UInt64: [UInt8]] = [:]
+            for id in try pool.devices() { got[id] = try pool.read(id, offset: 0, count: size) }
             pool.close()
             if got == state { sawOld += 1 } else if got == after { sawNew += 1; state = after } else {
-                Issue.record("round \(round): device holds neither the state before nor after the killed write")
+                Issue.record("seed \(seed) round \(round) (\(args.joined(separator: " "))): the pool holds neither the state before nor after the killed command")
                 return
             }
         }
-        #expect(sawOld + sawNew == 10)
+        #expect(sawOld + sawNew == 16)
     }
 }

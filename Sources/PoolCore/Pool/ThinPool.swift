@@ -106,6 +106,9 @@ public final class ThinPool {
     /// the metadata space map (up to the usable maximum, with a warning beyond it).
     public init(metadataPath: String, dataPath: String, sidecarPath: String?, readOnly: Bool = false) throws {
         let mf = try RandomAccessFile(path: metadataPath, writable: !readOnly)
+        guard mf.tryLock(exclusive: !readOnly) else {
+            throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
+        }
         let mdev = try FileMetadataDevice(file: mf)
         metadataFile = mf
         dataFile = try RandomAccessFile(path: dataPath, writable: !readOnly)
