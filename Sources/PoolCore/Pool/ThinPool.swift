@@ -196,6 +196,13 @@ public final class ThinPool {
         return try metadata.lookup(dev, vblock)
     }
 
+    /// Whether the block at `vblock` of `dev` is really shared with another device or the
+    /// held metadata snapshot (exact, from counts; nil when unmapped). See `PoolMetadata.isShared`.
+    public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
+        try checkNotFailed()
+        return try metadata.isShared(dev, vblock)
+    }
+
     /// Data reference count of a data block in the open transaction.
     public func dataRefCount(_ block: UInt64) -> UInt32 { metadata.dataRefCount(block) }
 
@@ -287,8 +294,16 @@ public final class ThinPool {
         guard metadata.changedThisTransaction else { return }
         do {
             try dataFile.sync()
-            if let sidecarPath { try sidecar.save(sidecarPath) }
+            // The sidecar is saved with additions before the metadata commit and exact after
+            // it, so a crash in between never loses the size of a device that exists.
+            if let sidecarPath {
+                var merged = try PoolSidecar.load(sidecarPath)
+                merged.devices.merge(sidecar.devices) { _, new in new }
+                merged.dataLowWaterMark = sidecar.dataLowWaterMark
+                try merged.save(sidecarPath)
+            }
             try metadata.commit()
+            if let sidecarPath { try sidecar.save(sidecarPath) }
         } catch {
             try rollBack(after: error)
             throw error
