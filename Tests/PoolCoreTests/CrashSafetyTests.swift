@@ -47,7 +47,8 @@ final class FailingDevice: MetadataDevice {
             } else {
                 let id = ids.randomElement(using: &rng)!
                 let off = rng.next() % (23 * UInt64(bs))
-                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: rng.next() | 1), count: Int(1 + rng.next() % UInt64(2 * bs)))
+                let len = min(Int(1 + rng.next() % UInt64(2 * bs)), 24 * bs - Int(off))
+                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: rng.next() | 1), count: len)
                 try pool.write(id, offset: off, bytes)
                 model.write(id, offset: off, bytes)
             }

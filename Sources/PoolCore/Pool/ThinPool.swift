@@ -291,7 +291,11 @@ public final class ThinPool {
     public func commit() throws {
         try checkNotFailed()
         if case .readOnly(.requested) = mode { return }
-        guard metadata.changedThisTransaction else { return }
+        guard metadata.changedThisTransaction else {
+            // Sidecar-only changes (annotations, low-water mark) are saved on their own.
+            if let sidecarPath, try PoolSidecar.load(sidecarPath) != sidecar { try sidecar.save(sidecarPath) }
+            return
+        }
         do {
             try dataFile.sync()
             // The sidecar is saved with additions before the metadata commit and exact after
@@ -300,6 +304,7 @@ public final class ThinPool {
                 var merged = try PoolSidecar.load(sidecarPath)
                 merged.devices.merge(sidecar.devices) { _, new in new }
                 merged.dataLowWaterMark = sidecar.dataLowWaterMark
+                if let a = sidecar.annotations { merged.annotations = (merged.annotations ?? [:]).merging(a) { _, new in new } }
                 try merged.save(sidecarPath)
             }
             try metadata.commit()
