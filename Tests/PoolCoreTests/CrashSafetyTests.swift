@@ -7,9 +7,14 @@ import TestSupport
 final class FailingDevice: MetadataDevice {
     let base: FileMetadataDevice
     var writesLeft: Int
+    /// When set, reads fail too once writes have started failing (a device that went away).
+    var readsFailToo = false
     init(_ base: FileMetadataDevice, failAfter n: Int) { self.base = base; writesLeft = n }
     var blockCount: UInt64 { base.blockCount }
-    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] { try base.readBlock(block) }
+    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] {
+        if readsFailToo && writesLeft <= 0 { throw .io(call: "pread", errno: 5, detail: "injected failure") }
+        return try base.readBlock(block)
+    }
     func writeBlock(_ block: UInt64, _ bytes: [UInt8]) throws(MetadataError) {
         if writesLeft <= 0 { throw .io(call: "pwrite", errno: 5, detail: "injected failure") }
         writesLeft -= 1
@@ -104,6 +109,31 @@ final class FailingDevice: MetadataDevice {
             try Self.assertHolds(dir, committed, "seed \(seed) round \(round) (fail after \(failAfter) writes, failed: \(failed))")
             committed.committedNow()
         }
+    }
+
+    /// A failed commit whose rollback cannot re-read the metadata puts the pool in fail
+    /// mode: everything is refused; the metadata on disk still holds the last commit.
+    @Test func failedRollbackEntersFailMode() throws {
+        let tmp = TempDir("failmode")
+        let dir = tmp.file("pool")
+        let p0 = try ThinPool.create(folder: dir, dataSize: 40 * UInt64(Self.bs))
+        try p0.createThin(1, virtualSize: 8 * UInt64(Self.bs))
+        try p0.write(1, offset: 0, [UInt8](repeating: 4, count: Self.bs))
+        try p0.commit()
+        p0.close()
+        let dev = FailingDevice(try FileMetadataDevice(path: "\(dir)/metadata", writable: true), failAfter: 1)
+        dev.readsFailToo = true
+        let pool = try ThinPool(metadataDevice: dev, dataFile: RandomAccessFile(path: "\(dir)/data", writable: true), sidecarPath: "\(dir)/pool.json")
+        try pool.write(1, offset: 0, [UInt8](repeating: 5, count: Self.bs))
+        #expect(throws: (any Error).self) { try pool.commit() }
+        guard case .fail = pool.mode else { Issue.record("mode \(pool.mode), expected fail"); return }
+        #expect(throws: PoolError.self) { try pool.readBlock(1, 0) }
+        #expect(throws: PoolError.self) { try pool.createThin(2) }
+        #expect(throws: PoolError.self) { try pool.commit() }
+        pool.close()
+        #expect(try Oracle.check("\(dir)/metadata").ok)
+        let again = try ThinPool(folder: dir)
+        #expect(try again.readBlock(1, 0) == [UInt8](repeating: 4, count: Self.bs))
     }
 
     static var binary: String? {
