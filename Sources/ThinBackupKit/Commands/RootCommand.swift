@@ -10,6 +10,11 @@ public struct RootCommand: ParsableCommand {
             Dump.self,
             PoolCommand.self,
             DeltaCommand.self,
+            SendCommand.self,
+            ReceiveCommand.self,
+            MergeCommand.self,
+            VerifyCommand.self,
+            ServeCommand.self,
         ]
     )
 
