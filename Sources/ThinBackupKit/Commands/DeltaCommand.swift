@@ -110,9 +110,12 @@ public struct DeltaCommand: ParsableCommand {
         case let .unknownDevice(side, _):
             return "unable to find mapping tree for \(name(side)) in \(metadataPath)"
         case let .damaged(side, underlying):
-            let which = side == .both ? "the mapping tree shared by thin1 (\(thin1)) and thin2 (\(thin2))"
-                : "the mapping tree of \(name(side))"
-            return "damage in \(which), please run thin_check: \(underlying)"
+            return "damage in \(which(side)), please run thin_check: \(underlying)"
+        case let .outOfOrder(side, v):
+            return "damage in \(which(side)), please run thin_check: virtual block \(v) comes out of order"
+        }
+        func which(_ side: MappingDiffError.Side) -> String {
+            side == .both ? "the mapping tree shared by thin1 (\(thin1)) and thin2 (\(thin2))" : "the mapping tree of \(name(side))"
         }
     }
 }
