@@ -125,9 +125,11 @@ struct KernelTakeOverPrepare {
             try src.discard(1, firstBlock: UInt64.random(in: 0 ..< 30, using: &rng), blocks: 1)
             try src.snapshot(origin: 1, dev: snap)
             let file = streams.file("s\(i)")
+            // Nobody else uses the source pool: read its live metadata.
+            let live = CLI.hasOption(["send"], "--live-metadata") ? ["--live-metadata"] : []
             try src.cli(["send", "--pool", src.dir] + (snaps.last.map { ["--from", "\($0)"] } ?? [])
-                        + ["--snap", "\(snap)", "--to", file])
-            try dst.cli(["receive", "--pool", dst.dir, "--from", file])
+                        + ["--snap", "\(snap)", "--to", file, "--quiet"] + live)
+            try dst.cli(["receive", "--pool", dst.dir, "--from", file, "--quiet"])
             dst.model[snap] = src.model[snap]
             snaps.append(snap)
         }
