@@ -41,6 +41,8 @@ public enum RandomPoolXML {
         public var time: UInt32
         public var transaction: UInt64
         public var version: UInt32
+        /// Superblock flags: 0, or 1 (NEEDS_CHECK) now and then.
+        public var flags: UInt32
         public var dataBlockSize: UInt32
         public var dataBlockCount: UInt64
         /// Ascending by id.
@@ -54,7 +56,7 @@ public enum RandomPoolXML {
             var rng = SeededRNG(seed: seed ^ 0x5EED_0F_0A11)
             var out = ""
             out.reserveCapacity(64 + mappingCount * 40)
-            out += "<superblock uuid=\"\" time=\"\(time)\" transaction=\"\(transaction)\" flags=\"0\" version=\"\(version)\" data_block_size=\"\(dataBlockSize)\" nr_data_blocks=\"\(dataBlockCount)\">\n"
+            out += "<superblock uuid=\"\" time=\"\(time)\" transaction=\"\(transaction)\" flags=\"\(flags)\" version=\"\(version)\" data_block_size=\"\(dataBlockSize)\" nr_data_blocks=\"\(dataBlockCount)\">\n"
             for d in devices {
                 // thin_restore recomputes mapped_blocks; give it a wrong value on purpose sometimes.
                 let claimed = rng.next() % 4 == 0 ? 0 : d.mappings.count
@@ -160,10 +162,13 @@ public enum RandomPoolXML {
                 }
                 let n = Int(Swift.min(UInt64(runLength(max: count - placed)), room))
                 let data = allocate(n)
-                let runTime = time - UInt32(below(UInt64(time - minTime) + 1))
+                // Later writes (after snapshots still to come) carry later times; the pool's
+                // time is raised to the largest mapping time at the end.
+                let maxTime = time + (chance(40) ? UInt32(below(4)) : 0)
+                let runTime = maxTime - UInt32(below(UInt64(maxTime - minTime) + 1))
                 let mixed = chance(15)
                 for x in 0..<n {
-                    let t = mixed ? time - UInt32(below(UInt64(time - minTime) + 1)) : runTime
+                    let t = mixed ? maxTime - UInt32(below(UInt64(maxTime - minTime) + 1)) : runTime
                     added.append(Mapping(virtualBlock: cursor + UInt64(x), dataBlock: data[x], time: t))
                 }
                 placed += n
@@ -253,8 +258,9 @@ public enum RandomPoolXML {
             }
             transaction += below(1000)
             devices.sort { $0.id < $1.id }
+            for d in devices { for m in d.mappings where m.time > time { time = m.time } }
             let sizes: [UInt32] = [128, 128, 256, 1024, 2048, 65536]
-            return Pool(seed: seed, time: time, transaction: transaction, version: chance(80) ? 2 : 1,
+            return Pool(seed: seed, time: time, transaction: transaction, version: chance(80) ? 2 : 1, flags: chance(10) ? 1 : 0,
                         dataBlockSize: sizes[Int(below(UInt64(sizes.count)))],
                         dataBlockCount: nextData + (chance(20) ? 0 : below(100_000)) + (nextData == 0 ? 1 : 0),
                         devices: devices)

@@ -19,6 +19,9 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     public var devices: [String: Device] = [:]
     /// Free data blocks at or below which a low-space event is raised (nil: default).
     public var dataLowWaterMark: UInt64?
+    /// Notes kept for upper layers, saved with the pool's transactions (e.g. what a receive
+    /// recorded about a device). Keys are namespaced by their owner ("receipt.<dev>").
+    public var annotations: [String: String]?
 
     public init() {}
 

@@ -158,7 +158,7 @@ public final class ThinPool {
     public var changedThisTransaction: Bool { metadata.changedThisTransaction }
     public var heldMetadataSnapshot: UInt64? { metadata.heldRoot == 0 ? nil : metadata.heldRoot }
 
-    /// Free metadata blocks at or below which `metadataLow` is raised: min(1024, blocks / 4) (§6.9).
+    /// Free metadata blocks (not counting the reserve) at or below which `metadataLow` is raised: min(1024, blocks / 4) (§6.9).
     public var metadataThreshold: UInt64 { min(1024, metadata.metadataBlockCount / 4) }
     /// Metadata blocks kept back for commits: min(4096, blocks / 10), at least 8 (§6.9).
     public var metadataReserve: UInt64 { max(8, min(4096, metadata.metadataBlockCount / 10)) }
@@ -256,7 +256,8 @@ public final class ThinPool {
     }
 
     func raiseEvents() {
-        let mfree = metadata.freeMetadataBlocks
+        // Like the kernel, the reserve is hidden from the free count the threshold sees.
+        let mfree = metadata.freeMetadataBlocks > metadataReserve ? metadata.freeMetadataBlocks - metadataReserve : 0
         if metadataLowArmed, mfree <= metadataThreshold {
             metadataLowArmed = false
             emit(.metadataLow(freeBlocks: mfree, threshold: metadataThreshold))

@@ -9,6 +9,12 @@ public struct RootCommand: ParsableCommand {
             // Each topic registers its command here (one line each).
             Dump.self,
             PoolCommand.self,
+            DeltaCommand.self,
+            SendCommand.self,
+            ReceiveCommand.self,
+            MergeCommand.self,
+            VerifyCommand.self,
+            ServeCommand.self,
         ]
     )
 

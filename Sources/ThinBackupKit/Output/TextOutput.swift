@@ -102,3 +102,11 @@ public struct OutputError: Error, CustomStringConvertible {
     public let errno: Int32
     public var description: String { "writing output failed: \(String(cString: strerror(errno)))" }
 }
+
+extension TextOutput {
+    /// Appends `text` and writes the buffer out when it is full.
+    public func write(_ text: String) throws {
+        append(text)
+        try flushIfFull()
+    }
+}

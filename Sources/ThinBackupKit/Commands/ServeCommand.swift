@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `thin-backup serve`: the HTTP receiver that replays streams sent with `send --to tb://…`.
+public struct ServeCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Receive streams over HTTP (send --to tb://HOST:PORT) and replay them into a pool.",
+        discussion: """
+            Every request needs the bearer token from --token-file. One receive per target device runs \
+            at a time; an interrupted one keeps its resume point, and the same send run again continues there.
+            """
+    )
+
+    @Option(help: "The pool to replay streams into (a folder holding metadata and data).")
+    var pool: String?
+
+    @Option(help: "Keep each stream as DIR/<device>.stream instead of replaying it (for a later receive).")
+    var spool: String?
+
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen: String
+
+    @Option(help: "A file holding the bearer token senders must present.")
+    var tokenFile: String
+
+    @Option(help: "TLS certificate (PEM). Not built in: see the README.")
+    var tlsCert: String?
+
+    @Option(help: "TLS private key (PEM). Not built in: see the README.")
+    var tlsKey: String?
+
+    @Option(help: "The largest stream accepted, in bytes.")
+    var maxStreamSize: UInt64 = 16 << 40
+
+    @Option(help: "Write the port listened on to this file once listening (useful with port 0).")
+    var portFile: String?
+
+    public init() {}
+
+    public func validate() throws {
+        guard (pool == nil) != (spool == nil) else { throw ValidationError("give exactly one of --pool and --spool") }
+        guard tlsCert == nil && tlsKey == nil else {
+            throw ValidationError("--tls-cert/--tls-key: TLS is not built into this server yet; "
+                                      + "run it behind a TLS proxy (nginx, stunnel) and send with tbs://")
+        }
+    }
+
+    public func run() throws {
+        let (host, port) = try Self.parseListen(listen)
+        var options = TransportOptions()
+        options.tokenFile = tokenFile
+        let token: String
+        do { token = try options.token() } catch { throw CommandFailure("\(error)") }
+        let receiver: any StreamReceiving
+        if let spool {
+            receiver = try SpoolReceiver(directory: spool)
+        } else {
+            guard let make = ServeCommand.poolReceiverFactory else {
+                throw CommandFailure("serve --pool: replaying into a pool needs the receive command, not in this build; use --spool DIR")
+            }
+            receiver = try make(pool!)
+        }
+        Self.bootstrapLogging()
+        var config = ReceiverConfiguration(host: host, port: port, token: token)
+        config.maxStreamBytes = maxStreamSize
+        let server = try ReceiverServer.start(config, receiver: receiver)
+        if let portFile {
+            try "\(server.port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)
+            rename(portFile + ".tmp", portFile)
+        }
+        try server.wait()
+    }
+
+    /// Set by the receive implementation: builds the receiver that replays into a pool folder.
+    nonisolated(unsafe) public static var poolReceiverFactory: ((String) throws -> any StreamReceiving)?
+
+    static func parseListen(_ s: String) throws -> (String, Int) {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen: expected HOST:PORT, got '\(s)'")
+        }
+        var host = String(s[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
+    private static let loggingOnce: Void = {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+    }()
+    static func bootstrapLogging() { _ = loggingOnce }
+}

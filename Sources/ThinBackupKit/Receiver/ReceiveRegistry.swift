@@ -1,0 +1,91 @@
+import Foundation
+
+/// The server's bookkeeping: which devices are receiving now (one receive per device), how
+/// the last receive of each device ended, and every receive thread (so `stop` can wait).
+final class ReceiveRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var active: [UInt64: Active] = [:]
+    private var last: [UInt64: (state: String, message: String)] = [:]
+    let receiver: any StreamReceiving
+
+    struct Active {
+        var streamID: String
+        var startOffset: UInt64
+        var pipe: BoundedPipe
+    }
+
+    /// The JSON answer of `GET /v1/devices/D/receive`.
+    struct Status: Codable {
+        var device: UInt64
+        /// idle, receiving, interrupted, complete, refused, failed
+        var state: String
+        /// receiving: bytes received so far; interrupted: the resume point.
+        var offset: UInt64
+        var streamID: String?
+        var message: String?
+    }
+
+    init(receiver: any StreamReceiving) {
+        self.receiver = receiver
+    }
+
+    func status(_ device: UInt64) -> Status {
+        lock.lock()
+        let a = active[device], l = last[device]
+        lock.unlock()
+        if let a {
+            return Status(device: device, state: "receiving", offset: a.startOffset + a.pipe.totalRead, streamID: a.streamID)
+        }
+        if let p = try? receiver.pendingReceive(device: device) {
+            return Status(device: device, state: "interrupted", offset: p.resumeOffset, streamID: p.streamID,
+                          message: l?.message)
+        }
+        if let l { return Status(device: device, state: l.state, offset: 0, message: l.message) }
+        return Status(device: device, state: "idle", offset: 0)
+    }
+
+    /// Claims `device` for a receive; false when one is running.
+    func begin(_ device: UInt64, _ entry: Active) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard active[device] == nil else { return false }
+        active[device] = entry
+        return true
+    }
+
+    func end(_ device: UInt64, state: String, message: String) {
+        lock.lock()
+        active[device] = nil
+        last[device] = (state, message)
+        lock.unlock()
+    }
+
+    func release(_ device: UInt64) {
+        lock.lock()
+        active[device] = nil
+        lock.unlock()
+    }
+
+    /// Fails every running receive's input (the server is stopping).
+    func failAll(_ error: any Error) {
+        lock.lock()
+        let pipes = active.values.map(\.pipe)
+        lock.unlock()
+        pipes.forEach { $0.fail(error) }
+    }
+
+    private var workers: [Worker<Void>] = []
+    func track(_ w: Worker<Void>) {
+        lock.lock()
+        workers.removeAll { $0.isDone }
+        workers.append(w)
+        lock.unlock()
+    }
+
+    func waitForWorkers() {
+        lock.lock()
+        let ws = workers
+        lock.unlock()
+        for w in ws { try? w.wait() }
+    }
+}

@@ -1,0 +1,277 @@
+import Delta
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One connection of the receiver: routes requests, checks the token, and bridges a PUT body
+/// into a `BoundedPipe` read by the receive thread. Runs on the channel's event loop only.
+final class ReceiverHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    final class Shared: Sendable {
+        let configuration: ReceiverConfiguration
+        let registry: ReceiveRegistry
+        init(configuration: ReceiverConfiguration, registry: ReceiveRegistry) {
+            self.configuration = configuration
+            self.registry = registry
+        }
+    }
+
+    private enum State {
+        /// Waiting for a request head.
+        case idle
+        /// Answered already (or will not use the body): drop body bytes; close at the end if asked.
+        case discarding(closeAtEnd: Bool, dropped: UInt64)
+        /// A PUT body flowing into a receive.
+        case streaming(Streaming)
+        /// The body ended; waiting for the receive to finish before answering.
+        case awaitingResult(Streaming)
+    }
+
+    // Mutated on the event loop only; the receive thread touches just `pipe` (thread-safe).
+    private final class Streaming: @unchecked Sendable {
+        let device: UInt64
+        let pipe: BoundedPipe
+        var bytes: UInt64 = 0
+        var inputBroken = false
+        init(device: UInt64, pipe: BoundedPipe) {
+            self.device = device
+            self.pipe = pipe
+        }
+    }
+
+    private let shared: Shared
+    private var state = State.idle
+    private var pendingRead = false
+    private var context: ChannelHandlerContext?
+    private var logger: Logger
+
+    init(shared: Shared) {
+        self.shared = shared
+        logger = shared.configuration.logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if let remote = context.channel.remoteAddress { logger[metadataKey: "peer"] = "\(remote)" }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): onHead(context, head)
+        case .body(let buffer): onBody(context, buffer)
+        case .end: onEnd(context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        switch state {
+        case .streaming(let s), .awaitingResult(let s):
+            s.inputBroken = true
+            s.pipe.fail(TransportError(.connection, "the sender's connection closed before the end of the stream"))
+        default: break
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.warning("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func onHead(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
+        let config = shared.configuration
+        let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        guard headerBytes <= config.maxHeaderBytes, head.headers.count <= 100 else {
+            return reject(context, .init(statusCode: 431), "request headers too large")
+        }
+        let presented = head.headers.first(name: "authorization") ?? ""
+        guard presented.hasPrefix("Bearer "), constantTimeEqual(String(presented.dropFirst(7)), config.token) else {
+            logger.warning("refused \(head.method) \(head.uri): missing or wrong bearer token")
+            return reject(context, .unauthorized, "missing or wrong bearer token", extra: [("WWW-Authenticate", "Bearer")])
+        }
+        let parts = head.uri.split(separator: "?", maxSplits: 1)[0].split(separator: "/", omittingEmptySubsequences: false)
+        // "", "v1", "devices", D, "receive"
+        guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices", parts[4] == "receive",
+              let device = UInt64(parts[3]) else {
+            return reject(context, .notFound, "no such resource (use /v1/devices/N/receive)")
+        }
+        switch head.method {
+        case .GET:
+            let status = shared.registry.status(device)
+            state = .discarding(closeAtEnd: false, dropped: 0)
+            respond(context, .ok, json: status, close: false)
+        case .PUT:
+            beginReceive(context, head, device)
+        default:
+            reject(context, .methodNotAllowed, "use GET or PUT", extra: [("Allow", "GET, PUT")])
+        }
+    }
+
+    private func beginReceive(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ device: UInt64) {
+        let registry = shared.registry
+        guard let streamID = head.headers.first(name: "x-tb-stream-id"), (1...80).contains(streamID.count),
+              streamID.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
+            return reject(context, .badRequest, "missing or malformed X-TB-Stream-Id")
+        }
+        let offsetText = head.headers.first(name: "x-tb-offset") ?? "0"
+        guard let offset = UInt64(offsetText) else { return reject(context, .badRequest, "malformed X-TB-Offset") }
+        let pipe = BoundedPipe(capacity: shared.configuration.bufferBytes)
+        guard registry.begin(device, .init(streamID: streamID, startOffset: offset, pipe: pipe)) else {
+            return reject(context, .conflict, "device \(device) is already receiving a stream")
+        }
+        if offset > 0 {
+            let pending = try? registry.receiver.pendingReceive(device: device)
+            guard let pending, pending.streamID == streamID, pending.resumeOffset == offset else {
+                registry.release(device)
+                let point = pending.map { "its resume point is byte \($0.resumeOffset)" } ?? "it has no interrupted receive"
+                return reject(context, .conflict, "cannot resume device \(device) at byte \(offset): \(point)")
+            }
+        }
+        logger.info("receiving device \(device) stream \(streamID) from byte \(offset)")
+        let streaming = Streaming(device: device, pipe: pipe)
+        state = .streaming(streaming)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        pipe.onDrain = { loop.execute { bound.value.resumeReading() } }
+        let receiver = registry.receiver
+        let source = PipeSource(pipe: pipe)
+        let worker = Worker<Void>(name: "receive-\(device)") {
+            let result = Result { try receiver.receive(device: device, streamID: streamID, offset: offset, from: source) }
+            loop.execute { bound.value.receiveEnded(streaming, result) }
+        }
+        registry.track(worker)
+    }
+
+    private func onBody(_ context: ChannelHandlerContext, _ buffer: ByteBuffer) {
+        switch state {
+        case .streaming(let s):
+            s.bytes += UInt64(buffer.readableBytes)
+            if s.bytes > shared.configuration.maxStreamBytes {
+                s.pipe.fail(ReceiveRefused("the stream is larger than this server accepts (\(shared.configuration.maxStreamBytes) bytes)"))
+                return
+            }
+            buffer.withUnsafeReadableBytes { s.pipe.append($0) }
+        case .discarding(let close, let dropped):
+            let d = dropped + UInt64(buffer.readableBytes)
+            state = .discarding(closeAtEnd: close, dropped: d)
+            if d > 64 << 20 { context.close(promise: nil) }
+        case .idle, .awaitingResult:
+            break
+        }
+    }
+
+    private func onEnd(_ context: ChannelHandlerContext) {
+        switch state {
+        case .streaming(let s):
+            s.pipe.close()
+            state = .awaitingResult(s)
+        case .discarding(let close, _):
+            state = .idle
+            if close { context.close(promise: nil) }
+        case .idle, .awaitingResult:
+            break
+        }
+    }
+
+    /// On the event loop, after the receive thread returned.
+    private func receiveEnded(_ s: Streaming, _ result: Result<ReceiveSummary, any Error>) {
+        let registry = shared.registry
+        let bodyEnded: Bool
+        if case .awaitingResult = state { bodyEnded = true } else { bodyEnded = false }
+        switch result {
+        case .success(let summary):
+            logger.info("device \(s.device): \(summary.message)")
+            registry.end(s.device, state: "complete", message: summary.message)
+            finishExchange(bodyEnded: bodyEnded, .ok,
+                           ["state": "complete", "bytes": "\(summary.bytes)", "message": summary.message], failed: false)
+        case .failure(let error):
+            if s.inputBroken {
+                logger.warning("device \(s.device): interrupted: \(error)")
+                registry.end(s.device, state: "interrupted", message: "\(error)")
+                return  // the connection is gone: nobody to answer
+            }
+            let refused = error is ReceiveRefused
+            let message = "\(error)"
+            logger.error("device \(s.device): \(refused ? "refused" : "failed"): \(message)")
+            registry.end(s.device, state: refused ? "refused" : "failed", message: message)
+            s.pipe.fail(ReceiveRefused(message))
+            let tooLarge = message.contains("larger than this server accepts")
+            finishExchange(bodyEnded: bodyEnded, tooLarge ? .payloadTooLarge : refused ? .unprocessableEntity : .internalServerError,
+                           ["state": refused ? "refused" : "failed", "message": message], failed: true)
+        }
+    }
+
+    private func finishExchange(bodyEnded: Bool, _ status: HTTPResponseStatus, _ body: [String: String], failed: Bool) {
+        guard let context else { return }
+        if bodyEnded {
+            state = .idle
+            respond(context, status, json: body, close: failed)
+        } else {
+            // Answer now; drop the rest of the body (curl stops sending when it sees the answer).
+            state = .discarding(closeAtEnd: true, dropped: 0)
+            respond(context, status, json: body, close: false, connectionClose: true)
+        }
+        resumeReading()
+    }
+
+    // MARK: outbound
+
+    func read(context: ChannelHandlerContext) {
+        if case .streaming(let s) = state, s.pipe.isFull {
+            pendingRead = true
+            return
+        }
+        context.read()
+    }
+
+    private func resumeReading() {
+        guard pendingRead, let context else { return }
+        if case .streaming(let s) = state, s.pipe.isFull { return }
+        pendingRead = false
+        context.read()
+    }
+
+    private func reject(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String,
+                        extra: [(String, String)] = []) {
+        state = .discarding(closeAtEnd: true, dropped: 0)
+        respond(context, status, json: ["message": message], close: false, connectionClose: true, extra: extra)
+    }
+
+    private func respond<T: Encodable>(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, json: T,
+                                       close: Bool, connectionClose: Bool = false, extra: [(String, String)] = []) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(json)) ?? Data("{}".utf8)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: "\(data.count + 1)")
+        if close || connectionClose { headers.add(name: "Connection", value: "close") }
+        for (n, v) in extra { headers.add(name: n, value: v) }
+        var buffer = context.channel.allocator.buffer(capacity: data.count + 1)
+        buffer.writeBytes(data)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if close { channel.close(promise: nil) }
+        }
+    }
+}
+
+/// The receive thread's view of the request body.
+final class PipeSource: ByteSource, @unchecked Sendable {
+    let pipe: BoundedPipe
+    init(pipe: BoundedPipe) { self.pipe = pipe }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try pipe.read(into: buffer) }
+}
