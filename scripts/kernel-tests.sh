@@ -109,7 +109,7 @@ done
 phase "Swift kernel suites"
 rc=0
 TB_KERNEL_FIXTURES="$OUT/fixtures" TB_KERNEL_TAKEOVER="$OUT/takeover" \
-    swift test --skip-build "${SWIFT_ARGS[@]}" --filter 'Kernel' --skip KernelTakeOverPrepare || rc=$?
+    swift test --skip-build "${SWIFT_ARGS[@]}" --filter 'ThinBackupKitTests.Kernel' --skip KernelTakeOverPrepare || rc=$?
 if [ "$prep_rc" != 0 ]; then
     echo "kernel-tests: preparing the pools for the kernel failed (see $OUT/prepare.log)" >&2
     rc=1
