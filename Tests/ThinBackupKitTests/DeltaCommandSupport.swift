@@ -8,10 +8,9 @@ import TestSupport
 enum DeltaRunner {
     /// Our output for `arguments` (after `delta`).
     static func ours(_ arguments: [String]) throws -> String {
-        let command = try DeltaCommand.parse(arguments)
+        let command = try DeltaCommand.parse(MetadataSnapOptions.normalize(arguments))
         let out = TextOutput.memory()
-        try command.execute(to: out)
-        try out.flush()
+        try command.run(to: out)
         return out.text
     }
 

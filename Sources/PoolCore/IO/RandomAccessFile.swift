@@ -88,6 +88,12 @@ public final class RandomAccessFile: @unchecked Sendable {
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
     }
 
+    /// Takes an advisory lock (flock) without waiting; false when another open file holds
+    /// a conflicting one. Released by `close()`.
+    public func tryLock(exclusive: Bool) -> Bool {
+        flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0
+    }
+
     /// Passes a discard down: punches a hole in a regular file, BLKDISCARD on a block device.
     public func discard(offset: UInt64, length: UInt64) throws(MetadataError) {
         if isBlockDevice {
