@@ -12,7 +12,7 @@ enum Read {
     /// `thin-backup dump <args>` captured.
     static func dump(_ args: [String]) throws -> String {
         let out = TextOutput.memory()
-        try Dump.parse(MetadataSnapOptions.normalize(args)).run(to: out)
+        try Dump.parse(args).run(to: out)
         return out.text
     }
 
@@ -20,7 +20,7 @@ enum Read {
     static func dumpFailure(_ args: [String]) -> (error: String?, output: String) {
         let out = TextOutput.memory()
         do {
-            try Dump.parse(MetadataSnapOptions.normalize(args)).run(to: out)
+            try Dump.parse(args).run(to: out)
             return (nil, out.text)
         } catch {
             return (String(describing: error), out.text)
@@ -29,7 +29,7 @@ enum Read {
 
     static func ls(_ args: [String]) throws -> String {
         let out = TextOutput.memory()
-        try PoolCommand.Ls.parse(MetadataSnapOptions.normalize(args)).run(to: out)
+        try PoolCommand.Ls.parse(args).run(to: out)
         return out.text
     }
 

@@ -127,7 +127,10 @@ public final class Replayer {
         var trailer: StreamTrailer?
 
         /// Removes the old content of blocks about to change from the digest (reads them from the device).
+        /// A full stream writes a new, empty device in ascending order: nothing to read there.
+        let freshDevice = !header.isIncremental
         func forget(_ first: UInt64, _ count: UInt64) throws {
+            if freshDevice { return }
             var i: UInt64 = 0
             let per = UInt64(maxRaw / bs)
             while i < count {

@@ -27,6 +27,8 @@ public final class MetadataChecker {
         public var dataBlockCount: UInt64
         /// The held metadata snapshot's block, 0 if none.
         public var heldRoot: UInt64
+        /// The superblock's NEEDS_CHECK flag (set by the kernel after a failed metadata operation).
+        public var needsCheck: Bool = false
     }
 
     enum Tree: Equatable {
@@ -142,7 +144,8 @@ public final class MetadataChecker {
         let dataInUse = try compareData(dsm)
         return Report(transactionID: sb.transactionID, devices: devices, leafMappings: leafMappings,
                       metadataBlocksInUse: metaInUse, metadataBlockCount: metadataLimit,
-                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot)
+                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot,
+                      needsCheck: sb.needsCheck)
     }
 
     /// Walks the details and mapping trees of one superblock and checks they agree.
@@ -175,7 +178,10 @@ public final class MetadataChecker {
 
     /// One more pointer to metadata block `block`.
     private func ref(_ block: UInt64, from: UInt64?, role: String) throws {
-        if block >= metadataLimit || (block == 0 && from != nil) {
+        if block == 0 && from != nil {
+            throw CheckProblem("block \(from!): \(role) pointer to block 0 (the superblock)")
+        }
+        if block >= metadataLimit {
             throw CheckProblem("block \(from ?? 0): \(role) pointer to block \(block) is outside the metadata space map (\(metadataLimit) blocks)")
         }
         expectedMetadata[Int(block)] &+= 1
@@ -220,6 +226,13 @@ public final class MetadataChecker {
         let c = n.count
         if n.isInternal && c == 0 {
             throw CheckProblem("block \(block): bad B-tree node: internal node with no entries (\(tree.name))")
+        }
+        // As thin_check: capacity a multiple of 3, and every node below a root at least a third full.
+        if n.maxEntries % 3 != 0 {
+            throw CheckProblem("block \(block): bad B-tree node: max_entries \(n.maxEntries) is not a multiple of 3 (\(tree.name))")
+        }
+        if depth > 0 && c < n.maxEntries / 3 {
+            throw CheckProblem("block \(block): bad B-tree node: \(c) entries in a non-root node, at least \(n.maxEntries / 3) expected (\(tree.name), reached from block \(from))")
         }
         var s = Summary(tree: tree, entries: 0, minKey: c > 0 ? n.key(0) : 0, maxKey: c > 0 ? n.key(c - 1) : 0)
         path.insert(block)

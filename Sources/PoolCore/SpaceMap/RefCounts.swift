@@ -42,7 +42,7 @@ public struct RefCounts: Sendable {
         let old = self[b]
         if old == c { return }
         if c >= 255 { small[Int(b)] = 255; big[b] = c } else { small[Int(b)] = UInt8(c); big[b] = nil }
-        if old == 0 { allocatedCount += 1 }
+        if old == 0 { allocatedCount += 1; if !freedThisTransaction.isEmpty { freedThisTransaction.remove(b) } }
         if c == 0 { allocatedCount -= 1; freedThisTransaction.insert(b) }
         dirtyBitmaps.insert(Int(b / entriesPerBitmap))
         changeCounter &+= 1
