@@ -8,7 +8,7 @@ import TestSupport
 enum DeltaRunner {
     /// Our output for `arguments` (after `delta`).
     static func ours(_ arguments: [String]) throws -> String {
-        let command = try DeltaCommand.parse(MetadataSnapOptions.normalize(arguments))
+        let command = try DeltaCommand.parse(arguments)
         let out = TextOutput.memory()
         try command.run(to: out)
         return out.text

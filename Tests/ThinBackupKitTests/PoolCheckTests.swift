@@ -13,6 +13,16 @@ import TestSupport
         let meta = try KernelFixtures.decompress(name, into: dir)
         let s = try Read.check(meta)
         #expect(s.hasPrefix("clean: "), "\(name): \(s)")
+        if Tool.hasThinTools {
+            // Independent totals from thin_dump: devices, and data blocks in use = the union of
+            // the blocks mapped by the live trees and by the held snapshot's trees.
+            let live = Read.dataBlocks(inDump: try Tool.run("thin_dump", [meta]).stdout)
+            var used = live.blocks
+            let held = try Tool.run("thin_dump", [meta, "-m"])
+            if held.ok { used.formUnion(Read.dataBlocks(inDump: held.stdout).blocks) }
+            #expect(s.contains("data \(used.count)/\(live.nrDataBlocks) blocks in use"), "\(name): \(s)")
+            #expect(s.contains(", \(try Read.deviceIDs(meta).count) devices,"), "\(name): \(s)")
+        }
     }
 
     @Test(arguments: [(UInt64(41), 0), (42, 1), (43, 300), (44, 9000), (45, 60_000), (46, 500), (47, 700), (48, 900)])

@@ -48,6 +48,26 @@ enum Read {
         }
     }
 
+    /// The data blocks thin_dump's XML maps (ranges expanded), and its nr_data_blocks.
+    static func dataBlocks(inDump xml: String) -> (blocks: Set<UInt64>, nrDataBlocks: UInt64) {
+        func attr(_ line: Substring, _ name: String) -> UInt64 {
+            let r = line.range(of: " \(name)=\"")!
+            let rest = line[r.upperBound...]
+            return UInt64(rest[..<rest.firstIndex(of: "\"")!])!
+        }
+        var out = Set<UInt64>()
+        var nr: UInt64 = 0
+        for line in xml.split(separator: "\n") {
+            if line.hasPrefix("<superblock ") { nr = attr(line, "nr_data_blocks") }
+            else if line.contains("<single_mapping ") { out.insert(attr(line, "data_block")) }
+            else if line.contains("<range_mapping ") {
+                let d = attr(line, "data_begin"), n = attr(line, "length")
+                for i in 0..<n { out.insert(d + i) }
+            }
+        }
+        return (out, nr)
+    }
+
     /// Device ids in a metadata file, read with thin_dump --skip-mappings (the oracle).
     static func deviceIDs(_ path: String, snap: Bool = false) throws -> [UInt64] {
         let r = try Tool.run("thin_dump", [path, "--skip-mappings"] + (snap ? ["-m"] : []))

@@ -53,12 +53,11 @@ public final class MetadataChecker {
             }
         }
 
-        var sameKind: (Tree) -> Bool {
-            { other in
-                switch (self, other) {
-                case (.bottom, .bottom): return true
-                default: return self == other
-                }
+        /// Bottom-level trees of different devices may share nodes; other trees may not.
+        func sameKind(_ other: Tree) -> Bool {
+            switch (self, other) {
+            case (.bottom, .bottom): return true
+            default: return self == other
             }
         }
     }
@@ -129,14 +128,14 @@ public final class MetadataChecker {
         _ = try walk(droot.refCountRoot, tree: .overflow(.data), from: 0, low: nil, high: nil, depth: 0)
 
         // The pool's trees, live and held.
-        var devices = try checkTrees(of: sb, at: 0)
+        let devices = try checkTrees(of: sb, at: 0)
         if sb.heldRoot != 0 {
             try ref(sb.heldRoot, from: 0, role: "held metadata snapshot superblock")
             let held = try reader.metadataSnapshot()
             guard held.superblock.heldRoot == 0 else {
                 throw CheckProblem("block \(sb.heldRoot): held metadata snapshot itself holds a snapshot (held_root \(held.superblock.heldRoot))")
             }
-            devices = max(devices, try checkTrees(of: held.superblock, at: sb.heldRoot))
+            _ = try checkTrees(of: held.superblock, at: sb.heldRoot)
         }
 
         // Compare the space maps with what was found.

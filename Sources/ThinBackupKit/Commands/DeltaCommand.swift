@@ -106,6 +106,9 @@ public struct DeltaCommand: ParsableCommand {
         func name(_ side: MappingDiffError.Side) -> String {
             side == .left ? "thin1 (\(thin1))" : "thin2 (\(thin2))"
         }
+        func which(_ side: MappingDiffError.Side) -> String {
+            side == .both ? "the mapping tree shared by thin1 (\(thin1)) and thin2 (\(thin2))" : "the mapping tree of \(name(side))"
+        }
         switch error {
         case let .unknownDevice(side, _):
             return "unable to find mapping tree for \(name(side)) in \(metadataPath)"
@@ -113,9 +116,6 @@ public struct DeltaCommand: ParsableCommand {
             return "damage in \(which(side)), please run thin_check: \(underlying)"
         case let .outOfOrder(side, v):
             return "damage in \(which(side)), please run thin_check: virtual block \(v) comes out of order"
-        }
-        func which(_ side: MappingDiffError.Side) -> String {
-            side == .both ? "the mapping tree shared by thin1 (\(thin1)) and thin2 (\(thin2))" : "the mapping tree of \(name(side))"
         }
     }
 }
