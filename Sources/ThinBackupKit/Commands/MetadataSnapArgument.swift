@@ -49,24 +49,3 @@ public enum MetadataSnapChoice: ExpressibleByArgument, Sendable, Equatable, Cust
         }
     }
 }
-
-/// The value of `-m|--metadata-snap`: alone (the held snapshot), or with a block
-/// (it must be the held one).
-public enum MetadataSnapChoice: ExpressibleByArgument, Sendable, Equatable, CustomStringConvertible {
-    case held
-    case block(UInt64)
-    /// Not a number: reported by `MetadataSnapOptions.validate()` as thin_dump/thin_delta do.
-    case text(String)
-
-    public init?(argument: String) {
-        if let b = UInt64(argument) { self = .block(b) } else { self = .text(argument) }
-    }
-
-    public var description: String {
-        switch self {
-        case .held: return "held"
-        case let .block(b): return "\(b)"
-        case let .text(t): return t
-        }
-    }
-}
