@@ -40,7 +40,7 @@ import TestSupport
         var held: Model? = nil
         var maxData: UInt32 = 0, maxMeta: UInt32 = 0
         let vspace: UInt64 = 30_000
-        for step in 0..<2500 {
+        for step in 0..<2000 {
             let ids = model.keys.sorted()
             let r = rng.next() % 100
             if ids.isEmpty || (r < 3 && ids.count < 12) {

@@ -32,7 +32,16 @@ public struct StreamDecoder: Sendable {
         resumeAt = resume
     }
 
-    /// Bytes consumed into returned records so far.
+    /// Continues an interrupted stream from byte `offset`, where record `progress.nextSequence`
+    /// starts: the bytes fed are the stream's from that offset on (no magic, no header).
+    public init(continuing header: StreamHeader, at progress: StreamProgress, offset: UInt64) {
+        self.progress = progress
+        self.header = header
+        self.offset = offset
+        sawMagic = true
+    }
+
+    /// Bytes consumed into returned records so far (the stream offset of the next record).
     public var consumedBytes: UInt64 { offset }
     public var isComplete: Bool { trailer != nil }
 

@@ -22,14 +22,19 @@ public struct MetadataSnapOptions: ParsableArguments {
     public func validate() throws {
         if case let .text(t)? = choice { throw ValidationError("Couldn't parse metadata snapshot block: '\(t)'") }
     }
+
+    /// Formerly rewrote `-mN` spellings before parsing; ArgumentParser now takes them all
+    /// itself, so this returns `args` unchanged (kept for existing callers).
+    public static func normalize(_ args: [String]) -> [String] { args }
 }
 
-/// The value of `-m|--metadata-snap`: alone (the held snapshot), or with a block
-/// (it must be the held one).
+/// The value of `-m|--metadata-snap [BLOCK]`.
 public enum MetadataSnapChoice: ExpressibleByArgument, Sendable, Equatable, CustomStringConvertible {
+    /// `-m` alone: the held snapshot, wherever it is.
     case held
+    /// `-m BLOCK`: the held snapshot, which must be at BLOCK.
     case block(UInt64)
-    /// Not a number: reported by `MetadataSnapOptions.validate()` as thin_dump/thin_delta do.
+    /// Not a number: reported by `validate()` as thin_dump/thin_delta do.
     case text(String)
 
     public init?(argument: String) {
