@@ -89,7 +89,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
         bytes.withUnsafeBytes { window.append($0, limit: max(windowLimit, bytes.count)) }
         let status = try fetchStatus()
         var from: UInt64 = 0
-        if status.state == "interrupted", status.streamID == streamID, status.offset <= written {
+        if status.state == "interrupted", status.streamID == streamID {
             from = status.offset
             if from > 0 { resumes += 1 }
         }
