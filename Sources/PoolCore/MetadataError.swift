@@ -58,9 +58,9 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .badSpaceMap(block, reason):
             return "block \(block): bad space map: \(reason)"
         case .noMetadataSnapshot:
-            return "no current metadata snapshot"
+            return "no current metadata snap"  // thin_dump 0.9.0's words
         case let .metadataSnapshotMismatch(asked, held):
-            return "metadata snapshot \(asked) does not match the held one (\(held))"
+            return "metadata snapshot does not match that in superblock (asked for block \(asked), held at block \(held))"
         case let .unknownDevice(id):
             return "thin device \(id) not found in the pool"
         case .unformatted:

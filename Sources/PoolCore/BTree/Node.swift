@@ -113,6 +113,17 @@ public struct Node: Sendable {
         bytes.replaceSubrange(o..<(o + valueSize), with: v)
     }
 
+    /// Moves `length` bytes inside the block (overlap allowed).
+    public mutating func shift(from: Int, to: Int, length: Int) {
+        guard length > 0 else { return }
+        bytes.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            base.advanced(by: to).copyMemory(from: base.advanced(by: from), byteCount: length)
+        }
+    }
+
+    @inline(__always) mutating func setByte(_ i: Int, _ b: UInt8) { bytes[i] = b }
+
     /// The block to write: own location and checksum filled in.
     public func sealed() -> [UInt8] {
         var b = bytes

@@ -59,3 +59,10 @@ public enum Checksum {
         block.setLE32(0, Checksum.block(block, kind: kind))
     }
 }
+
+extension Checksum {
+    /// Continues a raw CRC-32C register over `bytes` (no inversion), for chained checksums.
+    public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        csys_crc32c_update(crc, bytes.baseAddress, bytes.count)
+    }
+}

@@ -7,6 +7,13 @@ public struct RootCommand: ParsableCommand {
         abstract: "Incremental backup and replication for device-mapper thin pools.",
         subcommands: [
             // Each topic registers its command here (one line each).
+            Dump.self,
+            PoolCommand.self,
+            DeltaCommand.self,
+            SendCommand.self,
+            ReceiveCommand.self,
+            MergeCommand.self,
+            VerifyCommand.self,
             ServeCommand.self,
         ]
     )

@@ -1,0 +1,76 @@
+/// What a receive needs of a pool. Delta declares it; PoolCore's pool conforms
+/// (Replay/ThinPool+ReceivingPool.swift) and tests use an in-memory one.
+///
+/// Every change is part of the pool's open transaction until `commitReceive()`;
+/// `abortReceive()` drops it, leaving the pool exactly as at the last commit.
+public protocol ReceivingPool: AnyObject {
+    /// Data block size in bytes.
+    var blockSize: Int { get }
+    func deviceExists(_ dev: UInt64) throws -> Bool
+    /// A new, empty thin device of `virtualSize` bytes.
+    func createThin(_ dev: UInt64, virtualSize: UInt64) throws
+    /// A snapshot of `origin` (sharing its blocks) of `virtualSize` bytes.
+    func createSnapshot(_ dev: UInt64, of origin: UInt64, virtualSize: UInt64) throws
+    func virtualSize(of dev: UInt64) throws -> UInt64
+    /// Writes whole blocks: `bytes` holds consecutive blocks from virtual block `block`.
+    func write(_ dev: UInt64, block: UInt64, _ bytes: UnsafeRawBufferPointer) throws
+    /// Reads whole blocks from virtual block `block`; unmapped blocks read as zeros.
+    func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
+    /// Unmaps (discards) a range of virtual blocks; they read as zeros afterwards.
+    func discard(_ dev: UInt64, blocks: Range<UInt64>) throws
+    /// Makes a range read as zeros (a thin pool unmaps it, like `discard`).
+    func zero(_ dev: UInt64, blocks: Range<UInt64>) throws
+    /// A digest of the device's mappings as this pool holds them (changes whenever a write or discard reaches it).
+    func mappingDigest(of dev: UInt64) throws -> Digest128
+    /// What was recorded about each received device (sidecar), as of the open transaction.
+    func receipts() throws -> [UInt64: Receipt]
+    /// Records (or with nil, forgets) what is known about `dev`; part of the open transaction.
+    func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws
+    /// Makes the open transaction durable (data first, then metadata, then the sidecar).
+    func commitReceive() throws
+    /// Drops the open transaction.
+    func abortReceive() throws
+}
+
+extension ReceivingPool {
+    public func zero(_ dev: UInt64, blocks: Range<UInt64>) throws { try discard(dev, blocks: blocks) }
+}
+
+/// What the receiver recorded about a device it received (kept in the pool's sidecar).
+public struct Receipt: Codable, Equatable, Sendable {
+    /// The sending pool and the snapshot there that this device is a copy of.
+    public var sourcePool: Digest128
+    public var source: SnapshotIdentity
+    /// The stream that made it.
+    public var streamID: Digest128
+    /// Content digest of the device when received (ContentDigest).
+    public var contentDigest: Digest128
+    /// `mappingDigest(of:)` right after the receive: a later change to the device shows as a difference.
+    public var mappingDigest: Digest128
+    /// Set while a receive is unfinished (checkpointed): where to resume.
+    public var partial: PartialReceive?
+
+    public init(sourcePool: Digest128, source: SnapshotIdentity, streamID: Digest128, contentDigest: Digest128,
+                mappingDigest: Digest128, partial: PartialReceive? = nil) {
+        self.sourcePool = sourcePool
+        self.source = source
+        self.streamID = streamID
+        self.contentDigest = contentDigest
+        self.mappingDigest = mappingDigest
+        self.partial = partial
+    }
+}
+
+/// The state of an unfinished receive at its last checkpoint.
+public struct PartialReceive: Codable, Equatable, Sendable {
+    public var header: StreamHeader
+    public var progress: StreamProgress
+    /// Content digest of the device at the checkpoint.
+    public var digest: Digest128
+
+    public init(header: StreamHeader, progress: StreamProgress, digest: Digest128) {
+        self.header = header
+        self.progress = progress
+        self.digest = digest
+    }
+}

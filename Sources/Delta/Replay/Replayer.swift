@@ -1,0 +1,220 @@
+/// What a receive did.
+public struct ReceiveSummary: Sendable {
+    public enum Outcome: String, Sendable { case received, alreadyReceived, resumed }
+    public var outcome: Outcome
+    public var device: UInt64
+    public var header: StreamHeader
+    public var trailer: StreamTrailer?
+    public var contentDigest: Digest128
+    public var streamBytes: UInt64
+}
+
+/// Replays a stream into a `ReceivingPool`: creates the target (a snapshot of
+/// the local base for an incremental), applies every record, checks the
+/// trailer and the content digest, and commits only then. Any error aborts the
+/// open transaction, so the pool is as it was (or at its last checkpoint when
+/// checkpoints were asked for).
+public final class Replayer {
+    public let pool: ReceivingPool
+    /// Local id for the target; the sender's id when nil.
+    public var targetID: UInt64?
+    /// Commit a checkpoint (resumable with `resume`) after this many raw bytes; nil: never.
+    public var checkpointBytes: UInt64?
+    /// Called after each record with (raw bytes applied, stream bytes read, expected raw bytes).
+    public var onProgress: ((UInt64, UInt64, UInt64) -> Void)?
+    /// Called with the resume token after each checkpoint commit.
+    public var onCheckpoint: ((String) -> Void)?
+    /// Bytes read from the source per call.
+    public var readSize = 1 << 20
+
+    public init(pool: ReceivingPool) { self.pool = pool }
+
+    /// Receives the stream `source` yields. With `resume`, continues the interrupted receive of the
+    /// target (from a resumed stream or the whole stream again, skipping what was applied).
+    public func receive(from source: ByteSource, resume: Bool = false) throws -> ReceiveSummary {
+        do {
+            return try run(source, resume: resume)
+        } catch {
+            try? pool.abortReceive()
+            throw error
+        }
+    }
+
+    private var decoder = StreamDecoder()
+    private var readBuffer: [UInt8] = []
+    private var streamBytes: UInt64 = 0
+    private var sourceDone = false
+
+    /// The next record; nil when the source ended (the decoder then says whether that was the end).
+    private func nextRecord(_ source: ByteSource) throws -> StreamRecord? {
+        while true {
+            if let r = try decoder.next() { return r }
+            if sourceDone { try decoder.finish(); return nil }
+            if readBuffer.count != readSize { readBuffer = [UInt8](repeating: 0, count: readSize) }
+            let n = try readBuffer.withUnsafeMutableBytes { try source.read(into: $0) }
+            if n == 0 { sourceDone = true; continue }
+            streamBytes += UInt64(n)
+            readBuffer.withUnsafeBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
+    private func run(_ source: ByteSource, resume: Bool) throws -> ReceiveSummary {
+        decoder = StreamDecoder()
+        streamBytes = 0
+        sourceDone = false
+        let receipts = try pool.receipts()
+        // Peek at the header first: it decides which decoder and which device.
+        guard case .header(let header)? = try peekHeader(source, resume: resume, receipts: receipts) else {
+            throw StreamError.truncated(offset: streamBytes)
+        }
+        guard Int(header.blockSize) == pool.blockSize else {
+            throw ReplayError.blockSizeMismatch(stream: header.blockSize, pool: pool.blockSize)
+        }
+        let dev = targetID ?? header.target.device
+        let bs = pool.blockSize
+        var digest: ContentDigest
+        var skipBelow: UInt64 = 0
+        var checkpoint: PartialReceive?
+        let existing = receipts[dev]
+
+        if resume {
+            guard let r = existing, let p = r.partial else { throw ReplayError.nothingToResume(dev) }
+            var expectHeader = p.header
+            expectHeader.resumeSequence = header.resumeSequence
+            guard expectHeader == header else {
+                throw ReplayError.notTheInterruptedStream("its header differs from the interrupted stream's")
+            }
+            digest = ContentDigest(p.digest)
+            checkpoint = p
+            if header.resumeSequence == 0 { skipBelow = p.progress.nextSequence }
+        } else if let r = existing, r.partial == nil, r.sourcePool == header.sourcePool, r.source == header.target,
+                  try pool.deviceExists(dev) {
+            // Already received: check the stream through to its end, change nothing.
+            while let rec = try nextRecord(source) { if case .trailer = rec { break } }
+            try drain(source)
+            return ReceiveSummary(outcome: .alreadyReceived, device: dev, header: header, trailer: decoder.trailer,
+                                  contentDigest: r.contentDigest, streamBytes: streamBytes)
+        } else if try pool.deviceExists(dev) {
+            throw ReplayError.deviceExists(dev)
+        } else if let base = header.base {
+            guard let (local, r) = receipts.first(where: { $0.value.partial == nil && $0.value.source == base
+                                                    && $0.value.sourcePool == header.sourcePool }),
+                  try pool.deviceExists(local) else {
+                throw ReplayError.baseNotFound(base: base, target: header.target)
+            }
+            guard r.contentDigest == header.baseFingerprint else {
+                throw ReplayError.baseFingerprintMismatch(local: local, base: base, recorded: r.contentDigest,
+                                                          stream: header.baseFingerprint)
+            }
+            guard try pool.mappingDigest(of: local) == r.mappingDigest else {
+                throw ReplayError.baseModified(local: local, base: base)
+            }
+            try pool.createSnapshot(dev, of: local, virtualSize: header.virtualSize)
+            digest = ContentDigest(r.contentDigest)
+        } else {
+            try pool.createThin(dev, virtualSize: header.virtualSize)
+            digest = ContentDigest()
+        }
+
+        let maxRaw = Int(header.maxRecordRaw)
+        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
+        let old = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
+        defer { raw.deallocate(); old.deallocate() }
+        let z = try ZstdDecompressor()
+        let expected = header.expectedBlocks * UInt64(bs)
+        var applied: UInt64 = 0
+        var sinceCheckpoint: UInt64 = 0
+        var trailer: StreamTrailer?
+
+        /// Removes the old content of blocks about to change from the digest (reads them from the device).
+        func forget(_ first: UInt64, _ count: UInt64) throws {
+            var i: UInt64 = 0
+            let per = UInt64(maxRaw / bs)
+            while i < count {
+                let n = min(per, count - i)
+                let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<Int(n) * bs])
+                try pool.read(dev, block: first + i, into: buf)
+                digest.remove(blocks: UnsafeRawBufferPointer(buf), from: first + i, blockSize: bs)
+                i += n
+            }
+        }
+
+        while let rec = try nextRecord(source) {
+            let seq = decoder.progress.nextSequence &- 1
+            if case .trailer(let t) = rec {
+                trailer = t
+                break
+            }
+            if seq < skipBelow {
+                if decoder.progress.nextSequence == skipBelow, let c = checkpoint, decoder.progress != c.progress {
+                    throw ReplayError.notTheInterruptedStream("its records differ from those already applied")
+                }
+                continue
+            }
+            switch rec {
+            case let .data(first, count, frame):
+                let n = Int(count) * bs
+                let out = UnsafeMutableRawBufferPointer(rebasing: raw[0..<n])
+                let got: Int
+                do {
+                    got = try frame.withUnsafeBytes { try z.decompress($0, into: out) }
+                } catch {
+                    throw StreamError.payload(sequence: seq, reason: "does not decompress: \(error)")
+                }
+                guard got == n else { throw StreamError.payload(sequence: seq, reason: "decompressed to \(got) bytes, expected \(n)") }
+                try forget(first, UInt64(count))
+                digest.add(blocks: UnsafeRawBufferPointer(out), from: first, blockSize: bs)
+                try pool.write(dev, block: first, UnsafeRawBufferPointer(out))
+                applied += UInt64(n)
+                sinceCheckpoint += UInt64(n)
+            case let .zero(first, count):
+                try forget(first, count)
+                try pool.zero(dev, blocks: first..<first + count)
+                applied += count * UInt64(bs)
+            case let .discard(first, count):
+                try forget(first, count)
+                try pool.discard(dev, blocks: first..<first + count)
+            case .header, .trailer:
+                throw StreamError.badRecord(sequence: seq, reason: "unexpected record")
+            }
+            onProgress?(applied, streamBytes, expected)
+            if let every = checkpointBytes, sinceCheckpoint >= every {
+                let p = PartialReceive(header: header, progress: decoder.progress, digest: digest.value)
+                try pool.setReceipt(Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
+                                            contentDigest: .zero, mappingDigest: .zero, partial: p), for: dev)
+                try pool.commitReceive()
+                sinceCheckpoint = 0
+                onCheckpoint?(p.progress.token)
+            }
+        }
+        guard let trailer else { throw StreamError.truncated(offset: streamBytes) }
+        try drain(source)
+        if let want = trailer.targetDigest, want != digest.value {
+            throw ReplayError.targetDigestMismatch(expected: want, computed: digest.value)
+        }
+        let receipt = Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
+                              contentDigest: digest.value, mappingDigest: try pool.mappingDigest(of: dev))
+        try pool.setReceipt(receipt, for: dev)
+        try pool.commitReceive()
+        return ReceiveSummary(outcome: resume ? .resumed : .received, device: dev, header: header, trailer: trailer,
+                              contentDigest: digest.value, streamBytes: streamBytes)
+    }
+
+    /// Reads until the header is decoded, choosing the decoder: a resuming one when asked to resume.
+    private func peekHeader(_ source: ByteSource, resume: Bool, receipts: [UInt64: Receipt]) throws -> StreamRecord? {
+        if resume {
+            // The target id may come from --as; otherwise from the interrupted receive that is partial.
+            let dev = targetID ?? receipts.first(where: { $0.value.partial != nil })?.key
+            if let d = dev, let p = receipts[d]?.partial {
+                decoder = StreamDecoder(resumingAt: p.progress)
+                if targetID == nil { targetID = d }
+            }
+        }
+        return try nextRecord(source)
+    }
+
+    /// After the trailer: the source must end (the decoder refuses extra bytes).
+    private func drain(_ source: ByteSource) throws {
+        while try nextRecord(source) != nil {}
+    }
+}

@@ -1,0 +1,81 @@
+public import PoolCore
+import Foundation
+
+/// PoolCore's userspace pool as a receive target. Receipts live in the pool's sidecar
+/// (annotations "receipt.<dev>"), saved by the same commit as the metadata; every commit of
+/// a receive also advances the pool's transaction id by one, and a receipt names the
+/// transaction id it was committed with, so a sidecar saved just before a crash (metadata not
+/// yet committed) is recognised as ahead of the pool and ignored.
+extension ThinPool: ReceivingPool {
+    public var blockSize: Int { Int(dataBlockSize) }
+
+    public func deviceExists(_ dev: UInt64) throws -> Bool { try devices().contains(dev) }
+
+    public func createThin(_ dev: UInt64, virtualSize: UInt64) throws {
+        try createThin(dev, virtualSize: virtualSize, originFile: nil)
+    }
+
+    public func createSnapshot(_ dev: UInt64, of origin: UInt64, virtualSize: UInt64) throws {
+        try snapshot(origin: origin, as: dev)
+        if try self.virtualSize(of: dev) != virtualSize { try setVirtualSize(dev, virtualSize) }
+    }
+
+    public func write(_ dev: UInt64, block: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+        try write(dev, offset: block * dataBlockSize, bytes)
+    }
+
+    public func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let bytes = try read(dev, offset: block * dataBlockSize, count: buffer.count)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+    }
+
+    /// Digest of the device's details and every (virtual block, data block, time) of its mapping, in the open transaction.
+    public func mappingDigest(of dev: UInt64) throws -> Digest128 {
+        let view = try currentView().live
+        let d = try view.details(of: dev)
+        var hi: UInt64 = d.mappedBlocks &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(d.creationTime) << 32 ^ d.transactionID
+        var lo: UInt64 = 0
+        try view.forEachMapping(of: dev) { v, m in
+            var z = (v &* 0xBF58_476D_1CE4_E5B9) ^ m.raw
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            hi &+= z
+            lo = (lo ^ z) &* 0x100_0000_01B3 &+ v
+        }
+        return Digest128(high: hi, low: lo)
+    }
+
+    private struct StoredReceipt: Codable {
+        var transaction: UInt64
+        var receipt: Receipt
+    }
+
+    public func receipts() throws -> [UInt64: Receipt] {
+        var out: [UInt64: Receipt] = [:]
+        let now = metadata.transactionID
+        for (k, v) in annotations(prefix: "receipt.") {
+            guard let dev = UInt64(k.dropFirst("receipt.".count)),
+                  let s = try? JSONDecoder().decode(StoredReceipt.self, from: Data(v.utf8)),
+                  s.transaction <= now else { continue }
+            out[dev] = s.receipt
+        }
+        return out
+    }
+
+    public func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {
+        guard let receipt else { return try setAnnotation("receipt.\(dev)", nil) }
+        let s = StoredReceipt(transaction: metadata.transactionID + 1, receipt: receipt)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        try setAnnotation("receipt.\(dev)", String(decoding: try enc.encode(s), as: UTF8.self))
+    }
+
+    public func commitReceive() throws {
+        let t = metadata.transactionID
+        try setTransactionID(from: t, to: t + 1)
+        try commit()
+    }
+
+    public func abortReceive() throws { try abort() }
+}

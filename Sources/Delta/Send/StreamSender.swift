@@ -1,0 +1,211 @@
+/// What a send produced.
+public struct SendSummary: Sendable {
+    public var header: StreamHeader
+    public var trailer: StreamTrailer
+    /// Bytes written to the sink.
+    public var streamBytes: UInt64
+    /// Content digest of the target, when known (always for a full send).
+    public var targetDigest: Digest128?
+}
+
+/// Reads the changed blocks a diff names, finds all-zero blocks, compresses the
+/// rest into independent zstd frames and writes the records to a sink.
+///
+/// Memory: two buffers of one record's raw size (8 MiB by default) plus one
+/// compressed frame, whatever the device size.
+public final class StreamSender {
+    public let header: StreamHeader
+    private let reader: DataBlockReader
+    private let compressor: ZstdCompressor
+    private let sink: ByteSink
+    private var encoder: StreamEncoder
+    private let blockSize: Int
+    private let maxBlocks: Int
+    private var raw: UnsafeMutableRawBufferPointer
+    private var old: UnsafeMutableRawBufferPointer
+    private var out: UnsafeMutableRawBufferPointer
+    private var digest: ContentDigest?
+    private var pendingZero: (first: UInt64, count: UInt64)?
+    private var pendingDiscard: (first: UInt64, count: UInt64)?
+    private var written: UInt64 = 0
+    /// When resuming: records below this sequence are counted, not sent.
+    private var skipBelow: UInt64 = 0
+    private var skippedSequence: UInt64 = 1
+    /// Called after each record with (raw bytes covered so far, stream bytes written so far).
+    public var onProgress: ((UInt64, UInt64) -> Void)?
+    private var coveredBytes: UInt64 = 0
+
+    /// - Parameters:
+    ///   - baseDigest: for an incremental, the base's content digest; when given, the target's digest is
+    ///     computed (reading the base's old blocks where they change) and put in the trailer. For a full send
+    ///     pass `.zero` (an empty device).
+    ///   - resumeAt: a receiver's resume token: send only the records from there on.
+    public init(header: StreamHeader, reader: DataBlockReader, compressor: ZstdCompressor, sink: ByteSink,
+                baseDigest: Digest128?, resumeAt: StreamProgress? = nil) {
+        precondition(reader.blockSize == Int(header.blockSize))
+        self.header = header
+        self.reader = reader
+        self.compressor = compressor
+        self.sink = sink
+        blockSize = reader.blockSize
+        maxBlocks = Int(header.maxRecordRaw) / blockSize
+        let bytes = maxBlocks * blockSize
+        raw = .allocate(byteCount: bytes, alignment: 4096)
+        old = .allocate(byteCount: bytes, alignment: 4096)
+        out = .allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096)
+        digest = baseDigest.map { ContentDigest($0) }
+        if let r = resumeAt {
+            encoder = StreamEncoder(header: header, resumingAt: r)
+            skipBelow = r.nextSequence
+        } else {
+            encoder = StreamEncoder(header: header)
+        }
+    }
+
+    deinit {
+        raw.deallocate()
+        old.deallocate()
+        out.deallocate()
+    }
+
+    /// Sends the runs `produce` hands over (ascending by virtual block), then the trailer.
+    ///
+    /// `.different` and `.rightOnly` runs are read from `rightData`; `.leftOnly` runs become discards;
+    /// `.same` runs are skipped.
+    public func send(_ produce: ((DeltaRun) throws -> Void) throws -> Void) throws -> SendSummary {
+        try emit(encoder.start())
+        try produce { run in try self.add(run) }
+        try flushPending()
+        guard skippedSequence >= skipBelow else {
+            throw StreamError.badRecord(sequence: skippedSequence, reason: "the resume token points past the end of this stream")
+        }
+        let trailerBytes = encoder.finish(targetDigest: digest?.value)
+        try emit(trailerBytes)
+        try sink.finish()
+        return SendSummary(header: encoder.header, trailer: encoder.progress.trailer(targetDigest: digest?.value),
+                           streamBytes: written, targetDigest: digest?.value)
+    }
+
+    private func add(_ run: DeltaRun) throws {
+        switch run.kind {
+        case .same:
+            return
+        case .leftOnly:
+            if let d = digest, let left = run.leftData {
+                var dd = d
+                try forEachChunk(run) { v, n, i in
+                    let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<n * blockSize])
+                    try reader.read(dataBlock: left + i, into: buf)
+                    dd.remove(blocks: UnsafeRawBufferPointer(buf), from: v, blockSize: blockSize)
+                }
+                digest = dd
+            }
+            try flushZero()
+            if let p = pendingDiscard, p.first + p.count == run.begin {
+                pendingDiscard = (p.first, p.count + run.length)
+            } else {
+                try flushDiscard()
+                pendingDiscard = (run.begin, run.length)
+            }
+            coveredBytes += run.length * UInt64(blockSize)
+        case .different, .rightOnly:
+            guard let right = run.rightData else { return }
+            try flushDiscard()
+            try forEachChunk(run) { v, n, i in
+                let buf = UnsafeMutableRawBufferPointer(rebasing: raw[0..<n * blockSize])
+                try reader.read(dataBlock: right + i, into: buf)
+                if var d = digest {
+                    if run.kind == .different, let left = run.leftData {
+                        let ob = UnsafeMutableRawBufferPointer(rebasing: old[0..<n * blockSize])
+                        try reader.read(dataBlock: left + i, into: ob)
+                        d.remove(blocks: UnsafeRawBufferPointer(ob), from: v, blockSize: blockSize)
+                    }
+                    d.add(blocks: UnsafeRawBufferPointer(buf), from: v, blockSize: blockSize)
+                    digest = d
+                }
+                try chunk(UnsafeRawBufferPointer(buf), from: v)
+                coveredBytes += UInt64(n * blockSize)
+            }
+        }
+    }
+
+    /// Calls `body(virtualBlock, blocks, offsetInRun)` for pieces of at most one record's size.
+    private func forEachChunk(_ run: DeltaRun, _ body: (UInt64, Int, UInt64) throws -> Void) throws {
+        var i: UInt64 = 0
+        while i < run.length {
+            let n = Int(min(UInt64(maxBlocks), run.length - i))
+            try body(run.begin + i, n, i)
+            i += UInt64(n)
+        }
+    }
+
+    /// Splits a chunk of consecutive blocks into zero runs and data records.
+    private func chunk(_ buf: UnsafeRawBufferPointer, from first: UInt64) throws {
+        let n = buf.count / blockSize
+        var i = 0
+        while i < n {
+            let blk = UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<(i + 1) * blockSize])
+            if isAllZero(blk) {
+                let v = first + UInt64(i)
+                if let p = pendingZero, p.first + p.count == v {
+                    pendingZero = (p.first, p.count + 1)
+                } else {
+                    try flushZero()
+                    pendingZero = (v, 1)
+                }
+                i += 1
+                continue
+            }
+            var j = i + 1
+            while j < n && !isAllZero(UnsafeRawBufferPointer(rebasing: buf[j * blockSize..<(j + 1) * blockSize])) { j += 1 }
+            try flushZero()
+            try dataRecord(UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<j * blockSize]), from: first + UInt64(i), blocks: j - i)
+            i = j
+        }
+    }
+
+    private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int) throws {
+        if try skip(first) { return }
+        let size = try compressor.compress(bytes, into: out)
+        try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes.count,
+                              frame: UnsafeRawBufferPointer(rebasing: out[0..<size])))
+    }
+
+    private func flushZero() throws {
+        guard let p = pendingZero else { return }
+        pendingZero = nil
+        if try skip(p.first) { return }
+        try emit(encoder.zero(firstBlock: p.first, blockCount: p.count))
+    }
+
+    private func flushDiscard() throws {
+        guard let p = pendingDiscard else { return }
+        pendingDiscard = nil
+        if try skip(p.first) { return }
+        try emit(encoder.discard(firstBlock: p.first, blockCount: p.count))
+    }
+
+    private func flushPending() throws {
+        try flushZero()
+        try flushDiscard()
+    }
+
+    /// While resuming, counts a record below the resume point and says to leave it out.
+    private func skip(_ first: UInt64) throws -> Bool {
+        guard skippedSequence < skipBelow else {
+            if first < encoder.progress.nextBlock {
+                throw StreamError.badRecord(sequence: encoder.progress.nextSequence,
+                                            reason: "the resume token does not match this stream (block \(first) was already sent)")
+            }
+            return false
+        }
+        skippedSequence += 1
+        return true
+    }
+
+    private func emit(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try sink.write($0) }
+        written += UInt64(bytes.count)
+        onProgress?(coveredBytes, written)
+    }
+}

@@ -1,0 +1,100 @@
+internal import PoolCore
+
+/// Turns records into stream bytes. A pure state machine: no I/O; each call
+/// returns the bytes of one record (the first also carries the magic).
+///
+/// Records must come in ascending, non-overlapping block order; the encoder
+/// traps a caller that breaks this (a bug), since the decoder would refuse it.
+public struct StreamEncoder: Sendable {
+    public let header: StreamHeader
+    public private(set) var progress: StreamProgress
+    private var started = false
+    private var resumeAt: StreamProgress?
+
+    /// A whole stream.
+    public init(header: StreamHeader) {
+        precondition(header.resumeSequence == 0)
+        self.header = header
+        progress = StreamProgress(streamID: header.streamID)
+    }
+
+    /// The rest of an interrupted stream, from the point `resume` (a receiver's resume token).
+    public init(header: StreamHeader, resumingAt resume: StreamProgress) {
+        var h = header
+        h.resumeSequence = resume.nextSequence
+        h.streamID = resume.streamID
+        self.header = h
+        progress = StreamProgress(streamID: resume.streamID)
+        resumeAt = resume
+    }
+
+    /// Magic and header record. Call first, once.
+    public mutating func start() -> [UInt8] {
+        precondition(!started)
+        started = true
+        var out = StreamFormat.magic
+        progress.chain = StreamFormat.magic.withUnsafeBytes { Checksum.update(StreamFormat.chainSeed, $0) }
+        let header = frame(.header, header.encode())
+        out.append(contentsOf: header)
+        if let r = resumeAt {
+            progress = r  // the header of a resumed stream is outside the chain it continues
+        }
+        return out
+    }
+
+    /// A data record: `blockCount` blocks from `firstBlock`, already compressed into `frame` (one zstd frame of `rawBytes`).
+    public mutating func data(firstBlock: UInt64, blockCount: UInt32, rawBytes: Int, frame payload: UnsafeRawBufferPointer) -> [UInt8] {
+        precondition(started && blockCount > 0 && firstBlock >= progress.nextBlock)
+        var w = FieldWriter()
+        w.bytes.reserveCapacity(16 + payload.count)
+        w.u64(firstBlock); w.u32(blockCount); w.u32(0)
+        w.bytes.append(contentsOf: payload)
+        progress.nextBlock = firstBlock + UInt64(blockCount)
+        progress.dataBlocks += UInt64(blockCount)
+        progress.rawBytes += UInt64(rawBytes)
+        progress.payloadBytes += UInt64(payload.count)
+        return frame(.data, w.bytes)
+    }
+
+    public mutating func zero(firstBlock: UInt64, blockCount: UInt64) -> [UInt8] {
+        range(.zero, firstBlock, blockCount)
+    }
+
+    public mutating func discard(firstBlock: UInt64, blockCount: UInt64) -> [UInt8] {
+        range(.discard, firstBlock, blockCount)
+    }
+
+    /// The trailer; `targetDigest` is the content digest of the target, when known.
+    public mutating func finish(targetDigest: Digest128?) -> [UInt8] {
+        precondition(started)
+        return frame(.trailer, progress.trailer(targetDigest: targetDigest).encode())
+    }
+
+    private mutating func range(_ type: RecordType, _ first: UInt64, _ count: UInt64) -> [UInt8] {
+        precondition(started && count > 0 && first >= progress.nextBlock)
+        var w = FieldWriter()
+        w.u64(first); w.u64(count)
+        progress.nextBlock = first + count
+        if type == .zero { progress.zeroBlocks += count } else { progress.discardBlocks += count }
+        return frame(type, w.bytes)
+    }
+
+    /// Frames a body: head (type, flags, reserved, length, sequence, head CRC), body, CRC; chained to the last record.
+    private mutating func frame(_ type: RecordType, _ body: [UInt8]) -> [UInt8] {
+        let seq = progress.nextSequence
+        var out = FieldWriter()
+        out.bytes.reserveCapacity(StreamFormat.headSize + body.count + StreamFormat.tailSize)
+        out.bytes.append(type.rawValue); out.bytes.append(0); out.bytes.append(0); out.bytes.append(0)
+        out.u32(UInt32(body.count))
+        out.u64(seq)
+        let headCRC = out.bytes.withUnsafeBytes { Checksum.update(progress.chain, $0) }
+        out.u32(headCRC)
+        out.bytes.append(contentsOf: body)
+        let crc = out.bytes.withUnsafeBytes { Checksum.update(progress.chain, $0) }
+        out.u32(crc)
+        if type != .trailer {
+            out.bytes.withUnsafeBytes { progress.account($0, sequence: seq, crc: crc) }
+        }
+        return out.bytes
+    }
+}

@@ -1,0 +1,343 @@
+/// A problem `MetadataChecker` found: one line naming the block, the fault and where it sits.
+public struct CheckProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Verifies a pool's metadata completely (thin-metadata-format.md §3.7, §4.7):
+/// every reachable block's checksum and own location, node invariants, key
+/// order inside nodes and against the parent's range, no cycles, the space
+/// maps' structure, and every metadata **and** data block's reference count
+/// equal to the references actually found. Shared nodes are read once.
+///
+/// Counting model: a metadata block's count is the number of pointers to it
+/// (superblock fields, index entries, B-tree parent slots, top-level values,
+/// the held snapshot and the two roots it references; block 0 counts itself
+/// once). A data block's count is the number of mapping entries that point at
+/// it, once per distinct leaf.
+public final class MetadataChecker {
+    public struct Report: Equatable, Sendable {
+        public var transactionID: UInt64
+        public var devices: Int
+        /// Mapping entries in distinct leaves (a shared leaf counts once).
+        public var leafMappings: Int
+        public var metadataBlocksInUse: Int
+        public var metadataBlockCount: UInt64
+        public var dataBlocksInUse: Int
+        public var dataBlockCount: UInt64
+        /// The held metadata snapshot's block, 0 if none.
+        public var heldRoot: UInt64
+    }
+
+    enum Tree: Equatable {
+        case details, topLevel, bottom(UInt64), dataIndex, overflow(SpaceMapKind)
+
+        var leafValueSize: Int {
+            switch self {
+            case .details: return DeviceDetails.diskSize
+            case .topLevel, .bottom: return 8
+            case .dataIndex: return IndexEntry.diskSize
+            case .overflow: return 4
+            }
+        }
+
+        var name: String {
+            switch self {
+            case .details: return "device details tree"
+            case .topLevel: return "top-level mapping tree"
+            case let .bottom(dev): return "mapping tree of device \(dev)"
+            case .dataIndex: return "data space-map index tree"
+            case let .overflow(kind): return "\(kind) space-map overflow tree"
+            }
+        }
+
+        var sameKind: (Tree) -> Bool {
+            { other in
+                switch (self, other) {
+                case (.bottom, .bottom): return true
+                default: return self == other
+                }
+            }
+        }
+    }
+
+    struct Summary {
+        var tree: Tree
+        var entries: Int
+        var minKey: UInt64
+        var maxKey: UInt64
+    }
+
+    public let source: any BlockReading
+    private var metadataLimit: UInt64 = 0
+    private var dataLimit: UInt64 = 0
+    private var expectedMetadata: [UInt32] = []
+    private var roles: [UInt64: String] = [:]
+    private var summaries: [UInt64: Summary] = [:]
+    private var path = Set<UInt64>()
+    private var dataRefs: [UInt64] = []
+    private var overflow: [SpaceMapKind: [UInt64: UInt32]] = [.metadata: [:], .data: [:]]
+    private var dataIndex: [IndexEntry] = []
+    private var leafMappings = 0
+
+    public init(source: any BlockReading) {
+        self.source = source
+    }
+
+    public convenience init(path: String) throws(MetadataError) {
+        self.init(source: try FileMetadataDevice(path: path))
+    }
+
+    /// Checks everything; throws the first problem found (a `MetadataError` or `CheckProblem`).
+    public func check() throws -> Report {
+        let reader = try MetadataReader(source: source)
+        let sb = reader.superblock
+        let mroot = sb.metadataSpaceMapRoot, droot = sb.dataSpaceMapRoot
+        guard mroot.blockCount > 0, mroot.blockCount <= maxMetadataBlocks else {
+            throw CheckProblem("block 0: metadata space map size \(mroot.blockCount) blocks is impossible (1 … \(maxMetadataBlocks))")
+        }
+        if mroot.blockCount > source.blockCount {
+            throw MetadataError.truncated(block: source.blockCount, blockCount: source.blockCount)
+        }
+        metadataLimit = mroot.blockCount
+        dataLimit = droot.blockCount
+        expectedMetadata = [UInt32](repeating: 0, count: Int(metadataLimit))
+
+        // The superblock counts itself once.
+        try ref(0, from: nil, role: "superblock")
+
+        // Metadata space map: index block, its bitmaps, its overflow tree.
+        try ref(mroot.bitmapRoot, from: 0, role: "metadata space-map index")
+        let msm = SpaceMapReader(source: source, root: mroot, kind: .metadata)
+        let metaEntries = try msm.indexEntries()
+        for (i, e) in metaEntries.enumerated() {
+            try ref(e.bitmapBlock, from: mroot.bitmapRoot, role: "metadata space-map bitmap \(i)")
+        }
+        _ = try walk(mroot.refCountRoot, tree: .overflow(.metadata), from: 0, low: nil, high: nil, depth: 0)
+
+        // Data space map: index tree (with its bitmaps), overflow tree.
+        _ = try walk(droot.bitmapRoot, tree: .dataIndex, from: 0, low: nil, high: nil, depth: 0)
+        let dsm = SpaceMapReader(source: source, root: droot, kind: .data)
+        guard dataIndex.count == dsm.bitmapCount else {
+            throw CheckProblem("block \(droot.bitmapRoot): data space-map index holds \(dataIndex.count) entries, \(dsm.bitmapCount) bitmaps needed for \(droot.blockCount) data blocks")
+        }
+        for (i, e) in dataIndex.enumerated() {
+            try ref(e.bitmapBlock, from: droot.bitmapRoot, role: "data space-map bitmap \(i)")
+        }
+        _ = try walk(droot.refCountRoot, tree: .overflow(.data), from: 0, low: nil, high: nil, depth: 0)
+
+        // The pool's trees, live and held.
+        var devices = try checkTrees(of: sb, at: 0)
+        if sb.heldRoot != 0 {
+            try ref(sb.heldRoot, from: 0, role: "held metadata snapshot superblock")
+            let held = try reader.metadataSnapshot()
+            guard held.superblock.heldRoot == 0 else {
+                throw CheckProblem("block \(sb.heldRoot): held metadata snapshot itself holds a snapshot (held_root \(held.superblock.heldRoot))")
+            }
+            devices = max(devices, try checkTrees(of: held.superblock, at: sb.heldRoot))
+        }
+
+        // Compare the space maps with what was found.
+        let metaInUse = try compareMetadata(msm, metaEntries)
+        let dataInUse = try compareData(dsm)
+        return Report(transactionID: sb.transactionID, devices: devices, leafMappings: leafMappings,
+                      metadataBlocksInUse: metaInUse, metadataBlockCount: metadataLimit,
+                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot)
+    }
+
+    /// Walks the details and mapping trees of one superblock and checks they agree.
+    private func checkTrees(of sb: Superblock, at location: UInt64) throws -> Int {
+        let where_ = location == 0 ? "" : " of the metadata snapshot at block \(location)"
+        _ = try walk(sb.deviceDetailsRoot, tree: .details, from: location, low: nil, high: nil, depth: 0)
+        _ = try walk(sb.dataMappingRoot, tree: .topLevel, from: location, low: nil, high: nil, depth: 0)
+        let details = try BTreeReader(source: source, root: sb.deviceDetailsRoot, leafValueSize: DeviceDetails.diskSize)
+            .entries { n, i in DeviceDetails(decoding: n.bytes, at: n.valueOffset(i)) }
+        let roots = try BTreeReader(source: source, root: sb.dataMappingRoot, leafValueSize: 8).entries64()
+        var r = 0
+        for (id, d) in details {
+            if r < roots.count, roots[r].0 < id {
+                throw CheckProblem("block \(sb.dataMappingRoot): device \(roots[r].0) has a mapping tree but no details\(where_)")
+            }
+            guard r < roots.count, roots[r].0 == id else {
+                throw CheckProblem("block \(sb.deviceDetailsRoot): device \(id) has details but no mapping tree\(where_)")
+            }
+            let mapped = summaries[roots[r].1]?.entries ?? 0
+            if UInt64(mapped) != d.mappedBlocks {
+                throw CheckProblem("block \(roots[r].1): device \(id)\(where_) maps \(mapped) blocks but its details say mapped_blocks \(d.mappedBlocks)")
+            }
+            r += 1
+        }
+        if r < roots.count {
+            throw CheckProblem("block \(sb.dataMappingRoot): device \(roots[r].0) has a mapping tree but no details\(where_)")
+        }
+        return details.count
+    }
+
+    /// One more pointer to metadata block `block`.
+    private func ref(_ block: UInt64, from: UInt64?, role: String) throws {
+        if block >= metadataLimit || (block == 0 && from != nil) {
+            throw CheckProblem("block \(from ?? 0): \(role) pointer to block \(block) is outside the metadata space map (\(metadataLimit) blocks)")
+        }
+        expectedMetadata[Int(block)] &+= 1
+        if roles[block] == nil { roles[block] = role }
+    }
+
+    /// Walks the subtree at `block` (one pointer to it from `from`); shared subtrees are
+    /// walked once and only their pointer is counted again.
+    private func walk(_ block: UInt64, tree: Tree, from: UInt64, low: UInt64?, high: UInt64?, depth: Int) throws -> Summary {
+        try ref(block, from: from, role: tree.name)
+        let s: Summary
+        if let known = summaries[block] {
+            guard known.tree.sameKind(tree) else {
+                throw CheckProblem("block \(block): B-tree node used both in the \(known.tree.name) and in the \(tree.name)")
+            }
+            s = known
+        } else {
+            if path.contains(block) || depth > BTreeReader.maxDepth {
+                throw CheckProblem("block \(block): B-tree cycle in the \(tree.name) (node reached again from below itself, via block \(from))")
+            }
+            s = try walkNew(block, tree: tree, from: from, depth: depth)
+            summaries[block] = s
+        }
+        if s.entries > 0 {
+            if let low, s.minKey < low {
+                throw CheckProblem("block \(block): B-tree keys out of order in the \(tree.name): key \(s.minKey) below its parent's key \(low) (parent block \(from))")
+            }
+            if let high, s.maxKey >= high {
+                throw CheckProblem("block \(block): B-tree keys out of order in the \(tree.name): key \(s.maxKey) not below the next parent key \(high) (parent block \(from))")
+            }
+        }
+        return s
+    }
+
+    private func walkNew(_ block: UInt64, tree: Tree, from: UInt64, depth: Int) throws -> Summary {
+        let n: Node
+        do {
+            n = try Node(decoding: source.readBlock(block), location: block, leafValueSize: tree.leafValueSize)
+        } catch {
+            throw CheckProblem("\(error) (\(tree.name), reached from block \(from))")
+        }
+        let c = n.count
+        if n.isInternal && c == 0 {
+            throw CheckProblem("block \(block): bad B-tree node: internal node with no entries (\(tree.name))")
+        }
+        var s = Summary(tree: tree, entries: 0, minKey: c > 0 ? n.key(0) : 0, maxKey: c > 0 ? n.key(c - 1) : 0)
+        path.insert(block)
+        defer { path.remove(block) }
+        if n.isInternal {
+            for i in 0..<c {
+                let child = try walk(n.value64(i), tree: tree, from: block, low: n.key(i),
+                                     high: i + 1 < c ? n.key(i + 1) : nil, depth: depth + 1)
+                s.entries += child.entries
+            }
+            return s
+        }
+        s.entries = c
+        switch tree {
+        case .bottom:
+            leafMappings += c
+            var bad: (UInt64, UInt64)?
+            n.forEachEntry64 { k, v in
+                let d = v >> 24
+                if d >= dataLimit, bad == nil { bad = (k, d) }
+                dataRefs.append(d)
+            }
+            if let (k, d) = bad {
+                throw CheckProblem("block \(block): \(tree.name) maps virtual block \(k) to data block \(d), beyond the data device (\(dataLimit) blocks)")
+            }
+        case .topLevel:
+            for i in 0..<c {
+                _ = try walk(n.value64(i), tree: .bottom(n.key(i)), from: block, low: nil, high: nil, depth: 0)
+            }
+        case .details:
+            break
+        case .dataIndex:
+            for i in 0..<c {
+                guard n.key(i) == UInt64(dataIndex.count) else {
+                    throw CheckProblem("block \(block): data space-map index key \(n.key(i)) where \(dataIndex.count) was expected")
+                }
+                dataIndex.append(IndexEntry(decoding: n.bytes, at: n.valueOffset(i)))
+            }
+        case let .overflow(kind):
+            for i in 0..<c { overflow[kind]![n.key(i)] = n.bytes.le32(n.valueOffset(i)) }
+        }
+        return s
+    }
+
+    /// Counts in the metadata space map against the pointers found; returns blocks in use.
+    private func compareMetadata(_ sm: SpaceMapReader, _ entries: [IndexEntry]) throws -> Int {
+        var inUse = 0
+        let over = overflow[.metadata]!
+        for (bi, e) in entries.enumerated() {
+            let b = try sm.bitmap(e)
+            let base = UInt64(bi) * entriesPerBitmap
+            let end = min(metadataLimit, base + entriesPerBitmap)
+            var blk = base
+            while blk < end {
+                let stored = try count(b, Int(blk - base), blk, over, bitmap: e.bitmapBlock, kind: .metadata)
+                let found = expectedMetadata[Int(blk)]
+                if stored != found {
+                    let what = roles[blk].map { " (\($0))" } ?? " (not referenced)"
+                    throw CheckProblem("block \(blk): metadata reference count \(stored) in the space map, but \(found) references found\(what)")
+                }
+                if stored > 0 { inUse += 1 }
+                blk += 1
+            }
+        }
+        return inUse
+    }
+
+    /// Counts in the data space map against the mappings found; returns blocks in use.
+    private func compareData(_ sm: SpaceMapReader) throws -> Int {
+        dataRefs.sort()
+        var r = 0  // next index into dataRefs
+        var inUse = 0
+        let over = overflow[.data]!
+        for (bi, e) in dataIndex.enumerated() {
+            let b = try sm.bitmap(e)
+            let base = UInt64(bi) * entriesPerBitmap
+            let end = min(dataLimit, base + entriesPerBitmap)
+            var blk = base
+            while blk < end {
+                // Skip whole zero words with no reference in them.
+                let e0 = Int(blk - base)
+                if e0 % 32 == 0, blk + 32 <= end, b.le64(16 + 8 * (e0 / 32)) == 0,
+                   r == dataRefs.count || dataRefs[r] >= blk + 32 {
+                    blk += 32
+                    continue
+                }
+                var found: UInt32 = 0
+                while r < dataRefs.count, dataRefs[r] == blk { found += 1; r += 1 }
+                let stored = try count(b, e0, blk, over, bitmap: e.bitmapBlock, kind: .data)
+                if stored != found {
+                    throw CheckProblem("data block \(blk): reference count \(stored) in the data space map (bitmap block \(e.bitmapBlock)), but \(found) mappings in distinct leaves reference it")
+                }
+                if stored > 0 { inUse += 1 }
+                blk += 1
+            }
+        }
+        return inUse
+    }
+
+    @inline(__always)
+    private func count(_ b: [UInt8], _ e: Int, _ blk: UInt64, _ over: [UInt64: UInt32], bitmap: UInt64, kind: SpaceMapKind) throws -> UInt32 {
+        let v = SpaceMapReader.bitmapValue(b, e)
+        if v < 3 { return v }
+        guard let c = over[blk] else {
+            throw CheckProblem("block \(bitmap): \(kind) block \(blk) marked as overflow (count ≥ 3) in its bitmap but missing from the overflow tree")
+        }
+        guard c >= 3 else {
+            throw CheckProblem("block \(bitmap): \(kind) block \(blk) has overflow count \(c) (< 3) in the overflow tree")
+        }
+        return c
+    }
+}
+
+extension BTreeReader {
+    /// Every (key, decoded value) in ascending key order.
+    func entries<T>(_ decode: (Node, Int) -> T) throws -> [(UInt64, T)] {
+        var out: [(UInt64, T)] = []
+        try forEachEntry { k, n, i in out.append((k, decode(n, i))) }
+        return out
+    }
+}

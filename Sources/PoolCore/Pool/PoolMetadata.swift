@@ -1,0 +1,355 @@
+/// The pool's metadata with dm-thin's semantics (§6): thin devices, snapshots, mappings,
+/// transactions and the held metadata snapshot. Knows nothing of data bytes; `ThinPool`
+/// puts the data device on top.
+///
+/// Every mutating call leaves the in-core state consistent or throws; a throw from the
+/// middle of an operation (out of metadata space, I/O error) leaves the transaction
+/// unusable: the caller must `abort()`.
+public final class PoolMetadata {
+    public let device: any MetadataDevice
+    public private(set) var tm: TransactionManager
+    /// The superblock of the open transaction (roots current; space-map roots as of the last commit).
+    public private(set) var superblock: Superblock
+    /// The superblock on disk.
+    public private(set) var committedSuperblock: Superblock
+    /// Device details changed in this transaction (written into the details tree at commit).
+    private var pendingDetails: [UInt64: DeviceDetails] = [:]
+    /// True once anything changed since the last commit (§6.14).
+    public private(set) var changedThisTransaction = false
+    /// Devices changed since the last commit.
+    public private(set) var changedDevices = Set<UInt64>()
+
+    /// Largest thin device id (message parser limit, §6.1).
+    public static let maxDeviceID: UInt64 = (1 << 24) - 1
+
+    var top: BTree { BTree(tm: tm, leafValueSize: 8, policy: .subtrees) }
+    var bottom: BTree { BTree(tm: tm, leafValueSize: 8, policy: .dataBlocks) }
+    var detailsTree: BTree { BTree(tm: tm, leafValueSize: DeviceDetails.diskSize, policy: .none) }
+
+    /// Opens formatted metadata. Throws `PoolError.unformatted` for an all-zero superblock.
+    public init(device: any MetadataDevice, name: String = "metadata") throws {
+        self.device = device
+        guard device.blockCount > 0 else { throw PoolError.unformatted(name) }
+        let sb: Superblock
+        do { sb = try Superblock(decoding: device.readBlock(0), location: 0) } catch .unformatted { throw PoolError.unformatted(name) }
+        superblock = sb
+        committedSuperblock = sb
+        tm = try TransactionManager(device: device, superblock: sb)
+    }
+
+    /// Formats `device`: empty pool of `dataBlocks` data blocks of `dataBlockSectors` sectors,
+    /// using the first `metadataBlocks` metadata blocks (capped to the usable maximum), and commits.
+    public init(formatting device: any MetadataDevice, dataBlockSectors: UInt32, dataBlocks: UInt64, metadataBlocks: UInt64? = nil) throws {
+        self.device = device
+        let mblocks = min(metadataBlocks ?? device.blockCount, device.blockCount, maxMetadataBlocks)
+        tm = try TransactionManager(formatting: device, metadataBlocks: mblocks)
+        var sb = Superblock()
+        sb.dataBlockSize = dataBlockSectors
+        sb.metadataBlockCount = mblocks
+        sb.version = 2
+        superblock = sb
+        committedSuperblock = sb
+        superblock.dataMappingRoot = try BTree(tm: tm, leafValueSize: 8, policy: .subtrees).create()
+        superblock.deviceDetailsRoot = try BTree(tm: tm, leafValueSize: DeviceDetails.diskSize, policy: .none).create()
+        try tm.growData(to: dataBlocks)
+        changedThisTransaction = true
+        try commit()
+    }
+
+    // MARK: queries
+
+    public var dataBlockSectors: UInt32 { superblock.dataBlockSize }
+    public var dataBlockCount: UInt64 { tm.dataCounts.blockCount }
+    public var metadataBlockCount: UInt64 { tm.metadataCounts.blockCount }
+    public var freeDataBlocks: UInt64 { tm.dataCounts.freeCount }
+    public var freeMetadataBlocks: UInt64 { tm.metadataCounts.freeCount }
+    /// Data blocks a new allocation may take now (free, and not freed in this transaction).
+    public var allocatableDataBlocks: UInt64 { tm.dataCounts.allocatableCount }
+    public var allocatableMetadataBlocks: UInt64 { tm.metadataCounts.allocatableCount }
+    public func dataRefCount(_ b: UInt64) -> UInt32 { tm.dataCounts[b] }
+    public func metadataRefCount(_ b: UInt64) -> UInt32 { tm.metadataCounts[b] }
+    public var heldRoot: UInt64 { superblock.heldRoot }
+    public var time: UInt32 { superblock.time }
+    public var transactionID: UInt64 { superblock.transactionID }
+
+    public func exists(_ dev: UInt64) throws -> Bool {
+        if pendingDetails[dev] != nil { return true }
+        return try detailsTree.lookup(root: superblock.deviceDetailsRoot, key: dev) != nil
+    }
+
+    /// Ids of all thin devices, ascending.
+    public func deviceIDs() throws -> [UInt64] {
+        let inTree = try detailsTree.entries64(root: superblock.deviceDetailsRoot, in: 0..<UInt64.max).map(\.0)
+        return Array(Set(inTree).union(pendingDetails.keys)).sorted()
+    }
+
+    public func details(of dev: UInt64) throws -> DeviceDetails {
+        if let d = pendingDetails[dev] { return d }
+        guard let v = try detailsTree.lookup(root: superblock.deviceDetailsRoot, key: dev) else { throw PoolError.unknownDevice(dev) }
+        return DeviceDetails(decoding: v, at: 0)
+    }
+
+    /// Root of the device's bottom-level mapping tree.
+    public func mappingRoot(of dev: UInt64) throws -> UInt64 {
+        guard let r = try top.lookup64(root: superblock.dataMappingRoot, key: dev) else { throw PoolError.unknownDevice(dev) }
+        return r
+    }
+
+    /// The mapping of virtual block `vblock`, or nil when unprovisioned.
+    public func lookup(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
+        guard let v = try bottom.lookup64(root: try mappingRoot(of: dev), key: vblock) else { return nil }
+        return BlockTime(raw: v)
+    }
+
+    /// Mappings of `dev` in `range`, ascending.
+    public func mappings(_ dev: UInt64, in range: Range<UInt64> = 0..<UInt64.max) throws -> [(vblock: UInt64, mapping: BlockTime)] {
+        try bottom.entries64(root: try mappingRoot(of: dev), in: range).map { ($0.0, BlockTime(raw: $0.1)) }
+    }
+
+    /// A mapping may be shared when it is older than the device's last snapshot (§6.4).
+    public func maybeShared(_ dev: UInt64, _ m: BlockTime) throws -> Bool {
+        m.time < (try details(of: dev)).snapshottedTime
+    }
+
+    // MARK: devices
+
+    private func touch(_ dev: UInt64) {
+        changedThisTransaction = true
+        changedDevices.insert(dev)
+    }
+
+    /// create_thin (§6.1).
+    public func createThin(_ dev: UInt64) throws {
+        guard dev <= PoolMetadata.maxDeviceID else { throw PoolError.invalid("thin device id \(dev) is above \(PoolMetadata.maxDeviceID)") }
+        guard try !exists(dev) else { throw PoolError.deviceExists(dev) }
+        let leaf = try bottom.create()
+        var v = [UInt8](repeating: 0, count: 8)
+        v.setLE64(0, leaf)
+        superblock.dataMappingRoot = try top.insert(root: superblock.dataMappingRoot, key: dev, value: v)
+        pendingDetails[dev] = DeviceDetails(mappedBlocks: 0, transactionID: superblock.transactionID,
+                                            creationTime: superblock.time, snapshottedTime: superblock.time)
+        touch(dev)
+    }
+
+    /// create_snap (§6.3): `dev` shares `origin`'s bottom tree through its root.
+    public func createSnapshot(_ dev: UInt64, of origin: UInt64) throws {
+        guard dev <= PoolMetadata.maxDeviceID else { throw PoolError.invalid("thin device id \(dev) is above \(PoolMetadata.maxDeviceID)") }
+        guard try exists(origin) else { throw PoolError.unknownDevice(origin) }
+        guard try !exists(dev) else { throw PoolError.deviceExists(dev) }
+        guard superblock.time < (1 << 24) - 1 else { throw PoolError.invalid("pool time would exceed 24 bits") }
+        let root = try mappingRoot(of: origin)
+        var od = try details(of: origin)
+        tm.incMetadata(root)
+        var v = [UInt8](repeating: 0, count: 8)
+        v.setLE64(0, root)
+        superblock.dataMappingRoot = try top.insert(root: superblock.dataMappingRoot, key: dev, value: v)
+        superblock.time += 1
+        od.snapshottedTime = superblock.time
+        pendingDetails[origin] = od
+        pendingDetails[dev] = DeviceDetails(mappedBlocks: od.mappedBlocks, transactionID: superblock.transactionID,
+                                            creationTime: superblock.time, snapshottedTime: superblock.time)
+        touch(origin)
+        touch(dev)
+    }
+
+    /// delete (§6.6): removes the device and releases its tree.
+    public func delete(_ dev: UInt64) throws {
+        guard try exists(dev) else { throw PoolError.unknownDevice(dev) }
+        let (r, removed) = try top.remove(root: superblock.dataMappingRoot, key: dev)
+        superblock.dataMappingRoot = r
+        if let removed { try bottom.deleteTree(root: removed.le64(0)) }
+        pendingDetails[dev] = nil
+        superblock.deviceDetailsRoot = try detailsTree.remove(root: superblock.deviceDetailsRoot, key: dev).root
+        touch(dev)
+    }
+
+    // MARK: mappings
+
+    /// Maps `vblock` of `dev` to `mapping` (the data block must already carry this
+    /// mapping's reference). Returns the replaced mapping, whose data block was decremented
+    /// unless it is the same block.
+    @discardableResult
+    public func insertMapping(_ dev: UInt64, _ vblock: UInt64, _ mapping: BlockTime) throws -> BlockTime? {
+        guard try exists(dev) else { throw PoolError.unknownDevice(dev) }
+        var old: BlockTime? = nil
+        let bottom = self.bottom
+        let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
+            var v = [UInt8](repeating: 0, count: 8)
+            v.setLE64(0, mapping.raw)
+            let (nr, o) = try bottom.update(root: rootBytes!.le64(0), key: vblock) { _ in v }
+            old = o.map { BlockTime(raw: $0.le64(0)) }
+            var out = [UInt8](repeating: 0, count: 8)
+            out.setLE64(0, nr)
+            return out
+        }
+        superblock.dataMappingRoot = r
+        var d = try details(of: dev)
+        if let old {
+            if old.dataBlock != mapping.dataBlock { try tm.decData(old.dataBlock) }
+        } else {
+            d.mappedBlocks += 1
+        }
+        pendingDetails[dev] = d
+        touch(dev)
+        return old
+    }
+
+    /// Unmaps `vblock` of `dev`; returns the removed mapping (its data block decremented).
+    @discardableResult
+    public func removeMapping(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
+        guard try lookup(dev, vblock) != nil else { return nil }
+        var old: BlockTime? = nil
+        let bottom = self.bottom
+        let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
+            let (nr, o) = try bottom.remove(root: rootBytes!.le64(0), key: vblock)
+            old = o.map { BlockTime(raw: $0.le64(0)) }
+            var out = [UInt8](repeating: 0, count: 8)
+            out.setLE64(0, nr)
+            return out
+        }
+        superblock.dataMappingRoot = r
+        if let old {
+            try tm.decData(old.dataBlock)
+            var d = try details(of: dev)
+            d.mappedBlocks -= 1
+            pendingDetails[dev] = d
+        }
+        touch(dev)
+        return old
+    }
+
+    /// A free data block (count 1 now), or nil when none may be allocated.
+    public func allocateDataBlock() -> UInt64? { tm.dataCounts.allocate() }
+
+    /// Drops a reference to a data block taken with `allocateDataBlock` but not mapped.
+    public func releaseDataBlock(_ b: UInt64) throws { try tm.decData(b) }
+
+    /// set_transaction_id (§5.3): compare-and-swap of the userspace transaction id.
+    public func setTransactionID(from old: UInt64, to new: UInt64) throws {
+        guard superblock.transactionID == old else {
+            throw PoolError.invalid("transaction id is \(superblock.transactionID), not \(old)")
+        }
+        superblock.transactionID = new
+        changedThisTransaction = true
+    }
+
+    // MARK: transactions
+
+    /// Writes pending device details into the details tree (part of every commit; views call it too).
+    public func flushDetails() throws {
+        for dev in pendingDetails.keys.sorted() {
+            var v = [UInt8](repeating: 0, count: DeviceDetails.diskSize)
+            pendingDetails[dev]!.encode(into: &v, at: 0)
+            superblock.deviceDetailsRoot = try detailsTree.insert(root: superblock.deviceDetailsRoot, key: dev, value: v)
+        }
+        pendingDetails.removeAll()
+    }
+
+    /// Commits (§5.1 steps 2–6; the caller flushed the data device first): details, space
+    /// maps, dirty blocks, flush, superblock, flush. A no-op when nothing changed.
+    public func commit() throws {
+        guard changedThisTransaction || !tm.dirty.isEmpty else { return }
+        try flushDetails()
+        let (d, m) = try tm.commitSpaceMaps()
+        superblock.dataSpaceMapRoot = d
+        superblock.metadataSpaceMapRoot = m
+        try tm.writeOut()
+        try device.writeBlock(0, superblock.encode(location: 0))
+        try device.flush()
+        tm.finishCommit()
+        committedSuperblock = superblock
+        changedThisTransaction = false
+        changedDevices.removeAll()
+    }
+
+    /// Drops the open transaction and re-reads the last committed one (§5.5).
+    public func abort() throws {
+        pendingDetails.removeAll()
+        changedThisTransaction = false
+        changedDevices.removeAll()
+        let sb = try Superblock(decoding: device.readBlock(0), location: 0)
+        superblock = sb
+        committedSuperblock = sb
+        tm = try TransactionManager(device: device, superblock: sb)
+    }
+
+    // MARK: metadata snapshot (§6.7)
+
+    /// reserve_metadata_snap: commits, then pins the current trees under a superblock copy.
+    /// Only one may be held.
+    public func reserveMetadataSnapshot() throws {
+        guard superblock.heldRoot == 0 else { throw PoolError.metadataSnapshotHeld(superblock.heldRoot) }
+        try commit()
+        let h = try tm.allocateMetadata()
+        var copy = superblock
+        copy.heldRoot = 0
+        copy.location = h
+        copy.dataSpaceMapRoot = SpaceMapRoot()
+        copy.metadataSpaceMapRoot = SpaceMapRoot()
+        tm.specialKinds[h] = .superblock
+        tm.put(copy.encode(location: h), at: h)
+        tm.incMetadata(superblock.dataMappingRoot)
+        tm.incMetadata(superblock.deviceDetailsRoot)
+        superblock.heldRoot = h
+        changedThisTransaction = true
+        try commit()
+    }
+
+    /// release_metadata_snap: drops the held copy and its references, then commits.
+    public func releaseMetadataSnapshot() throws {
+        let h = superblock.heldRoot
+        guard h != 0 else { throw PoolError.noMetadataSnapshot }
+        let copy = try Superblock(decoding: tm.sealedBlock(h), location: h)
+        try top.deleteTree(root: copy.dataMappingRoot)
+        try detailsTree.deleteTree(root: copy.deviceDetailsRoot)
+        try tm.decMetadata(h)
+        superblock.heldRoot = 0
+        changedThisTransaction = true
+        try commit()
+    }
+
+    // MARK: resize
+
+    /// Grows the data space map (§6.11); commit afterwards.
+    public func growData(to blocks: UInt64) throws {
+        try tm.growData(to: blocks)
+        changedThisTransaction = true
+    }
+
+    /// Grows the metadata space map to `blocks` (capped to 15.875 GiB); commit afterwards.
+    public func growMetadata(to blocks: UInt64) throws {
+        try tm.growMetadata(to: min(blocks, maxMetadataBlocks))
+        changedThisTransaction = true
+    }
+
+    // MARK: views
+
+    /// Read access to the open (uncommitted) transaction: trees as they stand now; the
+    /// space-map roots are those of the last commit (use `dataRefCount` for live counts).
+    public func currentView() throws -> MetadataReader {
+        try flushDetails()
+        return try MetadataReader(source: TransactionView(self))
+    }
+
+    /// Read access to the last committed transaction (as on disk).
+    public func committedView() throws -> MetadataReader {
+        try MetadataReader(source: DeviceReader(device))
+    }
+
+    func sealedBlock(_ b: UInt64) throws -> [UInt8] {
+        if b == 0 { return superblock.encode(location: 0) }
+        return try tm.sealedBlock(b)
+    }
+}
+
+/// BlockReading over the open transaction of a `PoolMetadata`.
+final class TransactionView: BlockReading {
+    let md: PoolMetadata
+    init(_ md: PoolMetadata) { self.md = md }
+    var blockCount: UInt64 { md.device.blockCount }
+    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] {
+        do { return try md.sealedBlock(block) } catch let e as MetadataError { throw e } catch {
+            throw MetadataError.badSpaceMap(block: block, reason: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,48 @@
+/// The pool's operating mode (§6.8).
+public enum PoolMode: Equatable, Sendable, CustomStringConvertible {
+    /// Normal operation.
+    case write
+    /// Changes refused; reads work. `resize` leaves it when the reason was lack of space.
+    case readOnly(ReadOnlyReason)
+    /// Everything refused except close (a rollback itself failed).
+    case fail(String)
+
+    public enum ReadOnlyReason: Equatable, Sendable, CustomStringConvertible {
+        case outOfDataSpace, outOfMetadataSpace, requested
+        case failedOperation(String)
+        public var description: String {
+            switch self {
+            case .outOfDataSpace: return "out of data space"
+            case .outOfMetadataSpace: return "out of metadata space"
+            case .requested: return "opened read-only"
+            case let .failedOperation(m): return "a metadata operation failed: \(m)"
+            }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .write: return "rw"
+        case let .readOnly(r): return "ro (\(r))"
+        case let .fail(m): return "fail (\(m))"
+        }
+    }
+}
+
+/// A low-space event (§6.9), raised once when free space crosses the threshold and
+/// re-armed by a resize.
+public enum PoolEvent: Equatable, Sendable, CustomStringConvertible {
+    /// Free metadata blocks ≤ threshold = min(1024 blocks, metadata blocks / 4).
+    case metadataLow(freeBlocks: UInt64, threshold: UInt64)
+    /// Free data blocks ≤ the data low-water mark.
+    case dataLow(freeBlocks: UInt64, lowWaterMark: UInt64)
+
+    public var description: String {
+        switch self {
+        case let .metadataLow(f, t):
+            return "metadata space low: \(f) free metadata blocks (threshold \(t))"
+        case let .dataLow(f, m):
+            return "data space low: \(f) free data blocks (low-water mark \(m))"
+        }
+    }
+}

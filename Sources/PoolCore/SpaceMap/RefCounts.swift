@@ -1,0 +1,145 @@
+/// The in-core reference counts of one space map (metadata or data blocks).
+///
+/// Counts below 255 live in a byte array, larger ones in a dictionary. The
+/// in-core counts are authoritative during a transaction; the on-disk bitmaps,
+/// index and overflow tree are brought up to date at commit (§4, §5.1).
+///
+/// Allocation follows §4.5: a block is handed out only when it is free now
+/// **and** was not freed in this transaction (so it is also free in the last
+/// committed space map); the search starts after the last allocation and wraps.
+public struct RefCounts: Sendable {
+    private var small: [UInt8]
+    private var big: [UInt64: UInt32] = [:]
+    /// Blocks managed.
+    public private(set) var blockCount: UInt64
+    /// Blocks with a non-zero count.
+    public private(set) var allocatedCount: UInt64 = 0
+    /// Blocks whose count dropped to zero in this transaction (not reusable before commit).
+    public private(set) var freedThisTransaction = Set<UInt64>()
+    /// Bitmaps (index = block / 16320) whose counts changed since the last commit.
+    public internal(set) var dirtyBitmaps = Set<Int>()
+    /// Bumped by every count change (the commit's fixpoint loop watches it).
+    public private(set) var changeCounter: UInt64 = 0
+    private var cursor: UInt64 = 0
+
+    public init(blockCount: UInt64) {
+        self.blockCount = blockCount
+        small = [UInt8](repeating: 0, count: Int(blockCount))
+    }
+
+    /// Blocks free now (count 0), including those freed in this transaction.
+    public var freeCount: UInt64 { blockCount - allocatedCount }
+    /// Blocks that `allocate()` may hand out now.
+    public var allocatableCount: UInt64 { blockCount - allocatedCount - UInt64(freedThisTransaction.count) }
+
+    public subscript(_ b: UInt64) -> UInt32 {
+        let s = small[Int(b)]
+        return s == 255 ? big[b]! : UInt32(s)
+    }
+
+    /// Sets a count directly (loading from disk, bootstrap).
+    public mutating func set(_ b: UInt64, _ c: UInt32) {
+        let old = self[b]
+        if old == c { return }
+        if c >= 255 { small[Int(b)] = 255; big[b] = c } else { small[Int(b)] = UInt8(c); big[b] = nil }
+        if old == 0 { allocatedCount += 1 }
+        if c == 0 { allocatedCount -= 1; freedThisTransaction.insert(b) }
+        dirtyBitmaps.insert(Int(b / entriesPerBitmap))
+        changeCounter &+= 1
+    }
+
+    public mutating func inc(_ b: UInt64, by n: UInt32 = 1) { set(b, self[b] + n) }
+
+    /// Decrements and returns the new count. Decrementing a free block is a logic error in the caller.
+    @discardableResult
+    public mutating func dec(_ b: UInt64) throws(MetadataError) -> UInt32 {
+        let c = self[b]
+        guard c > 0 else { throw .badSpaceMap(block: b, reason: "reference count of block \(b) would drop below zero") }
+        set(b, c - 1)
+        return c - 1
+    }
+
+    /// A free block not freed in this transaction, now counted 1; nil when none is left.
+    public mutating func allocate() -> UInt64? {
+        guard allocatableCount > 0 else { return nil }
+        let n = blockCount
+        var b = cursor < n ? cursor : 0
+        for _ in 0..<n {
+            if small[Int(b)] == 0 && !freedThisTransaction.contains(b) {
+                set(b, 1)
+                cursor = b + 1
+                return b
+            }
+            b += 1
+            if b == n { b = 0 }
+        }
+        return nil
+    }
+
+    /// Called after a commit: freed blocks become allocatable, nothing is dirty.
+    public mutating func committed() {
+        freedThisTransaction.removeAll(keepingCapacity: true)
+        dirtyBitmaps.removeAll(keepingCapacity: true)
+    }
+
+    /// Grows the map (resize); new blocks are free; the bitmaps covering them are dirty.
+    public mutating func grow(to n: UInt64) {
+        guard n > blockCount else { return }
+        let oldBitmaps = Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap)
+        small.append(contentsOf: [UInt8](repeating: 0, count: Int(n - blockCount)))
+        let first = Int(blockCount / entriesPerBitmap)
+        blockCount = n
+        let newBitmaps = Int((n + entriesPerBitmap - 1) / entriesPerBitmap)
+        for i in min(first, oldBitmaps)..<newBitmaps { dirtyBitmaps.insert(i) }
+        changeCounter &+= 1
+    }
+
+    public var bitmapCount: Int { Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+
+    /// Renders bitmap `i` (unsealed) and its index entry's free count and hint (§4.2, §4.3; kernel convention).
+    public func renderBitmap(_ i: Int, location: UInt64) -> (block: [UInt8], entry: IndexEntry) {
+        var b = [UInt8].zeroBlock()
+        let base = UInt64(i) * entriesPerBitmap
+        let end = min(blockCount, base + entriesPerBitmap)
+        var used: UInt32 = 0
+        var firstFree: UInt32 = UInt32(end - base)
+        b.withUnsafeMutableBytes { raw in
+            let words = raw.baseAddress!.advanced(by: 16)
+            var e = 0
+            var blk = base
+            while blk < end {
+                let s = small[Int(blk)]
+                if s != 0 {
+                    used += 1
+                    let v: UInt64 = s >= 3 ? 3 : UInt64(s)
+                    // Lower-numbered bit carries 2, higher carries 1 (§4.3).
+                    let hiLo: UInt64 = (v >> 1) | ((v & 1) << 1)
+                    let w = e / 32, p = UInt64(2 * (e % 32))
+                    let ptr = words.advanced(by: 8 * w)
+                    let cur = UInt64(littleEndian: ptr.loadUnaligned(as: UInt64.self))
+                    ptr.storeBytes(of: (cur | (hiLo << p)).littleEndian, as: UInt64.self)
+                } else if firstFree == UInt32(end - base) {
+                    firstFree = UInt32(e)
+                }
+                e += 1
+                blk += 1
+            }
+        }
+        if firstFree == UInt32(end - base) && end - base < entriesPerBitmap { firstFree = UInt32(end - base) }
+        let entry = IndexEntry(bitmapBlock: location, freeCount: UInt32(entriesPerBitmap) - used, noneFreeBefore: firstFree)
+        return (b, entry)
+    }
+
+    /// Blocks of bitmap `i` with a count ≥ 3 (what its range of the overflow tree must hold).
+    public func overflowEntries(ofBitmap i: Int) -> [UInt64: UInt32] {
+        let base = UInt64(i) * entriesPerBitmap
+        let end = min(blockCount, base + entriesPerBitmap)
+        var out: [UInt64: UInt32] = [:]
+        var blk = base
+        while blk < end {
+            if small[Int(blk)] >= 3 { out[blk] = self[blk] }
+            blk += 1
+        }
+        return out
+    }
+}

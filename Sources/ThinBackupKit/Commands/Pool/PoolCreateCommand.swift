@@ -1,0 +1,28 @@
+import ArgumentParser
+import PoolCore
+
+extension PoolCommand {
+    /// `thin-backup pool create`: formats a new userspace pool in a folder.
+    public struct Create: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "create",
+            abstract: "Create and format a pool folder (metadata, data, pool.json).")
+
+        @Option(name: .long, help: "The pool folder to create.")
+        public var pool: String
+        @Option(name: .customLong("data-size"), help: "Data device size (e.g. 10G).")
+        public var dataSize: ByteSize
+        @Option(name: .customLong("block-size"), help: "Data block size: a multiple of 64k up to 1g.")
+        public var blockSize: ByteSize = ByteSize(argument: "64k")!
+        @Option(name: .customLong("metadata-size"), help: "Metadata device size (default: 48 bytes per data block, at least 2M).")
+        public var metadataSize: ByteSize?
+
+        public init() {}
+
+        public func run() throws {
+            let p = try ThinPool.create(folder: pool, dataSize: dataSize.bytes, blockSize: blockSize.bytes, metadataSize: metadataSize?.bytes)
+            for w in p.warnings { ThinBackupMain.writeStderr("thin-backup: warning: \(w)\n") }
+            print("created pool \(pool): \(p.dataBlockCount) data blocks of \(p.dataBlockSize) bytes, \(p.metadata.metadataBlockCount) metadata blocks")
+        }
+    }
+}

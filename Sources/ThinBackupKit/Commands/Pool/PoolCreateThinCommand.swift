@@ -1,0 +1,27 @@
+import ArgumentParser
+import PoolCore
+
+extension PoolCommand {
+    /// `thin-backup pool create-thin`: a new empty thin device.
+    public struct CreateThin: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "create-thin",
+            abstract: "Create an empty thin device (optionally over a read-only external origin file).")
+
+        @OptionGroup public var pool: PoolDirOption
+        @Option(name: .long, help: "Thin device id (0 … 16777215).")
+        public var dev: UInt64
+        @Option(name: .long, help: "Virtual size (e.g. 1G).")
+        public var size: ByteSize
+        @Option(name: .customLong("origin-file"), help: "External origin: unprovisioned blocks read from this file.")
+        public var originFile: String?
+
+        public init() {}
+
+        public func run() throws {
+            let p = try pool.open()
+            try p.createThin(dev, virtualSize: size.bytes, originFile: originFile)
+            try p.commitForCLI()
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import PoolCore
+
+extension PoolCommand {
+    /// `thin-backup pool delete`: removes a thin device.
+    public struct Delete: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "delete",
+            abstract: "Delete a thin device (blocks it shares with others stay).")
+
+        @OptionGroup public var pool: PoolDirOption
+        @Option(name: .long, help: "Thin device id.")
+        public var dev: UInt64
+
+        public init() {}
+
+        public func run() throws {
+            let p = try pool.open()
+            try p.delete(dev)
+            try p.commitForCLI()
+        }
+    }
+}

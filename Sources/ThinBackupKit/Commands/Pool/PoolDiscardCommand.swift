@@ -1,0 +1,32 @@
+import ArgumentParser
+import PoolCore
+
+extension PoolCommand {
+    /// `thin-backup pool discard`: unmaps the whole blocks inside a byte range.
+    public struct Discard: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "discard",
+            abstract: "Unmap the whole data blocks inside a byte range; unreferenced blocks are punched out of the data file.")
+
+        @OptionGroup public var pool: PoolDirOption
+        @Option(name: .long, help: "Thin device id.")
+        public var dev: UInt64
+        @Option(name: .long, help: "Start of the range in bytes.")
+        public var offset: UInt64
+        @Option(name: .long, help: "Length of the range in bytes.")
+        public var length: UInt64
+
+        public init() {}
+
+        public func run() throws {
+            let p = try pool.open()
+            let bs = p.dataBlockSize
+            let size = try p.virtualSize(of: dev)
+            guard offset <= size, length <= size - offset else { throw PoolError.beyondEnd(dev: dev, offset: offset + length, size: size) }
+            let first = (offset + bs - 1) / bs
+            let end = (offset + length) / bs
+            if first < end { try p.discard(dev, blocks: first..<end) }
+            try p.commitForCLI()
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import PoolCore
+
+extension PoolCommand {
+    /// `thin-backup pool resize`: grows the data and/or metadata device.
+    public struct Resize: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "resize",
+            abstract: "Grow the pool's data and/or metadata device (no shrinking), then commit.")
+
+        @OptionGroup public var pool: PoolDirOption
+        @Option(name: .customLong("data-size"), help: "New data device size.")
+        public var dataSize: ByteSize?
+        @Option(name: .customLong("metadata-size"), help: "New metadata device size (usable up to 15.875 GiB).")
+        public var metadataSize: ByteSize?
+
+        public init() {}
+
+        public func validate() throws {
+            if dataSize == nil && metadataSize == nil { throw ValidationError("give --data-size and/or --metadata-size") }
+        }
+
+        public func run() throws {
+            let p = try pool.open()
+            try p.resize(dataSize: dataSize?.bytes, metadataSize: metadataSize?.bytes)
+            for w in p.warnings { ThinBackupMain.writeStderr("thin-backup: warning: \(w)\n") }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import ArgumentParser
+import PoolCore
+
+extension PoolCommand {
+    /// `thin-backup pool snapshot`: an internal snapshot sharing the origin's tree.
+    public struct Snapshot: ParsableCommand {
+        public static let configuration = CommandConfiguration(
+            commandName: "snapshot",
+            abstract: "Snapshot thin device --origin as new device --dev.")
+
+        @OptionGroup public var pool: PoolDirOption
+        @Option(name: .long, help: "The device to snapshot.")
+        public var origin: UInt64
+        @Option(name: .long, help: "Id of the new snapshot device.")
+        public var dev: UInt64
+
+        public init() {}
+
+        public func run() throws {
+            let p = try pool.open()
+            try p.snapshot(origin: origin, as: dev)
+            try p.commitForCLI()
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+
+/// `thin-backup receive`: replays a delta stream into a pool.
+public struct ReceiveCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "receive",
+        abstract: "Replay a delta stream into a pool (atomic: committed only after the trailer verified).",
+        discussion: """
+            A full stream creates a new thin device; an incremental one a snapshot of the local copy of its \
+            base, which must be unchanged since it was received. Receiving the same stream twice changes \
+            nothing. With --checkpoint, progress is committed as it goes and an interrupted receive continues \
+            with --resume (from the whole stream again, or from `send --resume-from TOKEN`).
+            """
+    )
+
+    @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String
+    @Option(help: ArgumentHelp("Stream file, or - for stdin.", valueName: "src")) public var from: String = "-"
+    @Option(name: .customLong("as"), help: ArgumentHelp("Local device id (default: the sender's).", valueName: "id"))
+    public var asDevice: UInt64?
+    @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false
+    @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
+    public var checkpoint: String?
+    @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
+    @OptionGroup public var output: ReportOptions
+
+    public init() {}
+
+    public func run() throws {
+        if resumeToken {
+            print(try ThinBackupKit.resumeToken(pool: pool, device: asDevice))
+            return
+        }
+        var req = ReceiveRequest(pool: pool)
+        req.source = from; req.targetID = asDevice; req.resume = resume
+        req.checkpointBytes = try checkpoint.map(parseSize)
+        req.quiet = output.quiet
+        let r = try runReceive(req)
+        let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : "received"
+        try output.report(r, line: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full"); "
+            + "\(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks); digest \(r.contentDigest)")
+    }
+}

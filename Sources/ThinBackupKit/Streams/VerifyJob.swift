@@ -1,0 +1,85 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// What `verify --stream` found (`--json`).
+public struct StreamVerifyReport: Codable {
+    public var ok: Bool
+    public var incremental: Bool
+    public var device: UInt64
+    public var base: UInt64?
+    public var blockSize: UInt32
+    public var virtualSize: UInt64
+    public var records: UInt64
+    public var dataBlocks: UInt64
+    public var zeroBlocks: UInt64
+    public var discardBlocks: UInt64
+    public var targetDigest: String?
+    /// For a full stream: the digest of its content was recomputed and matches the trailer.
+    public var contentChecked: Bool
+    public var streamBytes: UInt64
+}
+
+/// Checks a stream without a pool: every checksum, record, frame (decompressed), the trailer,
+/// and for a full stream the content digest.
+public func verifyStream(source: ByteSource, quiet: Bool) throws -> StreamVerifyReport {
+    var d = StreamDecoder()
+    let z = try ZstdDecompressor()
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    var raw: [UInt8] = []
+    var digest = ContentDigest()
+    var bytes: UInt64 = 0
+    let meter = ProgressMeter(label: "verify", quiet: quiet)
+    while true {
+        let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
+        if n == 0 { break }
+        bytes += UInt64(n)
+        buf.withUnsafeBytes { d.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        while let rec = try d.next() {
+            if case let .data(first, count, frame) = rec, let h = d.header {
+                let len = Int(count) * Int(h.blockSize)
+                if raw.count < len { raw = [UInt8](repeating: 0, count: len) }
+                let got = try raw.withUnsafeMutableBytes { r in
+                    try frame.withUnsafeBytes { try z.decompress($0, into: UnsafeMutableRawBufferPointer(rebasing: r[0..<len])) }
+                }
+                guard got == len else { throw StreamError.payload(sequence: d.progress.nextSequence - 1, reason: "wrong size") }
+                raw.withUnsafeBytes { digest.add(blocks: UnsafeRawBufferPointer(rebasing: $0[0..<len]), from: first, blockSize: Int(h.blockSize)) }
+            }
+            meter.update(done: bytes, total: 0, streamBytes: bytes)
+        }
+    }
+    try d.finish()
+    meter.finish()
+    let h = d.header!, t = d.trailer!
+    var checked = false
+    if !h.isIncremental, h.resumeSequence == 0, let want = t.targetDigest {
+        guard want == digest.value else {
+            throw StreamError.trailerMismatch("content digest \(digest.value), trailer says \(want)")
+        }
+        checked = true
+    }
+    return StreamVerifyReport(ok: true, incremental: h.isIncremental, device: h.target.device, base: h.base?.device,
+                              blockSize: h.blockSize, virtualSize: h.virtualSize, records: t.records + 1,
+                              dataBlocks: t.dataBlocks, zeroBlocks: t.zeroBlocks, discardBlocks: t.discardBlocks,
+                              targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes)
+}
+
+/// `verify --pool DIR --dev N --digest D`: recomputes a device's content digest and compares.
+public func verifyDevice(pool: String?, metadata: String?, data: String?, device: UInt64, digest: String,
+                         quiet: Bool) throws -> String {
+    guard let want = Digest128(hex: digest) else { throw CommandFailure("--digest: expected 32 hex digits, got \(digest)", exitCode: 64) }
+    let src = try PoolSource(pool: pool, metadata: metadata, data: data)
+    let reader = try MetadataReader(path: src.metadataPath)
+    let view = reader.live
+    let file = try RandomAccessFile(path: src.dataPath, writable: false)
+    let bs = Int(view.superblock.dataBlockSize) * 512
+    let meter = ProgressMeter(label: "verify", quiet: quiet)
+    let got = try deviceDigest(view, device, reader: FileDataBlockReader(file: file, blockSize: bs)) {
+        meter.update(done: $0, total: 0, streamBytes: 0)
+    }
+    meter.finish()
+    guard got == want else {
+        throw CommandFailure("thin device \(device) has content digest \(got), not \(want)")
+    }
+    return got.description
+}

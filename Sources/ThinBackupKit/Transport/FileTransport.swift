@@ -1,0 +1,122 @@
+import Delta
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure of a local file or pipe transport, naming the path and the call.
+public struct LocalIOError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+    static func errno(_ call: String, _ path: String) -> LocalIOError {
+        LocalIOError(message: "\(call) \(path): \(String(cString: strerror(Glibc.errno)))")
+    }
+}
+
+/// Writes a stream to a file or to standard output ("-"), buffered in 1 MiB writes.
+///
+/// A file is written as `FILE.partial` and renamed to FILE by `finish()` after an fsync, so an
+/// interrupted send never leaves a truncated stream under the final name.
+public final class FileSink: ByteSink {
+    public let path: String
+    private let fd: Int32
+    private let partialPath: String?
+    private var buffer: [UInt8] = []
+    private let capacity = 1 << 20
+    private var closed = false
+    public private(set) var bytesWritten: UInt64 = 0
+
+    public init(path: String) throws {
+        self.path = path
+        if path == "-" {
+            fd = 1
+            partialPath = nil
+        } else {
+            let p = path + ".partial"
+            let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard f >= 0 else { throw LocalIOError.errno("open", p) }
+            fd = f
+            partialPath = p
+        }
+        buffer.reserveCapacity(capacity)
+    }
+
+    deinit {
+        if !closed, let p = partialPath {
+            close(fd)
+            unlink(p)
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count > capacity { try flush() }
+        if bytes.count >= capacity {
+            try writeAll(bytes)
+        } else {
+            buffer.append(contentsOf: bytes)
+        }
+    }
+
+    private func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeAll($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    private func writeAll(_ b: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < b.count {
+            let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LocalIOError.errno("write", path == "-" ? "standard output" : path)
+            }
+            done += n
+        }
+        bytesWritten += UInt64(b.count)
+    }
+
+    public func finish() throws {
+        try flush()
+        guard let p = partialPath else { return }
+        guard fsync(fd) == 0 else { throw LocalIOError.errno("fsync", p) }
+        close(fd)
+        closed = true
+        guard rename(p, path) == 0 else { throw LocalIOError.errno("rename to \(path)", p) }
+    }
+}
+
+/// Reads a stream from a file or from standard input ("-").
+public final class FileSource: ByteSource {
+    public let path: String
+    private let fd: Int32
+    public private(set) var bytesRead: UInt64 = 0
+    /// Size of the file when known (not for pipes), for progress.
+    public let size: UInt64?
+
+    public init(path: String) throws {
+        self.path = path
+        if path == "-" {
+            fd = 0
+        } else {
+            let f = open(path, O_RDONLY | O_CLOEXEC)
+            guard f >= 0 else { throw LocalIOError.errno("open", path) }
+            fd = f
+        }
+        var st = stat()
+        size = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? UInt64(st.st_size) : nil
+    }
+
+    deinit { if fd > 2 { close(fd) } }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw LocalIOError.errno("read", path == "-" ? "standard input" : path)
+            }
+            bytesRead += UInt64(n)
+            return n
+        }
+    }
+}

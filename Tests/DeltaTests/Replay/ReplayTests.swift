@@ -1,0 +1,160 @@
+import Delta
+import Testing
+import TestSupport
+
+@Suite struct ReplayTests {
+    /// Sender: device 1 of 64 blocks, then a chain of snapshots 2…7, each mutated from the one before.
+    static func chain(seed: UInt64, length: Int = 6) -> (SenderModel, [UInt64]) {
+        let s = SenderModel(seed: seed)
+        s.create(1, blocks: 64)
+        s.mutate(1, changes: 40)
+        var ids: [UInt64] = [1]
+        for i in 2...UInt64(length + 1) {
+            s.snapshot(i, of: ids.last!)
+            s.mutate(i, changes: 10)
+            ids.append(i)
+        }
+        return (s, ids)
+    }
+
+    @Test(arguments: [1 as UInt64, 2])
+    func fullThenChainOfIncrementalsIsByteIdentical(seed: UInt64) throws {
+        let (s, ids) = Self.chain(seed: seed)
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        var base: UInt64?
+        for (k, id) in ids.enumerated() {
+            let bytes = try s.send(id, from: base, streamID: UInt64(k + 1))
+            let r = try Replayer(pool: pool).receive(from: MemorySource(bytes, chunk: 70_000))
+            #expect(r.outcome == .received)
+            #expect(pool.image(id) == s.image(id), "seed \(seed), device \(id)")
+            #expect(r.contentDigest == s.digest(id))
+            // Earlier devices are untouched by later receives.
+            if let b = base { #expect(pool.image(b) == s.image(b)) }
+            base = id
+        }
+        #expect(pool.committed.devices.count == ids.count)
+    }
+
+    @Test func receivingTheSameStreamTwiceChangesNothing() throws {
+        let (s, ids) = Self.chain(seed: 3, length: 2)
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        let full = try s.send(ids[0], from: nil, streamID: 1)
+        let inc = try s.send(ids[1], from: ids[0], streamID: 2)
+        _ = try Replayer(pool: pool).receive(from: MemorySource(full))
+        _ = try Replayer(pool: pool).receive(from: MemorySource(inc))
+        let before = pool.committed
+        for bytes in [full, inc] {
+            let r = try Replayer(pool: pool).receive(from: MemorySource(bytes))
+            #expect(r.outcome == .alreadyReceived)
+            #expect(pool.committed == before)
+            #expect(pool.open == before)
+        }
+        // A second send of the same snapshot (another stream id) is the same snapshot: nothing changes either.
+        let again = try s.send(ids[1], from: ids[0], streamID: 99)
+        #expect(try Replayer(pool: pool).receive(from: MemorySource(again)).outcome == .alreadyReceived)
+        #expect(pool.committed == before)
+    }
+
+    /// Receives `bytes` into a pool that already holds the chain's first device, expecting a refusal and no change.
+    func expectRefused(_ bytes: [UInt8], pool: MemoryReceivingPool, _ note: String) {
+        let before = pool.committed
+        #expect(throws: (any Error).self, "\(note)") { _ = try Replayer(pool: pool).receive(from: MemorySource(bytes, chunk: 50_000)) }
+        #expect(pool.committed == before, "\(note)")
+        #expect(pool.open == before, "\(note)")
+    }
+
+    @Test func corruptTruncatedSwappedAndForeignStreamsLeaveThePoolUnchanged() throws {
+        let (s, ids) = Self.chain(seed: 4, length: 2)
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        _ = try Replayer(pool: pool).receive(from: MemorySource(try s.send(ids[0], from: nil, streamID: 1)))
+        let inc = try s.send(ids[1], from: ids[0], streamID: 2)
+        var rng = SeededRNG(seed: 2024)
+        for _ in 0..<200 {
+            var bad = inc
+            let at = Int.random(in: 0..<bad.count, using: &rng)
+            bad[at] ^= UInt8.random(in: 1...255, using: &rng)
+            expectRefused(bad, pool: pool, "corrupt byte at \(at) (seed 2024)")
+        }
+        for _ in 0..<20 {
+            let cut = Int.random(in: 0..<inc.count, using: &rng)
+            expectRefused(Array(inc[0..<cut]), pool: pool, "cut at \(cut)")
+        }
+        // Another base: an incremental from a snapshot this pool never received.
+        s.snapshot(50, of: ids[0]); s.mutate(50, changes: 3)
+        s.snapshot(51, of: 50); s.mutate(51, changes: 3)
+        expectRefused(try s.send(51, from: 50, streamID: 3), pool: pool, "another base")
+        // The right base id but another content fingerprint.
+        expectRefused(try s.send(ids[1], from: ids[0], streamID: 4, baseFingerprint: Digest128(high: 1, low: 1)),
+                      pool: pool, "wrong fingerprint")
+        // Another block size.
+        let other = SenderModel(blockSize: 128 * 1024, seed: 5)
+        other.create(9, blocks: 16); other.mutate(9, changes: 5)
+        expectRefused(try other.send(9, from: nil, streamID: 5), pool: pool, "block size")
+        // And the good stream still applies afterwards.
+        _ = try Replayer(pool: pool).receive(from: MemorySource(inc))
+        #expect(pool.image(ids[1]) == s.image(ids[1]))
+    }
+
+    @Test func errorMessagesNameWhatIsWrong() throws {
+        let (s, ids) = Self.chain(seed: 6, length: 2)
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        let inc = try s.send(ids[1], from: ids[0], streamID: 2)
+        do {
+            _ = try Replayer(pool: pool).receive(from: MemorySource(inc))
+            Issue.record("accepted an incremental without its base")
+        } catch {
+            #expect("\(error)".contains("base device 1"), "\(error)")
+        }
+        _ = try Replayer(pool: pool).receive(from: MemorySource(try s.send(ids[0], from: nil, streamID: 1)))
+        try pool.scribble(ids[0], block: 3)
+        do {
+            _ = try Replayer(pool: pool).receive(from: MemorySource(inc))
+            Issue.record("accepted an incremental onto a modified base")
+        } catch {
+            #expect("\(error)" == ReplayError.baseModified(local: 1, base: s.identities[1]!).description)
+        }
+        let other = SenderModel(blockSize: 128 * 1024, seed: 5)
+        other.create(9, blocks: 4); other.mutate(9, changes: 2)
+        #expect(throws: ReplayError.blockSizeMismatch(stream: 128 * 1024, pool: 64 * 1024)) {
+            _ = try Replayer(pool: pool).receive(from: MemorySource(try other.send(9, from: nil, streamID: 5)))
+        }
+    }
+
+    @Test func aFailedWriteAbortsEverything() throws {
+        let (s, ids) = Self.chain(seed: 7, length: 1)
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        let full = try s.send(ids[0], from: nil, streamID: 1)
+        for n in [0, 1, 3] {
+            pool.failWritesAfter = n
+            expectRefused(full, pool: pool, "write \(n) fails")
+        }
+        pool.failWritesAfter = nil
+        _ = try Replayer(pool: pool).receive(from: MemorySource(full))
+        #expect(pool.image(ids[0]) == s.image(ids[0]))
+    }
+
+    @Test func interruptedReceiveResumesFromTheWholeStreamOrAToken() throws {
+        let s = SenderModel(seed: 8)
+        s.create(1, blocks: 400)
+        for v in 0..<400 as Range<UInt64> { s.write(1, v, kind: v % 5 == 0 ? 0 : 1) }
+        let full = try s.send(1, from: nil, streamID: 1)
+        for viaToken in [false, true] {
+            let pool = MemoryReceivingPool(blockSize: s.blockSize)
+            let rp = Replayer(pool: pool)
+            rp.checkpointBytes = 4 << 20
+            var token: String?
+            rp.onCheckpoint = { token = $0 }
+            #expect(throws: MemorySource.Cut.self) { _ = try rp.receive(from: MemorySource(full, failAfter: full.count * 2 / 3)) }
+            let tok = try #require(token)
+            let point = try #require(StreamProgress(token: tok))
+            #expect(pool.committed.receipts[1]?.partial?.progress == point)
+            let rest: [UInt8] = viaToken ? try s.send(1, from: nil, streamID: 1, resumeAt: point) : full
+            if viaToken { #expect(rest.count < full.count) }
+            let r = try Replayer(pool: pool).receive(from: MemorySource(rest), resume: true)
+            #expect(r.outcome == .resumed)
+            #expect(pool.image(1) == s.image(1), "via token: \(viaToken)")
+            #expect(pool.committed.receipts[1]?.partial == nil)
+            #expect(pool.committed.receipts[1]?.contentDigest == s.digest(1))
+        }
+    }
+}
