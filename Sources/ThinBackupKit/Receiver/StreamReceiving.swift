@@ -22,9 +22,12 @@ public protocol StreamReceiving: AnyObject, Sendable {
 public struct PendingReceive: Sendable, Codable, Equatable {
     public var streamID: String
     public var resumeOffset: UInt64
-    public init(streamID: String, resumeOffset: UInt64) {
+    /// For a pool: the token `send --resume-from` takes (the stream restarts at a checkpoint).
+    public var resumeToken: String?
+    public init(streamID: String, resumeOffset: UInt64, resumeToken: String? = nil) {
         self.streamID = streamID
         self.resumeOffset = resumeOffset
+        self.resumeToken = resumeToken
     }
 }
 
