@@ -48,7 +48,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         return pending
     }
 
-    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiveSummary {
+    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
         guard offset == 0 else {
             throw ReceiveRefused("a pool receive continues from a whole or --resume-from stream, not from byte \(offset)")
         }
@@ -63,7 +63,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
             let r = try runReceive(req, source: tracked)
             _ = try? lookUp(device)
             let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : r.outcome
-            return ReceiveSummary(bytes: r.streamBytes,
+            return ReceiverOutcome(bytes: r.streamBytes,
                                   message: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full")); "
                                       + "digest \(r.contentDigest)")
         } catch {

@@ -55,7 +55,7 @@ final class GateReceiver: StreamReceiving, @unchecked Sendable {
     let inner: SpoolReceiver
     init(_ inner: SpoolReceiver) { self.inner = inner }
     func pendingReceive(device: UInt64) throws -> PendingReceive? { try inner.pendingReceive(device: device) }
-    func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiveSummary {
+    func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
         gate.wait()
         return try inner.receive(device: device, streamID: streamID, offset: offset, from: source)
     }
@@ -64,7 +64,7 @@ final class GateReceiver: StreamReceiving, @unchecked Sendable {
 /// Refuses every stream, as a receive refuses one made for another base.
 final class RefusingReceiver: StreamReceiving, @unchecked Sendable {
     func pendingReceive(device: UInt64) throws -> PendingReceive? { nil }
-    func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiveSummary {
+    func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
         var header = [UInt8](repeating: 0, count: 100)
         _ = try header.withUnsafeMutableBytes { try source.read(into: $0) }
         throw ReceiveRefused("stream for base snapshot 4 but device 4 here is not that snapshot")
