@@ -242,7 +242,7 @@ final class MotoServer {
 }
 
 /// Tests/Scripts/cutproxy.py in front of `upstream`: cuts the first `cuts` connections after
-/// `cutAfter` bytes in `direction` ("up" or "down").
+/// `cutAfter` bytes in `direction` ("up" or "down"); only connections that get that far count.
 final class CutProxy {
     let dir = TempDir("tb-proxy")
     let port: Int

@@ -50,6 +50,32 @@ struct NetworkEndToEndTests {
         #expect(try fileBytes("\(other)/metadata") == meta)
     }
 
+    @Test func aCutReplicationResumesFromTheReceiversCheckpoint() throws {
+        let src = try SourceChain(seed: 604, rounds: 1, label: "cut-src")
+        let out = TempDir("cut-dst")
+        let dst = try emptyPool(out)
+        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: dst, checkpointBytes: 256 << 10) })
+        let snap = src.snapshots[0]
+        let size = try send(src.path, snap, to: out.file("probe.tbs")).streamBytes
+        #expect(size > 256 << 10)
+        // The upload's connection is cut halfway.
+        guard let proxy = CutProxy(upstream: rx.server.port, cutAfter: Int(size / 2), cuts: 1, direction: "up") else { return }
+        let args = ["send", "--pool", src.path, "--snap", "\(snap)", "--to", "tb://127.0.0.1:\(proxy.port)",
+                    "--token-file", rx.tokenFile, "--retries", "3", "-q"]
+        let first = try cli(args)
+        #expect(first?.contains("run the same send again") == true, "\(first ?? "not cut")")
+        let (_, status) = try receiverGET(port: rx.server.port, path: "/v1/devices/\(snap)/receive", token: LocalReceiver.token)
+        #expect(status["state"] as? String == "interrupted")
+        let token = status["resumeToken"] as? String
+        #expect(token != nil)
+        // The same send again continues from the checkpoint (send asks the receiver for it).
+        #expect(try cli(args) == nil)
+        #expect(try SourceChain.image(dst, snap) == src.image(snap))
+        #expect(try thinCheck(dst).ok)
+        let (_, done) = try receiverGET(port: rx.server.port, path: "/v1/devices/\(snap)/receive", token: LocalReceiver.token)
+        #expect((done["message"] as? String)?.contains("resumed") == true, "\(done)")
+    }
+
     @Test func sendAndReceiveThroughNginx() throws {
         guard let nginx = NginxServer() else { return }
         let src = try SourceChain(seed: 602, rounds: 3, label: "http-src")
