@@ -25,7 +25,7 @@ public struct SendCommand: ParsableCommand {
     public var asDevice: UInt64?
     @OptionGroup public var network: NetworkOptions
     @Option(help: "zstd level (1–19; negative: faster).") public var level: Int32 = 3
-    @Option(help: "Compression threads (libzstd workers; 0: compress on this thread).") public var threads: Int32?
+    @Option(help: "Compression threads (default: one per core).") public var threads: Int32?
     @Flag(name: [.customShort("m"), .customLong("metadata-snap")], help: "Read through the metadata snapshot already held.")
     public var metadataSnap = false
     @Flag(help: "Read the live metadata without a metadata snapshot (a pool nobody uses).") public var liveMetadata = false
@@ -56,16 +56,12 @@ public struct SendCommand: ParsableCommand {
         req.resumeToken = resumeFrom
         req.virtualSize = try size.map(parseSize)
         req.quiet = output.quiet
-        var sink: ByteSink?
-        if try Endpoint(parsing: to).isRemote {
-            let options = try network.transportOptions(targetDevice: asDevice ?? snap)
-            // A tb:// receiver holding an interrupted receive of this device: continue at its checkpoint.
-            if req.resumeToken == nil, let token = try Transport.receiverResumeToken(for: to, options: options) {
-                req.resumeToken = token
-            }
-            sink = try Transport.sink(for: to, options: options)
+        req.transport = try network.transportOptions(targetDevice: asDevice ?? snap)
+        // A tb:// receiver holding an interrupted receive of this device: continue at its checkpoint.
+        if req.resumeToken == nil, let token = try Transport.receiverResumeToken(for: to, options: req.transport) {
+            req.resumeToken = token
         }
-        let r = try runSend(req, sink: sink)
+        let r = try runSend(req)
         let ratio = r.rawBytes == 0 ? 0 : Double(r.streamBytes) / Double(r.rawBytes)
         try output.report(r, line: "sent thin device \(r.device)\(r.base.map { " (changes since \($0))" } ?? ""): "
             + "\(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks; "

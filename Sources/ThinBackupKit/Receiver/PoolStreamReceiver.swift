@@ -41,7 +41,11 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     private func lookUp(_ device: UInt64) throws -> PendingReceive? {
         let p = try ThinPool(folder: pool, readOnly: true)
         defer { p.close() }
-        let pending = try resumePoint(p, device).map { PendingReceive(streamID: "", resumeOffset: 0, resumeToken: $0.1) }
+        var pending: PendingReceive?
+        if let partial = try p.receipts()[device]?.partial, try p.deviceExists(device) {
+            pending = PendingReceive(streamID: partial.label ?? "", resumeOffset: partial.label == nil ? 0 : partial.streamOffset,
+                                     resumeToken: partial.progress.token)
+        }
         cacheLock.lock()
         cache[device] = pending
         cacheLock.unlock()
@@ -49,26 +53,38 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     }
 
     public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
-        guard offset == 0 else {
-            throw ReceiveRefused("a pool receive continues from a whole or --resume-from stream, not from byte \(offset)")
-        }
         lock.lock()
         defer { lock.unlock() }
         let tracked = TrackedSource(source)
-        var req = ReceiveRequest(pool: pool)
-        req.targetID = device
-        req.checkpointBytes = checkpointBytes
-        req.resume = try lookUp(device) != nil
         do {
-            let r = try runReceive(req, source: tracked)
+            let p = try ThinPool(folder: pool)
+            defer { p.close() }
+            let r = Replayer(pool: p)
+            r.targetID = device
+            r.checkpointBytes = checkpointBytes
+            r.label = streamID  // a checkpoint records the stream id and byte offset it reached
+            let partial = try p.receipts()[device]?.partial
+            let s: ReceiveSummary
+            if offset > 0 {
+                // The same stream, continued at the checkpoint's byte offset (a connection that broke).
+                guard let partial, partial.label == streamID, partial.streamOffset == offset else {
+                    throw ReceiveRefused("no interrupted receive of this stream at byte \(offset) for device \(device)")
+                }
+                s = try r.receiveContinuing(from: tracked)
+            } else {
+                // A new stream, the whole stream again, or one sent with --resume-from.
+                s = try r.receive(from: tracked, resume: partial != nil && (try p.deviceExists(device)))
+            }
+            p.close()
             _ = try? lookUp(device)
-            let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : r.outcome
-            return ReceiverOutcome(bytes: r.streamBytes,
-                                  message: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full")); "
-                                      + "digest \(r.contentDigest)")
+            let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : s.outcome.rawValue
+            return ReceiverOutcome(bytes: s.streamBytes,
+                                   message: "thin device \(s.device): \(what) (\(s.header.isIncremental ? "incremental" : "full")); "
+                                       + "digest \(s.contentDigest)")
         } catch {
             _ = try? lookUp(device)
             if let e = tracked.failure { throw e }  // the connection broke: interrupted, not refused
+            if error is ReceiveRefused { throw error }
             throw ReceiveRefused("\(error)")
         }
     }

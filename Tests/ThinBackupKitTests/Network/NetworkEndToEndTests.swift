@@ -58,22 +58,38 @@ struct NetworkEndToEndTests {
         let snap = src.snapshots[0]
         let size = try send(src.path, snap, to: out.file("probe.tbs")).streamBytes
         #expect(size > 256 << 10)
-        // The upload's connection is cut halfway.
+        func status(_ dev: UInt64) throws -> [String: Any] {
+            try receiverGET(port: rx.server.port, path: "/v1/devices/\(dev)/receive", token: LocalReceiver.token).1
+        }
+
+        // 1. The connection is cut halfway and the sender gives up at once (--retries 1): the
+        //    receiver keeps its checkpoint, and the same send run again continues from it.
         guard let proxy = CutProxy(upstream: rx.server.port, cutAfter: Int(size / 2), cuts: 1, direction: "up") else { return }
         let args = ["send", "--pool", src.path, "--snap", "\(snap)", "--to", "tb://127.0.0.1:\(proxy.port)",
-                    "--token-file", rx.tokenFile, "--retries", "3", "-q"]
-        let first = try cli(args)
-        #expect(first?.contains("run the same send again") == true, "\(first ?? "not cut")")
-        let (_, status) = try receiverGET(port: rx.server.port, path: "/v1/devices/\(snap)/receive", token: LocalReceiver.token)
-        #expect(status["state"] as? String == "interrupted")
-        let token = status["resumeToken"] as? String
-        #expect(token != nil)
-        // The same send again continues from the checkpoint (send asks the receiver for it).
+                    "--token-file", rx.tokenFile, "-q"]
+        let first = try cli(args + ["--retries", "1"])
+        #expect(first != nil, "the cut send succeeded")
+        var after = try status(snap)
+        for _ in 0..<300 where after["state"] as? String == "receiving" {  // until the receiver sees the cut
+            usleep(10_000)
+            after = try status(snap)
+        }
+        #expect(after["state"] as? String == "interrupted", "\(after)")
+        #expect(after["resumeToken"] as? String != nil, "\(after)")
         #expect(try cli(args) == nil)
         #expect(try SourceChain.image(dst, snap) == src.image(snap))
-        #expect(try thinCheck(dst).ok)
-        let (_, done) = try receiverGET(port: rx.server.port, path: "/v1/devices/\(snap)/receive", token: LocalReceiver.token)
+        let done = try status(snap)
         #expect((done["message"] as? String)?.contains("resumed") == true, "\(done)")
+
+        // 2. Cut again (another device), with retries: the sender asks where to continue and resends
+        //    from the receiver's checkpoint out of what it kept, in the same run.
+        guard let proxy2 = CutProxy(upstream: rx.server.port, cutAfter: Int(size / 2), cuts: 1, direction: "up") else { return }
+        #expect(try cli(["send", "--pool", src.path, "--snap", "\(snap)", "--as", "77", "--to", "tb://127.0.0.1:\(proxy2.port)",
+                         "--token-file", rx.tokenFile, "-q"]) == nil)
+        #expect(try SourceChain.image(dst, 77) == src.image(snap))
+        let done77 = try status(77)
+        #expect((done77["message"] as? String)?.contains("resumed") == true, "\(done77)")
+        #expect(try thinCheck(dst).ok)
     }
 
     @Test func sendAndReceiveThroughNginx() throws {
