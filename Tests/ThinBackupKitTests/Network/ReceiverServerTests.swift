@@ -180,6 +180,22 @@ struct ReceiverServerTests {
         #expect(((sink as? ReceiverSink)?.resumes ?? 0) >= 1)
     }
 
+    @Test func tbsThroughATLSFrontVerifiesTheCertificate() throws {
+        let rx = try LocalReceiver()
+        guard let tls = TLSFrontProxy(upstream: rx.server.port) else { return }
+        let payload = Net.randomBytes(5 << 20 + 3, seed: 90)
+        let url = "tbs://127.0.0.1:\(tls.port)/12"
+        // Verification is on by default: a self-signed certificate is refused.
+        let error = #expect(throws: TransportError.self) { try pour(payload, into: try Transport.sink(for: url, options: rx.options())) }
+        #expect(error?.kind == .tls, "\(String(describing: error))")
+        #expect(!rx.spoolFiles.contains("12.stream"))
+        // Trusted with --ca-file: the stream arrives exactly.
+        var o = try rx.options()
+        o.tls.caFile = tls.caFile
+        try pour(payload, into: try Transport.sink(for: url, options: o))
+        #expect(FileManager.default.contents(atPath: rx.spool + "/12.stream").map(Array.init) == payload)
+    }
+
     @Test func killedServerRestartedThenTheSameSendResumes() throws {
         guard let tb = Net.thinBackup else {
             print("skip: the thin-backup executable is not built beside the tests")
