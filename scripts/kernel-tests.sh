@@ -10,7 +10,7 @@
 #   2. pools for the kernel to take over: built by ThinBackup (Swift "prepare" tests; active
 #      once the pool write path exists) plus one kernel-written pool  -> OUTDIR/takeover/<name>/input
 #   3. make-fixture.sh take-over on each                              -> OUTDIR/takeover/<name>/out
-#   4. the Swift kernel suites on all of it (swift test --filter Kernel)
+#   4. the Swift kernel suites on all of it (swift test --filter ThinBackupKitTests.Kernel)
 #
 # Environment: KFIX_TOOL (make-fixture.sh path), KFIX_REUSE=1 (keep a scenario output that
 # already has a manifest.json: for local iteration), KERNEL_SEEDS (default "1 2"),
@@ -23,14 +23,17 @@ KFIX=${KFIX_TOOL:-$ROOT/../shared/tools/kernel-fixture/make-fixture.sh}
 SEEDS=${KERNEL_SEEDS:-1 2}
 OUT=${1:-$(mktemp -d /tmp/tb-kernel.XXXXXX)}
 OUT=$(realpath -m "$OUT")
-mkdir -p "$OUT/fixtures" "$OUT/takeover"
+mkdir -p "$OUT/fixtures" "$OUT/takeover" "$OUT/tmp"
+# The suites' pool copies go here and are removed at the end.
+export TMPDIR="$OUT/tmp"
 # shellcheck disable=SC2206
 SWIFT_ARGS=(${SWIFT_BUILD_ARGS:-})
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo -E"; fi
 # The VM watchdog guards against hangs; on a busy 2-core host the large scenario's guest
-# alone took 280 s, close to make-fixture's 300 s default (take-over keeps its own default).
+# alone took 280 s, close to make-fixture's 300 s default; a take-over of 3 × 128 MiB devices
+# took 104 s of its computed 125 s. Generous limits: a real hang still ends.
 SCEN_TIMEOUT=${KFIX_VM_TIMEOUT:-600}
 
 # make-fixture.sh installs qemu and thin-provisioning-tools itself; it needs python3.
@@ -102,18 +105,19 @@ for input in "$OUT"/takeover/*/input; do
     fi
     rm -rf "$case/out"
     # A refusal is recorded in out/manifest.json and reported by the Swift suite.
-    fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
+    KFIX_VM_TIMEOUT=${KFIX_VM_TIMEOUT:-300} fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
         --devices "$(cat "$input/devices.txt")" || true
 done
 
 phase "Swift kernel suites"
 rc=0
 TB_KERNEL_FIXTURES="$OUT/fixtures" TB_KERNEL_TAKEOVER="$OUT/takeover" \
-    swift test --skip-build "${SWIFT_ARGS[@]}" --filter 'Kernel' --skip KernelTakeOverPrepare || rc=$?
+    swift test --skip-build "${SWIFT_ARGS[@]}" --filter 'ThinBackupKitTests.Kernel' --skip KernelTakeOverPrepare || rc=$?
 if [ "$prep_rc" != 0 ]; then
     echo "kernel-tests: preparing the pools for the kernel failed (see $OUT/prepare.log)" >&2
     rc=1
 fi
 
+rm -rf "$OUT/tmp"
 phase "done (exit $rc); outputs in $OUT"
 exit "$rc"

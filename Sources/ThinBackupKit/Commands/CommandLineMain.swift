@@ -8,7 +8,7 @@ import Glibc
 public enum ThinBackupMain {
     public static func run(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Int32 {
         do {
-            var command = try RootCommand.parseAsRoot(MetadataSnapOptions.normalize(arguments))
+            var command = try RootCommand.parseAsRoot(arguments)
             try command.run()
             return 0
         } catch let error as CommandFailure {
