@@ -5,6 +5,7 @@
 # and a 5% clustered-change snapshot of it, then in one run times:
 #   send (full, incremental) vs thin_dump/thin_delta + dd of each run + zstd -3 (and -3 -T0),
 #   receive vs dd writing the same bytes; max RSS of each from /usr/bin/time.
+# Needs (beyond scripts/setup.sh): python3-numpy, bc, GNU time (/usr/bin/time); about 6 GiB free in WORKDIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-/dev/shm/tb-bench}
