@@ -5,7 +5,7 @@ import Foundation
 /// consumers (curl's read callback, a `ByteSource` read by the decoder).
 ///
 /// `write` blocks while the pipe is full, `read` while it is empty; either side can fail the
-/// pipe, after which the other side's next call throws that error. Memory never exceeds
+/// pipe, after which `write` throws that error at once and `read` after the bytes already buffered. Memory never exceeds
 /// `capacity` plus one write.
 final class BoundedPipe: @unchecked Sendable {
     private let condition = NSCondition()
@@ -87,8 +87,11 @@ final class BoundedPipe: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while buffered == 0 && !closed && failure == nil { condition.wait() }
-        if let failure { throw failure }
-        if buffered == 0 { return 0 }
+        // Bytes that arrived before a failure are still delivered (a receive gets as far as it can).
+        if buffered == 0 {
+            if let failure { throw failure }
+            return 0
+        }
         var copied = 0
         while copied < buffer.count, head < chunks.count {
             let chunk = chunks[head]

@@ -118,6 +118,15 @@ struct ReceiverServerTests {
         }
     }
 
+    @Test func oversizedHeadersAreRefused() throws {
+        let rx = try LocalReceiver()
+        var r = HTTPRequest(method: "GET", url: "http://127.0.0.1:\(rx.server.port)/v1/devices/1/receive")
+        r.headers = [("Authorization", "Bearer \(LocalReceiver.token)"), ("X-Padding", String(repeating: "a", count: 20_000))]
+        let status = try CurlEasy().perform(r).status
+        #expect(status == 431)
+        #expect(try receiverGET(port: rx.server.port, path: "/v1/devices/1/receive", token: LocalReceiver.token).0 == 200)
+    }
+
     @Test func aSecondReceiveIntoABusyDeviceGets409() throws {
         let rx = try LocalReceiver(receiver: { GateReceiver(try SpoolReceiver(directory: $0)) })
         let gate = (rx.server.registry.receiver as! GateReceiver).gate
