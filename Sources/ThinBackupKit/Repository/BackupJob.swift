@@ -13,6 +13,8 @@ public struct BackupRequest {
     public var workers: Int32 = 1
     public var quiet = true
     public var options = TransportOptions()
+    /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
+    public var whileLocked: (() -> Void)?
 
     public init(pool: String, dev: UInt64, repo: String) {
         self.pool = pool
@@ -100,6 +102,8 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
             p.close()
         }
     }
+
+    req.whileLocked?()
 
     // 2. Send it into the repository.
     let ts = ISO8601DateFormatter().string(from: req.now).replacingOccurrences(of: ":", with: "")

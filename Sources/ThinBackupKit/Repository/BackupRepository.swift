@@ -58,8 +58,8 @@ public final class BackupRepository {
         }
     }
 
+    /// Releases the lock and removes the work folder (the open catalog stays readable until released).
     public func close() {
-        catalog.close()
         lock?.release()
         lock = nil
         try? FileManager.default.removeItem(atPath: workDir)

@@ -158,5 +158,12 @@ public final class Catalog {
         return [UInt8](d)
     }
 
-    public func close() { try? db.close() }
+    private var closed = false
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        try? db.close()
+    }
+
+    deinit { close() }
 }

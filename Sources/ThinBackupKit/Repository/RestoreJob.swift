@@ -132,7 +132,7 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
             let pool = try ThinPool(folder: path)
             defer { pool.close() }
             let last = i == chain.count - 1
-            let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device))
+            let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
             let r = Replayer(pool: pool)
             r.targetID = dev
             let meter = ProgressMeter(label: "restore \(i + 1)/\(chain.count)", quiet: quiet)
