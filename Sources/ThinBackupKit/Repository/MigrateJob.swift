@@ -166,11 +166,13 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
                          totalStreamBytes: rounds.reduce(0) { $0 + $1.streamBytes }, seconds: ProgressMeter.now() - started)
 }
 
-/// Runs `sh -c command`; a non-zero exit is a failure naming the command.
+/// Runs `sh -c command` (its output goes to stderr, keeping stdout for the summary); a non-zero
+/// exit is a failure naming the command.
 func runShell(_ command: String, what: String) throws {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/bin/sh")
     p.arguments = ["-c", command]
+    p.standardOutput = FileHandle.standardError
     try p.run()
     p.waitUntilExit()
     guard p.terminationStatus == 0 else {
