@@ -43,6 +43,37 @@ struct RemoteRepositoryTests {
         #expect(next.kind == "incremental")
     }
 
+    /// An http(s) repository (nginx WebDAV): no listing, the catalog names every object.
+    @Test func backupsIntoHTTPRepository() throws {
+        guard let nginx = NginxServer() else { return }
+        let repo = nginx.url + "/repos/web1"
+        let o = fastRetry()
+        let w = try WorkflowPool(seed: 8)
+        var models: [[UInt8]] = []
+        for day in 0..<4 {
+            try w.day()
+            models.append(w.model)
+            _ = try backup(w, repo: repo, at: nightly(day), options: o)
+        }
+        var p = PruneRequest(repo: repo, policy: RetentionPolicy(last: 2))
+        p.options = o
+        let pr = try runPrune(p)
+        #expect(pr.removed.count == 2 && pr.rebased.count == 1)
+        // What nginx holds: exactly the catalog and the kept streams (no lock left, removed streams gone).
+        let kept = try BackupRepository(repo, options: o).catalog.all()
+        let files = FileManager.default.enumerator(atPath: nginx.root + "/repos/web1")!.allObjects.compactMap { $0 as? String }
+            .filter { !$0.hasSuffix("/") && !FileManager.default.fileExists(atPath: nginx.root + "/repos/web1/" + $0 + "/.") }
+        #expect(Set(files.filter { $0.hasSuffix(".tbs") || $0 == "catalog.sqlite" || $0 == "lock" })
+                == Set(kept.map(\.object) + ["catalog.sqlite"]))
+        for b in kept {
+            let out = w.dir.file("http-\(b.id!).img")
+            _ = try restoreToFile(repo, id: b.id, to: out, options: o)
+            let day = Int((b.createdAt - nightly(0).timeIntervalSince1970) / 86400)
+            #expect(wfFileBytes(out) == models[day])
+        }
+        #expect(try verifyRepository(repo, deep: true, quiet: true, options: o).ok)
+    }
+
     @Test func migrationWhileWrittenEndsEqualToFrozenSource() throws {
         let w = try WorkflowPool(seed: 99, blocks: 64)
         try w.day(writes: 40)
