@@ -10,7 +10,7 @@
 #   2. pools for the kernel to take over: built by ThinBackup (Swift "prepare" tests; active
 #      once the pool write path exists) plus one kernel-written pool  -> OUTDIR/takeover/<name>/input
 #   3. make-fixture.sh take-over on each                              -> OUTDIR/takeover/<name>/out
-#   4. the Swift kernel suites on all of it (swift test --filter Kernel)
+#   4. the Swift kernel suites on all of it (swift test --filter ThinBackupKitTests.Kernel)
 #
 # Environment: KFIX_TOOL (make-fixture.sh path), KFIX_REUSE=1 (keep a scenario output that
 # already has a manifest.json: for local iteration), KERNEL_SEEDS (default "1 2"),
@@ -23,7 +23,9 @@ KFIX=${KFIX_TOOL:-$ROOT/../shared/tools/kernel-fixture/make-fixture.sh}
 SEEDS=${KERNEL_SEEDS:-1 2}
 OUT=${1:-$(mktemp -d /tmp/tb-kernel.XXXXXX)}
 OUT=$(realpath -m "$OUT")
-mkdir -p "$OUT/fixtures" "$OUT/takeover"
+mkdir -p "$OUT/fixtures" "$OUT/takeover" "$OUT/tmp"
+# The suites' pool copies go here and are removed at the end.
+export TMPDIR="$OUT/tmp"
 # shellcheck disable=SC2206
 SWIFT_ARGS=(${SWIFT_BUILD_ARGS:-})
 
@@ -109,11 +111,12 @@ done
 phase "Swift kernel suites"
 rc=0
 TB_KERNEL_FIXTURES="$OUT/fixtures" TB_KERNEL_TAKEOVER="$OUT/takeover" \
-    swift test --skip-build "${SWIFT_ARGS[@]}" --filter 'Kernel' --skip KernelTakeOverPrepare || rc=$?
+    swift test --skip-build "${SWIFT_ARGS[@]}" --filter 'ThinBackupKitTests.Kernel' --skip KernelTakeOverPrepare || rc=$?
 if [ "$prep_rc" != 0 ]; then
     echo "kernel-tests: preparing the pools for the kernel failed (see $OUT/prepare.log)" >&2
     rc=1
 fi
 
+rm -rf "$OUT/tmp"
 phase "done (exit $rc); outputs in $OUT"
 exit "$rc"

@@ -58,7 +58,7 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .badSpaceMap(block, reason):
             return "block \(block): bad space map: \(reason)"
         case .noMetadataSnapshot:
-            return "no current metadata snap"  // thin_dump 0.9.0's words
+            return "no current metadata snapshot"  // thin_dump 0.9.0: "no current metadata snap"
         case let .metadataSnapshotMismatch(asked, held):
             return "metadata snapshot does not match that in superblock (asked for block \(asked), held at block \(held))"
         case let .unknownDevice(id):

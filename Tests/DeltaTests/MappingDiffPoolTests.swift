@@ -163,3 +163,62 @@ import TestSupport
         #expect(all.allSatisfy { $0.kind == .same } && all.reduce(0) { $0 + $1.length } == 3000)
     }
 }
+
+/// Trees of different heights: the origin's root splits after the snapshot, so the
+/// snapshot's leaves sit one level deeper in the origin's tree than in its own.
+@Suite struct MappingDiffHeightTests {
+    static func height(_ view: MetadataView, _ dev: UInt64) throws -> Int {
+        var h = 0
+        try view.mappingTree(of: dev).walkNodes { _, d in h = max(h, d); return .children }
+        return h
+    }
+
+    @Test(arguments: [false, true])
+    func rootSplitAfterSnapshot(writeSnapshotToo: Bool) throws {
+        let pool = try ModelPool()
+        try pool.createThin(1)
+        // Sequential writes until the root (internal, over leaves) is nearly full.
+        var v: UInt64 = 0
+        while true {
+            try pool.write(1, at: v, count: 500)
+            v += 500
+            try pool.commit()
+            let root = try pool.plainView().mappingTree(of: 1)
+            let n = try root.node(root.root)
+            if n.isInternal && n.count >= 245 { break }
+            #expect(v < 200_000, "the root never filled up")
+            if v >= 200_000 { return }
+        }
+        try pool.snapshot(2, of: 1)
+        try pool.commit()
+        let before = try Self.height(pool.plainView(), 1)
+        // Append until the origin's root splits.
+        while try Self.height(pool.plainView(), 1) == before {
+            try pool.write(1, at: v, count: 500)
+            v += 500
+            try pool.commit()
+        }
+        if writeSnapshotToo {
+            try pool.write(2, at: 1234, count: 3)
+            try pool.discard(2, at: 20_000, count: 7)
+            try pool.commit()
+        }
+        let plain = try pool.plainView()
+        #expect(try Self.height(plain, 1) == Self.height(plain, 2) + 1)
+        let a = try ModelPool.nodes(of: 2, in: plain), b = try ModelPool.nodes(of: 1, in: plain)
+        let shared = a.intersection(b)
+        #expect(shared.count > 200, "the snapshot still shares its leaves with the origin")
+        for (l, r) in [(UInt64(2), UInt64(1)), (1, 2)] {
+            let (view, counter) = try pool.committedView()
+            let diff = try MappingDiff(view: view, left: l, right: r)
+            let seen = counter.distinct
+            let changes = try diff.changeRuns()
+            let read = counter.distinct.subtracting(seen)
+            #expect(read.isDisjoint(with: shared), "\(l)→\(r): read \(read.intersection(shared).count) shared blocks")
+            #expect(read == a.symmetricDifference(b), "\(l)→\(r): read exactly the unshared nodes")
+            let expected = ReferenceDelta.steps(pool.model[l]!, pool.model[r]!)
+            #expect(changes == expected.filter { $0.kind != .same })
+            #expect(try diff.allRuns() == expected)
+        }
+    }
+}

@@ -7,9 +7,14 @@ import TestSupport
 final class FailingDevice: MetadataDevice {
     let base: FileMetadataDevice
     var writesLeft: Int
+    /// When set, reads fail too once writes have started failing (a device that went away).
+    var readsFailToo = false
     init(_ base: FileMetadataDevice, failAfter n: Int) { self.base = base; writesLeft = n }
     var blockCount: UInt64 { base.blockCount }
-    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] { try base.readBlock(block) }
+    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] {
+        if readsFailToo && writesLeft <= 0 { throw .io(call: "pread", errno: 5, detail: "injected failure") }
+        return try base.readBlock(block)
+    }
     func writeBlock(_ block: UInt64, _ bytes: [UInt8]) throws(MetadataError) {
         if writesLeft <= 0 { throw .io(call: "pwrite", errno: 5, detail: "injected failure") }
         writesLeft -= 1
@@ -47,7 +52,8 @@ final class FailingDevice: MetadataDevice {
             } else {
                 let id = ids.randomElement(using: &rng)!
                 let off = rng.next() % (23 * UInt64(bs))
-                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: rng.next() | 1), count: Int(1 + rng.next() % UInt64(2 * bs)))
+                let len = min(Int(1 + rng.next() % UInt64(2 * bs)), 24 * bs - Int(off))
+                let bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: rng.next() | 1), count: len)
                 try pool.write(id, offset: off, bytes)
                 model.write(id, offset: off, bytes)
             }
@@ -105,54 +111,102 @@ final class FailingDevice: MetadataDevice {
         }
     }
 
+    /// A failed commit whose rollback cannot re-read the metadata puts the pool in fail
+    /// mode: everything is refused; the metadata on disk still holds the last commit.
+    @Test func failedRollbackEntersFailMode() throws {
+        let tmp = TempDir("failmode")
+        let dir = tmp.file("pool")
+        let p0 = try ThinPool.create(folder: dir, dataSize: 40 * UInt64(Self.bs))
+        try p0.createThin(1, virtualSize: 8 * UInt64(Self.bs))
+        try p0.write(1, offset: 0, [UInt8](repeating: 4, count: Self.bs))
+        try p0.commit()
+        p0.close()
+        let dev = FailingDevice(try FileMetadataDevice(path: "\(dir)/metadata", writable: true), failAfter: 1)
+        dev.readsFailToo = true
+        let pool = try ThinPool(metadataDevice: dev, dataFile: RandomAccessFile(path: "\(dir)/data", writable: true), sidecarPath: "\(dir)/pool.json")
+        try pool.write(1, offset: 0, [UInt8](repeating: 5, count: Self.bs))
+        #expect(throws: (any Error).self) { try pool.commit() }
+        guard case .fail = pool.mode else { Issue.record("mode \(pool.mode), expected fail"); return }
+        #expect(throws: PoolError.self) { try pool.readBlock(1, 0) }
+        #expect(throws: PoolError.self) { try pool.createThin(2) }
+        #expect(throws: PoolError.self) { try pool.commit() }
+        pool.close()
+        #expect(try Oracle.check("\(dir)/metadata").ok)
+        let again = try ThinPool(folder: dir)
+        #expect(try again.readBlock(1, 0) == [UInt8](repeating: 4, count: Self.bs))
+    }
+
     static var binary: String? {
         for p in ["\(Repo.root)/.build/debug/thin-backup", "\(Repo.root)/.build/release/thin-backup"]
         where FileManager.default.isExecutableFile(atPath: p) { return p }
         return nil
     }
 
-    /// `thin-backup pool write` killed with SIGKILL at random moments: the reopened pool
-    /// passes thin_check and holds the state before or after that command — never a mix.
-    @Test func sigkillDuringPoolWriteKeepsACommittedState() throws {
+    /// Random `thin-backup pool` commands (write, snapshot, discard, delete) killed with
+    /// SIGKILL at random moments: each time the reopened pool passes thin_check and holds
+    /// the state before or after that command — never a mix.
+    @Test func sigkillDuringPoolCommandsKeepsACommittedState() throws {
         guard let exe = Self.binary else {
             Issue.record("build the thin-backup binary first (swift build)")
             return
         }
-        var rng = SeededRNG(seed: 5)
+        let seed: UInt64 = 5
+        var rng = SeededRNG(seed: seed)
         let tmp = TempDir("kill")
         let dir = tmp.file("pool")
-        let mib = 1 << 20
+        let mib = 1 << 20, size = 4 * mib, bs = 65536
         try ThinPool.create(folder: dir, dataSize: 64 * UInt64(mib), blockSize: 65536).close()
-        let setup = try Tool.run(exe, ["pool", "create-thin", "--pool", dir, "--dev", "1", "--size", "8M"])
+        let setup = try Tool.run(exe, ["pool", "create-thin", "--pool", dir, "--dev", "1", "--size", "4M"])
         #expect(setup.ok, "\(setup.stderr)")
-        var state = [UInt8](repeating: 0, count: 8 * mib)
+        var state: [UInt64: [UInt8]] = [1: [UInt8](repeating: 0, count: size)]
         var sawOld = 0, sawNew = 0
-        for round in 0..<10 {
-            let fill = UInt8(round + 1)
-            let off = Int(rng.next() % UInt64(4 * mib))
-            var bytes = [UInt8](repeating: fill, count: 4 * mib)
-            for i in stride(from: 0, to: bytes.count, by: 4099) { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
-            let src = tmp.file("src\(round)")
-            try Data(bytes).write(to: URL(fileURLWithPath: src))
+        for round in 0..<16 {
+            var after = state
+            var args: [String]
+            let ids = state.keys.sorted()
+            let r = rng.next() % 10
+            if r < 2 && ids.count < 4 {
+                let o = ids.randomElement(using: &rng)!, id = (1...9).map(UInt64.init).first { state[$0] == nil }!
+                args = ["snapshot", "--origin", String(o), "--dev", String(id)]
+                after[id] = state[o]
+            } else if r < 3 && ids.count > 1 {
+                let id = ids.filter { $0 != 1 }.randomElement(using: &rng)!
+                args = ["delete", "--dev", String(id)]
+                after[id] = nil
+            } else if r < 5 {
+                let id = ids.randomElement(using: &rng)!
+                let a = Int(rng.next() % UInt64(size / bs)), n = 1 + Int(rng.next() % 16)
+                let e = min(size / bs, a + n)
+                args = ["discard", "--dev", String(id), "--offset", String(a * bs), "--length", String((e - a) * bs)]
+                after[id]!.replaceSubrange((a * bs)..<(e * bs), with: [UInt8](repeating: 0, count: (e - a) * bs))
+            } else {
+                let id = ids.randomElement(using: &rng)!
+                let off = Int(rng.next() % UInt64(size / 2))
+                var bytes = [UInt8](repeating: UInt8(round + 1), count: Int(rng.next() % UInt64(size / 2)) + 1)
+                for i in stride(from: 0, to: bytes.count, by: 4099) { bytes[i] = UInt8(truncatingIfNeeded: rng.next()) }
+                let src = tmp.file("src\(round)")
+                try Data(bytes).write(to: URL(fileURLWithPath: src))
+                args = ["write", "--dev", String(id), "--from", src, "--offset", String(off)]
+                after[id]!.replaceSubrange(off..<(off + bytes.count), with: bytes)
+            }
             let p = Process()
             p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = ["pool", "write", "--pool", dir, "--dev", "1", "--from", src, "--offset", String(off)]
+            p.arguments = ["pool"] + [args[0], "--pool", dir] + args.dropFirst()
             try p.run()
-            usleep(useconds_t(rng.next() % 120_000))
+            usleep(useconds_t(rng.next() % 80_000))
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             let c = try Oracle.check("\(dir)/metadata")
-            #expect(c.ok, "round \(round): thin_check: \(c.stdout) \(c.stderr)")
-            var after = state
-            after.replaceSubrange(off..<(off + bytes.count), with: bytes)
+            #expect(c.ok, "seed \(seed) round \(round) (\(args[0])): thin_check: \(c.stdout) \(c.stderr)")
             let pool = try ThinPool(folder: dir)
-            let got = try pool.read(1, offset: 0, count: 8 * mib)
+            var got: [UInt64: [UInt8]] = [:]
+            for id in try pool.devices() { got[id] = try pool.read(id, offset: 0, count: size) }
             pool.close()
             if got == state { sawOld += 1 } else if got == after { sawNew += 1; state = after } else {
-                Issue.record("round \(round): device holds neither the state before nor after the killed write")
+                Issue.record("seed \(seed) round \(round) (\(args.joined(separator: " "))): the pool holds neither the state before nor after the killed command")
                 return
             }
         }
-        #expect(sawOld + sawNew == 10)
+        #expect(sawOld + sawNew == 16)
     }
 }

@@ -80,6 +80,7 @@ import Glibc
         try pool.createThin(1, virtualSize: 16 * Self.bs)
         try pool.write(1, offset: 0, Self.block(1))
         try pool.commit()
+        #expect(throws: PoolError.invalid("\(dir)/metadata: the pool is in use by another process")) { try ThinPool(folder: dir) }
         #expect(throws: PoolError.unknownDevice(5)) { try pool.snapshot(origin: 5, as: 6) }
         #expect(throws: PoolError.deviceExists(1)) { try pool.createThin(1) }
         #expect(throws: PoolError.beyondEnd(dev: 1, offset: 16 * Self.bs + 1, size: 16 * Self.bs)) {
@@ -258,5 +259,70 @@ extension BTreeReader {
             b = n.value64(max(0, n.lowerBound(key)))
             d += 1
         }
+    }
+}
+
+@Suite struct PoolInteropTests {
+    /// A pool restored by thin_restore (its conventions: version, nr_free, over-counted
+    /// nr_allocated) opens without a sidecar, takes changes, and stays thin_check-clean.
+    @Test func restoredMetadataOpensAndTakesChanges() throws {
+        let tmp = TempDir("interop")
+        let spec = RandomPoolXML.generate(seed: 21, mappings: 3000)
+        let meta = try RandomPool.restore(spec, into: tmp)
+        let dir = tmp.file("pool")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: meta, toPath: "\(dir)/metadata")
+        let bs = UInt64(spec.dataBlockSize) * 512
+        tmp.sparseFile("pool/data", size: spec.dataBlockCount * bs)
+        let before = try Oracle.dump("\(dir)/metadata")
+        let pool = try ThinPool(folder: dir)
+        #expect(try pool.devices() == spec.devices.map(\.id).sorted())
+        let ids = spec.devices.map(\.id).sorted()
+        let target = ids[0]
+        #expect(try pool.virtualSize(of: target) == spec.dataBlockCount * bs, "no sidecar: as large as the data device")
+        try pool.write(target, offset: 0, [UInt8](repeating: 0x5A, count: Int(bs)))
+        try pool.snapshot(origin: target, as: 4000)
+        try pool.delete(ids[1])
+        try pool.commit()
+        #expect(try pool.readBlock(4000, 0) == [UInt8](repeating: 0x5A, count: Int(bs)))
+        let c = try Oracle.check("\(dir)/metadata")
+        #expect(c.ok, "\(c.stdout)\(c.stderr)")
+        let after = try Oracle.dump("\(dir)/metadata")
+        for id in ids.dropFirst(2) { #expect(after.devices[id] == before.devices[id], "device \(id) untouched") }
+        #expect(after.devices[ids[1]] == nil)
+        var expect = before.devices[target]!
+        expect[0] = after.devices[target]![0]
+        #expect(after.devices[target] == expect)
+        #expect(after.devices[4000] == expect)
+        let r = try MetadataReader(path: "\(dir)/metadata")
+        let rc = try Recount.count(r)
+        #expect(try Recount.onDisk(r.live.dataSpaceMap) == rc.data)
+        #expect(try Recount.onDisk(r.live.metadataSpaceMap) == rc.metadata)
+    }
+
+    /// Large devices: a data index tree beyond one leaf (> 168 bitmaps) and a metadata space
+    /// map with several bitmaps, grown across a bitmap boundary on open.
+    @Test func largeSpaceMapsPassThinCheck() throws {
+        let tmp = TempDir("large")
+        let dir = tmp.file("pool")
+        let pool = try ThinPool.create(folder: dir, dataSize: 3_000_000 * 65536, metadataSize: 70 << 20)
+        #expect(pool.metadata.metadataBlockCount == 17920)
+        try pool.createThin(1)
+        try pool.write(1, offset: 2_999_000 * 65536, [1, 2, 3])
+        try pool.commit()
+        pool.close()
+        var c = try Oracle.check("\(dir)/metadata")
+        #expect(c.ok, "\(c.stdout)\(c.stderr)")
+        let f = try RandomAccessFile(path: "\(dir)/metadata", writable: true)
+        try f.truncate(to: 140 << 20)
+        f.close()
+        let again = try ThinPool(folder: dir)
+        #expect(again.metadata.metadataBlockCount == 35840)
+        try again.write(1, offset: 5 * 65536, [4])
+        try again.commit()
+        c = try Oracle.check("\(dir)/metadata")
+        #expect(c.ok, "\(c.stdout)\(c.stderr)")
+        #expect(try Oracle.dump("\(dir)/metadata").devices[1]?.count == 2)
+        #expect(try again.read(1, offset: 2_999_000 * 65536, count: 3) == [1, 2, 3])
     }
 }

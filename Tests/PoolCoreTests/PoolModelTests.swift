@@ -105,6 +105,16 @@ struct PoolModel {
         #expect(onDisk == rc.data, "\(ctx): data counts differ from a recount of the trees")
         #expect(Set(onDisk.keys) == Set(idToBlock.values), "\(ctx): referenced data blocks differ from the model's")
         #expect(try Recount.onDisk(r.live.metadataSpaceMap) == rc.metadata, "\(ctx): metadata counts differ from a recount")
+        // Exact sharing: a block is shared iff another device (or the held snapshot) maps the same identity.
+        var owners: [Int: Int] = [:]
+        for m in [model] + (held.map { [$0] } ?? []) {
+            for d in m.devs.values { for id in d.blocks.values { owners[id, default: 0] += 1 } }
+        }
+        if let dev = model.devs.keys.sorted().first {
+            for (v, id) in model.devs[dev]!.blocks {
+                #expect(try pool.isShared(dev, v) == (owners[id]! > 1), "\(ctx): isShared(\(dev), \(v))")
+            }
+        }
         let devs = readAll ? Array(model.devs.keys) : Array(model.devs.keys.prefix(1))
         for dev in devs {
             for v in 0..<(model.devs[dev]!.size / UInt64(bs)) {

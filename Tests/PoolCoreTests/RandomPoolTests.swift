@@ -34,6 +34,7 @@ import TestSupport
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         #expect(pool.mappingCount == mappings, "seed \(seed)")
         let dir = TempDir("randpool")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try RandomPool.restore(pool, into: dir)
         let check = try Tool.run("thin_check", [meta])
         #expect(check.ok, "seed \(seed): thin_check: \(check.stderr)")

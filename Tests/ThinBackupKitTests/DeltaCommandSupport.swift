@@ -10,8 +10,7 @@ enum DeltaRunner {
     static func ours(_ arguments: [String]) throws -> String {
         let command = try DeltaCommand.parse(arguments)
         let out = TextOutput.memory()
-        try command.execute(to: out)
-        try out.flush()
+        try command.run(to: out)
         return out.text
     }
 

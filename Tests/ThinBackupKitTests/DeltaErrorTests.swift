@@ -30,7 +30,7 @@ import TestSupport
         for (args, parts) in [
             (["--thin1", "99", "--thin2", "1"], ["thin1 (99)"]),
             (["--thin1", "1", "--thin2", "4242"], ["thin2 (4242)"]),
-            (["--thin1", "1", "--thin2", "2", "-m"], ["no current metadata snapshot"]),
+            (["--thin1", "1", "--thin2", "2", "-m"], ["no current metadata snap"]),
         ] {
             let (message, exit) = try Self.failure(["--metadata", path] + args)
             #expect(exit == 1, "\(args)")

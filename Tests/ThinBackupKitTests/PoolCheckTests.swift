@@ -9,15 +9,27 @@ import TestSupport
     @Test(arguments: KernelFixtures.names)
     func kernelFixturesAreClean(name: String) throws {
         let dir = TempDir("checkk")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
         let s = try Read.check(meta)
         #expect(s.hasPrefix("clean: "), "\(name): \(s)")
+        if Tool.hasThinTools {
+            // Independent totals from thin_dump: devices, and data blocks in use = the union of
+            // the blocks mapped by the live trees and by the held snapshot's trees.
+            let live = Read.dataBlocks(inDump: try Tool.run("thin_dump", [meta]).stdout)
+            var used = live.blocks
+            let held = try Tool.run("thin_dump", [meta, "-m"])
+            if held.ok { used.formUnion(Read.dataBlocks(inDump: held.stdout).blocks) }
+            #expect(s.contains("data \(used.count)/\(live.nrDataBlocks) blocks in use"), "\(name): \(s)")
+            #expect(s.contains(", \(try Read.deviceIDs(meta).count) devices,"), "\(name): \(s)")
+        }
     }
 
-    @Test(arguments: [(UInt64(41), 0), (42, 1), (43, 300), (44, 9000), (45, 60_000)])
+    @Test(arguments: [(UInt64(41), 0), (42, 1), (43, 300), (44, 9000), (45, 60_000), (46, 500), (47, 700), (48, 900)])
     func randomPoolsAreClean(seed: UInt64, mappings: Int) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("checkr")
+        defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         let meta = try RandomPool.restore(pool, into: dir)
         let s = try Read.check(meta)
@@ -25,6 +37,21 @@ import TestSupport
         #expect(s.contains(" \(mappings) mappings in distinct leaves"), "seed \(seed): \(s)")
         let distinctData = Set(pool.devices.flatMap { $0.mappings.map(\.dataBlock) }).count
         #expect(s.contains("data \(distinctData)/\(pool.dataBlockCount) blocks in use"), "seed \(seed): \(s)")
+        #expect(s.contains("NEEDS_CHECK flag set") == (pool.flags == 1), "seed \(seed): \(s)")
+    }
+
+    @Test func needsCheckFlagIsReported() throws {
+        try #require(Tool.hasThinTools)
+        let dir = TempDir("checkn")
+        defer { withExtendedLifetime(dir) {} }
+        for flags: UInt32 in [0, 1] {
+            var pool = RandomPoolXML.generate(seed: 49, mappings: 100)
+            pool.flags = flags
+            let meta = try RandomPool.restore(pool, into: dir, name: "flags\(flags)")
+            let s = try Read.check(meta)
+            #expect(s.hasPrefix("clean: ") && s.contains("NEEDS_CHECK flag set") == (flags == 1), "\(s)")
+            #expect(try Read.dump(["--metadata", meta]) == (try Tool.run("thin_dump", [meta])).stdout)
+        }
     }
 
     /// The data block of device `dev`'s first mapping, and where its count sits in the data space map.
@@ -54,6 +81,7 @@ import TestSupport
     @Test(arguments: ["tmeta", "tmeta_with_shared_internals_and_leaves"])
     func wrongDataCountIsFound(name: String) throws {
         let dir = TempDir("checkd")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
         let (d, bitmap, count) = try Self.firstDataBlock(meta)
         try #require(count == 1 || count == 2)
@@ -70,6 +98,7 @@ import TestSupport
 
     @Test func wrongMetadataCountIsFound() throws {
         let dir = TempDir("checkm")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress("tmeta", into: dir)
         let r = try MetadataReader(path: meta)
         let details = r.superblock.deviceDetailsRoot
@@ -86,6 +115,7 @@ import TestSupport
 
     @Test func leakedMetadataBlockIsFound() throws {
         let dir = TempDir("checkl")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress("tmeta_with_empty_roots", into: dir)
         let r = try MetadataReader(path: meta)
         let msm = r.live.metadataSpaceMap

@@ -10,6 +10,7 @@ import TestSupport
     func randomPoolsMatchThinLs(seed: UInt64, mappings: Int) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("ls")
+        defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         let meta = try RandomPool.restore(pool, into: dir)
         for (ours, theirs) in [
@@ -39,6 +40,7 @@ import TestSupport
     func kernelFixturesMatchThinLs(name: String) throws {
         try #require(Tool.hasThinTools)
         let dir = TempDir("lsk")
+        defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
         for snap in [[String](), ["-m"]] {
             let t = try Tool.run("thin_ls", [meta, "-o", Read.allLsFields] + snap)

@@ -12,7 +12,7 @@ enum Read {
     /// `thin-backup dump <args>` captured.
     static func dump(_ args: [String]) throws -> String {
         let out = TextOutput.memory()
-        try Dump.parse(MetadataSnapOptions.normalize(args)).run(to: out)
+        try Dump.parse(args).run(to: out)
         return out.text
     }
 
@@ -20,7 +20,7 @@ enum Read {
     static func dumpFailure(_ args: [String]) -> (error: String?, output: String) {
         let out = TextOutput.memory()
         do {
-            try Dump.parse(MetadataSnapOptions.normalize(args)).run(to: out)
+            try Dump.parse(args).run(to: out)
             return (nil, out.text)
         } catch {
             return (String(describing: error), out.text)
@@ -29,7 +29,7 @@ enum Read {
 
     static func ls(_ args: [String]) throws -> String {
         let out = TextOutput.memory()
-        try PoolCommand.Ls.parse(MetadataSnapOptions.normalize(args)).run(to: out)
+        try PoolCommand.Ls.parse(args).run(to: out)
         return out.text
     }
 
@@ -46,6 +46,26 @@ enum Read {
         } catch {
             return String(describing: error)
         }
+    }
+
+    /// The data blocks thin_dump's XML maps (ranges expanded), and its nr_data_blocks.
+    static func dataBlocks(inDump xml: String) -> (blocks: Set<UInt64>, nrDataBlocks: UInt64) {
+        func attr(_ line: Substring, _ name: String) -> UInt64 {
+            let r = line.range(of: " \(name)=\"")!
+            let rest = line[r.upperBound...]
+            return UInt64(rest[..<rest.firstIndex(of: "\"")!])!
+        }
+        var out = Set<UInt64>()
+        var nr: UInt64 = 0
+        for line in xml.split(separator: "\n") {
+            if line.hasPrefix("<superblock ") { nr = attr(line, "nr_data_blocks") }
+            else if line.contains("<single_mapping ") { out.insert(attr(line, "data_block")) }
+            else if line.contains("<range_mapping ") {
+                let d = attr(line, "data_begin"), n = attr(line, "length")
+                for i in 0..<n { out.insert(d + i) }
+            }
+        }
+        return (out, nr)
     }
 
     /// Device ids in a metadata file, read with thin_dump --skip-mappings (the oracle).

@@ -12,6 +12,7 @@ import TestSupport
         try #require(Tool.hasThinTools)
         var rng = SeededRNG(seed: seed)
         let dir = TempDir("written")
+        defer { withExtendedLifetime(dir) {} }
         let path = dir.sparseFile("meta", size: 16 << 20)
         let md = try PoolMetadata(formatting: try FileMetadataDevice(path: path, writable: true), dataBlockSectors: 128, dataBlocks: 40_000)
         try md.createThin(1)

@@ -12,6 +12,10 @@ public enum DeltaKind: String, Sendable, Codable {
 
 /// One piece of a diff: `length` virtual blocks from `begin`, contiguous in the
 /// data blocks of each side that maps it (so a piece can be copied as one run).
+///
+/// `MappingDiff` hands out the longest such pieces: a run ends only where the
+/// kind changes or either side's mapping stops advancing with the virtual block
+/// (a `thin_delta --verbose` range), so runs of one kind may touch.
 public struct DeltaRun: Equatable, Hashable, Sendable {
     public var kind: DeltaKind
     /// First virtual block.

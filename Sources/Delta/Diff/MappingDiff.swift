@@ -92,8 +92,7 @@ public struct MappingDiff {
 
         func add(_ v: UInt64, _ l: UInt64?, _ r: UInt64?, _ side: MappingDiffError.Side) throws {
             guard try runs.add(v, left: l, right: r, emit: body) else {
-                throw MappingDiffError.damaged(side: side, underlying: .badNode(
-                    block: 0, reason: "virtual block \(v) comes out of order"))
+                throw MappingDiffError.outOfOrder(side: side, virtualBlock: v)
             }
         }
         func expand(_ c: inout TreeCursor, _ side: MappingDiffError.Side) throws {
@@ -187,7 +186,7 @@ public struct MappingDiff {
             switch item {
             case let .entry(k, d):
                 guard try runs.add(k, left: d, right: d, emit: body) else {
-                    throw MappingDiffError.damaged(side: .both, underlying: .keysOutOfOrder(block: block, index: 0))
+                    throw MappingDiffError.outOfOrder(side: .both, virtualBlock: k)
                 }
                 c.advance()
             case .subtree:
@@ -210,6 +209,9 @@ public enum MappingDiffError: Error, Equatable, Sendable, CustomStringConvertibl
     case unknownDevice(side: Side, id: UInt64)
     /// A node of a tree is damaged (checksum, order, range, cycle…).
     case damaged(side: Side, underlying: MetadataError)
+    /// The walk met a virtual block at or before one already compared (a damaged
+    /// tree whose node ranges overlap; a safety net behind the per-node range checks).
+    case outOfOrder(side: Side, virtualBlock: UInt64)
 
     public var description: String {
         switch self {
@@ -218,6 +220,9 @@ public enum MappingDiffError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .damaged(side, underlying):
             let which = side == .both ? "the mapping trees" : "the \(side) mapping tree"
             return "damage in \(which): \(underlying)"
+        case let .outOfOrder(side, v):
+            let which = side == .both ? "the mapping trees" : "the \(side) mapping tree"
+            return "damage in \(which): virtual block \(v) comes out of order"
         }
     }
 }

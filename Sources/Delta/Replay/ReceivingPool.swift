@@ -67,10 +67,16 @@ public struct PartialReceive: Codable, Equatable, Sendable {
     public var progress: StreamProgress
     /// Content digest of the device at the checkpoint.
     public var digest: Digest128
+    /// Byte offset in the stream where the next record (`progress.nextSequence`) starts.
+    public var streamOffset: UInt64
+    /// The caller's name for the stream (e.g. a transport's stream id), if it gave one.
+    public var label: String?
 
-    public init(header: StreamHeader, progress: StreamProgress, digest: Digest128) {
+    public init(header: StreamHeader, progress: StreamProgress, digest: Digest128, streamOffset: UInt64 = 0, label: String? = nil) {
         self.header = header
         self.progress = progress
         self.digest = digest
+        self.streamOffset = streamOffset
+        self.label = label
     }
 }

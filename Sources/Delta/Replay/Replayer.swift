@@ -26,6 +26,8 @@ public final class Replayer {
     public var onCheckpoint: ((String) -> Void)?
     /// Bytes read from the source per call.
     public var readSize = 1 << 20
+    /// The caller's name for the stream, kept with checkpoints (see `PartialReceive.label`).
+    public var label: String?
 
     public init(pool: ReceivingPool) { self.pool = pool }
 
@@ -33,7 +35,18 @@ public final class Replayer {
     /// target (from a resumed stream or the whole stream again, skipping what was applied).
     public func receive(from source: ByteSource, resume: Bool = false) throws -> ReceiveSummary {
         do {
-            return try run(source, resume: resume)
+            return try run(source, resume: resume, continuing: false)
+        } catch {
+            try? pool.abortReceive()
+            throw error
+        }
+    }
+
+    /// Continues the interrupted receive of `targetID` with `source`, which yields the stream's
+    /// bytes from the checkpoint's `streamOffset` on (a transport that restarts at a byte offset).
+    public func receiveContinuing(from source: ByteSource) throws -> ReceiveSummary {
+        do {
+            return try run(source, resume: true, continuing: true)
         } catch {
             try? pool.abortReceive()
             throw error
@@ -58,14 +71,23 @@ public final class Replayer {
         }
     }
 
-    private func run(_ source: ByteSource, resume: Bool) throws -> ReceiveSummary {
+    private func run(_ source: ByteSource, resume: Bool, continuing: Bool) throws -> ReceiveSummary {
         decoder = StreamDecoder()
         streamBytes = 0
         sourceDone = false
         let receipts = try pool.receipts()
-        // Peek at the header first: it decides which decoder and which device.
-        guard case .header(let header)? = try peekHeader(source, resume: resume, receipts: receipts) else {
-            throw StreamError.truncated(offset: streamBytes)
+        let header: StreamHeader
+        if continuing {
+            guard let dev = targetID, let p = receipts[dev]?.partial else { throw ReplayError.nothingToResume(targetID ?? 0) }
+            decoder = StreamDecoder(continuing: p.header, at: p.progress, offset: p.streamOffset)
+            streamBytes = p.streamOffset
+            header = p.header
+        } else {
+            // Peek at the header first: it decides which decoder and which device.
+            guard case .header(let h)? = try peekHeader(source, resume: resume, receipts: receipts) else {
+                throw StreamError.truncated(offset: streamBytes)
+            }
+            header = h
         }
         guard Int(header.blockSize) == pool.blockSize else {
             throw ReplayError.blockSizeMismatch(stream: header.blockSize, pool: pool.blockSize)
@@ -86,7 +108,7 @@ public final class Replayer {
             }
             digest = ContentDigest(p.digest)
             checkpoint = p
-            if header.resumeSequence == 0 { skipBelow = p.progress.nextSequence }
+            if header.resumeSequence == 0 && !continuing { skipBelow = p.progress.nextSequence }
         } else if let r = existing, r.partial == nil, r.sourcePool == header.sourcePool, r.source == header.target,
                   try pool.deviceExists(dev) {
             // Already received: check the stream through to its end, change nothing.
@@ -127,7 +149,10 @@ public final class Replayer {
         var trailer: StreamTrailer?
 
         /// Removes the old content of blocks about to change from the digest (reads them from the device).
+        /// A full stream writes a new, empty device in ascending order: nothing to read there.
+        let freshDevice = !header.isIncremental
         func forget(_ first: UInt64, _ count: UInt64) throws {
+            if freshDevice { return }
             var i: UInt64 = 0
             let per = UInt64(maxRaw / bs)
             while i < count {
@@ -179,7 +204,8 @@ public final class Replayer {
             }
             onProgress?(applied, streamBytes, expected)
             if let every = checkpointBytes, sinceCheckpoint >= every {
-                let p = PartialReceive(header: header, progress: decoder.progress, digest: digest.value)
+                let p = PartialReceive(header: header, progress: decoder.progress, digest: digest.value,
+                                       streamOffset: decoder.consumedBytes, label: label)
                 try pool.setReceipt(Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
                                             contentDigest: .zero, mappingDigest: .zero, partial: p), for: dev)
                 try pool.commitReceive()

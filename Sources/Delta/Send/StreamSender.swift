@@ -1,3 +1,8 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a send produced.
 public struct SendSummary: Sendable {
     public var header: StreamHeader
@@ -11,19 +16,31 @@ public struct SendSummary: Sendable {
 /// Reads the changed blocks a diff names, finds all-zero blocks, compresses the
 /// rest into independent zstd frames and writes the records to a sink.
 ///
-/// Memory: two buffers of one record's raw size (8 MiB by default) plus one
-/// compressed frame, whatever the device size.
+/// Records are compressed a batch at a time, one frame per compressor, in parallel
+/// (frames are independent), and written in order. Memory: per compressor one
+/// record's raw bytes (4 MiB) and one frame, plus two read buffers — whatever the
+/// device size.
 public final class StreamSender {
     public let header: StreamHeader
     private let reader: DataBlockReader
-    private let compressor: ZstdCompressor
+    private let compressors: [ZstdCompressor]
     private let sink: ByteSink
+    private var slots: [(raw: UnsafeMutableRawBufferPointer, out: UnsafeMutableRawBufferPointer)] = []
+    private var queue: [Pending] = []
+    private var usedSlots = 0
+    /// No record may be queued below this block (resume check).
+    private var queuedEnd: UInt64 = 0
+
+    private enum Pending {
+        case data(first: UInt64, blocks: Int, slot: Int, bytes: Int)
+        case zero(first: UInt64, count: UInt64)
+        case discard(first: UInt64, count: UInt64)
+    }
     private var encoder: StreamEncoder
     private let blockSize: Int
     private let maxBlocks: Int
     private var raw: UnsafeMutableRawBufferPointer
     private var old: UnsafeMutableRawBufferPointer
-    private var out: UnsafeMutableRawBufferPointer
     private var digest: ContentDigest?
     private var pendingZero: (first: UInt64, count: UInt64)?
     private var pendingDiscard: (first: UInt64, count: UInt64)?
@@ -31,7 +48,7 @@ public final class StreamSender {
     /// When resuming: records below this sequence are counted, not sent.
     private var skipBelow: UInt64 = 0
     private var skippedSequence: UInt64 = 1
-    /// Called after each record with (raw bytes covered so far, stream bytes written so far).
+    /// Called after each record written with (raw bytes covered so far, stream bytes written so far).
     public var onProgress: ((UInt64, UInt64) -> Void)?
     private var coveredBytes: UInt64 = 0
 
@@ -40,32 +57,42 @@ public final class StreamSender {
     ///     computed (reading the base's old blocks where they change) and put in the trailer. For a full send
     ///     pass `.zero` (an empty device).
     ///   - resumeAt: a receiver's resume token: send only the records from there on.
-    public init(header: StreamHeader, reader: DataBlockReader, compressor: ZstdCompressor, sink: ByteSink,
+    ///   - compressors: one per record compressed at the same time (give as many as cores to use).
+    public init(header: StreamHeader, reader: DataBlockReader, compressors: [ZstdCompressor], sink: ByteSink,
                 baseDigest: Digest128?, resumeAt: StreamProgress? = nil) {
-        precondition(reader.blockSize == Int(header.blockSize))
+        precondition(reader.blockSize == Int(header.blockSize) && !compressors.isEmpty)
         self.header = header
         self.reader = reader
-        self.compressor = compressor
+        self.compressors = compressors
         self.sink = sink
         blockSize = reader.blockSize
         maxBlocks = Int(header.maxRecordRaw) / blockSize
         let bytes = maxBlocks * blockSize
         raw = .allocate(byteCount: bytes, alignment: 4096)
         old = .allocate(byteCount: bytes, alignment: 4096)
-        out = .allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096)
+        for _ in compressors {
+            slots.append((.allocate(byteCount: bytes, alignment: 4096), .allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096)))
+        }
         digest = baseDigest.map { ContentDigest($0) }
         if let r = resumeAt {
             encoder = StreamEncoder(header: header, resumingAt: r)
             skipBelow = r.nextSequence
+            queuedEnd = r.nextBlock
         } else {
             encoder = StreamEncoder(header: header)
         }
     }
 
+    /// One compressor (libzstd may still use its own worker threads inside a frame).
+    public convenience init(header: StreamHeader, reader: DataBlockReader, compressor: ZstdCompressor, sink: ByteSink,
+                            baseDigest: Digest128?, resumeAt: StreamProgress? = nil) {
+        self.init(header: header, reader: reader, compressors: [compressor], sink: sink, baseDigest: baseDigest, resumeAt: resumeAt)
+    }
+
     deinit {
         raw.deallocate()
         old.deallocate()
-        out.deallocate()
+        for s in slots { s.raw.deallocate(); s.out.deallocate() }
     }
 
     /// Sends the runs `produce` hands over (ascending by virtual block), then the trailer.
@@ -76,6 +103,7 @@ public final class StreamSender {
         try emit(encoder.start())
         try produce { run in try self.add(run) }
         try flushPending()
+        try flushBatch()
         guard skippedSequence >= skipBelow else {
             throw StreamError.badRecord(sequence: skippedSequence, reason: "the resume token points past the end of this stream")
         }
@@ -166,23 +194,61 @@ public final class StreamSender {
 
     private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int) throws {
         if try skip(first) { return }
-        let size = try compressor.compress(bytes, into: out)
-        try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes.count,
-                              frame: UnsafeRawBufferPointer(rebasing: out[0..<size])))
+        let slot = usedSlots
+        UnsafeMutableRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]).copyMemory(from: bytes)
+        queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count))
+        queuedEnd = first + UInt64(blocks)
+        usedSlots += 1
+        if usedSlots == slots.count { try flushBatch() }
     }
 
     private func flushZero() throws {
         guard let p = pendingZero else { return }
         pendingZero = nil
         if try skip(p.first) { return }
-        try emit(encoder.zero(firstBlock: p.first, blockCount: p.count))
+        queue.append(.zero(first: p.first, count: p.count))
+        queuedEnd = p.first + p.count
     }
 
     private func flushDiscard() throws {
         guard let p = pendingDiscard else { return }
         pendingDiscard = nil
         if try skip(p.first) { return }
-        try emit(encoder.discard(firstBlock: p.first, blockCount: p.count))
+        queue.append(.discard(first: p.first, count: p.count))
+        queuedEnd = p.first + p.count
+    }
+
+    /// Compresses the queued data records in parallel, then writes every queued record in order.
+    private func flushBatch() throws {
+        let n = usedSlots
+        let results = ParallelResults(count: n)
+        if n > 0 {
+            var jobs: [(src: UnsafeRawBufferPointer, dst: UnsafeMutableRawBufferPointer)] = []
+            jobs.reserveCapacity(n)
+            for case let .data(_, _, slot, bytes) in queue {
+                jobs.append((UnsafeRawBufferPointer(rebasing: slots[slot].raw[0..<bytes]), slots[slot].out))
+            }
+            let batch = CompressionBatch(compressors: compressors, jobs: jobs, results: results)
+            if n == 1 {
+                batch.run(0)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: n) { i in batch.run(i) }
+            }
+        }
+        for item in queue {
+            switch item {
+            case let .data(first, blocks, slot, bytes):
+                let size = try results.get(slot)
+                try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes,
+                                      frame: UnsafeRawBufferPointer(rebasing: slots[slot].out[0..<size])))
+            case let .zero(first, count):
+                try emit(encoder.zero(firstBlock: first, blockCount: count))
+            case let .discard(first, count):
+                try emit(encoder.discard(firstBlock: first, blockCount: count))
+            }
+        }
+        usedSlots = 0
+        queue.removeAll(keepingCapacity: true)
     }
 
     private func flushPending() throws {
@@ -193,7 +259,7 @@ public final class StreamSender {
     /// While resuming, counts a record below the resume point and says to leave it out.
     private func skip(_ first: UInt64) throws -> Bool {
         guard skippedSequence < skipBelow else {
-            if first < encoder.progress.nextBlock {
+            if first < queuedEnd {
                 throw StreamError.badRecord(sequence: encoder.progress.nextSequence,
                                             reason: "the resume token does not match this stream (block \(first) was already sent)")
             }
@@ -207,5 +273,46 @@ public final class StreamSender {
         try bytes.withUnsafeBytes { try sink.write($0) }
         written += UInt64(bytes.count)
         onProgress?(coveredBytes, written)
+    }
+}
+
+/// Results of parallel compression jobs, one slot each (each slot written by one job only).
+private final class ParallelResults: @unchecked Sendable {
+    private var results: [Result<Int, ZstdError>?]
+    private let lock = NSLockLike()
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<Int, any Error>) {
+        lock.withLock { results[i] = r.mapError { ($0 as? ZstdError) ?? ZstdError(operation: "compress", message: "\($0)") } }
+    }
+    func get(_ i: Int) throws -> Int {
+        guard let r = lock.withLock({ results[i] }) else { throw ZstdError(operation: "compress", message: "job \(i) did not run") }
+        return try r.get()
+    }
+}
+
+/// A pthread mutex (Delta does not import Foundation's NSLock).
+private final class NSLockLike: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
+/// One batch of compression jobs; job i uses compressor i only, so no two threads share a context.
+private final class CompressionBatch: @unchecked Sendable {
+    let compressors: [ZstdCompressor]
+    let jobs: [(src: UnsafeRawBufferPointer, dst: UnsafeMutableRawBufferPointer)]
+    let results: ParallelResults
+    init(compressors: [ZstdCompressor], jobs: [(src: UnsafeRawBufferPointer, dst: UnsafeMutableRawBufferPointer)], results: ParallelResults) {
+        self.compressors = compressors
+        self.jobs = jobs
+        self.results = results
+    }
+    func run(_ i: Int) {
+        results.set(i, Result { try compressors[i].compress(jobs[i].src, into: jobs[i].dst) })
     }
 }

@@ -2,16 +2,18 @@
 struct FieldReader {
     let bytes: [UInt8]
     var offset: Int
+    let end: Int
     let sequence: UInt64
 
-    init(_ bytes: [UInt8], from offset: Int = 0, sequence: UInt64) {
+    init(_ bytes: [UInt8], from offset: Int = 0, end: Int? = nil, sequence: UInt64) {
         self.bytes = bytes
         self.offset = offset
+        self.end = end ?? bytes.count
         self.sequence = sequence
     }
 
     private mutating func take(_ n: Int) throws(StreamError) -> Int {
-        guard offset + n <= bytes.count else { throw .badRecord(sequence: sequence, reason: "body too short") }
+        guard offset + n <= end else { throw .badRecord(sequence: sequence, reason: "body too short") }
         defer { offset += n }
         return offset
     }

@@ -32,7 +32,16 @@ public struct StreamDecoder: Sendable {
         resumeAt = resume
     }
 
-    /// Bytes consumed into returned records so far.
+    /// Continues an interrupted stream from byte `offset`, where record `progress.nextSequence`
+    /// starts: the bytes fed are the stream's from that offset on (no magic, no header).
+    public init(continuing header: StreamHeader, at progress: StreamProgress, offset: UInt64) {
+        self.progress = progress
+        self.header = header
+        self.offset = offset
+        sawMagic = true
+    }
+
+    /// Bytes consumed into returned records so far (the stream offset of the next record).
     public var consumedBytes: UInt64 { offset }
     public var isComplete: Bool { trailer != nil }
 
@@ -125,14 +134,14 @@ public struct StreamDecoder: Sendable {
     }
 
     private mutating func decodeBody(type: UInt8, flags: UInt8, seq: UInt64, bodyAt: Int, length: Int) throws(StreamError) -> StreamRecord {
-        let body = Array(buffer[bodyAt..<bodyAt + length])
+        let bodyEnd = bodyAt + length
         guard let kind = RecordType(rawValue: type) else {
             throw .unknownRecord(type: type, sequence: seq)
         }
         guard flags == 0 else { throw .badRecord(sequence: seq, reason: "unknown flags \(flags)") }
         if kind == .header {
             guard header == nil else { throw .badRecord(sequence: seq, reason: "second header") }
-            let h = try StreamHeader(decoding: body, from: 0)
+            let h = try StreamHeader(decoding: buffer, from: bodyAt, end: bodyEnd)
             if let r = resumeAt, h.resumeSequence == 0 {
                 // The whole interrupted stream again: decoded from the start; the caller skips what it applied.
                 guard h.streamID == r.streamID else {
@@ -156,7 +165,7 @@ public struct StreamDecoder: Sendable {
             return .header(h)
         }
         guard let h = header else { throw .badRecord(sequence: seq, reason: "record before the header") }
-        var r = FieldReader(body, sequence: seq)
+        var r = FieldReader(buffer, from: bodyAt, end: bodyEnd, sequence: seq)
         switch kind {
         case .header:
             fatalError("handled above")
@@ -166,7 +175,7 @@ public struct StreamDecoder: Sendable {
             try checkRange(first, UInt64(count), h, seq)
             let raw = UInt64(count) * UInt64(h.blockSize)
             guard raw <= UInt64(h.maxRecordRaw) else { throw .badRecord(sequence: seq, reason: "\(count) blocks exceed the record size limit") }
-            let frame = Array(body[16...])
+            let frame = Array(buffer[bodyAt + 16..<bodyEnd])
             let declared = frame.withUnsafeBytes { ZstdDecompressor.contentSize(of: $0) }
             guard declared == raw else { throw .payload(sequence: seq, reason: "is not a zstd frame of \(raw) bytes") }
             progress.nextBlock = first + UInt64(count)
@@ -185,7 +194,7 @@ public struct StreamDecoder: Sendable {
             progress.discardBlocks += count
             return .discard(firstBlock: first, blockCount: count)
         case .trailer:
-            let t = try StreamTrailer(decoding: body, from: 0, sequence: seq)
+            let t = try StreamTrailer(decoding: buffer, from: bodyAt, end: bodyEnd, sequence: seq)
             if let why = t.countsEqual(progress.trailer(targetDigest: nil)) { throw .trailerMismatch(why) }
             trailer = t
             return .trailer(t)

@@ -9,7 +9,7 @@ public enum StreamFormat {
     /// Bytes of the CRC that ends every record.
     public static let tailSize = 4
     /// Raw bytes of block data one data record carries at most (a whole number of blocks, at least one).
-    public static let targetRecordRaw = 8 << 20
+    public static let targetRecordRaw = 4 << 20
     /// Initial value of the CRC chain.
     public static let chainSeed: UInt32 = 0xFFFF_FFFF
 

@@ -65,8 +65,8 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         return w.bytes
     }
 
-    init(decoding body: [UInt8], from offset: Int) throws(StreamError) {
-        var r = FieldReader(body, from: offset, sequence: 0)
+    init(decoding body: [UInt8], from offset: Int, end: Int) throws(StreamError) {
+        var r = FieldReader(body, from: offset, end: end, sequence: 0)
         let version = try r.u32()
         guard version == StreamFormat.version else { throw .unsupportedVersion(version) }
         blockSize = try r.u32()
@@ -125,8 +125,8 @@ public struct StreamTrailer: Equatable, Sendable {
         return w.bytes
     }
 
-    init(decoding body: [UInt8], from offset: Int, sequence: UInt64) throws(StreamError) {
-        var r = FieldReader(body, from: offset, sequence: sequence)
+    init(decoding body: [UInt8], from offset: Int, end: Int, sequence: UInt64) throws(StreamError) {
+        var r = FieldReader(body, from: offset, end: end, sequence: sequence)
         records = try r.u64(); dataBlocks = try r.u64(); zeroBlocks = try r.u64(); discardBlocks = try r.u64()
         rawBytes = try r.u64(); payloadBytes = try r.u64(); streamDigest = try r.u64()
         let flags = try r.u32()

@@ -27,6 +27,8 @@ public final class MetadataChecker {
         public var dataBlockCount: UInt64
         /// The held metadata snapshot's block, 0 if none.
         public var heldRoot: UInt64
+        /// The superblock's NEEDS_CHECK flag (set by the kernel after a failed metadata operation).
+        public var needsCheck: Bool = false
     }
 
     enum Tree: Equatable {
@@ -51,12 +53,11 @@ public final class MetadataChecker {
             }
         }
 
-        var sameKind: (Tree) -> Bool {
-            { other in
-                switch (self, other) {
-                case (.bottom, .bottom): return true
-                default: return self == other
-                }
+        /// Bottom-level trees of different devices may share nodes; other trees may not.
+        func sameKind(_ other: Tree) -> Bool {
+            switch (self, other) {
+            case (.bottom, .bottom): return true
+            default: return self == other
             }
         }
     }
@@ -127,14 +128,14 @@ public final class MetadataChecker {
         _ = try walk(droot.refCountRoot, tree: .overflow(.data), from: 0, low: nil, high: nil, depth: 0)
 
         // The pool's trees, live and held.
-        var devices = try checkTrees(of: sb, at: 0)
+        let devices = try checkTrees(of: sb, at: 0)
         if sb.heldRoot != 0 {
             try ref(sb.heldRoot, from: 0, role: "held metadata snapshot superblock")
             let held = try reader.metadataSnapshot()
             guard held.superblock.heldRoot == 0 else {
                 throw CheckProblem("block \(sb.heldRoot): held metadata snapshot itself holds a snapshot (held_root \(held.superblock.heldRoot))")
             }
-            devices = max(devices, try checkTrees(of: held.superblock, at: sb.heldRoot))
+            _ = try checkTrees(of: held.superblock, at: sb.heldRoot)
         }
 
         // Compare the space maps with what was found.
@@ -142,7 +143,8 @@ public final class MetadataChecker {
         let dataInUse = try compareData(dsm)
         return Report(transactionID: sb.transactionID, devices: devices, leafMappings: leafMappings,
                       metadataBlocksInUse: metaInUse, metadataBlockCount: metadataLimit,
-                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot)
+                      dataBlocksInUse: dataInUse, dataBlockCount: dataLimit, heldRoot: sb.heldRoot,
+                      needsCheck: sb.needsCheck)
     }
 
     /// Walks the details and mapping trees of one superblock and checks they agree.
@@ -175,7 +177,10 @@ public final class MetadataChecker {
 
     /// One more pointer to metadata block `block`.
     private func ref(_ block: UInt64, from: UInt64?, role: String) throws {
-        if block >= metadataLimit || (block == 0 && from != nil) {
+        if block == 0 && from != nil {
+            throw CheckProblem("block \(from!): \(role) pointer to block 0 (the superblock)")
+        }
+        if block >= metadataLimit {
             throw CheckProblem("block \(from ?? 0): \(role) pointer to block \(block) is outside the metadata space map (\(metadataLimit) blocks)")
         }
         expectedMetadata[Int(block)] &+= 1
@@ -220,6 +225,13 @@ public final class MetadataChecker {
         let c = n.count
         if n.isInternal && c == 0 {
             throw CheckProblem("block \(block): bad B-tree node: internal node with no entries (\(tree.name))")
+        }
+        // As thin_check: capacity a multiple of 3, and every node below a root at least a third full.
+        if n.maxEntries % 3 != 0 {
+            throw CheckProblem("block \(block): bad B-tree node: max_entries \(n.maxEntries) is not a multiple of 3 (\(tree.name))")
+        }
+        if depth > 0 && c < n.maxEntries / 3 {
+            throw CheckProblem("block \(block): bad B-tree node: \(c) entries in a non-root node, at least \(n.maxEntries / 3) expected (\(tree.name), reached from block \(from))")
         }
         var s = Summary(tree: tree, entries: 0, minKey: c > 0 ? n.key(0) : 0, maxKey: c > 0 ? n.key(c - 1) : 0)
         path.insert(block)

@@ -19,6 +19,8 @@ public final class FileMetadataDevice: MetadataDevice, @unchecked Sendable {
     public init(path: String, writable: Bool = false) throws(MetadataError) {
         file = try RandomAccessFile(path: path, writable: writable)
         blockCount = try file.size() / UInt64(metadataBlockSize)
+        // A live pool's metadata device: don't trust pages an earlier read left in the cache.
+        if file.isBlockDevice { file.dropCachedPages() }
     }
 
     public init(file: RandomAccessFile) throws(MetadataError) {

@@ -81,6 +81,19 @@ public final class RandomAccessFile: @unchecked Sendable {
         _ = try sysCall("ftruncate", path) { ftruncate(fd, off_t(size)) }
     }
 
+    /// Drops this file's clean pages from the page cache (posix_fadvise DONTNEED), so the
+    /// next reads come from the device. Metadata written by the kernel (dm-bufio) bypasses
+    /// the block device's page cache; pages cached by an earlier read would be stale.
+    public func dropCachedPages() {
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+    }
+
+    /// Takes an advisory lock (flock) without waiting; false when another open file holds
+    /// a conflicting one. Released by `close()`.
+    public func tryLock(exclusive: Bool) -> Bool {
+        flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0
+    }
+
     /// Passes a discard down: punches a hole in a regular file, BLKDISCARD on a block device.
     public func discard(offset: UInt64, length: UInt64) throws(MetadataError) {
         if isBlockDevice {

@@ -106,6 +106,30 @@ public final class PoolMetadata {
         try bottom.entries64(root: try mappingRoot(of: dev), in: range).map { ($0.0, BlockTime(raw: $0.1)) }
     }
 
+    /// Whether the block mapped at `vblock` is really shared (§6.4 exact rule): its data
+    /// count is above 1, or a node on the path to it (bottom root, internal nodes, leaf)
+    /// has a metadata count above 1. A held metadata snapshot counts as an owner.
+    /// Nil when unmapped.
+    public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
+        guard let m = try lookup(dev, vblock) else { return nil }
+        if tm.dataCounts[m.dataBlock] > 1 { return true }
+        // The top-level path: a shared top-level leaf shares every subtree it holds.
+        var b = superblock.dataMappingRoot
+        while true {
+            if tm.metadataCounts[b] > 1 { return true }
+            let n = try tm.node(b, leafValueSize: 8)
+            if n.isLeaf { break }
+            b = n.value64(max(0, n.lowerBound(dev)))
+        }
+        b = try mappingRoot(of: dev)
+        while true {
+            if tm.metadataCounts[b] > 1 { return true }
+            let n = try tm.node(b, leafValueSize: 8)
+            if n.isLeaf { return false }
+            b = n.value64(max(0, n.lowerBound(vblock)))
+        }
+    }
+
     /// A mapping may be shared when it is older than the device's last snapshot (§6.4).
     public func maybeShared(_ dev: UInt64, _ m: BlockTime) throws -> Bool {
         m.time < (try details(of: dev)).snapshottedTime

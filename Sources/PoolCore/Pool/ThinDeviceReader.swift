@@ -24,6 +24,19 @@ public struct ThinDeviceReader {
         return out
     }
 
+    /// Virtual block `vblock` (a whole data block; zeros when unmapped).
+    public func block(_ vblock: UInt64) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: blockBytes)
+        guard let bt = try view.mappingTree(of: device).lookup64(vblock).map({ BlockTime(raw: $0) }) else { return out }
+        let bs = UInt64(blockBytes)
+        let got = try out.withUnsafeMutableBytes { try data.read(into: $0, at: bt.dataBlock * bs) }
+        guard got == blockBytes else {
+            throw DeviceReadError.dataBlockBeyondEnd(device: device, virtual: vblock, data: bt.dataBlock,
+                                                     dataBlocks: try data.size() / bs)
+        }
+        return out
+    }
+
     /// Streams the first `size` bytes of the device, in order, one data block
     /// (or the final partial block) per call of `body`.
     public func read(size: UInt64, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {

@@ -106,6 +106,9 @@ public final class ThinPool {
     /// the metadata space map (up to the usable maximum, with a warning beyond it).
     public init(metadataPath: String, dataPath: String, sidecarPath: String?, readOnly: Bool = false) throws {
         let mf = try RandomAccessFile(path: metadataPath, writable: !readOnly)
+        guard mf.tryLock(exclusive: !readOnly) else {
+            throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
+        }
         let mdev = try FileMetadataDevice(file: mf)
         metadataFile = mf
         dataFile = try RandomAccessFile(path: dataPath, writable: !readOnly)
@@ -191,6 +194,13 @@ public final class ThinPool {
     public func lookup(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
         try checkNotFailed()
         return try metadata.lookup(dev, vblock)
+    }
+
+    /// Whether the block at `vblock` of `dev` is really shared with another device or the
+    /// held metadata snapshot (exact, from counts; nil when unmapped). See `PoolMetadata.isShared`.
+    public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
+        try checkNotFailed()
+        return try metadata.isShared(dev, vblock)
     }
 
     /// Data reference count of a data block in the open transaction.
@@ -281,11 +291,24 @@ public final class ThinPool {
     public func commit() throws {
         try checkNotFailed()
         if case .readOnly(.requested) = mode { return }
-        guard metadata.changedThisTransaction else { return }
+        guard metadata.changedThisTransaction else {
+            // Sidecar-only changes (annotations, low-water mark) are saved on their own.
+            if let sidecarPath, try PoolSidecar.load(sidecarPath) != sidecar { try sidecar.save(sidecarPath) }
+            return
+        }
         do {
             try dataFile.sync()
-            if let sidecarPath { try sidecar.save(sidecarPath) }
+            // The sidecar is saved with additions before the metadata commit and exact after
+            // it, so a crash in between never loses the size of a device that exists.
+            if let sidecarPath {
+                var merged = try PoolSidecar.load(sidecarPath)
+                merged.devices.merge(sidecar.devices) { _, new in new }
+                merged.dataLowWaterMark = sidecar.dataLowWaterMark
+                if let a = sidecar.annotations { merged.annotations = (merged.annotations ?? [:]).merging(a) { _, new in new } }
+                try merged.save(sidecarPath)
+            }
             try metadata.commit()
+            if let sidecarPath { try sidecar.save(sidecarPath) }
         } catch {
             try rollBack(after: error)
             throw error

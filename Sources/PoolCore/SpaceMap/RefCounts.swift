@@ -21,10 +21,24 @@ public struct RefCounts: Sendable {
     /// Bumped by every count change (the commit's fixpoint loop watches it).
     public private(set) var changeCounter: UInt64 = 0
     private var cursor: UInt64 = 0
+    /// Zero-count blocks per bitmap range (lets allocation skip full ranges).
+    private var freeInBitmap: [UInt32] = []
 
     public init(blockCount: UInt64) {
         self.blockCount = blockCount
         small = [UInt8](repeating: 0, count: Int(blockCount))
+        freeInBitmap = RefCounts.freeCounts(from: 0, to: blockCount)
+    }
+
+    private static func freeCounts(from: UInt64, to: UInt64) -> [UInt32] {
+        var out: [UInt32] = []
+        var b = from
+        while b < to {
+            let end = min(to, (b / entriesPerBitmap + 1) * entriesPerBitmap)
+            out.append(UInt32(end - b))
+            b = end
+        }
+        return out
     }
 
     /// Blocks free now (count 0), including those freed in this transaction.
@@ -42,8 +56,16 @@ public struct RefCounts: Sendable {
         let old = self[b]
         if old == c { return }
         if c >= 255 { small[Int(b)] = 255; big[b] = c } else { small[Int(b)] = UInt8(c); big[b] = nil }
-        if old == 0 { allocatedCount += 1 }
-        if c == 0 { allocatedCount -= 1; freedThisTransaction.insert(b) }
+        if old == 0 {
+            allocatedCount += 1
+            freeInBitmap[Int(b / entriesPerBitmap)] -= 1
+            if !freedThisTransaction.isEmpty { freedThisTransaction.remove(b) }
+        }
+        if c == 0 {
+            allocatedCount -= 1
+            freeInBitmap[Int(b / entriesPerBitmap)] += 1
+            freedThisTransaction.insert(b)
+        }
         dirtyBitmaps.insert(Int(b / entriesPerBitmap))
         changeCounter &+= 1
     }
@@ -64,12 +86,21 @@ public struct RefCounts: Sendable {
         guard allocatableCount > 0 else { return nil }
         let n = blockCount
         var b = cursor < n ? cursor : 0
-        for _ in 0..<n {
+        var scanned: UInt64 = 0
+        while scanned < n {
+            // Skip the rest of a range with no zero count.
+            if freeInBitmap[Int(b / entriesPerBitmap)] == 0 {
+                let next = min(n, (b / entriesPerBitmap + 1) * entriesPerBitmap)
+                scanned += next - b
+                b = next == n ? 0 : next
+                continue
+            }
             if small[Int(b)] == 0 && !freedThisTransaction.contains(b) {
                 set(b, 1)
                 cursor = b + 1
                 return b
             }
+            scanned += 1
             b += 1
             if b == n { b = 0 }
         }
@@ -87,6 +118,14 @@ public struct RefCounts: Sendable {
         guard n > blockCount else { return }
         let oldBitmaps = Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap)
         small.append(contentsOf: [UInt8](repeating: 0, count: Int(n - blockCount)))
+        // The partial last range gains the new blocks; whole new ranges follow.
+        var b = blockCount
+        if b % entriesPerBitmap != 0 {
+            let end = min(n, (b / entriesPerBitmap + 1) * entriesPerBitmap)
+            freeInBitmap[Int(b / entriesPerBitmap)] += UInt32(end - b)
+            b = end
+        }
+        freeInBitmap += RefCounts.freeCounts(from: b, to: n)
         let first = Int(blockCount / entriesPerBitmap)
         blockCount = n
         let newBitmaps = Int((n + entriesPerBitmap - 1) / entriesPerBitmap)

@@ -82,6 +82,7 @@ public final class TransactionManager {
             _ = metadataCounts.allocate()
             newThisTransaction.insert(b)
         }
+        for i in 0..<nb { metadataCounts.dirtyBitmaps.insert(i) }  // every bitmap is written at the first commit
         dataIndexRoot = 0
         dataBitmaps = []
         dataOverflowRoot = 0

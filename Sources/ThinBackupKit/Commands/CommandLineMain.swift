@@ -7,9 +7,8 @@ import Glibc
 /// stderr with exit code 1 (usage errors: ArgumentParser's message, exit 64).
 public enum ThinBackupMain {
     public static func run(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Int32 {
-        if ServeCommand.poolReceiverFactory == nil { ServeCommand.poolReceiverFactory = { try PoolStreamReceiver(pool: $0) } }
         do {
-            var command = try RootCommand.parseAsRoot(MetadataSnapOptions.normalize(arguments))
+            var command = try RootCommand.parseAsRoot(arguments)
             try command.run()
             return 0
         } catch let error as CommandFailure {

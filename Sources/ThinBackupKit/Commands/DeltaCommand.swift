@@ -28,9 +28,7 @@ public struct DeltaCommand: ParsableCommand {
     @Option(name: [.customLong("thin2"), .customLong("snap2")], help: ArgumentHelp("Right (newer) thin device id.", valueName: "id"))
     public var thin2: UInt64
 
-    @Option(name: [.customShort("m", allowingJoined: true), .customLong("metadata-snap")], defaultAsFlag: MetadataSnapChoice.held,
-            parsing: .next, help: ArgumentHelp("Read through the held metadata snapshot (its block, if given, must match).", valueName: "block"))
-    public var metadataSnap: MetadataSnapChoice?
+    @OptionGroup public var snap: MetadataSnapOptions
 
     @Flag(name: .long, help: "One range per comparison step, with data blocks (thin_delta --verbose).")
     public var verbose = false
@@ -49,29 +47,34 @@ public struct DeltaCommand: ParsableCommand {
         case (_?, _?): throw ValidationError("give either --metadata or --pool, not both")
         default: break
         }
-        if case let .text(t)? = metadataSnap { throw ValidationError("Couldn't parse metadata snapshot block: '\(t)'") }
         if verbose && format == .json { throw ValidationError("--verbose applies to the xml format only") }
     }
 
-    public func run() throws {
-        let out = TextOutput.standardOutput()
-        try execute(to: out)
-        try out.flush()
+    public func run() throws { try run(to: .standardOutput()) }
+
+    /// Runs the command with its output going to `out` (tests pass a memory output).
+    /// On failure the unwritten part of the output is dropped.
+    public func run(to out: TextOutput, source: (any BlockReading)? = nil) throws {
+        do {
+            try execute(to: out, source: source)
+            try out.flush()
+        } catch {
+            out.discard()
+            throw error
+        }
     }
 
     /// The path of the metadata device or file.
     var metadataPath: String { metadata ?? "\(pool!)/metadata" }
 
-    /// Runs the diff and prints it to `out` (tests call this directly).
-    public func execute(to out: TextOutput, source: (any BlockReading)? = nil) throws {
+    private func execute(to out: TextOutput, source: (any BlockReading)?) throws {
         let reader = try source.map { s throws(MetadataError) in try MetadataReader(source: s) }
             ?? MetadataReader(path: metadataPath)
         let view: MetadataView
-        switch metadataSnap {
-        case nil: view = reader.live
-        case .held?: view = try reader.metadataSnapshot()
-        case let .block(b)?: view = try reader.metadataSnapshot(block: b)
-        case .text?: preconditionFailure("rejected by validate()")
+        if snap.metadataSnap {
+            view = try reader.metadataSnapshot(block: snap.metadataSnapBlock)
+        } else {
+            view = reader.live
         }
         let diff: MappingDiff
         do {
@@ -86,7 +89,7 @@ public struct DeltaCommand: ParsableCommand {
             left: thin1, right: thin2)
         let style: DeltaPrinter.Style = format == .json ? .json : (verbose ? .verbose : .plain)
         let printer = DeltaPrinter(style: style, header: header, to: out)
-        try printer.begin()
+        printer.begin()
         do {
             if changesOnly {
                 try diff.changes { try printer.add($0) }
@@ -96,40 +99,23 @@ public struct DeltaCommand: ParsableCommand {
         } catch let error as MappingDiffError {
             throw CommandFailure(message(for: error))
         }
-        try printer.end()
+        printer.end()
     }
 
     private func message(for error: MappingDiffError) -> String {
         func name(_ side: MappingDiffError.Side) -> String {
             side == .left ? "thin1 (\(thin1))" : "thin2 (\(thin2))"
         }
+        func which(_ side: MappingDiffError.Side) -> String {
+            side == .both ? "the mapping tree shared by thin1 (\(thin1)) and thin2 (\(thin2))" : "the mapping tree of \(name(side))"
+        }
         switch error {
         case let .unknownDevice(side, _):
             return "unable to find mapping tree for \(name(side)) in \(metadataPath)"
         case let .damaged(side, underlying):
-            let which = side == .both ? "the mapping tree shared by thin1 (\(thin1)) and thin2 (\(thin2))"
-                : "the mapping tree of \(name(side))"
-            return "damage in \(which), please run thin_check: \(underlying)"
-        }
-    }
-}
-
-/// `-m` alone (the held snapshot), or `-m BLOCK` (must be the held one).
-public enum MetadataSnapChoice: ExpressibleByArgument, Sendable, Equatable, CustomStringConvertible {
-    case held
-    case block(UInt64)
-    /// Not a number: reported by `validate()` as thin_delta does.
-    case text(String)
-
-    public init?(argument: String) {
-        if let b = UInt64(argument) { self = .block(b) } else { self = .text(argument) }
-    }
-
-    public var description: String {
-        switch self {
-        case .held: return "held"
-        case let .block(b): return "\(b)"
-        case let .text(t): return t
+            return "damage in \(which(side)), please run thin_check: \(underlying)"
+        case let .outOfOrder(side, v):
+            return "damage in \(which(side)), please run thin_check: virtual block \(v) comes out of order"
         }
     }
 }

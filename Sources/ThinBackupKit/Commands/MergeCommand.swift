@@ -8,7 +8,7 @@ public struct MergeCommand: ParsableCommand {
         discussion: "A stream file is verified completely before the first write; a stream on stdin is applied as it arrives."
     )
 
-    @Option(help: ArgumentHelp("Stream file, or - for stdin.", valueName: "src")) public var stream: String
+    @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var stream: String
     @Option(help: ArgumentHelp("File or block device to update.", valueName: "target")) public var into: String
     @OptionGroup public var output: ReportOptions
 

@@ -1,51 +1,51 @@
 import ArgumentParser
 
 /// `-m|--metadata-snap [BLOCK]`: read through the held metadata snapshot, optionally
-/// naming the block it must be at. thin_dump spells the block `-m5` or
-/// `--metadata-snap=5`; we also take `-m 5` and `--metadata-snap 5`.
-///
-/// ArgumentParser has no option with an optional value, so `normalize` rewrites
-/// those spellings into a flag plus `--metadata-snap-block N` before parsing.
+/// naming the block it must be at. Spellings: `-m`, `--metadata-snap`, `-m5`, `-m 5`,
+/// `--metadata-snap=5`, `--metadata-snap 5` (the same option `delta` takes).
 public struct MetadataSnapOptions: ParsableArguments {
-    @Flag(name: [.customShort("m"), .customLong("metadata-snap")],
-          help: "Read through the held metadata snapshot (-m BLOCK / --metadata-snap=BLOCK: it must be at BLOCK).")
-    public var metadataSnap = false
-
-    @Option(name: .customLong("metadata-snap-block"), help: .hidden)
-    public var metadataSnapBlock: UInt64?
+    @Option(name: [.customShort("m", allowingJoined: true), .customLong("metadata-snap")], defaultAsFlag: MetadataSnapChoice.held,
+            parsing: .next, help: ArgumentHelp("Read through the held metadata snapshot (its block, if given, must match).", valueName: "block"))
+    public var choice: MetadataSnapChoice?
 
     public init() {}
 
-    public func validate() throws {
-        if metadataSnapBlock != nil && !metadataSnap {
-            throw ValidationError("--metadata-snap-block needs -m/--metadata-snap")
-        }
+    /// Whether to read through the held snapshot.
+    public var metadataSnap: Bool { choice != nil }
+
+    /// The block the held snapshot must be at, if one was given.
+    public var metadataSnapBlock: UInt64? {
+        if case let .block(b)? = choice { return b }
+        return nil
     }
 
-    /// Rewrites `-mN`, `-m N`, `--metadata-snap=N`, `--metadata-snap N` into
-    /// `--metadata-snap --metadata-snap-block N`. Arguments after `--` are left alone.
-    public static func normalize(_ args: [String]) -> [String] {
-        var out: [String] = []
-        var i = 0
-        func isNumber(_ s: Substring) -> Bool { !s.isEmpty && s.allSatisfy { $0.isASCII && $0.isNumber } }
-        while i < args.count {
-            let a = args[i]
-            if a == "--" { out.append(contentsOf: args[i...]); break }
-            if a == "-m" || a == "--metadata-snap" {
-                out.append("--metadata-snap")
-                if i + 1 < args.count, isNumber(Substring(args[i + 1])) {
-                    out.append(contentsOf: ["--metadata-snap-block", args[i + 1]])
-                    i += 1
-                }
-            } else if a.hasPrefix("-m"), !a.hasPrefix("--"), isNumber(a.dropFirst(2)) {
-                out.append(contentsOf: ["--metadata-snap", "--metadata-snap-block", String(a.dropFirst(2))])
-            } else if a.hasPrefix("--metadata-snap="), isNumber(a.dropFirst("--metadata-snap=".count)) {
-                out.append(contentsOf: ["--metadata-snap", "--metadata-snap-block", String(a.dropFirst("--metadata-snap=".count))])
-            } else {
-                out.append(a)
-            }
-            i += 1
+    public func validate() throws {
+        if case let .text(t)? = choice { throw ValidationError("Couldn't parse metadata snapshot block: '\(t)'") }
+    }
+
+    /// Formerly rewrote `-mN` spellings before parsing; ArgumentParser now takes them all
+    /// itself, so this returns `args` unchanged (kept for existing callers).
+    public static func normalize(_ args: [String]) -> [String] { args }
+}
+
+/// The value of `-m|--metadata-snap [BLOCK]`.
+public enum MetadataSnapChoice: ExpressibleByArgument, Sendable, Equatable, CustomStringConvertible {
+    /// `-m` alone: the held snapshot, wherever it is.
+    case held
+    /// `-m BLOCK`: the held snapshot, which must be at BLOCK.
+    case block(UInt64)
+    /// Not a number: reported by `validate()` as thin_dump/thin_delta do.
+    case text(String)
+
+    public init?(argument: String) {
+        if let b = UInt64(argument) { self = .block(b) } else { self = .text(argument) }
+    }
+
+    public var description: String {
+        switch self {
+        case .held: return "held"
+        case let .block(b): return "\(b)"
+        case let .text(t): return t
         }
-        return out
     }
 }

@@ -14,7 +14,7 @@ public struct ReceiveCommand: ParsableCommand {
     )
 
     @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String
-    @Option(help: ArgumentHelp("Stream file, or - for stdin.", valueName: "src")) public var from: String = "-"
+    @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var from: String = "-"
     @Option(name: .customLong("as"), help: ArgumentHelp("Local device id (default: the sender's).", valueName: "id"))
     public var asDevice: UInt64?
     @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false

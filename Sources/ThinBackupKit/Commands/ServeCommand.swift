@@ -74,7 +74,7 @@ public struct ServeCommand: ParsableCommand {
     }
 
     /// Set by the receive implementation: builds the receiver that replays into a pool folder.
-    nonisolated(unsafe) public static var poolReceiverFactory: ((String) throws -> any StreamReceiving)?
+    nonisolated(unsafe) public static var poolReceiverFactory: ((String) throws -> any StreamReceiving)? = { try PoolReceiver(folder: $0) }
 
     static func parseListen(_ s: String) throws -> (String, Int) {
         guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else {

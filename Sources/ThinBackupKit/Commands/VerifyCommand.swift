@@ -7,7 +7,7 @@ public struct VerifyCommand: ParsableCommand {
         abstract: "Check a delta stream (--stream), a pool device against the digest its send printed, or a repository (--repo)."
     )
 
-    @Option(help: ArgumentHelp("Stream file, or - for stdin.", valueName: "src")) public var stream: String?
+    @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var stream: String?
     @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String?
     @Option(help: ArgumentHelp("Metadata device or file (with --data).", valueName: "file")) public var metadata: String?
     @Option(help: ArgumentHelp("Data device or file (with --metadata).", valueName: "file")) public var data: String?
@@ -39,7 +39,7 @@ public struct VerifyCommand: ParsableCommand {
             return
         }
         if let stream {
-            let r = try verifyStream(source: try FileSource(path: stream), quiet: output.quiet)
+            let r = try verifyStream(source: try StreamEndpoints.source(stream), quiet: output.quiet)
             try output.report(r, line: "stream OK: \(r.incremental ? "incremental" : "full") stream of thin device \(r.device), "
                 + "\(r.records) records, \(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks"
                 + (r.contentChecked ? ", content digest \(r.targetDigest ?? "") checked" : ""))

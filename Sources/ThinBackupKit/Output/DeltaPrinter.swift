@@ -33,7 +33,7 @@ public struct DeltaHeader: Sendable {
 /// - `verbose`: one `range` per run (a comparison step of thin_delta), grouped
 ///   in a wrapper element that opens when the kind changes.
 /// - `json`: one object per run and line: `{"kind":…,"begin":…,"length":…,
-///   "left_data":…,"right_data":…}` (a side that does not map the run is null).
+///   "left_data":…,"right_data":…}` (a side that does not map the run: null).
 public final class DeltaPrinter {
     public enum Style: Sendable { case plain, verbose, json }
 
@@ -49,14 +49,26 @@ public final class DeltaPrinter {
         self.out = out
     }
 
-    public func begin() throws {
+    public func begin() {
         guard style != .json else { return }
         let h = header
-        var s = "<superblock uuid=\"\" time=\"\(h.time)\" transaction=\"\(h.transaction)\""
-        s += " data_block_size=\"\(h.dataBlockSize)\" nr_data_blocks=\"\(h.dataBlockCount)\""
-        if let m = h.metadataSnap { s += " metadata_snap=\"\(m)\"" }
-        s += ">\n  <diff left=\"\(h.left)\" right=\"\(h.right)\">\n"
-        try out.write(s)
+        out.append("<superblock uuid=\"\" time=\"")
+        out.append(decimal: UInt64(h.time))
+        out.append("\" transaction=\"")
+        out.append(decimal: h.transaction)
+        out.append("\" data_block_size=\"")
+        out.append(decimal: UInt64(h.dataBlockSize))
+        out.append("\" nr_data_blocks=\"")
+        out.append(decimal: h.dataBlockCount)
+        if let m = h.metadataSnap {
+            out.append("\" metadata_snap=\"")
+            out.append(decimal: m)
+        }
+        out.append("\">\n  <diff left=\"")
+        out.append(decimal: h.left)
+        out.append("\" right=\"")
+        out.append(decimal: h.right)
+        out.append("\">\n")
     }
 
     public func add(_ run: DeltaRun) throws {
@@ -66,47 +78,85 @@ public final class DeltaPrinter {
                 pending = (p.kind, p.begin, run.end)
                 return
             }
-            try flushPlain()
+            element()
             pending = (run.kind, run.begin, run.end)
         case .verbose:
             if pending?.kind != run.kind {
-                if let p = pending { try out.write("    </\(p.kind.rawValue)>\n") }
-                try out.write("    <\(run.kind.rawValue)>\n")
+                if let p = pending { wrapper(p.kind, closing: true) }
+                wrapper(run.kind, closing: false)
                 pending = (run.kind, 0, 0)
             }
-            var s = "      <range begin=\"\(run.begin)\""
+            out.append("      <range begin=\"")
+            out.append(decimal: run.begin)
             switch run.kind {
             case .different:
-                s += " left_data_begin=\"\(run.leftData ?? 0)\" right_data_begin=\"\(run.rightData ?? 0)\""
+                out.append("\" left_data_begin=\"")
+                out.append(decimal: run.leftData ?? 0)
+                out.append("\" right_data_begin=\"")
+                out.append(decimal: run.rightData ?? 0)
             case .same, .leftOnly:
-                s += " data_begin=\"\(run.leftData ?? 0)\""
+                out.append("\" data_begin=\"")
+                out.append(decimal: run.leftData ?? 0)
             case .rightOnly:
-                s += " data_begin=\"\(run.rightData ?? 0)\""
+                out.append("\" data_begin=\"")
+                out.append(decimal: run.rightData ?? 0)
             }
-            try out.write(s + " length=\"\(run.length)\"/>\n")
+            out.append("\" length=\"")
+            out.append(decimal: run.length)
+            out.append("\"/>\n")
         case .json:
-            func n(_ v: UInt64?) -> String { v.map(String.init) ?? "null" }
-            try out.write("{\"kind\":\"\(run.kind.rawValue)\",\"begin\":\(run.begin),\"length\":\(run.length)"
-                + ",\"left_data\":\(n(run.leftData)),\"right_data\":\(n(run.rightData))}\n")
+            out.append("{\"kind\":\"")
+            out.append(name(run.kind))
+            out.append("\",\"begin\":")
+            out.append(decimal: run.begin)
+            out.append(",\"length\":")
+            out.append(decimal: run.length)
+            out.append(",\"left_data\":")
+            if let d = run.leftData { out.append(decimal: d) } else { out.append("null") }
+            out.append(",\"right_data\":")
+            if let d = run.rightData { out.append(decimal: d) } else { out.append("null") }
+            out.append("}\n")
         }
+        try out.flushIfFull()
     }
 
-    public func end() throws {
+    public func end() {
         switch style {
         case .plain:
-            try flushPlain()
+            element()
         case .verbose:
-            if let p = pending { try out.write("    </\(p.kind.rawValue)>\n") }
-            pending = nil
+            if let p = pending { wrapper(p.kind, closing: true) }
         case .json:
             return
         }
-        try out.write("  </diff>\n</superblock>\n")
+        pending = nil
+        out.append("  </diff>\n</superblock>\n")
     }
 
-    private func flushPlain() throws {
+    private func element() {
         guard let p = pending else { return }
-        try out.write("    <\(p.kind.rawValue) begin=\"\(p.begin)\" length=\"\(p.end - p.begin)\"/>\n")
+        out.append("    <")
+        out.append(name(p.kind))
+        out.append(" begin=\"")
+        out.append(decimal: p.begin)
+        out.append("\" length=\"")
+        out.append(decimal: p.end - p.begin)
+        out.append("\"/>\n")
         pending = nil
+    }
+
+    private func wrapper(_ kind: DeltaKind, closing: Bool) {
+        out.append(closing ? "    </" : "    <")
+        out.append(name(kind))
+        out.append(">\n")
+    }
+
+    private func name(_ kind: DeltaKind) -> StaticString {
+        switch kind {
+        case .same: return "same"
+        case .different: return "different"
+        case .leftOnly: return "left_only"
+        case .rightOnly: return "right_only"
+        }
     }
 }

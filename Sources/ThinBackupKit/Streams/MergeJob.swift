@@ -15,10 +15,10 @@ public struct MergeReport: Codable {
 /// written, zero and discard runs are zeroed. A regular-file stream is verified completely
 /// before the first write; a pipe is applied as it arrives (a bad record stops it there).
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil) throws -> MergeReport {
-    if givenSource == nil, stream != "-" {
-        _ = try verifyStream(source: try FileSource(path: stream), quiet: quiet)
+    if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
+        _ = try verifyStream(source: try StreamEndpoints.source(stream), quiet: quiet)
     }
-    let source = try givenSource ?? FileSource(path: stream)
+    let source = try givenSource ?? StreamEndpoints.source(stream)
     let out = try RandomAccessFile(path: target, writable: true)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
     var d = StreamDecoder()

@@ -20,6 +20,8 @@ public struct SendRequest {
     public var resumeToken: String?
     public var virtualSize: UInt64?
     public var quiet = true
+    /// For network destinations (token file, S3 endpoint, retries).
+    public var transport = TransportOptions()
 
     public init(target: UInt64, destination: String) {
         self.target = target
@@ -108,9 +110,14 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         target: SnapshotIdentity(req.target, target), base: baseIdentity, baseFingerprint: baseDigest,
         expectedBlocks: req.base == nil ? target.mappedBlocks : 0)
     // The final check runs before the sink completes, so a stream of a device in use is never published.
-    let sink = FinishHook(try givenSink ?? FileSink(path: req.destination)) { try checkUnchanged("was written during the send") }
-    let sender = StreamSender(header: header, reader: blocks,
-                              compressor: try ZstdCompressor(level: req.level, workers: req.workers),
+    let sink = FinishHook(try givenSink ?? StreamEndpoints.sink(req.destination, options: {
+        var o = req.transport
+        if o.targetDevice == nil { o.targetDevice = req.target }
+        return o
+    }())) { try checkUnchanged("was written during the send") }
+    // Frames are independent: one single-threaded compressor per core, two records in flight each.
+    let compressors = try (0..<max(1, Int(req.workers)) * 2).map { _ in try ZstdCompressor(level: req.level, workers: 0) }
+    let sender = StreamSender(header: header, reader: blocks, compressors: compressors,
                               sink: sink, baseDigest: baseDigest, resumeAt: resume)
     let expected = header.expectedBlocks * UInt64(bs)
     sender.onProgress = { done, written in meter.update(done: done, total: expected, streamBytes: written) }
@@ -119,6 +126,12 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
     do {
         summary = try sender.send { body in
             let check: (DeltaRun) throws -> Void = { run in
+                var run = run
+                if run.kind == .leftOnly && run.end > blockCount {
+                    // Gone because the target is smaller than its base: the receiver truncates to the new size.
+                    guard run.begin < blockCount else { return }
+                    run.length = blockCount - run.begin
+                }
                 guard run.end <= blockCount else {
                     throw CommandFailure("thin device \(req.target) maps block \(run.end - 1), beyond its size of \(size) bytes (pass --size)")
                 }

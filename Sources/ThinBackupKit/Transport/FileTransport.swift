@@ -14,7 +14,7 @@ public struct LocalIOError: Error, CustomStringConvertible {
 
 /// Writes a stream to a file or to standard output ("-"), buffered in 1 MiB writes.
 ///
-/// A file is written as `FILE.partial` and renamed to FILE by `finish()` after an fsync, so an
+/// A regular file is written as `FILE.partial` and renamed to FILE by `finish()` after an fsync, so an
 /// interrupted send never leaves a truncated stream under the final name.
 public final class FileSink: ByteSink {
     public let path: String
@@ -27,8 +27,16 @@ public final class FileSink: ByteSink {
 
     public init(path: String) throws {
         self.path = path
+        var st = stat()
+        let special = stat(path, &st) == 0 && (st.st_mode & S_IFMT) != S_IFREG
         if path == "-" {
             fd = 1
+            partialPath = nil
+        } else if special {
+            // A device, FIFO or /dev/null: written in place (never renamed over).
+            let f = open(path, O_WRONLY | O_CLOEXEC)
+            guard f >= 0 else { throw LocalIOError.errno("open", path) }
+            fd = f
             partialPath = nil
         } else {
             let p = path + ".partial"
@@ -41,10 +49,9 @@ public final class FileSink: ByteSink {
     }
 
     deinit {
-        if !closed, let p = partialPath {
-            close(fd)
-            unlink(p)
-        }
+        guard !closed, fd != 1 else { return }
+        close(fd)
+        if let p = partialPath { unlink(p) }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -77,7 +84,10 @@ public final class FileSink: ByteSink {
 
     public func finish() throws {
         try flush()
-        guard let p = partialPath else { return }
+        guard let p = partialPath else {
+            if fd != 1 && !closed { close(fd); closed = true }
+            return
+        }
         guard fsync(fd) == 0 else { throw LocalIOError.errno("fsync", p) }
         close(fd)
         closed = true

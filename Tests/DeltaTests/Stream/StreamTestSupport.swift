@@ -88,10 +88,13 @@ struct Scenario {
                      target: SnapshotIdentity(device: 7, creationTime: 3, snapshottedTime: 3, transactionID: 9))
     }
 
-    func send(level: Int32 = 3) throws -> (bytes: [UInt8], summary: SendSummary) {
+    /// `parallel` > 0: that many single-threaded compressors working on records side by side.
+    func send(level: Int32 = 3, parallel: Int = 0) throws -> (bytes: [UInt8], summary: SendSummary) {
         let sink = MemorySink()
+        let compressors = parallel > 0 ? try (0..<parallel).map { _ in try ZstdCompressor(level: level) }
+            : [try ZstdCompressor(level: level, workers: 2)]
         let sender = StreamSender(header: header(level: level), reader: reader,
-                                  compressor: try ZstdCompressor(level: level, workers: 2), sink: sink, baseDigest: .zero)
+                                  compressors: compressors, sink: sink, baseDigest: .zero)
         let runs = self.runs()
         let s = try sender.send { body in for r in runs { try body(r) } }
         return (sink.bytes, s)

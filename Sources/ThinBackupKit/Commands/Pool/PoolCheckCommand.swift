@@ -27,6 +27,7 @@ extension PoolCommand {
             var s = "clean: transaction \(r.transactionID), \(r.devices) devices, \(r.leafMappings) mappings in distinct leaves, "
             s += "metadata \(r.metadataBlocksInUse)/\(r.metadataBlockCount) blocks in use, data \(r.dataBlocksInUse)/\(r.dataBlockCount) blocks in use"
             if r.heldRoot != 0 { s += ", metadata snapshot held at block \(r.heldRoot)" }
+            if r.needsCheck { s += ", NEEDS_CHECK flag set" }
             return s + "\n"
         }
     }

@@ -22,8 +22,9 @@ extension PoolCommand {
 
         public func run() throws {
             let p = try pool.open()
+            let shown = p.warnings.count
             try p.resize(dataSize: dataSize?.bytes, metadataSize: metadataSize?.bytes)
-            for w in p.warnings { ThinBackupMain.writeStderr("thin-backup: warning: \(w)\n") }
+            for w in p.warnings.dropFirst(shown) { ThinBackupMain.writeStderr("thin-backup: warning: \(w)\n") }
         }
     }
 }
