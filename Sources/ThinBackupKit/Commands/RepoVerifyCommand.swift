@@ -6,6 +6,10 @@ func runRepoVerify(_ repo: String, deep: Bool, options: TransportOptions, output
     let r = try verifyRepository(repo, deep: deep, quiet: output.quiet, options: options)
     let head = "repository \(repo): \(r.backups) backups, \(r.streamsChecked) streams checked (\(formatBytes(r.streamBytes)))"
         + (deep ? ", \(r.restoredAndCompared) restored and compared" : "")
+    if !r.unreferencedObjects.isEmpty && !output.quiet && !output.json {
+        ThinBackupMain.writeStderr("note: \(r.unreferencedObjects.count) stream object(s) not in the catalog (left by an interrupted run; "
+                                   + "safe to delete): \(r.unreferencedObjects.joined(separator: ", "))\n")
+    }
     if output.json {
         try output.report(r, line: "")
     } else if !r.ok {

@@ -16,6 +16,9 @@ public struct RepoVerifyReport: Codable {
     public var restoredAndCompared: Int
     public var streamBytes: UInt64
     public var problems: [Problem]
+    /// Stream objects the catalog does not name (left by an interrupted run; harmless, not a problem).
+    /// Only stores that can list (folders) report them.
+    public var unreferencedObjects: [String] = []
 }
 
 /// Checks a repository: every stream (checksums, records, frames, trailer; full streams' content
@@ -75,6 +78,8 @@ public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, option
             }
         }
     }
+    let named = Set(all.map(\.object))
+    report.unreferencedObjects = (try repo.store.list(prefix: "streams/") ?? []).filter { !named.contains($0) }
     report.ok = report.problems.isEmpty
     return report
 }
