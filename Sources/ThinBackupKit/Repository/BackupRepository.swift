@@ -15,7 +15,7 @@ public final class BackupRepository {
     /// `localCopy`: a catalog file kept on this host, used when it is newer than the repository's.
     public init(_ repo: String, options: TransportOptions = TransportOptions(), lockFor command: String? = nil,
                 localCopy: String? = nil, mustExist: Bool = true) throws {
-        store = try openObjectStore(repo, options: options)
+        store = try openObjectStore(repo, options: options, create: !mustExist)
         if let command { lock = try RepositoryLock(store: store, command: command) }
         self.localCopy = localCopy
         workDir = NSTemporaryDirectory() + "/thin-backup-repo-\(getpid())-\(UInt32.random(in: 0 ... .max))"

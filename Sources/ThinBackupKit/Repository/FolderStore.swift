@@ -7,9 +7,17 @@ public final class FolderStore: ObjectStore {
     public let root: String
     public var displayName: String { root }
 
-    public init(path: String) throws {
+    /// `create`: make the folder when missing (a new repository); else it must exist.
+    public init(path: String, create: Bool = true) throws {
         root = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: root, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw RepositoryError(.usage, "\(root) is not a folder") }
+        } else if create {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        } else {
+            throw RepositoryError(.missing, "\(root) is not a backup repository (no such folder)")
+        }
     }
 
     func path(_ name: String) -> String { "\(root)/\(name)" }

@@ -44,10 +44,11 @@ public struct RepositoryError: Error, CustomStringConvertible {
 }
 
 /// Opens the object store a repository string names: a folder path, http(s)://… or s3://BUCKET/PREFIX.
-public func openObjectStore(_ repo: String, options: TransportOptions = TransportOptions()) throws -> any ObjectStore {
+/// `create`: a missing folder is created (backup); read-only commands pass false.
+public func openObjectStore(_ repo: String, options: TransportOptions = TransportOptions(), create: Bool = true) throws -> any ObjectStore {
     switch try Endpoint(parsing: repo) {
     case .file(let path):
-        return try FolderStore(path: path)
+        return try FolderStore(path: path, create: create)
     case .http(let url):
         return HTTPStore(baseURL: url, options: options)
     case .s3(let bucket, let key):
