@@ -23,7 +23,9 @@ public final class BackupRepository {
         let path = workDir + "/" + Catalog.objectName
         let remote = try store.get(Catalog.objectName)
         if let remote {
-            FileManager.default.createFile(atPath: path, contents: Data(remote))
+            guard FileManager.default.createFile(atPath: path, contents: Data(remote)) else {
+                throw RepositoryError(.other, "cannot write the catalog copy \(path)")
+            }
         } else if mustExist && (localCopy.map { !FileManager.default.fileExists(atPath: $0) } ?? true) {
             lock?.release()
             throw RepositoryError(.missing, "\(store.displayName) is not a backup repository (no \(Catalog.objectName))")

@@ -33,7 +33,7 @@ extension ObjectStore {
 
 /// A failure of the repository layer: one line naming the repository and what is wrong.
 public struct RepositoryError: Error, CustomStringConvertible {
-    public enum Kind: Equatable { case missing, locked, damaged, usage, other }
+    public enum Kind: Equatable, Sendable { case missing, locked, damaged, usage, other }
     public let kind: Kind
     public let message: String
     public init(_ kind: Kind, _ message: String) {

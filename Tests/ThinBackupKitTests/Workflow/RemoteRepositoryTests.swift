@@ -108,7 +108,7 @@ struct RemoteRepositoryTests {
                 }
                 usleep(3000)
             }
-            FileManager.default.createFile(atPath: stopped, contents: nil)
+            _ = FileManager.default.createFile(atPath: stopped, contents: nil)
         }
         writer.start()
         var req = MigrateRequest(pool: w.pool, dev: 1, to: "tb://127.0.0.1:\(server.port)")
