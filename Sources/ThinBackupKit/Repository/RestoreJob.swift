@@ -78,7 +78,8 @@ func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: Backu
 /// Restores a backup: replays its chain into a pool folder, or merges it onto a new file.
 public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     let started = ProgressMeter.now()
-    let repo = try BackupRepository(req.repo, options: req.options)
+    // The lock keeps a prune from deleting a stream of the chain while it is read.
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)")
     defer { repo.close() }
     let all = try repo.catalog.all()
     let target = try selectBackup(all, dev: req.dev, at: req.at, id: req.id, poolID: req.poolID, repo: req.repo)
