@@ -26,7 +26,7 @@ public final class FolderStore: ObjectStore {
         let p = path(name)
         try FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
-        return try FileByteSink(path: p)
+        return try FileSink(path: p)
     }
 
     public func source(_ name: String) throws -> any ByteSource {
