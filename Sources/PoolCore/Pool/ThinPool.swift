@@ -106,7 +106,14 @@ public final class ThinPool {
     /// the metadata space map (up to the usable maximum, with a warning beyond it).
     public init(metadataPath: String, dataPath: String, sidecarPath: String?, readOnly: Bool = false) throws {
         let mf = try RandomAccessFile(path: metadataPath, writable: !readOnly)
-        guard mf.tryLock(exclusive: !readOnly) else {
+        // A process being spawned by another thread holds a copy of the descriptor (and so the
+        // lock) until its exec closes it (O_CLOEXEC): wait that out briefly before refusing.
+        var locked = mf.tryLock(exclusive: !readOnly)
+        for _ in 0..<50 where !locked {
+            usleep(10_000)
+            locked = mf.tryLock(exclusive: !readOnly)
+        }
+        guard locked else {
             throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
         }
         let mdev = try FileMetadataDevice(file: mf)

@@ -15,6 +15,11 @@ public struct RootCommand: ParsableCommand {
             MergeCommand.self,
             VerifyCommand.self,
             ServeCommand.self,
+            BackupCommand.self,
+            ListCommand.self,
+            RestoreCommand.self,
+            PruneCommand.self,
+            MigrateCommand.self,
         ]
     )
 

@@ -4,7 +4,7 @@ import ArgumentParser
 public struct VerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check a delta stream (--stream), or a pool device against the digest its send printed."
+        abstract: "Check a delta stream (--stream), a pool device against the digest its send printed, or a repository (--repo)."
     )
 
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var stream: String?
@@ -13,11 +13,19 @@ public struct VerifyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Data device or file (with --metadata).", valueName: "file")) public var data: String?
     @Option(help: ArgumentHelp("Thin device id.", valueName: "id")) public var dev: UInt64?
     @Option(help: ArgumentHelp("Expected content digest (32 hex digits).", valueName: "hex")) public var digest: String?
+    @Option(help: ArgumentHelp("Backup repository: check every stream and chain.", valueName: "dest")) public var repo: String?
+    @Flag(help: "With --repo: also restore every backup into a scratch pool and compare digests.") public var deep = false
+    @OptionGroup public var repoNet: RepositoryTransportOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
 
     public func validate() throws {
+        if repo != nil {
+            if stream != nil || pool != nil || metadata != nil { throw ValidationError("--repo excludes --stream and --pool") }
+            return
+        }
+        if deep { throw ValidationError("--deep needs --repo") }
         let poolMode = pool != nil || metadata != nil
         if (stream != nil) == poolMode { throw ValidationError("give either --stream SRC, or --pool DIR --dev N --digest D") }
         if poolMode && (dev == nil || digest == nil) { throw ValidationError("--pool needs --dev N and --digest D") }
@@ -26,6 +34,10 @@ public struct VerifyCommand: ParsableCommand {
     struct DeviceReport: Codable { var ok: Bool; var device: UInt64; var digest: String }
 
     public func run() throws {
+        if let repo {
+            try runRepoVerify(repo, deep: deep, options: repoNet.transportOptions(), output: output)
+            return
+        }
         if let stream {
             let r = try verifyStream(source: try StreamEndpoints.source(stream), quiet: output.quiet)
             try output.report(r, line: "stream OK: \(r.incremental ? "incremental" : "full") stream of thin device \(r.device), "

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+
+/// `thin-backup migrate`: moves a thin device to another pool with a short cutover.
+public struct MigrateCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Copy a thin device to a receiver in incremental rounds while it is in use, then freeze and send the rest.",
+        discussion: """
+            Rounds repeat until one moves less than --until-delta of changed data (or --max-rounds); then \
+            --freeze-cmd runs (stop the service, suspend the device), a final round sends what is left, and \
+            --thaw-cmd runs. Prints each round's bytes and the downtime window (freeze start to thaw end). \
+            DEST: tb://HOST:PORT (`serve --pool`; each round's device is its snapshot id) or a local pool folder.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Source pool folder.", valueName: "dir")) public var pool: String
+    @Option(help: ArgumentHelp("Thin device to migrate.", valueName: "id")) public var dev: UInt64
+    @Option(help: ArgumentHelp("tb://HOST:PORT or a pool folder.", valueName: "dest")) public var to: String
+    @Option(help: ArgumentHelp("Freeze once a round changed less than SIZE (e.g. 64M).", valueName: "size")) public var untilDelta: String = "64M"
+    @Option(help: "Freeze after at most this many live rounds.") public var maxRounds = 10
+    @Option(help: ArgumentHelp("Shell command run before the final round.", valueName: "cmd")) public var freezeCmd: String?
+    @Option(help: ArgumentHelp("Shell command run after the final round.", valueName: "cmd")) public var thawCmd: String?
+    @Option(help: ArgumentHelp("Bearer token file for tb://.", valueName: "file")) public var tokenFile: String?
+    @OptionGroup public var output: ReportOptions
+
+    public init() {}
+
+    public func validate() throws {
+        if maxRounds < 1 { throw ValidationError("--max-rounds must be at least 1") }
+        _ = try parseSize(untilDelta)
+    }
+
+    public func run() throws {
+        var req = MigrateRequest(pool: pool, dev: dev, to: to)
+        req.untilDelta = try parseSize(untilDelta)
+        req.maxRounds = maxRounds
+        req.freezeCommand = freezeCmd
+        req.thawCommand = thawCmd
+        req.quiet = output.quiet
+        req.options.tokenFile = tokenFile
+        let r = try runMigrate(req)
+        let rounds = r.rounds.map { "round \($0.round)\($0.frozen ? " (frozen)" : ""): \(formatBytes($0.rawBytes)) changed, \(formatBytes($0.streamBytes)) sent" }
+        try output.report(r, line: rounds.joined(separator: "\n") + "\nmigrated thin device \(dev) as device \(r.finalSnapshot) "
+            + "(digest \(r.digest)); downtime \(String(format: "%.2f", r.downtimeSeconds)) s; \(formatBytes(r.totalStreamBytes)) sent in \(r.rounds.count) rounds")
+    }
+}

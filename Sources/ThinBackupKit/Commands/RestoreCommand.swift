@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+
+/// `thin-backup restore`: a backup back into a pool or a file.
+public struct RestoreCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a backup (the newest, the one at --at TIME, or --id ID) into a pool folder or a file.",
+        discussion: """
+            Every stream of the chain is checked before anything is written. Into a pool folder the chain is \
+            received (the result is device --as, default --dev; intermediate devices are removed); into a file \
+            the chain is merged onto a new zero-filled file, renamed into place at the end.
+            """
+    )
+
+    @Option(help: ArgumentHelp("Repository.", valueName: "dest")) public var repo: String
+    @Option(help: ArgumentHelp("The backed-up thin device.", valueName: "id")) public var dev: UInt64
+    @Option(help: ArgumentHelp("The newest backup taken at or before TIME (2026-01-31T02:00:00Z or 2026-01-31).", valueName: "time"))
+    public var at: String?
+    @Option(help: ArgumentHelp("This backup (see list).", valueName: "id")) public var id: Int64?
+    @Option(help: ArgumentHelp("A pool folder or a file.", valueName: "pool|file")) public var to: String
+    @Option(name: .customLong("as"), help: ArgumentHelp("Device id in the target pool (default: --dev).", valueName: "id"))
+    public var asDevice: UInt64?
+    @Option(help: ArgumentHelp("Source pool id, when several pools back up the same device id.", valueName: "id")) public var poolId: String?
+    @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var output: ReportOptions
+
+    public init() {}
+
+    public func validate() throws {
+        if at != nil && id != nil { throw ValidationError("give --at or --id, not both") }
+        if let at, WorkflowClock.parse(at) == nil { throw ValidationError("--at: not a time: \(at)") }
+    }
+
+    public func run() throws {
+        var req = RestoreRequest(repo: repo, dev: dev, to: to)
+        req.at = at.flatMap(WorkflowClock.parse)
+        req.id = id
+        req.asDevice = asDevice
+        req.poolID = poolId
+        req.quiet = output.quiet
+        req.options = net.transportOptions()
+        let r = try runRestore(req)
+        try output.report(r, line: "restored backup \(r.backup) (\(r.createdAt), chain \(r.chain.map(String.init).joined(separator: "→"))) "
+            + "to \(r.target)\(r.device.map { " as thin device \($0)" } ?? ""); digest \(r.digest)")
+    }
+}

@@ -1,0 +1,152 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// What `backup` is asked to do.
+public struct BackupRequest {
+    public var pool: String
+    public var dev: UInt64
+    public var repo: String
+    /// The time recorded for this backup (injected by tests and --now).
+    public var now = Date()
+    public var level: Int32 = 3
+    public var workers: Int32 = 1
+    public var quiet = true
+    public var options = TransportOptions()
+    /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
+    public var whileLocked: (() -> Void)?
+
+    public init(pool: String, dev: UInt64, repo: String) {
+        self.pool = pool
+        self.dev = dev
+        self.repo = repo
+    }
+}
+
+/// What `backup` did (`--json`).
+public struct BackupReport: Codable {
+    public var id: Int64
+    public var dev: UInt64
+    public var snapshot: UInt64
+    public var kind: String
+    public var base: Int64?
+    public var createdAt: String
+    public var object: String
+    public var rawBytes: UInt64
+    public var streamBytes: UInt64
+    public var dataBlocks: UInt64
+    public var digest: String
+    /// The older snapshot deleted from the pool (the new one is the next incremental's base).
+    public var deletedSnapshot: UInt64?
+    public var note: String?
+    public var seconds: Double
+}
+
+/// The catalog copy kept beside the pool.
+func localCatalogPath(pool: String) -> String { "\(pool)/thin-backup-catalog.sqlite" }
+
+/// The pool's identity as streams record it (sets a sidecar pool.id when the superblock has no UUID).
+func ensurePoolID(_ pool: ThinPool, metadataPath: String) throws -> String {
+    let sb = try MetadataReader(path: metadataPath).superblock
+    if sb.uuid.contains(where: { $0 != 0 }) {
+        return sb.uuid.map { String(format: "%02x", $0) }.joined()
+    }
+    if let id = pool.annotation("pool.id") { return id }
+    let id = randomDigest().description
+    try pool.setAnnotation("pool.id", id)
+    return id
+}
+
+/// The next free device id: above every device in the pool and every snapshot the catalog names.
+func freshDeviceID(_ pool: ThinPool, used: [UInt64]) throws -> UInt64 {
+    (([try pool.devices().max() ?? 0] + used).max() ?? 0) + 1
+}
+
+/// One backup: snapshot, send (full the first time, else incremental from the last backed-up
+/// snapshot still on the pool), record in the catalog, store the catalog in the repository,
+/// then delete the previous snapshot (only the newest stays: the next incremental's base).
+public func runBackup(_ req: BackupRequest) throws -> BackupReport {
+    let started = ProgressMeter.now()
+    let poolLock = try PoolLock(pool: req.pool, command: "backup --dev \(req.dev)")
+    defer { poolLock.release() }
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(req.pool) --dev \(req.dev)",
+                                    localCopy: localCatalogPath(pool: req.pool), mustExist: false)
+    defer { repo.close() }
+
+    // 1. Snapshot the device.
+    let pool = try ThinPool(folder: req.pool)
+    let poolID: String
+    let snap: UInt64
+    var base: BackupRecord?
+    var note: String?
+    do {
+        defer { pool.close() }
+        guard try pool.deviceExists(req.dev) else { throw CommandFailure("pool \(req.pool) has no thin device \(req.dev)") }
+        poolID = try ensurePoolID(pool, metadataPath: "\(req.pool)/metadata")
+        let records = try repo.catalog.all().filter { $0.poolID == poolID }
+        if let last = records.filter({ $0.dev == req.dev }).last {
+            if try pool.deviceExists(last.snapDev) {
+                base = last
+            } else {
+                note = "the last backed-up snapshot (device \(last.snapDev)) is gone from the pool: full backup"
+            }
+        }
+        snap = try freshDeviceID(pool, used: records.map(\.snapDev))
+        try pool.snapshot(origin: req.dev, as: snap)
+        try pool.commit()
+    }
+    func dropSnapshot() {
+        if let p = try? ThinPool(folder: req.pool) {
+            try? p.delete(snap)
+            try? p.commit()
+            p.close()
+        }
+    }
+
+    req.whileLocked?()
+
+    // 2. Send it into the repository.
+    let ts = ISO8601DateFormatter().string(from: req.now).replacingOccurrences(of: ":", with: "")
+    let object = "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+    var send = SendRequest(target: snap, destination: object)
+    send.pool = req.pool
+    send.base = base?.snapDev
+    send.baseDigest = base.flatMap { Digest128(hex: $0.digest) }
+    send.level = req.level
+    send.workers = req.workers
+    send.quiet = req.quiet
+    let sent: SendReport
+    var record: BackupRecord
+    do {
+        sent = try runSend(send, sink: try repo.store.sink(object))
+        guard let digest = sent.targetDigest else { throw CommandFailure("send of snapshot \(snap) reported no content digest") }
+        let probe = try ThinPool(folder: req.pool, readOnly: true)
+        let vsize = try probe.virtualSize(of: snap)
+        let bs = probe.dataBlockSize
+        probe.close()
+        // 3. Record it; the catalog travels with the backup.
+        record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
+                              object: object, streamBytes: sent.streamBytes, rawBytes: sent.rawBytes, dataBlocks: sent.dataBlocks,
+                              blockSize: UInt32(bs), virtualSize: vsize, digest: digest, rebased: false)
+        try repo.catalog.insert(&record)
+        try repo.saveCatalog()
+    } catch {
+        dropSnapshot()
+        try? repo.store.delete(object)
+        throw error
+    }
+
+    // 4. Keep only the newest snapshot on the pool.
+    var deleted: UInt64?
+    if let b = base {
+        let p = try ThinPool(folder: req.pool)
+        defer { p.close() }
+        try p.delete(b.snapDev)
+        try p.commit()
+        deleted = b.snapDev
+    }
+    return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,
+                        createdAt: WorkflowClock.format(req.now), object: object, rawBytes: sent.rawBytes,
+                        streamBytes: sent.streamBytes, dataBlocks: sent.dataBlocks, digest: record.digest,
+                        deletedSnapshot: deleted, note: note, seconds: ProgressMeter.now() - started)
+}

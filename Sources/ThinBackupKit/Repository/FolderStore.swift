@@ -1,0 +1,65 @@
+import Delta
+import Foundation
+
+/// A repository in a local (or mounted) folder: one file per object, written to
+/// "<name>.partial", fsynced and renamed into place.
+public final class FolderStore: ObjectStore {
+    public let root: String
+    public var displayName: String { root }
+
+    /// `create`: make the folder when missing (a new repository); else it must exist.
+    public init(path: String, create: Bool = true) throws {
+        root = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: root, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw RepositoryError(.usage, "\(root) is not a folder") }
+        } else if create {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        } else {
+            throw RepositoryError(.missing, "\(root) is not a backup repository (no such folder)")
+        }
+    }
+
+    func path(_ name: String) -> String { "\(root)/\(name)" }
+
+    public func sink(_ name: String) throws -> any ByteSink {
+        let p = path(name)
+        try FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        return try FileSink(path: p)
+    }
+
+    public func source(_ name: String) throws -> any ByteSource {
+        guard FileManager.default.fileExists(atPath: path(name)) else {
+            throw RepositoryError(.missing, "\(path(name)) is missing from the repository")
+        }
+        return try FDByteSource(path: path(name))
+    }
+
+    public func get(_ name: String) throws -> [UInt8]? {
+        guard FileManager.default.fileExists(atPath: path(name)) else { return nil }
+        guard let d = FileManager.default.contents(atPath: path(name)) else {
+            throw RepositoryError(.other, "cannot read \(path(name))")
+        }
+        return [UInt8](d)
+    }
+
+    public func delete(_ name: String) throws {
+        if unlink(path(name)) != 0 && errno != ENOENT {
+            throw RepositoryError(.other, "cannot delete \(path(name)): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func list(prefix: String) throws -> [String]? {
+        guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
+        var out: [String] = []
+        while let n = e.nextObject() as? String {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path(n), isDirectory: &isDir), !isDir.boolValue,
+               n.hasPrefix(prefix), !n.hasSuffix(".partial") {
+                out.append(n)
+            }
+        }
+        return out.sorted()
+    }
+}

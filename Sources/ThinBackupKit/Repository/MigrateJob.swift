@@ -1,0 +1,181 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// What `migrate` is asked to do.
+public struct MigrateRequest {
+    public var pool: String
+    public var dev: UInt64
+    /// tb://HOST:PORT (a `serve --pool` receiver) or a local pool folder.
+    public var to: String
+    /// Freeze once a round moved less than this many bytes of changed data.
+    public var untilDelta: UInt64 = 64 << 20
+    /// Freeze after this many live rounds even if the delta stays larger.
+    public var maxRounds = 10
+    /// Run (sh -c) before the final round: stop the service, suspend the device.
+    public var freezeCommand: String?
+    /// Run after the final round.
+    public var thawCommand: String?
+    public var level: Int32 = 3
+    public var quiet = true
+    public var options = TransportOptions()
+    /// Called after each round (tests, progress).
+    public var onRound: ((MigrateRound) -> Void)?
+
+    public init(pool: String, dev: UInt64, to: String) {
+        self.pool = pool
+        self.dev = dev
+        self.to = to
+    }
+}
+
+/// One round of a migration.
+public struct MigrateRound: Codable, Sendable {
+    public var round: Int
+    public var snapshot: UInt64
+    public var base: UInt64?
+    public var frozen: Bool
+    /// Changed data sent (before compression) and stream bytes.
+    public var rawBytes: UInt64
+    public var streamBytes: UInt64
+    public var seconds: Double
+}
+
+/// What `migrate` did (`--json`).
+public struct MigrateReport: Codable {
+    public var rounds: [MigrateRound]
+    /// The device holding the frozen state, on the source (kept) and on the destination.
+    public var finalSnapshot: UInt64
+    public var digest: String
+    /// From the start of the freeze command to the end of the thaw command (or the final round).
+    public var downtimeSeconds: Double
+    public var totalStreamBytes: UInt64
+    public var seconds: Double
+}
+
+/// Migration with cutover: rounds of incremental sends while the device stays in use, until a
+/// round's changed data is under `untilDelta` (or `maxRounds`); then the freeze command, a final
+/// round, the thaw command. Each round snapshots the device under the pool lock (writers of a
+/// userspace pool take the same lock), reads through a metadata snapshot without the lock, and
+/// deletes the previous round's snapshot. On a destination pool folder, earlier rounds' devices
+/// are deleted; a `serve` receiver keeps them (delete all but the final one there).
+public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
+    let started = ProgressMeter.now()
+    let endpoint = try Endpoint(parsing: req.to)
+    var localPool: String?
+    switch endpoint {
+    case .receiver(_, _, _, let device):
+        guard device == nil else {
+            throw CommandFailure("\(req.to): give tb://HOST:PORT without a device; each round's device is its snapshot id", exitCode: 64)
+        }
+    case .file(let path) where FileManager.default.fileExists(atPath: "\(path)/metadata"):
+        localPool = path
+    default:
+        throw CommandFailure("\(req.to): migrate sends to a `serve --pool` receiver (tb://HOST:PORT) or a local pool folder", exitCode: 64)
+    }
+    var rounds: [MigrateRound] = []
+    var prev: (snap: UInt64, digest: String)?
+    var received: [UInt64] = []
+
+    func round(frozen: Bool) throws {
+        let t0 = ProgressMeter.now()
+        // Snapshot and hold a metadata snapshot, under the pool lock.
+        let snap: UInt64
+        do {
+            let lock = try PoolLock(pool: req.pool, command: "migrate", wait: true)
+            defer { lock.release() }
+            let pool = try ThinPool(folder: req.pool)
+            defer { pool.close() }
+            guard try pool.deviceExists(req.dev) else { throw CommandFailure("pool \(req.pool) has no thin device \(req.dev)") }
+            _ = try ensurePoolID(pool, metadataPath: "\(req.pool)/metadata")
+            snap = try freshDeviceID(pool, used: [])
+            try pool.snapshot(origin: req.dev, as: snap)
+            try pool.reserveMetadataSnapshot()
+        }
+        func finishPool(delete devs: [UInt64]) throws {
+            let lock = try PoolLock(pool: req.pool, command: "migrate", wait: true)
+            defer { lock.release() }
+            let pool = try ThinPool(folder: req.pool)
+            defer { pool.close() }
+            if pool.heldMetadataSnapshot != nil { try pool.releaseMetadataSnapshot() }
+            for d in devs { try pool.delete(d) }
+            try pool.commit()
+        }
+        var send = SendRequest(target: snap, destination: req.to)
+        send.pool = req.pool
+        send.useHeldSnapshot = true
+        send.base = prev?.snap
+        send.baseDigest = prev.flatMap { Digest128(hex: $0.digest) }
+        send.level = req.level
+        send.workers = 1
+        send.quiet = req.quiet
+        let sent: SendReport
+        do {
+            if let localPool {
+                let tmp = "\(localPool)/.migrate-\(snap).tbs"
+                defer { unlink(tmp) }
+                sent = try runSend(send, sink: try FileSink(path: tmp))
+                var rr = ReceiveRequest(pool: localPool)
+                rr.source = tmp
+                rr.targetID = snap
+                _ = try runReceive(rr)
+                if let p = received.last {
+                    let dst = try ThinPool(folder: localPool)
+                    try dst.delete(p)
+                    try dst.commit()
+                    dst.close()
+                }
+                received.append(snap)
+            } else {
+                var o = req.options
+                o.targetDevice = snap
+                sent = try runSend(send, sink: try Transport.sink(for: req.to, options: o))
+            }
+        } catch {
+            try? finishPool(delete: [snap])
+            throw error
+        }
+        try finishPool(delete: prev.map { [$0.snap] } ?? [])
+        guard let digest = sent.targetDigest else { throw CommandFailure("send of snapshot \(snap) reported no content digest") }
+        let r = MigrateRound(round: rounds.count + 1, snapshot: snap, base: prev?.snap, frozen: frozen,
+                             rawBytes: sent.rawBytes, streamBytes: sent.streamBytes, seconds: ProgressMeter.now() - t0)
+        rounds.append(r)
+        prev = (snap, digest)
+        req.onRound?(r)
+        if !req.quiet {
+            ThinBackupMain.writeStderr("migrate: round \(r.round)\(frozen ? " (frozen)" : ""): \(formatBytes(r.rawBytes)) changed, "
+                                       + "\(formatBytes(r.streamBytes)) sent in \(String(format: "%.2f", r.seconds)) s\n")
+        }
+    }
+
+    try round(frozen: false)
+    while rounds.last!.rawBytes >= req.untilDelta && rounds.count < req.maxRounds {
+        try round(frozen: false)
+    }
+    let freezeStart = ProgressMeter.now()
+    if let cmd = req.freezeCommand { try runShell(cmd, what: "freeze command") }
+    do {
+        try round(frozen: true)
+    } catch {
+        if let cmd = req.thawCommand { try? runShell(cmd, what: "thaw command") }
+        throw error
+    }
+    if let cmd = req.thawCommand { try runShell(cmd, what: "thaw command") }
+    let downtime = ProgressMeter.now() - freezeStart
+    return MigrateReport(rounds: rounds, finalSnapshot: prev!.snap, digest: prev!.digest, downtimeSeconds: downtime,
+                         totalStreamBytes: rounds.reduce(0) { $0 + $1.streamBytes }, seconds: ProgressMeter.now() - started)
+}
+
+/// Runs `sh -c command` (its output goes to stderr, keeping stdout for the summary); a non-zero
+/// exit is a failure naming the command.
+func runShell(_ command: String, what: String) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/sh")
+    p.arguments = ["-c", command]
+    p.standardOutput = FileHandle.standardError
+    try p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else {
+        throw CommandFailure("\(what) `\(command)` exited with status \(p.terminationStatus)")
+    }
+}

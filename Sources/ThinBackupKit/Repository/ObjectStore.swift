@@ -1,0 +1,71 @@
+import Delta
+import Foundation
+
+/// A flat namespace of named objects: what a backup repository is stored in. Names are
+/// relative paths ("catalog.sqlite", "streams/12.tbs"). Implemented over the transports for a
+/// folder, an http(s) URL (WebDAV-style PUT/GET/DELETE) and s3://BUCKET/PREFIX.
+public protocol ObjectStore: AnyObject {
+    /// How the user wrote the repository (for messages).
+    var displayName: String { get }
+    /// A sink that creates (or replaces) `name` when finished; nothing appears under `name` before.
+    func sink(_ name: String) throws -> any ByteSink
+    /// Reads `name`; a missing object throws `RepositoryError.missing`.
+    func source(_ name: String) throws -> any ByteSource
+    /// The whole object, or nil when it does not exist.
+    func get(_ name: String) throws -> [UInt8]?
+    /// Removes `name` (no error when it is already gone).
+    func delete(_ name: String) throws
+    /// Names under `prefix`, or nil when the store cannot list (plain HTTP: the catalog names every object).
+    func list(prefix: String) throws -> [String]?
+}
+
+extension ObjectStore {
+    /// Stores `bytes` as `name` (atomically: through `sink`).
+    public func put(_ name: String, _ bytes: [UInt8]) throws {
+        let s = try sink(name)
+        try bytes.withUnsafeBytes { try s.write($0) }
+        try s.finish()
+    }
+
+    /// Whether `name` exists.
+    public func exists(_ name: String) throws -> Bool { try get(name) != nil }
+}
+
+/// A failure of the repository layer: one line naming the repository and what is wrong.
+public struct RepositoryError: Error, CustomStringConvertible {
+    public enum Kind: Equatable, Sendable { case missing, locked, damaged, usage, other }
+    public let kind: Kind
+    public let message: String
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// Opens the object store a repository string names: a folder path, http(s)://… or s3://BUCKET/PREFIX.
+/// `create`: a missing folder is created (backup); read-only commands pass false.
+public func openObjectStore(_ repo: String, options: TransportOptions = TransportOptions(), create: Bool = true) throws -> any ObjectStore {
+    switch try Endpoint(parsing: repo) {
+    case .file(let path):
+        return try FolderStore(path: path, create: create)
+    case .http(let url):
+        return HTTPStore(baseURL: url, options: options)
+    case .s3(let bucket, let key):
+        return S3Store(bucket: bucket, prefix: key, options: options)
+    case .stdio, .receiver:
+        throw RepositoryError(.usage, "\(repo): a repository is a folder, an http(s):// URL or s3://BUCKET/PREFIX")
+    }
+}
+
+/// Reads a source to its end.
+func readAll(_ source: any ByteSource) throws -> [UInt8] {
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
+        if n == 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
+}

@@ -1,0 +1,167 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// What `restore` is asked to do.
+public struct RestoreRequest {
+    public var repo: String
+    public var dev: UInt64
+    /// The newest backup taken at or before this time (nil: the newest).
+    public var at: Date?
+    /// Exactly this backup.
+    public var id: Int64?
+    /// A pool folder (receive the chain) or a file (merge the chain onto zeros).
+    public var to: String
+    /// Device id in the target pool (default: `dev`).
+    public var asDevice: UInt64?
+    public var poolID: String?
+    public var quiet = true
+    public var options = TransportOptions()
+
+    public init(repo: String, dev: UInt64, to: String) {
+        self.repo = repo
+        self.dev = dev
+        self.to = to
+    }
+}
+
+/// What `restore` did (`--json`).
+public struct RestoreReport: Codable {
+    public var backup: Int64
+    public var createdAt: String
+    public var chain: [Int64]
+    public var target: String
+    public var device: UInt64?
+    public var digest: String
+    public var streamBytes: UInt64
+    public var seconds: Double
+}
+
+/// Picks the backup of `dev` a restore or a check names.
+func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poolID: String?, repo: String) throws -> BackupRecord {
+    if let id {
+        guard let r = all.first(where: { $0.id == id }) else { throw CommandFailure("\(repo): no backup \(id)") }
+        guard r.dev == dev else { throw CommandFailure("\(repo): backup \(id) is of device \(r.dev), not \(dev)") }
+        return r
+    }
+    var mine = all.filter { $0.dev == dev }
+    if let poolID { mine = mine.filter { $0.poolID == poolID } }
+    guard !mine.isEmpty else { throw CommandFailure("\(repo): no backup of device \(dev)") }
+    let pools = Set(mine.map(\.poolID))
+    guard pools.count == 1 else {
+        throw CommandFailure("\(repo): device \(dev) was backed up from \(pools.count) pools; name one with --pool-id (\(pools.sorted().joined(separator: ", ")))")
+    }
+    if let at {
+        guard let r = mine.last(where: { $0.createdAt <= at.timeIntervalSince1970 }) else {
+            throw CommandFailure("\(repo): no backup of device \(dev) at or before \(WorkflowClock.format(at)) (the first is from \(WorkflowClock.format(mine[0].date)))")
+        }
+        return r
+    }
+    return mine.last!
+}
+
+/// Checks every stream of a chain before anything is written, so a damaged one stops the restore cleanly.
+func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool) throws {
+    for b in chain {
+        do {
+            let r = try verifyStream(source: try store.source(b.object), quiet: quiet)
+            guard r.device == b.snapDev, r.targetDigest == b.digest else {
+                throw RepositoryError(.damaged, "its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
+            }
+        } catch {
+            let why = b.id == target.id ? "" : ", which backup \(target.id!) needs"
+            throw CommandFailure("backup \(b.id!) (\(b.object)) is damaged\(why): \(error)")
+        }
+    }
+}
+
+/// Restores a backup: replays its chain into a pool folder, or merges it onto a new file.
+public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
+    let started = ProgressMeter.now()
+    // The lock keeps a prune from deleting a stream of the chain while it is read.
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)")
+    defer { repo.close() }
+    let all = try repo.catalog.all()
+    let target = try selectBackup(all, dev: req.dev, at: req.at, id: req.id, poolID: req.poolID, repo: req.repo)
+    let chain = try repo.catalog.chain(of: target)
+    try checkChain(chain, repo.store, target: target, quiet: req.quiet)
+    var bytes: UInt64 = 0
+    var device: UInt64?
+    var isPool: ObjCBool = false
+    if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
+        let dev = req.asDevice ?? req.dev
+        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet) { bytes += $0 }
+        device = dev
+    } else {
+        let tmp = req.to + ".partial"
+        unlink(tmp)
+        guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
+            throw CommandFailure("cannot create \(tmp)")
+        }
+        do {
+            for b in chain {
+                let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object))
+                bytes += r.streamBytes
+            }
+            let f = try RandomAccessFile(path: tmp, writable: true)
+            if try f.size() < target.virtualSize { try f.truncate(to: target.virtualSize) }
+            try f.sync()
+            f.close()
+            guard rename(tmp, req.to) == 0 else { throw CommandFailure("cannot rename \(tmp) to \(req.to): \(String(cString: strerror(errno)))") }
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+    }
+    return RestoreReport(backup: target.id!, createdAt: WorkflowClock.format(target.date), chain: chain.map { $0.id! },
+                         target: req.to, device: device, digest: target.digest, streamBytes: bytes,
+                         seconds: ProgressMeter.now() - started)
+}
+
+/// Receives `chain` into the pool folder `path`: intermediate backups under fresh device ids,
+/// the last one as `finalDevice` (nil: a fresh id too). An intermediate device is deleted once its
+/// successor is in, unless `keep` says otherwise. Checks each received digest against the catalog.
+/// Returns every member with its local device id and receive summary.
+@discardableResult
+func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool path: String, finalDevice: UInt64?,
+                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool,
+                 onBytes: (UInt64) -> Void = { _ in }) throws -> [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] {
+    var received: [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] = []
+    var live: [UInt64] = []
+    do {
+        for (i, b) in chain.enumerated() {
+            let pool = try ThinPool(folder: path)
+            defer { pool.close() }
+            let last = i == chain.count - 1
+            let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
+            let r = Replayer(pool: pool)
+            r.targetID = dev
+            let meter = ProgressMeter(label: "restore \(i + 1)/\(chain.count)", quiet: quiet)
+            r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
+            let s = try r.receive(from: try store.source(b.object))
+            meter.finish()
+            live.append(dev)
+            guard s.contentDigest.description == b.digest else {
+                throw CommandFailure("backup \(b.id!): restored content digest \(s.contentDigest), the catalog says \(b.digest)")
+            }
+            onBytes(s.streamBytes)
+            if let prev = received.last, !keep(prev.record) {
+                try pool.delete(prev.device)
+                try pool.commit()
+                live.removeAll { $0 == prev.device }
+            }
+            received.append((b, dev, s))
+        }
+    } catch {
+        cleanUp(live, path)
+        throw error
+    }
+    return received
+}
+
+private func cleanUp(_ devices: [UInt64], _ path: String) {
+    guard !devices.isEmpty, let pool = try? ThinPool(folder: path) else { return }
+    for d in devices { try? pool.delete(d) }
+    try? pool.commit()
+    pool.close()
+}

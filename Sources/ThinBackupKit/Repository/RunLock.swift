@@ -1,0 +1,108 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who holds a lock: written into the lock so the refusal can name the holder.
+public struct LockHolder: Codable, Sendable, Equatable {
+    public var command: String
+    public var host: String
+    public var pid: Int32
+    public var since: String
+
+    public static func current(_ command: String) -> LockHolder {
+        LockHolder(command: command, host: ProcessInfo.processInfo.hostName,
+                   pid: getpid(), since: ISO8601DateFormatter().string(from: Date()))
+    }
+
+    public var description: String { "`\(command)` (pid \(pid) on \(host), since \(since))" }
+
+    /// On this host and the process is gone: a lock left by a crash.
+    var isStale: Bool { host == ProcessInfo.processInfo.hostName && kill(pid, 0) != 0 && errno == ESRCH }
+}
+
+/// Exit code of a run refused because another run holds a lock (EX_TEMPFAIL: try again later).
+public let lockedExitCode: Int32 = 75
+
+/// The repository lock: an object "lock" naming its holder. In a folder it is created with
+/// O_EXCL (atomic); over HTTP/S3 it is checked then written (two hosts starting within the same
+/// second could both pass — run one host's jobs per repository). A lock whose holder process is
+/// gone (same host) is taken over.
+public final class RepositoryLock {
+    static let name = "lock"
+    let store: any ObjectStore
+    let holder: LockHolder
+    private var held = false
+
+    public init(store: any ObjectStore, command: String) throws {
+        self.store = store
+        holder = .current(command)
+        let bytes = try JSONEncoder().encode(holder)
+        for _ in 0..<2 {
+            if let folder = store as? FolderStore {
+                let p = folder.path(Self.name)
+                let fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+                if fd >= 0 {
+                    _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                    fsync(fd)
+                    close(fd)
+                    held = true
+                    return
+                }
+                guard errno == EEXIST else {
+                    throw RepositoryError(.other, "cannot create the lock \(p): \(String(cString: strerror(errno)))")
+                }
+            } else if try store.get(Self.name) == nil {
+                try store.put(Self.name, [UInt8](bytes))
+                held = true
+                return
+            }
+            let other = (try? store.get(Self.name)).flatMap { $0 }.flatMap { try? JSONDecoder().decode(LockHolder.self, from: Data($0)) }
+            if let other, other.isStale {
+                try store.delete(Self.name)
+                continue
+            }
+            let who = other?.description ?? "an unknown run"
+            throw CommandFailure("repository \(store.displayName) is locked by \(who); "
+                                 + "if no such run is active, delete \(store.displayName)/\(Self.name)", exitCode: lockedExitCode)
+        }
+        throw CommandFailure("repository \(store.displayName): could not take the lock", exitCode: lockedExitCode)
+    }
+
+    public func release() {
+        guard held else { return }
+        held = false
+        try? store.delete(Self.name)
+    }
+
+    deinit { release() }
+}
+
+/// The pool lock: flock(2) on "<pool>/thin-backup.lock", released by the kernel when the
+/// process dies. Held by backup and migrate while they change the pool (snapshots, deletions).
+public final class PoolLock {
+    let fd: Int32
+    public let path: String
+
+    /// Takes the lock; `wait`: block until free, else refuse naming the holder.
+    public init(pool: String, command: String, wait: Bool = false) throws {
+        path = "\(pool)/thin-backup.lock"
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+        if flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = pread(fd, &buf, buf.count, 0)
+            close(fd)
+            let other = n > 0 ? try? JSONDecoder().decode(LockHolder.self, from: Data(buf[0..<n])) : nil
+            throw CommandFailure("pool \(pool) is in use by \(other?.description ?? "another run")", exitCode: lockedExitCode)
+        }
+        let bytes = (try? JSONEncoder().encode(LockHolder.current(command))) ?? Data()
+        ftruncate(fd, 0)
+        _ = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    public func release() {
+        ftruncate(fd, 0)
+        close(fd)
+    }
+}
