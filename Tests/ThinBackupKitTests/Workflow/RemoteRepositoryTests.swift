@@ -84,7 +84,7 @@ struct RemoteRepositoryTests {
         try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
         var config = ReceiverConfiguration(host: "127.0.0.1", port: 0, token: token)
         config.logger.logLevel = .critical
-        let server = try ReceiverServer.start(config, receiver: try PoolReceiver(folder: dst))
+        let server = try ReceiverServer.start(config, receiver: try PoolStreamReceiver(pool: dst))
         defer { server.stop() }
 
         // A writer keeps changing the device (under the pool lock, as the userspace pool's users must)
