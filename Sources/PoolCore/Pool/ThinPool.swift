@@ -130,6 +130,8 @@ public final class ThinPool {
     }
 
     private func afterOpen() throws {
+        // NEEDS_CHECK keeps the pool out of write mode, and its devices from growing (§6.8, §6.11).
+        if metadata.needsCheck, mode == .write { mode = .readOnly(.needsCheck) }
         let devBlocks = metadata.device.blockCount
         if devBlocks > maxMetadataBlocks {
             warnings.append("metadata device has \(devBlocks) blocks; only the first \(maxMetadataBlocks) (15.875 GiB) are usable")
@@ -228,9 +230,13 @@ public final class ThinPool {
     /// Puts the pool in read-only mode (changes refused until `setWriteMode`/`resize`).
     public func setReadOnly() { if mode == .write { mode = .readOnly(.requested) } }
 
-    /// Leaves a requested read-only mode.
+    /// Whether the metadata carries NEEDS_CHECK (set after a failed metadata operation).
+    public var needsCheck: Bool { metadata.needsCheck }
+
+    /// Leaves a requested read-only mode; refused while NEEDS_CHECK is set (§6.8).
     public func setWriteMode() throws {
         try checkNotFailed()
+        if metadata.needsCheck { throw PoolError.readOnly(reason: PoolMode.ReadOnlyReason.needsCheck.description) }
         if case .readOnly(.requested) = mode { mode = .write }
     }
 
@@ -261,8 +267,19 @@ public final class ThinPool {
             mode = .fail("rollback failed: \(error)")
             throw PoolError.failMode(reason: "rollback failed: \(error)")
         }
-        if case PoolError.outOfMetadataSpace = error { mode = .readOnly(.outOfMetadataSpace) }
-        else { mode = .readOnly(.failedOperation(String(describing: error))) }
+        if case PoolError.outOfMetadataSpace = error {
+            mode = .readOnly(.outOfMetadataSpace)
+            return
+        }
+        // A failed metadata operation (§5.5): like the kernel, flag the metadata for a check
+        // and go read-only; if even the flag cannot be written, fail.
+        do {
+            try metadata.setNeedsCheck(true)
+        } catch {
+            mode = .fail("setting NEEDS_CHECK failed: \(error)")
+            throw PoolError.failMode(reason: "setting NEEDS_CHECK failed: \(error)")
+        }
+        mode = .readOnly(.failedOperation(String(describing: error)))
     }
 
     func raiseEvents() {
@@ -323,6 +340,8 @@ public final class ThinPool {
             try? dataFile.discard(offset: punch[i] * dataBlockSize, length: UInt64(j - i + 1) * dataBlockSize)
             i = j + 1
         }
+        // The commit itself allocates (space-map blocks): the committed counts are checked too.
+        raiseEvents()
     }
 
     /// Drops the open transaction; the pool is as it was at the last commit.
@@ -365,6 +384,7 @@ public final class ThinPool {
     public func resize(dataSize: UInt64? = nil, metadataSize: UInt64? = nil) throws {
         try checkNotFailed()
         if case .readOnly(.requested) = mode { throw PoolError.readOnly(reason: "opened read-only") }
+        if metadata.needsCheck { throw PoolError.readOnly(reason: PoolMode.ReadOnlyReason.needsCheck.description) }
         if let dataSize {
             let blocks = dataSize / dataBlockSize
             guard blocks >= metadata.dataBlockCount else {
