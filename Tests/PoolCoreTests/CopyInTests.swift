@@ -17,13 +17,19 @@ import TestSupport
         return (path, bytes)
     }
 
+    /// A 64-block pool with device 1 (32 blocks), committed.
+    static func poolWithDevice(_ dir: String) throws -> ThinPool {
+        let pool = try ThinPool.create(folder: dir, dataSize: 64 * UInt64(bs))
+        try pool.createThin(1, virtualSize: 32 * UInt64(bs))
+        try pool.commit()
+        return pool
+    }
+
     @Test func eachIntervalIsCommitted() throws {
         try #require(Tool.hasThinTools)
         let tmp = TempDir("copyin")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
-        let pool = try ThinPool.create(folder: dir, dataSize: 64 * UInt64(Self.bs))
-        try pool.createThin(1, virtualSize: 32 * UInt64(Self.bs))
-        try pool.commit()
+        let pool = try Self.poolWithDevice(dir)
         let (path, bytes) = try Self.input(tmp, 20 * Self.bs + 1000, seed: 3)
         let interval = 4 * Self.bs + 4096
         let offset = 512
@@ -50,9 +56,7 @@ import TestSupport
         try #require(Tool.hasThinTools)
         let tmp = TempDir("copybreak")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
-        let pool = try ThinPool.create(folder: dir, dataSize: 64 * UInt64(Self.bs))
-        try pool.createThin(1, virtualSize: 32 * UInt64(Self.bs))
-        try pool.commit()
+        let pool = try Self.poolWithDevice(dir)
         let (path, bytes) = try Self.input(tmp, 10 * Self.bs + 300, seed: 4)
         let src = try RandomAccessFile(path: path, writable: false)
         // Asks for more than the file holds: the copy fails in its fourth interval.
