@@ -111,6 +111,9 @@ import TestSupport
         }
         #expect(outOfMetadata)
         #expect(pool.mode == .readOnly(.outOfMetadataSpace))
+        #expect(throws: PoolError.readOnly(reason: "out of metadata space"), "no metadata change while out of metadata space") {
+            try pool.discard(1, blocks: 0..<1)
+        }
         #expect(!pool.needsCheck)
         #expect(try Oracle.dump(meta).root["flags"] == "0")
         try pool.resize(metadataSize: 1 << 20)
