@@ -32,7 +32,8 @@ SWIFT_ARGS=(${SWIFT_BUILD_ARGS:-})
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo -E"; fi
 # The VM watchdog guards against hangs; on a busy 2-core host the large scenario's guest
-# alone took 280 s, close to make-fixture's 300 s default (take-over keeps its own default).
+# alone took 280 s, close to make-fixture's 300 s default; a take-over of 3 × 128 MiB devices
+# took 104 s of its computed 125 s. Generous limits: a real hang still ends.
 SCEN_TIMEOUT=${KFIX_VM_TIMEOUT:-600}
 
 # make-fixture.sh installs qemu and thin-provisioning-tools itself; it needs python3.
@@ -104,7 +105,7 @@ for input in "$OUT"/takeover/*/input; do
     fi
     rm -rf "$case/out"
     # A refusal is recorded in out/manifest.json and reported by the Swift suite.
-    fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
+    KFIX_VM_TIMEOUT=${KFIX_VM_TIMEOUT:-300} fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
         --devices "$(cat "$input/devices.txt")" || true
 done
 

@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PKGS="libzstd-dev libcurl4-openssl-dev thin-provisioning-tools zstd"
+PKGS="libzstd-dev libcurl4-openssl-dev thin-provisioning-tools zstd nginx python3-pip"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -12,4 +12,11 @@ if [ -n "$missing" ]; then
     echo "setup: installing$missing" >&2
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+# Network tests: moto's S3 server (with boto3, used to create its test user) from PyPI.
+if ! python3 -c "import moto.server, boto3" >/dev/null 2>&1; then
+    echo "setup: installing moto[server] (pip)" >&2
+    python3 -m pip install -q 'moto[server]' >/dev/null 2>&1 \
+        || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
 fi

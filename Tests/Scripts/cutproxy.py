@@ -1,57 +1,61 @@
 #!/usr/bin/env python3
-"""A loopback TCP proxy that cuts connections: the first CUTS connections are closed after
-CUT_AFTER bytes went in DIRECTION (up: client->server, down: server->client). Later connections
-pass through. Prints its port on the first line of stdout. Used by ThinBackupKitTests."""
+"""A loopback TCP proxy that cuts connections: the first CUTS connections that move more than
+CUT_AFTER bytes in DIRECTION (up: client->server, down: server->client) are closed abruptly at
+that point; every other connection (and every later one) passes through. Connections that move
+less (a small status request) do not use up a cut. Prints its port on the first line of stdout.
+Usage: cutproxy.py UPSTREAM_PORT CUT_AFTER CUTS up|down. Used by ThinBackupKitTests."""
 import socket, sys, threading
 
 upstream_port, cut_after, cuts, direction = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 lock = threading.Lock()
-count = [0]
+done = [0]
 
-def pump(src, dst, limit, peers):
-    moved = 0
+def take_cut():
+    with lock:
+        if done[0] < cuts:
+            done[0] += 1
+            return True
+        return False
+
+def close_all(peers):
+    for s in peers:
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+def pump(src, dst, watched, peers):
+    moved, limit = 0, cut_after if watched else None
     try:
         while True:
             want = 65536 if limit is None else min(65536, limit - moved)
             if want <= 0:
-                break
+                if take_cut():
+                    close_all(peers)
+                    return
+                limit, want = None, 65536
             data = src.recv(want)
             if not data:
                 break
             dst.sendall(data)
             moved += len(data)
-        if limit is not None:
-            for s in peers:  # cut both ways, abruptly
-                try:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        else:
-            try:
-                dst.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
     except OSError:
-        for s in peers:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_all(peers)
 
 def handle(client):
-    with lock:
-        n = count[0]
-        count[0] += 1
     try:
         server = socket.create_connection(("127.0.0.1", upstream_port))
     except OSError:
         client.close()
         return
-    cut = n < cuts
     peers = [client, server]
-    up = threading.Thread(target=pump, args=(client, server, cut_after if cut and direction == "up" else None, peers))
-    down = threading.Thread(target=pump, args=(server, client, cut_after if cut and direction == "down" else None, peers))
+    up = threading.Thread(target=pump, args=(client, server, direction == "up", peers))
+    down = threading.Thread(target=pump, args=(server, client, direction == "down", peers))
     up.start(); down.start(); up.join(); down.join()
     client.close(); server.close()
 

@@ -27,7 +27,12 @@ public final class StreamSender {
     private let sink: ByteSink
     private var slots: [(raw: UnsafeMutableRawBufferPointer, out: UnsafeMutableRawBufferPointer)] = []
     private var queue: [Pending] = []
-    private var usedSlots = 0
+    /// Next slot to fill (slots are used round-robin, so the oldest job holds the next one).
+    private var nextSlot = 0
+    /// Data records queued and not yet written (each holds a slot).
+    private var inFlight = 0
+    private var jobs: [CompressionJob] = []
+    private let workQueue = DispatchQueue(label: "thin-backup.compress", attributes: .concurrent)
     /// No record may be queued below this block (resume check).
     private var queuedEnd: UInt64 = 0
 
@@ -70,8 +75,9 @@ public final class StreamSender {
         let bytes = maxBlocks * blockSize
         raw = .allocate(byteCount: bytes, alignment: 4096)
         old = .allocate(byteCount: bytes, alignment: 4096)
-        for _ in compressors {
+        for c in compressors {
             slots.append((.allocate(byteCount: bytes, alignment: 4096), .allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096)))
+            jobs.append(CompressionJob(compressor: c))
         }
         digest = baseDigest.map { ContentDigest($0) }
         if let r = resumeAt {
@@ -90,6 +96,8 @@ public final class StreamSender {
     }
 
     deinit {
+        // Jobs still running (after an error) use the slots: wait for them first.
+        for case let .data(_, _, slot, _) in queue { _ = try? jobs[slot].wait() }
         raw.deallocate()
         old.deallocate()
         for s in slots { s.raw.deallocate(); s.out.deallocate() }
@@ -103,7 +111,7 @@ public final class StreamSender {
         try emit(encoder.start())
         try produce { run in try self.add(run) }
         try flushPending()
-        try flushBatch()
+        try drain(all: true)
         guard skippedSequence >= skipBelow else {
             throw StreamError.badRecord(sequence: skippedSequence, reason: "the resume token points past the end of this stream")
         }
@@ -194,12 +202,16 @@ public final class StreamSender {
 
     private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int) throws {
         if try skip(first) { return }
-        let slot = usedSlots
+        if inFlight == slots.count { try drain(all: false) }
+        let slot = nextSlot
+        nextSlot = (nextSlot + 1) % slots.count
         UnsafeMutableRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]).copyMemory(from: bytes)
         queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count))
         queuedEnd = first + UInt64(blocks)
-        usedSlots += 1
-        if usedSlots == slots.count { try flushBatch() }
+        inFlight += 1
+        let job = jobs[slot]
+        job.start(UnsafeRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]), into: slots[slot].out)
+        workQueue.async { job.run() }
     }
 
     private func flushZero() throws {
@@ -218,37 +230,24 @@ public final class StreamSender {
         queuedEnd = p.first + p.count
     }
 
-    /// Compresses the queued data records in parallel, then writes every queued record in order.
-    private func flushBatch() throws {
-        let n = usedSlots
-        let results = ParallelResults(count: n)
-        if n > 0 {
-            var jobs: [(src: UnsafeRawBufferPointer, dst: UnsafeMutableRawBufferPointer)] = []
-            jobs.reserveCapacity(n)
-            for case let .data(_, _, slot, bytes) in queue {
-                jobs.append((UnsafeRawBufferPointer(rebasing: slots[slot].raw[0..<bytes]), slots[slot].out))
-            }
-            let batch = CompressionBatch(compressors: compressors, jobs: jobs, results: results)
-            if n == 1 {
-                batch.run(0)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: n) { i in batch.run(i) }
-            }
-        }
-        for item in queue {
+    /// Writes queued records in order, waiting for their compression: all of them, or up to and
+    /// including the oldest data record (which frees its slot).
+    private func drain(all: Bool) throws {
+        while !queue.isEmpty {
+            let item = queue.removeFirst()
             switch item {
             case let .data(first, blocks, slot, bytes):
-                let size = try results.get(slot)
+                let size = try jobs[slot].wait()
+                inFlight -= 1
                 try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes,
                                       frame: UnsafeRawBufferPointer(rebasing: slots[slot].out[0..<size])))
+                if !all { return }
             case let .zero(first, count):
                 try emit(encoder.zero(firstBlock: first, blockCount: count))
             case let .discard(first, count):
                 try emit(encoder.discard(firstBlock: first, blockCount: count))
             }
         }
-        usedSlots = 0
-        queue.removeAll(keepingCapacity: true)
     }
 
     private func flushPending() throws {
@@ -276,43 +275,30 @@ public final class StreamSender {
     }
 }
 
-/// Results of parallel compression jobs, one slot each (each slot written by one job only).
-private final class ParallelResults: @unchecked Sendable {
-    private var results: [Result<Int, ZstdError>?]
-    private let lock = NSLockLike()
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: Result<Int, any Error>) {
-        lock.withLock { results[i] = r.mapError { ($0 as? ZstdError) ?? ZstdError(operation: "compress", message: "\($0)") } }
-    }
-    func get(_ i: Int) throws -> Int {
-        guard let r = lock.withLock({ results[i] }) else { throw ZstdError(operation: "compress", message: "job \(i) did not run") }
-        return try r.get()
-    }
-}
+/// One slot's compression job: started on the sender's thread, run on a worker, waited for
+/// before its output is written or the slot reused. Its compressor is used by one job at a time.
+private final class CompressionJob: @unchecked Sendable {
+    let compressor: ZstdCompressor
+    private var src = UnsafeRawBufferPointer(start: nil, count: 0)
+    private var dst = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var result: Result<Int, ZstdError> = .success(0)
+    private let done = DispatchSemaphore(value: 0)
 
-/// A pthread mutex (Delta does not import Foundation's NSLock).
-private final class NSLockLike: @unchecked Sendable {
-    private var m = pthread_mutex_t()
-    init() { pthread_mutex_init(&m, nil) }
-    deinit { pthread_mutex_destroy(&m) }
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&m)
-        defer { pthread_mutex_unlock(&m) }
-        return try body()
-    }
-}
+    init(compressor: ZstdCompressor) { self.compressor = compressor }
 
-/// One batch of compression jobs; job i uses compressor i only, so no two threads share a context.
-private final class CompressionBatch: @unchecked Sendable {
-    let compressors: [ZstdCompressor]
-    let jobs: [(src: UnsafeRawBufferPointer, dst: UnsafeMutableRawBufferPointer)]
-    let results: ParallelResults
-    init(compressors: [ZstdCompressor], jobs: [(src: UnsafeRawBufferPointer, dst: UnsafeMutableRawBufferPointer)], results: ParallelResults) {
-        self.compressors = compressors
-        self.jobs = jobs
-        self.results = results
+    func start(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) {
+        self.src = src
+        self.dst = dst
     }
-    func run(_ i: Int) {
-        results.set(i, Result { try compressors[i].compress(jobs[i].src, into: jobs[i].dst) })
+
+    func run() {
+        do { result = .success(try compressor.compress(src, into: dst)) } catch { result = .failure(error) }
+        done.signal()
+    }
+
+    /// Waits for the job (the semaphore orders the worker's writes before this read).
+    func wait() throws -> Int {
+        done.wait()
+        return try result.get()
     }
 }

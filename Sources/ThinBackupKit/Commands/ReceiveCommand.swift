@@ -14,7 +14,9 @@ public struct ReceiveCommand: ParsableCommand {
     )
 
     @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String
-    @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var from: String = "-"
+    @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://BUCKET/KEY.", valueName: "src"))
+    public var from: String = "-"
+    @OptionGroup public var network: NetworkOptions
     @Option(name: .customLong("as"), help: ArgumentHelp("Local device id (default: the sender's).", valueName: "id"))
     public var asDevice: UInt64?
     @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false
@@ -34,7 +36,9 @@ public struct ReceiveCommand: ParsableCommand {
         req.source = from; req.targetID = asDevice; req.resume = resume
         req.checkpointBytes = try checkpoint.map(parseSize)
         req.quiet = output.quiet
-        let r = try runReceive(req)
+        let source = try Endpoint(parsing: from).isRemote
+            ? try Transport.source(for: from, options: network.transportOptions()) : nil
+        let r = try runReceive(req, source: source)
         let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : "received"
         try output.report(r, line: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full"); "
             + "\(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks); digest \(r.contentDigest)")

@@ -19,7 +19,11 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Data device or file (with --metadata).", valueName: "file")) public var data: String?
     @Option(help: ArgumentHelp("Base snapshot id: send only the changes since it.", valueName: "id")) public var from: UInt64?
     @Option(help: ArgumentHelp("Snapshot to send.", valueName: "id")) public var snap: UInt64
-    @Option(help: ArgumentHelp("Destination: a file, - for stdout, http(s)://…, s3://bucket/key or tb://host:port.", valueName: "dest")) public var to: String
+    @Option(help: ArgumentHelp("Destination: a file, - for stdout, http(s)://…, s3://BUCKET/KEY, or a serve receiver tb://HOST:PORT (tbs:// with TLS).",
+                               valueName: "dest")) public var to: String
+    @Option(name: .customLong("as"), help: ArgumentHelp("Device id on a tb:// receiver (default: the snapshot's id).", valueName: "id"))
+    public var asDevice: UInt64?
+    @OptionGroup public var network: NetworkOptions
     @Option(help: "zstd level (1–19; negative: faster).") public var level: Int32 = 3
     @Option(help: "Compression threads (default: one per core).") public var threads: Int32?
     @Flag(name: [.customShort("m"), .customLong("metadata-snap")], help: "Read through the metadata snapshot already held.")
@@ -30,8 +34,6 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
     @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
     public var size: String?
-    @Option(help: ArgumentHelp("tb:// destinations: file holding the receiver's token.", valueName: "file"))
-    public var tokenFile: String?
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -54,7 +56,11 @@ public struct SendCommand: ParsableCommand {
         req.resumeToken = resumeFrom
         req.virtualSize = try size.map(parseSize)
         req.quiet = output.quiet
-        req.transport.tokenFile = tokenFile
+        req.transport = try network.transportOptions(targetDevice: asDevice ?? snap)
+        // A tb:// receiver holding an interrupted receive of this device: continue at its checkpoint.
+        if req.resumeToken == nil, let token = try Transport.receiverResumeToken(for: to, options: req.transport) {
+            req.resumeToken = token
+        }
         let r = try runSend(req)
         let ratio = r.rawBytes == 0 ? 0 : Double(r.streamBytes) / Double(r.rawBytes)
         try output.report(r, line: "sent thin device \(r.device)\(r.base.map { " (changes since \($0))" } ?? ""): "

@@ -34,6 +34,9 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: "The largest stream accepted, in bytes.")
     var maxStreamSize: UInt64 = 16 << 40
 
+    @Option(help: ArgumentHelp("With --pool: commit a resumable checkpoint every SIZE bytes of data.", valueName: "size"))
+    var checkpoint: String = "64M"
+
     @Option(help: "Write the port listened on to this file once listening (useful with port 0).")
     var portFile: String?
 
@@ -57,10 +60,7 @@ public struct ServeCommand: ParsableCommand {
         if let spool {
             receiver = try SpoolReceiver(directory: spool)
         } else {
-            guard let make = ServeCommand.poolReceiverFactory else {
-                throw CommandFailure("serve --pool: replaying into a pool needs the receive command, not in this build; use --spool DIR")
-            }
-            receiver = try make(pool!)
+            receiver = try PoolStreamReceiver(pool: pool!, checkpointBytes: try parseSize(checkpoint))
         }
         Self.bootstrapLogging()
         var config = ReceiverConfiguration(host: host, port: port, token: token)
@@ -72,9 +72,6 @@ public struct ServeCommand: ParsableCommand {
         }
         try server.wait()
     }
-
-    /// Set by the receive implementation: builds the receiver that replays into a pool folder.
-    nonisolated(unsafe) public static var poolReceiverFactory: ((String) throws -> any StreamReceiving)? = { try PoolReceiver(folder: $0) }
 
     static func parseListen(_ s: String) throws -> (String, Int) {
         guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else {

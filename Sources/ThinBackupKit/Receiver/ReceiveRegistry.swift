@@ -23,6 +23,8 @@ final class ReceiveRegistry: @unchecked Sendable {
         var offset: UInt64
         var streamID: String?
         var message: String?
+        /// Pool receivers: what `send --resume-from` takes to continue an interrupted receive.
+        var resumeToken: String?
     }
 
     init(receiver: any StreamReceiving) {
@@ -38,7 +40,7 @@ final class ReceiveRegistry: @unchecked Sendable {
         }
         if let p = try? receiver.pendingReceive(device: device) {
             return Status(device: device, state: "interrupted", offset: p.resumeOffset, streamID: p.streamID,
-                          message: l?.message)
+                          message: l?.message, resumeToken: p.resumeToken)
         }
         if let l { return Status(device: device, state: l.state, offset: 0, message: l.message) }
         return Status(device: device, state: "idle", offset: 0)

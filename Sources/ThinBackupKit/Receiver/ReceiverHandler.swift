@@ -184,7 +184,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
     }
 
     /// On the event loop, after the receive thread returned.
-    private func receiveEnded(_ s: Streaming, _ result: Result<ReceiveSummary, any Error>) {
+    private func receiveEnded(_ s: Streaming, _ result: Result<ReceiverOutcome, any Error>) {
         let registry = shared.registry
         let bodyEnded: Bool
         if case .awaitingResult = state { bodyEnded = true } else { bodyEnded = false }

@@ -28,7 +28,7 @@ public final class SpoolReceiver: StreamReceiving, @unchecked Sendable {
         return pending
     }
 
-    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiveSummary {
+    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
         let partial = path(device, ".partial")
         if offset > 0 {
             guard let pending = try pendingReceive(device: device), pending.streamID == streamID,
@@ -71,7 +71,7 @@ public final class SpoolReceiver: StreamReceiving, @unchecked Sendable {
             throw ReceiveRefused("cannot rename \(partial): \(String(cString: strerror(errno)))")
         }
         unlink(path(device, ".pending"))
-        return ReceiveSummary(bytes: total, message: "stored \(total) bytes for device \(device)")
+        return ReceiverOutcome(bytes: total, message: "stored \(total) bytes for device \(device)")
     }
 
     private func record(_ pending: PendingReceive, _ device: UInt64) throws {

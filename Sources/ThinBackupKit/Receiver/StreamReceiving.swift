@@ -15,21 +15,24 @@ public protocol StreamReceiving: AnyObject, Sendable {
     /// Throws `ReceiveRefused` when the stream itself is unacceptable (wrong base, corrupt,
     /// another block size): the receiver is left as it was. When `source` throws (the connection
     /// broke), keeps what is needed to continue and rethrows.
-    func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiveSummary
+    func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome
 }
 
 /// An interrupted receive: the stream it belongs to and the byte offset to continue from.
 public struct PendingReceive: Sendable, Codable, Equatable {
     public var streamID: String
     public var resumeOffset: UInt64
-    public init(streamID: String, resumeOffset: UInt64) {
+    /// For a pool: the token `send --resume-from` takes (the stream restarts at a checkpoint).
+    public var resumeToken: String?
+    public init(streamID: String, resumeOffset: UInt64, resumeToken: String? = nil) {
         self.streamID = streamID
         self.resumeOffset = resumeOffset
+        self.resumeToken = resumeToken
     }
 }
 
 /// What a finished receive reports back to the sender.
-public struct ReceiveSummary: Sendable, Codable, Equatable {
+public struct ReceiverOutcome: Sendable, Codable, Equatable {
     public var bytes: UInt64
     public var message: String
     public init(bytes: UInt64, message: String) {

@@ -28,7 +28,7 @@ public final class PoolReceiver: StreamReceiving, @unchecked Sendable {
         return PendingReceive(streamID: label, resumeOffset: p.streamOffset)
     }
 
-    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ThinBackupKit.ReceiveSummary {
+    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ThinBackupKit.ReceiverOutcome {
         lock.lock()
         defer { lock.unlock() }
         let pool = try ThinPool(folder: folder)
@@ -53,7 +53,7 @@ public final class PoolReceiver: StreamReceiving, @unchecked Sendable {
             throw ReceiveRefused("\(e)")
         }
         let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : "received"
-        return ThinBackupKit.ReceiveSummary(bytes: s.streamBytes,
+        return ThinBackupKit.ReceiverOutcome(bytes: s.streamBytes,
                                             message: "thin device \(s.device): \(what); digest \(s.contentDigest)")
     }
 }

@@ -116,7 +116,9 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         return o
     }())) { try checkUnchanged("was written during the send") }
     // Frames are independent: one single-threaded compressor per core, two records in flight each.
-    let compressors = try (0..<max(1, Int(req.workers)) * 2).map { _ in try ZstdCompressor(level: req.level, workers: 0) }
+    // At most 32 MiB of raw record buffers (as much again for frames), at least one slot.
+    let slots = max(1, min(max(1, Int(req.workers)) * 2, (32 << 20) / Int(header.maxRecordRaw)))
+    let compressors = try (0..<slots).map { _ in try ZstdCompressor(level: req.level, workers: 0) }
     let sender = StreamSender(header: header, reader: blocks, compressors: compressors,
                               sink: sink, baseDigest: baseDigest, resumeAt: resume)
     let expected = header.expectedBlocks * UInt64(bs)

@@ -271,10 +271,13 @@ func redacted(_ url: String) -> String {
 }
 
 extension StringProtocol {
+    /// Trims the characters made only of scalars in `set` ("\r\n" is one Character in Swift).
     func trimmingCharacters(in set: String) -> String {
+        let scalars = Set(set.unicodeScalars)
+        func strip(_ c: Character) -> Bool { c.unicodeScalars.allSatisfy { scalars.contains($0) } }
         var s = Substring(self)
-        while let f = s.first, set.contains(f) { s.removeFirst() }
-        while let l = s.last, set.contains(l) { s.removeLast() }
+        while let f = s.first, strip(f) { s.removeFirst() }
+        while let l = s.last, strip(l) { s.removeLast() }
         return String(s)
     }
 }

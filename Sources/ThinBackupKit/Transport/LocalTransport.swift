@@ -1,50 +1,8 @@
 import Delta
 import Foundation
 
-/// Writes a stream to a file: into "<path>.partial", renamed over `path` by `finish()` after
-/// fsync, so a stream cut short never sits under the final name.
-final class FileByteSink: ByteSink {
-    private let path: String
-    private let temporary: String
-    private var fd: Int32
-    private var done = false
-
-    init(path: String) throws {
-        self.path = path
-        temporary = path + ".partial"
-        fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw TransportError(.local, "cannot create \(temporary): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    deinit {
-        if fd >= 0 { close(fd) }
-        if !done { unlink(temporary) }
-    }
-
-    func write(_ bytes: UnsafeRawBufferPointer) throws {
-        try writeAll(fd, bytes, name: path)
-    }
-
-    func finish() throws {
-        guard fsync(fd) == 0 else { throw TransportError(.local, "fsync \(temporary): \(String(cString: strerror(errno)))") }
-        close(fd)
-        fd = -1
-        guard rename(temporary, path) == 0 else {
-            throw TransportError(.local, "rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
-        }
-        done = true
-    }
-}
-
-/// Writes a stream to standard output.
-final class StdoutByteSink: ByteSink {
-    func write(_ bytes: UnsafeRawBufferPointer) throws { try writeAll(1, bytes, name: "stdout") }
-    func finish() throws {}
-}
-
-/// Reads a stream from a file descriptor (a file, or stdin), optionally from an offset.
+/// Reads a stream file from an offset (a download restarted at a frame boundary); FileSource
+/// (FileTransport.swift) reads from the start.
 final class FDByteSource: ByteSource {
     private let fd: Int32
     private let owned: Bool
@@ -58,12 +16,6 @@ final class FDByteSource: ByteSource {
         if startOffset > 0, lseek(fd, off_t(startOffset), SEEK_SET) < 0 {
             throw TransportError(.local, "cannot seek \(path) to \(startOffset)")
         }
-    }
-
-    init(stdin: ()) {
-        fd = 0
-        owned = false
-        name = "stdin"
     }
 
     deinit { if owned { close(fd) } }

@@ -89,7 +89,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
         bytes.withUnsafeBytes { window.append($0, limit: max(windowLimit, bytes.count)) }
         let status = try fetchStatus()
         var from: UInt64 = 0
-        if status.state == "interrupted", status.streamID == streamID, status.offset <= written {
+        if status.state == "interrupted", status.streamID == streamID {
             from = status.offset
             if from > 0 { resumes += 1 }
         }
@@ -101,6 +101,13 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
         var offset: UInt64
         var streamID: String?
         var message: String?
+        var resumeToken: String?
+    }
+
+    /// The resume token of the device's interrupted receive, when the receiver (a pool) has one.
+    func resumeToken() throws -> String? {
+        let s = try fetchStatus()
+        return s.state == "interrupted" ? s.resumeToken : nil
     }
 
     private func fetchStatus() throws -> Status {
@@ -166,8 +173,9 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
             do { status = try fetchStatus() } catch let e as TransportError where e.isRetryable { continue }
             if status.state == "receiving" { continue }  // the receiver has not yet seen the cut
             guard status.state == "interrupted", status.streamID == streamID else {
+                let again = status.resumeToken != nil ? "; run the same send again to resume from its checkpoint" : ""
                 throw TransportError(.protocolViolation, "\(error.message); the receiver then reported '\(status.state)'"
-                                         + (status.message.map { ": \($0)" } ?? ""))
+                                         + (status.message.map { ": \($0)" } ?? "") + again)
             }
             resumes += 1
             do {

@@ -8,9 +8,9 @@ public enum Transport {
     public static func sink(for destination: String, options: TransportOptions = TransportOptions()) throws -> any ByteSink {
         switch try Endpoint(parsing: destination) {
         case .stdio:
-            return StdoutByteSink()
+            return try FileSink(path: "-")
         case .file(let path):
-            return try FileByteSink(path: path)
+            return try FileSink(path: path)
         case .http(let url):
             var request = HTTPRequest(method: "PUT", url: url)
             request.tls = options.tls
@@ -32,9 +32,9 @@ public enum Transport {
         switch try Endpoint(parsing: source) {
         case .stdio:
             guard startOffset == 0 else { throw TransportError(.usage, "cannot resume reading stdin at an offset") }
-            return FDByteSource(stdin: ())
+            return try FileSource(path: "-")
         case .file(let path):
-            return try FDByteSource(path: path, startOffset: startOffset)
+            return startOffset == 0 ? try FileSource(path: path) : try FDByteSource(path: path, startOffset: startOffset)
         case .http(let url):
             var request = HTTPRequest(method: "GET", url: url)
             request.tls = options.tls
@@ -44,6 +44,14 @@ public enum Transport {
         case .receiver:
             throw TransportError(.usage, "\(source): a tb:// receiver only accepts streams (send --to), it does not serve them")
         }
+    }
+
+    /// For a `tb://` destination: the resume token of the target device's interrupted receive
+    /// (a pool receiver's checkpoint), so `send` can continue there; nil for other destinations.
+    public static func receiverResumeToken(for destination: String, options: TransportOptions) throws -> String? {
+        guard case .receiver(let host, let port, let tls, let device) = try Endpoint(parsing: destination),
+              let device = device ?? options.targetDevice else { return nil }
+        return try ReceiverSink(host: host, port: port, tls: tls, device: device, options: options).resumeToken()
     }
 
     static func s3Client(_ bucket: String, _ key: String, _ options: TransportOptions) throws -> S3Client {

@@ -66,6 +66,20 @@ import TestSupport
             let cut = Int.random(in: 0..<inc.count, using: &rng)
             bad.append(("cut at \(cut)", Array(inc[0..<cut])))
         }
+        // Two records swapped, and one dropped (record byte ranges read from their heads).
+        var ranges: [Range<Int>] = []
+        var at = 8
+        while at < inc.count {
+            let len = Int(inc[at + 4]) | Int(inc[at + 5]) << 8 | Int(inc[at + 6]) << 16 | Int(inc[at + 7]) << 24
+            ranges.append(at..<at + 24 + len)
+            at += 24 + len
+        }
+        #expect(ranges.count >= 4, "the incremental stream has too few records to swap")
+        if ranges.count >= 4 {
+            let r1 = ranges[1], r2 = ranges[2]
+            bad.append(("records 1 and 2 swapped", Array(inc[0..<r1.lowerBound]) + Array(inc[r2]) + Array(inc[r1]) + Array(inc[r2.upperBound...])))
+            bad.append(("record 2 dropped", Array(inc[0..<r2.lowerBound]) + Array(inc[r2.upperBound...])))
+        }
         s.snapshot(60, of: ids[0]); s.mutate(60, changes: 3)
         s.snapshot(61, of: 60); s.mutate(61, changes: 3)
         bad.append(("another base", try s.send(61, from: 60, streamID: 3)))

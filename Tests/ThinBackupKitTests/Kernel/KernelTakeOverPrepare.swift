@@ -94,6 +94,90 @@ struct KernelTakeOverPrepare {
         try p.finish(order: [1, 2])
     }
 
+    @Test("a large pool: multi-level mapping trees, 300 devices in the details and top-level trees",
+          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
+          .enabled(if: hasAll(basic), "thin-backup lacks the pool commands"))
+    func largePool() throws {
+        // In one process through ThinPool (thousands of writes); the model keeps, per device,
+        // which self-describing pattern each virtual block holds.
+        let seed = Self.seed &+ 4
+        var rng = SeededRNG(seed: seed)
+        let dir = "\(KernelEnv.prepareRoot!)/tb-large/input"
+        try? FileManager.default.removeItem(atPath: dir)
+        let b = Self.block
+        let blocks: UInt64 = 1024  // 64 MiB devices; 700+ mappings: bottom trees of several leaves
+        let pool = try ThinPool.create(folder: dir, dataSize: UInt64(4096 * b), blockSize: UInt64(b),
+                                       metadataSize: 16 << 20)
+        var model: [UInt64: [UInt64: UInt64]] = [:]  // dev -> vblock -> pattern tag
+        var tag: UInt64 = 0
+        func write(_ dev: UInt64, _ v: UInt64) throws {
+            tag += 1
+            try pool.write(dev, offset: v * UInt64(b), Self.pattern(tag, b))
+            model[dev, default: [:]][v] = tag
+        }
+        try pool.createThin(1, virtualSize: blocks * UInt64(b))
+        model[1] = [:]
+        for v in (0 ..< blocks).shuffled(using: &rng).prefix(700) { try write(1, v) }
+        try pool.commit()
+        try pool.snapshot(origin: 1, as: 2)
+        model[2] = model[1]
+        for _ in 0 ..< 300 { try write(1, UInt64.random(in: 0 ..< blocks, using: &rng)) }
+        for _ in 0 ..< 200 { try write(2, UInt64.random(in: 0 ..< blocks, using: &rng)) }
+        try pool.commit()
+        try pool.snapshot(origin: 2, as: 3)
+        model[3] = model[2]
+        for _ in 0 ..< 10 {
+            let first = UInt64.random(in: 0 ..< blocks - 16, using: &rng), n = UInt64.random(in: 1 ... 16, using: &rng)
+            try pool.discard(1, blocks: first ..< first + n)
+            for v in first ..< first + n { model[1]![v] = nil }
+        }
+        for _ in 0 ..< 100 { try write(3, UInt64.random(in: 0 ..< blocks, using: &rng)) }
+        // Many small devices: the details and top-level trees get more than one level.
+        for dev in UInt64(100) ..< 400 {
+            try pool.createThin(dev, virtualSize: UInt64(4 * b))
+            model[dev] = [:]
+            try write(dev, dev % 4)
+        }
+        for dev in stride(from: UInt64(101), to: 400, by: 7) {
+            try pool.delete(dev)
+            model[dev] = nil
+        }
+        try pool.commit()
+        pool.close()
+
+        let order: [UInt64] = [1, 2, 3, 100, 399]
+        let reader = try MetadataReader(path: "\(dir)/metadata")
+        let data = try RandomAccessFile(path: "\(dir)/data", writable: false)
+        #expect(Set(try reader.live.devices().map(\.id)) == Set(model.keys), "seed \(seed): device set")
+        for dev in order {
+            let size = dev < 100 ? blocks * UInt64(b) : UInt64(4 * b)
+            let want = try SHA256Pipe()
+            for v in 0 ..< size / UInt64(b) {
+                let bytes = model[dev]![v].map { Self.pattern($0, b) } ?? [UInt8](repeating: 0, count: b)
+                try bytes.withUnsafeBytes { try want.write($0) }
+            }
+            let got = try SHA256Pipe()
+            try ThinDeviceReader(view: reader.live, data: data, device: dev).read(size: size) { try got.write($0) }
+            #expect(try got.finish() == want.finish(), "seed \(seed): thin\(dev) differs from the model")
+        }
+        let check = try Tool.run("thin_check", ["\(dir)/metadata"])
+        #expect(check.ok, "seed \(seed): thin_check: \(check.stderr)")
+        let list = order.map { "\($0):\($0 < 100 ? blocks * UInt64(b) : UInt64(4 * b))" }.joined(separator: ",")
+        try (list + "\n").write(toFile: "\(dir)/devices.txt", atomically: true, encoding: .utf8)
+        try "thin-backup (seed \(seed))\n".write(toFile: "\(dir)/thin-backup-pool", atomically: true, encoding: .utf8)
+    }
+
+    /// A data block that names its write: `tag` mixed with the word index, little-endian.
+    static func pattern(_ tag: UInt64, _ bytes: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: bytes)
+        out.withUnsafeMutableBytes { p in
+            for i in 0 ..< bytes / 8 {
+                p.storeBytes(of: (tag &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(i)).littleEndian, toByteOffset: i * 8, as: UInt64.self)
+            }
+        }
+        return out
+    }
+
     @Test("a pool with a metadata snapshot held by ThinBackup",
           .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
           .enabled(if: hasAll(basic + [["pool", "reserve-metadata-snap"]]), "thin-backup lacks pool reserve-metadata-snap"))

@@ -102,7 +102,7 @@ enum Net {
 
     static func which(_ name: String) -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-            + ["/usr/sbin", "/sbin"] {
+            + ["/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/bin"] {
             let p = "\(dir)/\(name)"
             if FileManager.default.isExecutableFile(atPath: p) { return p }
         }
@@ -242,7 +242,7 @@ final class MotoServer {
 }
 
 /// Tests/Scripts/cutproxy.py in front of `upstream`: cuts the first `cuts` connections after
-/// `cutAfter` bytes in `direction` ("up" or "down").
+/// `cutAfter` bytes in `direction` ("up" or "down"); only connections that get that far count.
 final class CutProxy {
     let dir = TempDir("tb-proxy")
     let port: Int
@@ -259,5 +259,66 @@ final class CutProxy {
         }
         process = p
         self.port = port
+    }
+}
+
+/// nginx terminating TLS (a self-signed certificate for 127.0.0.1) in front of a local port:
+/// how a `serve` receiver is reached with tbs://.
+final class TLSFrontProxy {
+    let dir = TempDir("tb-tls")
+    let port: Int
+    let caFile: String
+    private var process: ServerProcess?
+
+    init?(upstream: Int) {
+        guard let nginx = Net.which("nginx"), Net.which("openssl") != nil else {
+            print("skip: nginx or openssl is not installed")
+            return nil
+        }
+        port = Net.freePort()
+        caFile = dir.file("cert.pem")
+        guard let r = try? Tool.run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                                                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                                                "-keyout", dir.file("key.pem"), "-out", caFile]), r.ok else {
+            print("skip: openssl could not make a certificate")
+            return nil
+        }
+        try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
+        let conf = """
+            user root;
+            daemon off;
+            worker_processes 1;
+            pid \(dir.file("nginx.pid"));
+            error_log \(dir.file("error.log"));
+            events { worker_connections 64; }
+            http {
+                access_log off;
+                client_body_temp_path \(dir.file("tmp"));
+                proxy_temp_path \(dir.file("tmp"));
+                fastcgi_temp_path \(dir.file("tmp"));
+                uwsgi_temp_path \(dir.file("tmp"));
+                scgi_temp_path \(dir.file("tmp"));
+                server {
+                    listen 127.0.0.1:\(port) ssl;
+                    ssl_certificate \(caFile);
+                    ssl_certificate_key \(dir.file("key.pem"));
+                    client_max_body_size 0;
+                    location / {
+                        proxy_pass http://127.0.0.1:\(upstream);
+                        proxy_http_version 1.1;
+                        proxy_request_buffering off;
+                        proxy_buffering off;
+                    }
+                }
+            }
+            """
+        try? conf.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
+        guard let p = try? ServerProcess("nginx-tls", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")],
+                                         directory: dir),
+              Net.waitForPort(port) else {
+            print("skip: nginx (TLS) did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
+            return nil
+        }
+        process = p
     }
 }

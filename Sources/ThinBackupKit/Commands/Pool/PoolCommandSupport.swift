@@ -32,6 +32,14 @@ public struct ByteSize: ExpressibleByArgument, Sendable {
         guard let n = UInt64(digits), n.multipliedReportingOverflow(by: mult).overflow == false else { return nil }
         bytes = n * mult
     }
+
+    /// Shown in `--help` as the default: the largest exact unit, e.g. `64k`.
+    public var defaultValueDescription: String {
+        for (unit, shift) in [("t", 40), ("g", 30), ("m", 20), ("k", 10)] where bytes > 0 && bytes % (UInt64(1) << UInt64(shift)) == 0 {
+            return "\(bytes >> UInt64(shift))\(unit)"
+        }
+        return "\(bytes)"
+    }
 }
 
 extension ThinPool {

@@ -1,0 +1,35 @@
+import ArgumentParser
+
+/// Options of network destinations and sources (http(s)://, s3://, tb://), shared by send,
+/// receive and merge.
+public struct NetworkOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("File holding the bearer token of a tb:// receiver.", valueName: "file"))
+    public var tokenFile: String?
+
+    @Option(help: ArgumentHelp("S3 endpoint for MinIO, Ceph RGW or moto (default: AWS).", valueName: "http(s)://host[:port]"))
+    public var endpoint: String?
+
+    @Option(help: ArgumentHelp("S3 multipart part size (at least 5M).", valueName: "size"))
+    public var partSize: String = "8M"
+
+    @Option(help: ArgumentHelp("CA bundle (PEM) to verify TLS servers with, instead of the system's.", valueName: "file"))
+    public var caFile: String?
+
+    @Option(help: "Attempts per request on connection errors (with backoff).")
+    public var retries: Int = 6
+
+    public init() {}
+
+    func transportOptions(targetDevice: UInt64? = nil) throws -> TransportOptions {
+        var o = TransportOptions()
+        o.tokenFile = tokenFile
+        o.s3Endpoint = endpoint
+        let part = try parseSize(partSize)
+        guard part >= 5 << 20, part <= 5 << 30 else { throw ValidationError("--part-size: between 5M and 5G (S3's limits)") }
+        o.partSize = Int(part)
+        o.tls.caFile = caFile
+        o.retry = RetryPolicy(attempts: retries)
+        o.targetDevice = targetDevice
+        return o
+    }
+}

@@ -1,0 +1,104 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// `serve --pool`: replays each stream into the pool exactly as `thin-backup receive` does
+/// (`runReceive`: same base checks, commit only after the trailer verified, checkpoints).
+///
+/// Receives run one at a time (the pool is one transaction stream); the server already refuses a
+/// second receive into the same device with 409, and receives into other devices wait here.
+/// Resume: an interrupted receive keeps its last checkpoint; the sender asks the receiver's
+/// status for its resume token and sends with `--resume-from` (send does that by itself for
+/// tb://), or sends the whole stream again: both continue from the checkpoint.
+public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
+    public let pool: String
+    let checkpointBytes: UInt64?
+    private let lock = NSLock()
+    private let cacheLock = NSLock()
+    private var cache: [UInt64: PendingReceive?] = [:]
+
+    public init(pool: String, checkpointBytes: UInt64? = 64 << 20) throws {
+        guard FileManager.default.fileExists(atPath: "\(pool)/metadata") else {
+            throw CommandFailure("serve: \(pool) is not a pool folder (no metadata file)")
+        }
+        // Fails now, not at the first stream, if the pool cannot be opened.
+        try ThinPool(folder: pool, readOnly: true).close()
+        self.pool = pool
+        self.checkpointBytes = checkpointBytes
+    }
+
+    public func pendingReceive(device: UInt64) throws -> PendingReceive? {
+        // Called on the server's event loop: never wait for a running receive.
+        guard lock.try() else {
+            cacheLock.lock()
+            defer { cacheLock.unlock() }
+            return cache[device] ?? nil
+        }
+        defer { lock.unlock() }
+        return try lookUp(device)
+    }
+
+    private func lookUp(_ device: UInt64) throws -> PendingReceive? {
+        let p = try ThinPool(folder: pool, readOnly: true)
+        defer { p.close() }
+        var pending: PendingReceive?
+        if let partial = try p.receipts()[device]?.partial, try p.deviceExists(device) {
+            pending = PendingReceive(streamID: partial.label ?? "", resumeOffset: partial.label == nil ? 0 : partial.streamOffset,
+                                     resumeToken: partial.progress.token)
+        }
+        cacheLock.lock()
+        cache[device] = pending
+        cacheLock.unlock()
+        return pending
+    }
+
+    public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
+        lock.lock()
+        defer { lock.unlock() }
+        let tracked = TrackedSource(source)
+        do {
+            let p = try ThinPool(folder: pool)
+            defer { p.close() }
+            let r = Replayer(pool: p)
+            r.targetID = device
+            r.checkpointBytes = checkpointBytes
+            r.label = streamID  // a checkpoint records the stream id and byte offset it reached
+            let partial = try p.receipts()[device]?.partial
+            let s: ReceiveSummary
+            if offset > 0 {
+                // The same stream, continued at the checkpoint's byte offset (a connection that broke).
+                guard let partial, partial.label == streamID, partial.streamOffset == offset else {
+                    throw ReceiveRefused("no interrupted receive of this stream at byte \(offset) for device \(device)")
+                }
+                s = try r.receiveContinuing(from: tracked)
+            } else {
+                // A new stream, the whole stream again, or one sent with --resume-from.
+                s = try r.receive(from: tracked, resume: partial != nil && (try p.deviceExists(device)))
+            }
+            p.close()
+            _ = try? lookUp(device)
+            let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : s.outcome.rawValue
+            return ReceiverOutcome(bytes: s.streamBytes,
+                                   message: "thin device \(s.device): \(what) (\(s.header.isIncremental ? "incremental" : "full")); "
+                                       + "digest \(s.contentDigest)")
+        } catch {
+            _ = try? lookUp(device)
+            if let e = tracked.failure { throw e }  // the connection broke: interrupted, not refused
+            if error is ReceiveRefused { throw error }
+            throw ReceiveRefused("\(error)")
+        }
+    }
+}
+
+/// Remembers whether the underlying source failed (as opposed to the stream being refused).
+final class TrackedSource: ByteSource {
+    let inner: any ByteSource
+    private(set) var failure: (any Error)?
+    init(_ inner: any ByteSource) { self.inner = inner }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        do { return try inner.read(into: buffer) } catch {
+            failure = error
+            throw error
+        }
+    }
+}
