@@ -66,6 +66,8 @@ import TestSupport
         let tmp = TempDir("cliwater")
         let pool = tmp.file("p")
         func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }
+        #expect(try tb("pool", "create", "--pool", pool, "--data-size", "2M", "--low-water", "33").status == 1)
+        #expect(!FileManager.default.fileExists(atPath: pool), "a refused create leaves nothing")
         #expect(try tb("pool", "create", "--pool", pool, "--data-size", "2M", "--low-water", "20").ok)
         #expect(try tb("pool", "info", "--pool", pool).stdout.contains("data low-water mark: 20 blocks"))
         let set = try tb("pool", "set", "--pool", pool, "--low-water", "12")
