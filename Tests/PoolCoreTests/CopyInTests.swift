@@ -71,4 +71,28 @@ import TestSupport
         #expect(try again.read(1, offset: 9 * UInt64(Self.bs), count: Self.bs) == [UInt8](repeating: 0, count: Self.bs))
         again.close()
     }
+
+    /// With a tiny dirty-block limit, a copy whose byte interval is never reached still
+    /// commits before the end: after its first 8 MiB chunk (the most it reads at a time).
+    @Test func dirtyMetadataLimitCommitsEarly() throws {
+        try #require(Tool.hasThinTools)
+        let tmp = TempDir("copydirty")
+        let dir = tmp.file("pool"), meta = "\(dir)/metadata"
+        let blocks = 128 + 3
+        let pool = try ThinPool.create(folder: dir, dataSize: 256 * UInt64(Self.bs))
+        try pool.createThin(1, virtualSize: UInt64(blocks * Self.bs))
+        var bytes = [UInt8]()
+        for k in 0..<blocks { bytes += [UInt8](repeating: UInt8(truncatingIfNeeded: k &* 7 &+ 1), count: Self.bs) }
+        let path = tmp.file("in")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let src = try RandomAccessFile(path: path, writable: false)
+        var commits: [(done: UInt64, mapped: Int)] = []
+        try pool.copyIn(from: src, length: UInt64(bytes.count), to: 1, offset: 0, commitEvery: 1 << 40, dirtyLimit: 1) { done in
+            commits.append((done, (try? Oracle.dump(meta))?.devices[1]?.count ?? -1))
+        }
+        #expect(commits.map(\.done) == [8 << 20, UInt64(bytes.count)])
+        #expect(commits.map(\.mapped) == [128, blocks])
+        #expect(try pool.read(1, offset: 0, count: bytes.count) == bytes)
+        pool.close()
+    }
 }

@@ -6,12 +6,13 @@ extension ThinPool {
     public static let dirtyMetadataLimit = 4096
 
     /// Copies `length` bytes of `source` (from byte 0) into `dev` at `offset`. Commits after
-    /// every `commitEvery` bytes, earlier when the open transaction holds `dirtyMetadataLimit`
-    /// dirty metadata blocks, and at the end, so memory stays bounded and a crash loses at
+    /// every `commitEvery` bytes, earlier when the open transaction holds `dirtyLimit`
+    /// dirty metadata blocks (checked after each chunk of at most 8 MiB), and at the end, so memory stays bounded and a crash loses at
     /// most the bytes since the last commit. `onCommit(bytesDone)` runs after each commit.
     /// A range past the device's end is refused before anything is written.
     public func copyIn(from source: RandomAccessFile, length: UInt64, to dev: UInt64, offset: UInt64,
                        commitEvery: UInt64 = ThinPool.defaultCommitInterval,
+                       dirtyLimit: Int = ThinPool.dirtyMetadataLimit,
                        onCommit: ((UInt64) -> Void)? = nil) throws {
         guard commitEvery > 0 else { throw PoolError.invalid("the commit interval must be at least one byte") }
         try checkWritable()
@@ -30,7 +31,7 @@ extension ThinPool {
             try buf.withUnsafeBytes { try write(dev, offset: offset + done, UnsafeRawBufferPointer(rebasing: $0[0..<want])) }
             done += UInt64(want)
             sinceCommit += UInt64(want)
-            if sinceCommit == commitEvery || metadata.tm.dirty.count >= ThinPool.dirtyMetadataLimit || done == length {
+            if sinceCommit == commitEvery || metadata.tm.dirty.count >= dirtyLimit || done == length {
                 try commit()
                 sinceCommit = 0
                 onCommit?(done)
