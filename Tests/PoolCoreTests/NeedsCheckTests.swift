@@ -121,4 +121,44 @@ import TestSupport
         pool.close()
         #expect(try Oracle.check(meta).ok)
     }
+
+    /// Out of data space (OUT_OF_DATA_SPACE, §6.8) refuses only new data blocks: snapshots,
+    /// discards and deletes still work, and a commit that finds free blocks ends it.
+    @Test func outOfDataSpaceTakesMetadataChangesAndEndsAtACommitWithFreeBlocks() throws {
+        try #require(Tool.hasThinTools)
+        let tmp = TempDir("nodata")
+        let dir = tmp.file("pool"), meta = "\(dir)/metadata"
+        let bs = UInt64(Self.bs)
+        let pool = try ThinPool.create(folder: dir, dataSize: 8 * bs)
+        try pool.createThin(1, virtualSize: 16 * bs)
+        for v in 0..<8 { try pool.write(1, offset: UInt64(v) * bs, Self.block(UInt8(v + 1))) }
+        try pool.commit()
+        #expect(throws: PoolError.outOfDataSpace) { try pool.write(1, offset: 8 * bs, [1]) }
+        #expect(pool.mode == .readOnly(.outOfDataSpace))
+        #expect(throws: PoolError.outOfDataSpace, "copy-on-write needs a new block") { try pool.write(1, offset: 0, [1]) }
+        try pool.snapshot(origin: 1, as: 2)
+        try pool.discard(1, blocks: 0..<4)
+        try pool.commit()
+        #expect(pool.mode == .readOnly(.outOfDataSpace), "the discarded blocks are still device 2's")
+        #expect(throws: PoolError.outOfDataSpace) { try pool.write(1, offset: 8 * bs, [1]) }
+        try pool.delete(2)
+        #expect(throws: PoolError.outOfDataSpace, "blocks freed in this transaction wait for the commit") {
+            try pool.write(1, offset: 8 * bs, [1])
+        }
+        try pool.commit()
+        #expect(pool.mode == .write)
+        try pool.write(1, offset: 8 * bs, Self.block(9))
+        try pool.commit()
+        pool.close()
+        #expect(try Oracle.check(meta).ok)
+        let d = try Oracle.dump(meta)
+        #expect(d.root["flags"] == "0")
+        #expect(d.devices.keys.sorted() == [1])
+        #expect(d.devices[1]!.keys.sorted() == [4, 5, 6, 7, 8])
+        let again = try ThinPool(folder: dir)
+        #expect(try again.readBlock(1, 5) == Self.block(6))
+        #expect(try again.readBlock(1, 8) == Self.block(9))
+        #expect(try again.readBlock(1, 0) == Self.block(0))
+        again.close()
+    }
 }

@@ -10,7 +10,14 @@ public enum PoolMode: Equatable, Sendable, CustomStringConvertible {
     case fail(String)
 
     public enum ReadOnlyReason: Equatable, Sendable, CustomStringConvertible {
-        case outOfDataSpace, outOfMetadataSpace, requested
+        /// No free data block for a write (the kernel's OUT_OF_DATA_SPACE): only writes that
+        /// need new data blocks are refused; discards, deletes and snapshots still work, and
+        /// the next commit that finds free data blocks (after a discard or a resize) returns
+        /// to write mode.
+        case outOfDataSpace
+        /// Out of metadata space: every change refused until the metadata device grows.
+        case outOfMetadataSpace
+        case requested
         /// A metadata operation failed in this session: rolled back, NEEDS_CHECK set (§5.5).
         case failedOperation(String)
         /// Opened with NEEDS_CHECK set in the superblock: write mode is refused until the

@@ -9,7 +9,7 @@ extension ThinPool {
     public static func clearNeedsCheck(metadataPath: String) throws -> MetadataChecker.Report {
         let f = try RandomAccessFile(path: metadataPath, writable: true)
         defer { f.close() }
-        guard f.tryLock(exclusive: true) else {
+        guard f.tryLock(exclusive: true, waitingUpTo: 0.5) else {
             throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
         }
         let dev = try FileMetadataDevice(file: f)

@@ -106,7 +106,7 @@ public final class ThinPool {
     /// the metadata space map (up to the usable maximum, with a warning beyond it).
     public init(metadataPath: String, dataPath: String, sidecarPath: String?, readOnly: Bool = false) throws {
         let mf = try RandomAccessFile(path: metadataPath, writable: !readOnly)
-        guard mf.tryLock(exclusive: !readOnly) else {
+        guard mf.tryLock(exclusive: !readOnly, waitingUpTo: 0.5) else {
             throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
         }
         let mdev = try FileMetadataDevice(file: mf)
@@ -219,9 +219,11 @@ public final class ThinPool {
         if case let .fail(m) = mode { throw PoolError.failMode(reason: m) }
     }
 
+    /// Whether metadata may change. Out of data space (the kernel's OUT_OF_DATA_SPACE) only
+    /// refuses new data blocks (see `write`): discards, deletes and snapshots still work.
     func checkWritable() throws {
         switch mode {
-        case .write: return
+        case .write, .readOnly(.outOfDataSpace): return
         case let .readOnly(r): throw PoolError.readOnly(reason: r.description)
         case let .fail(m): throw PoolError.failMode(reason: m)
         }
@@ -342,6 +344,8 @@ public final class ThinPool {
         }
         // The commit itself allocates (space-map blocks): the committed counts are checked too.
         raiseEvents()
+        // Like the kernel, out of data space ends at a commit that finds free data blocks.
+        if mode == .readOnly(.outOfDataSpace), metadata.allocatableDataBlocks > 0 { mode = .write }
     }
 
     /// Drops the open transaction; the pool is as it was at the last commit.
