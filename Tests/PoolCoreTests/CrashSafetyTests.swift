@@ -9,6 +9,8 @@ final class FailingDevice: MetadataDevice {
     var writesLeft: Int
     /// When set, reads fail too once writes have started failing (a device that went away).
     var readsFailToo = false
+    /// When set, only the Nth write fails (a transient error); later writes succeed.
+    var failOnlyOnce = false
     init(_ base: FileMetadataDevice, failAfter n: Int) { self.base = base; writesLeft = n }
     var blockCount: UInt64 { base.blockCount }
     func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] {
@@ -16,7 +18,10 @@ final class FailingDevice: MetadataDevice {
         return try base.readBlock(block)
     }
     func writeBlock(_ block: UInt64, _ bytes: [UInt8]) throws(MetadataError) {
-        if writesLeft <= 0 { throw .io(call: "pwrite", errno: 5, detail: "injected failure") }
+        if writesLeft <= 0 {
+            if failOnlyOnce { writesLeft = Int.max }
+            throw .io(call: "pwrite", errno: 5, detail: "injected failure")
+        }
         writesLeft -= 1
         try base.writeBlock(block, bytes)
     }

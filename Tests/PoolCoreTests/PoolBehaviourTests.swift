@@ -100,7 +100,7 @@ import Glibc
         try pool.write(1, offset: Self.bs, [UInt8](repeating: 2, count: Int(10 * Self.bs)))
         #expect(throws: PoolError.outOfDataSpace) { try pool.write(1, offset: 11 * Self.bs, [UInt8](repeating: 3, count: Int(5 * Self.bs))) }
         #expect(pool.mode == .readOnly(.outOfDataSpace))
-        #expect(throws: PoolError.readOnly(reason: "out of data space")) { try pool.discard(1, blocks: 0..<1) }
+        #expect(throws: PoolError.outOfDataSpace) { try pool.write(1, offset: 11 * Self.bs, [UInt8](repeating: 3, count: Int(2 * Self.bs))) }
         #expect(try pool.readBlock(1, 0) == Self.block(1))
         #expect(try pool.readBlock(1, 11) == Self.block(0))
         #expect(pool.events.contains { if case .dataLow = $0 { return true } else { return false } })

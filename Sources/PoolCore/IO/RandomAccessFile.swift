@@ -94,6 +94,18 @@ public final class RandomAccessFile: @unchecked Sendable {
         flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0
     }
 
+    /// `tryLock`, retried for up to `seconds`. A lock held only for a moment is not taken
+    /// for a user: a child this process is spawning (between fork and exec) still shares
+    /// every open file, and with it a lock that was just released by `close()`.
+    public func tryLock(exclusive: Bool, waitingUpTo seconds: Double) -> Bool {
+        let tries = max(1, Int(seconds * 100))
+        for i in 0..<tries {
+            if tryLock(exclusive: exclusive) { return true }
+            if i + 1 < tries { usleep(10_000) }
+        }
+        return false
+    }
+
     /// Passes a discard down: punches a hole in a regular file, BLKDISCARD on a block device.
     public func discard(offset: UInt64, length: UInt64) throws(MetadataError) {
         if isBlockDevice {

@@ -297,6 +297,22 @@ public final class PoolMetadata {
         tm = try TransactionManager(device: device, superblock: sb)
     }
 
+    // MARK: NEEDS_CHECK (§5.5, §6.8)
+
+    /// Whether the superblock on disk carries NEEDS_CHECK.
+    public var needsCheck: Bool { committedSuperblock.needsCheck }
+
+    /// Sets or clears NEEDS_CHECK in the committed superblock on disk (the transaction is
+    /// not changed: call it with no open changes, e.g. right after `abort()`), then flushes.
+    public func setNeedsCheck(_ on: Bool) throws {
+        var sb = committedSuperblock
+        if on { sb.flags |= Superblock.needsCheckFlag } else { sb.flags &= ~Superblock.needsCheckFlag }
+        try device.writeBlock(0, sb.encode(location: 0))
+        try device.flush()
+        committedSuperblock.flags = sb.flags
+        superblock.flags = sb.flags
+    }
+
     // MARK: metadata snapshot (§6.7)
 
     /// reserve_metadata_snap: commits, then pins the current trees under a superblock copy.

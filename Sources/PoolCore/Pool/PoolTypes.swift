@@ -2,20 +2,36 @@
 public enum PoolMode: Equatable, Sendable, CustomStringConvertible {
     /// Normal operation.
     case write
-    /// Changes refused; reads work. `resize` leaves it when the reason was lack of space.
+    /// Changes refused; reads work. `resize` leaves it when the reason was lack of space;
+    /// after a failed metadata operation (NEEDS_CHECK set) only a clean check that clears
+    /// the flag and a reopen bring the pool back to write mode.
     case readOnly(ReadOnlyReason)
     /// Everything refused except close (a rollback itself failed).
     case fail(String)
 
     public enum ReadOnlyReason: Equatable, Sendable, CustomStringConvertible {
-        case outOfDataSpace, outOfMetadataSpace, requested
+        /// No free data block for a write (the kernel's OUT_OF_DATA_SPACE): only writes that
+        /// need new data blocks are refused; discards, deletes and snapshots still work, and
+        /// the next commit that finds free data blocks (after a discard or a resize) returns
+        /// to write mode.
+        case outOfDataSpace
+        /// Out of metadata space: every change refused until the metadata device grows.
+        case outOfMetadataSpace
+        case requested
+        /// A metadata operation failed in this session: rolled back, NEEDS_CHECK set (§5.5).
         case failedOperation(String)
+        /// Opened with NEEDS_CHECK set in the superblock: write mode is refused until the
+        /// flag is cleared after a clean check (§6.8).
+        case needsCheck
         public var description: String {
             switch self {
             case .outOfDataSpace: return "out of data space"
             case .outOfMetadataSpace: return "out of metadata space"
             case .requested: return "opened read-only"
-            case let .failedOperation(m): return "a metadata operation failed: \(m)"
+            case let .failedOperation(m):
+                return "a metadata operation failed and was rolled back to the last commit, NEEDS_CHECK is set: \(m)"
+            case .needsCheck:
+                return "the metadata has NEEDS_CHECK set; check it and clear the flag with `thin-backup pool check --metadata M --clear-needs-check` or thin_check --clear-needs-check-flag"
             }
         }
     }

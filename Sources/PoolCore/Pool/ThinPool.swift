@@ -108,12 +108,7 @@ public final class ThinPool {
         let mf = try RandomAccessFile(path: metadataPath, writable: !readOnly)
         // A process being spawned by another thread holds a copy of the descriptor (and so the
         // lock) until its exec closes it (O_CLOEXEC): wait that out briefly before refusing.
-        var locked = mf.tryLock(exclusive: !readOnly)
-        for _ in 0..<50 where !locked {
-            usleep(10_000)
-            locked = mf.tryLock(exclusive: !readOnly)
-        }
-        guard locked else {
+        guard mf.tryLock(exclusive: !readOnly, waitingUpTo: 0.5) else {
             throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
         }
         let mdev = try FileMetadataDevice(file: mf)
@@ -137,6 +132,8 @@ public final class ThinPool {
     }
 
     private func afterOpen() throws {
+        // NEEDS_CHECK keeps the pool out of write mode, and its devices from growing (§6.8, §6.11).
+        if metadata.needsCheck, mode == .write { mode = .readOnly(.needsCheck) }
         let devBlocks = metadata.device.blockCount
         if devBlocks > maxMetadataBlocks {
             warnings.append("metadata device has \(devBlocks) blocks; only the first \(maxMetadataBlocks) (15.875 GiB) are usable")
@@ -224,9 +221,11 @@ public final class ThinPool {
         if case let .fail(m) = mode { throw PoolError.failMode(reason: m) }
     }
 
+    /// Whether metadata may change. Out of data space (the kernel's OUT_OF_DATA_SPACE) only
+    /// refuses new data blocks (see `write`): discards, deletes and snapshots still work.
     func checkWritable() throws {
         switch mode {
-        case .write: return
+        case .write, .readOnly(.outOfDataSpace): return
         case let .readOnly(r): throw PoolError.readOnly(reason: r.description)
         case let .fail(m): throw PoolError.failMode(reason: m)
         }
@@ -235,9 +234,13 @@ public final class ThinPool {
     /// Puts the pool in read-only mode (changes refused until `setWriteMode`/`resize`).
     public func setReadOnly() { if mode == .write { mode = .readOnly(.requested) } }
 
-    /// Leaves a requested read-only mode.
+    /// Whether the metadata carries NEEDS_CHECK (set after a failed metadata operation).
+    public var needsCheck: Bool { metadata.needsCheck }
+
+    /// Leaves a requested read-only mode; refused while NEEDS_CHECK is set (§6.8).
     public func setWriteMode() throws {
         try checkNotFailed()
+        if metadata.needsCheck { throw PoolError.readOnly(reason: PoolMode.ReadOnlyReason.needsCheck.description) }
         if case .readOnly(.requested) = mode { mode = .write }
     }
 
@@ -268,8 +271,19 @@ public final class ThinPool {
             mode = .fail("rollback failed: \(error)")
             throw PoolError.failMode(reason: "rollback failed: \(error)")
         }
-        if case PoolError.outOfMetadataSpace = error { mode = .readOnly(.outOfMetadataSpace) }
-        else { mode = .readOnly(.failedOperation(String(describing: error))) }
+        if case PoolError.outOfMetadataSpace = error {
+            mode = .readOnly(.outOfMetadataSpace)
+            return
+        }
+        // A failed metadata operation (§5.5): like the kernel, flag the metadata for a check
+        // and go read-only; if even the flag cannot be written, fail.
+        do {
+            try metadata.setNeedsCheck(true)
+        } catch {
+            mode = .fail("setting NEEDS_CHECK failed: \(error)")
+            throw PoolError.failMode(reason: "setting NEEDS_CHECK failed: \(error)")
+        }
+        mode = .readOnly(.failedOperation(String(describing: error)))
     }
 
     func raiseEvents() {
@@ -330,6 +344,10 @@ public final class ThinPool {
             try? dataFile.discard(offset: punch[i] * dataBlockSize, length: UInt64(j - i + 1) * dataBlockSize)
             i = j + 1
         }
+        // The commit itself allocates (space-map blocks): the committed counts are checked too.
+        raiseEvents()
+        // Like the kernel, out of data space ends at a commit that finds free data blocks.
+        if mode == .readOnly(.outOfDataSpace), metadata.allocatableDataBlocks > 0 { mode = .write }
     }
 
     /// Drops the open transaction; the pool is as it was at the last commit.
@@ -372,6 +390,7 @@ public final class ThinPool {
     public func resize(dataSize: UInt64? = nil, metadataSize: UInt64? = nil) throws {
         try checkNotFailed()
         if case .readOnly(.requested) = mode { throw PoolError.readOnly(reason: "opened read-only") }
+        if metadata.needsCheck { throw PoolError.readOnly(reason: PoolMode.ReadOnlyReason.needsCheck.description) }
         if let dataSize {
             let blocks = dataSize / dataBlockSize
             guard blocks >= metadata.dataBlockCount else {

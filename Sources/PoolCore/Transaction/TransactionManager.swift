@@ -41,24 +41,19 @@ public final class TransactionManager {
     /// Loads the space maps of the committed superblock `sb` into core.
     public init(device: any MetadataDevice, superblock sb: Superblock) throws {
         self.device = device
-        let mroot = sb.metadataSpaceMapRoot, droot = sb.dataSpaceMapRoot
-        let reader = SpaceMapReader(source: DeviceReader(device), root: mroot, kind: .metadata)
-        let mEntries = try reader.indexEntries()
-        metadataCounts = RefCounts(blockCount: mroot.blockCount)
-        for (b, c) in try reader.allCounts().enumerated() where c > 0 { metadataCounts.set(UInt64(b), c) }
-        metadataIndexBlock = mroot.bitmapRoot
-        metadataBitmaps = mEntries.map(\.bitmapBlock)
-        metadataOverflowRoot = mroot.refCountRoot
-        metadataOverflowOnDisk = try reader.overflowCounts()
+        let m = try LoadedSpaceMap(device, sb.metadataSpaceMapRoot, .metadata)
+        metadataCounts = m.counts
+        metadataIndexBlock = sb.metadataSpaceMapRoot.bitmapRoot
+        metadataBitmaps = m.bitmaps
+        metadataOverflowRoot = sb.metadataSpaceMapRoot.refCountRoot
+        metadataOverflowOnDisk = m.overflow
 
-        let dreader = SpaceMapReader(source: DeviceReader(device), root: droot, kind: .data)
-        let dEntries = try dreader.indexEntries()
-        dataCounts = RefCounts(blockCount: droot.blockCount)
-        for (b, c) in try dreader.allCounts().enumerated() where c > 0 { dataCounts.set(UInt64(b), c) }
-        dataIndexRoot = droot.bitmapRoot
-        dataBitmaps = dEntries.map(\.bitmapBlock)
-        dataOverflowRoot = droot.refCountRoot
-        dataOverflowOnDisk = try dreader.overflowCounts()
+        let d = try LoadedSpaceMap(device, sb.dataSpaceMapRoot, .data)
+        dataCounts = d.counts
+        dataIndexRoot = sb.dataSpaceMapRoot.bitmapRoot
+        dataBitmaps = d.bitmaps
+        dataOverflowRoot = sb.dataSpaceMapRoot.refCountRoot
+        dataOverflowOnDisk = d.overflow
         metadataCounts.committed()
         dataCounts.committed()
     }
@@ -349,4 +344,19 @@ final class DeviceReader: BlockReading {
     init(_ d: any MetadataDevice) { device = d }
     var blockCount: UInt64 { device.blockCount }
     func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] { try device.readBlock(block) }
+}
+
+/// One space map as read from disk: every count, the bitmap locations, the overflow tree's contents.
+private struct LoadedSpaceMap {
+    var counts: RefCounts
+    var bitmaps: [UInt64]
+    var overflow: [UInt64: UInt32]
+
+    init(_ device: any MetadataDevice, _ root: SpaceMapRoot, _ kind: SpaceMapKind) throws {
+        let reader = SpaceMapReader(source: DeviceReader(device), root: root, kind: kind)
+        bitmaps = try reader.indexEntries().map(\.bitmapBlock)
+        counts = RefCounts(blockCount: root.blockCount)
+        for (b, c) in try reader.allCounts().enumerated() where c > 0 { counts.set(UInt64(b), c) }
+        overflow = try reader.overflowCounts()
+    }
 }

@@ -12,10 +12,21 @@ extension PoolCommand {
 
         @Option(name: .long, help: "The metadata device or file.")
         public var metadata: String
+        @Flag(name: .customLong("clear-needs-check"),
+              help: "When the check is clean, clear the NEEDS_CHECK flag a failed metadata operation set (like thin_check --clear-needs-check-flag).")
+        public var clearNeedsCheck = false
 
         public init() {}
 
         public func run(to out: TextOutput) throws {
+            if clearNeedsCheck {
+                let report = try ThinPool.clearNeedsCheck(metadataPath: metadata)
+                var line = Self.summary(report)
+                if report.needsCheck { line += "NEEDS_CHECK flag cleared\n" }
+                out.append(line)
+                try out.flush()
+                return
+            }
             let report = try MetadataChecker(path: metadata).check()
             out.append(Self.summary(report))
             try out.flush()

@@ -19,6 +19,7 @@ public struct PoolCommand: ParsableCommand {
             ReserveMetadataSnap.self,
             ReleaseMetadataSnap.self,
             Resize.self,
+            SetOptions.self,
         ]
     )
 

@@ -16,11 +16,21 @@ extension PoolCommand {
         public var blockSize: ByteSize = ByteSize(argument: "64k")!
         @Option(name: .customLong("metadata-size"), help: "Metadata device size (default: 48 bytes per data block, at least 2M).")
         public var metadataSize: ByteSize?
+        @Option(name: .customLong("low-water"), help: "Data low-water mark in blocks: a warning when free data blocks fall to it (default: 1/16 of the pool).")
+        public var lowWater: UInt64?
 
         public init() {}
 
         public func run() throws {
+            // Checked before anything is created: a refused command leaves no pool behind.
+            if let lowWater, blockSize.bytes > 0, lowWater > dataSize.bytes / blockSize.bytes {
+                throw CommandFailure("--low-water \(lowWater) is above the pool's \(dataSize.bytes / blockSize.bytes) data blocks")
+            }
             let p = try ThinPool.create(folder: pool, dataSize: dataSize.bytes, blockSize: blockSize.bytes, metadataSize: metadataSize?.bytes)
+            if let lowWater {
+                p.dataLowWaterMark = lowWater
+                try p.commit()
+            }
             for w in p.warnings { ThinBackupMain.writeStderr("thin-backup: warning: \(w)\n") }
             print("created pool \(pool): \(p.dataBlockCount) data blocks of \(p.dataBlockSize) bytes, \(p.metadata.metadataBlockCount) metadata blocks")
         }

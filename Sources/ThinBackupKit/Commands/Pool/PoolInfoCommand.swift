@@ -20,6 +20,9 @@ extension PoolCommand {
             print("metadata blocks: \(md.metadataBlockCount - p.freeMetadataBlocks) used / \(md.metadataBlockCount)")
             print("transaction id: \(md.transactionID)")
             print("time: \(md.time)")
+            print("data low-water mark: \(p.dataLowWaterMark) blocks")
+            print("metadata low-water mark: \(p.metadataThreshold) blocks")
+            print("needs check: \(p.needsCheck ? "yes (writes refused until a clean check clears it)" : "no")")
             print("held metadata root: \(p.heldMetadataSnapshot.map(String.init) ?? "-")")
             for dev in try p.devices() {
                 let d = try p.details(of: dev)

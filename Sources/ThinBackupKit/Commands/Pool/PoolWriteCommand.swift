@@ -6,7 +6,7 @@ extension PoolCommand {
     public struct Write: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "write",
-            abstract: "Write a file's bytes into a thin device (provisioning / copy-on-write), then commit.")
+            abstract: "Write a file's bytes into a thin device (provisioning / copy-on-write), committing periodically and at the end.")
 
         @OptionGroup public var pool: PoolDirOption
         @Option(name: .long, help: "Thin device id.")
@@ -15,27 +15,19 @@ extension PoolCommand {
         public var from: String
         @Option(name: .long, help: "Byte offset in the device.")
         public var offset: UInt64 = 0
+        @Option(name: .customLong("commit-every"), help: "Commit after this many bytes (e.g. 64M): memory stays bounded and a crash loses at most the last interval.")
+        public var commitEvery: ByteSize = ByteSize(argument: "64M")!
+
+        public func validate() throws {
+            if commitEvery.bytes == 0 { throw ValidationError("--commit-every must be at least one byte") }
+        }
 
         public init() {}
 
         public func run() throws {
             let p = try pool.open()
             let src = try RandomAccessFile(path: from, writable: false)
-            let size = try src.size()
-            let vsize = try p.virtualSize(of: dev)
-            guard offset <= vsize, size <= vsize - offset else {
-                throw PoolError.beyondEnd(dev: dev, offset: offset + size, size: vsize)
-            }
-            let chunk = Int(max(p.dataBlockSize, 8 << 20) / p.dataBlockSize * p.dataBlockSize)
-            var buf = [UInt8](repeating: 0, count: chunk)
-            var done: UInt64 = 0
-            while done < size {
-                let want = Int(min(UInt64(chunk), size - done))
-                let n = try buf.withUnsafeMutableBytes { try src.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<want]), at: done) }
-                guard n == want else { throw CommandFailure("\(from): short read at \(done)") }
-                try buf.withUnsafeBytes { try p.write(dev, offset: offset + done, UnsafeRawBufferPointer(rebasing: $0[0..<want])) }
-                done += UInt64(want)
-            }
+            try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset, commitEvery: commitEvery.bytes)
             try p.commitForCLI()
         }
     }
