@@ -43,3 +43,16 @@ public struct ReceiverTLS: Sendable {
         return Array(data)
     }
 }
+
+extension ReceiverTLS {
+    /// One short line for a failed TLS handshake (BoringSSL's reason codes, no source paths), or nil
+    /// when `error` is not one.
+    static func handshakeFailure(_ error: any Error) -> String? {
+        guard let e = error as? NIOSSLError, case .handshakeFailed(let ssl) = e else { return nil }
+        let text = "\(ssl)"
+        if text.contains("HTTP_REQUEST") { return "TLS handshake failed: a plain HTTP request on the TLS port (send with tbs://)" }
+        let reasons = text.components(separatedBy: "OPENSSL_internal:").dropFirst()
+            .map { $0.prefix { $0.isLetter || $0.isNumber || $0 == "_" } }
+        return "TLS handshake failed: " + (reasons.isEmpty ? text : reasons.joined(separator: ", "))
+    }
+}

@@ -73,6 +73,7 @@ struct NetworkServeTLSTests {
         #expect(plain?.kind != .usage, "\(String(describing: plain))")
         #expect(spooled(22) == nil)
         #expect(server.process.isRunning, "serve died: \(server.stderr)")
+        #expect(server.stderr.contains("TLS handshake failed: a plain HTTP request on the TLS port"), "\(server.stderr)")
 
         // With --ca-file the stream arrives exactly.
         o.tls.caFile = pem.cert
