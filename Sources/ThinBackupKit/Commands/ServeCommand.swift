@@ -6,7 +6,7 @@ import Logging
 public struct ServeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Receive streams over HTTP (send --to tb://HOST:PORT) and replay them into a pool.",
+        abstract: "Receive streams over HTTP (send --to tb://HOST:PORT), or HTTPS with --tls-cert/--tls-key (tbs://), and replay them into a pool.",
         discussion: """
             Every request needs the bearer token from --token-file. One receive per target device runs \
             at a time; an interrupted one keeps its resume point, and the same send run again continues there.
@@ -25,10 +25,10 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: "A file holding the bearer token senders must present.")
     var tokenFile: String
 
-    @Option(help: "TLS certificate (PEM). Not built in: see the README.")
+    @Option(help: "TLS certificate chain (PEM, leaf first). With --tls-key the port accepts only TLS (send with tbs://).")
     var tlsCert: String?
 
-    @Option(help: "TLS private key (PEM). Not built in: see the README.")
+    @Option(help: "TLS private key (PEM, unencrypted) of --tls-cert.")
     var tlsKey: String?
 
     @Option(help: "The largest stream accepted, in bytes.")
@@ -44,9 +44,9 @@ public struct ServeCommand: ParsableCommand {
 
     public func validate() throws {
         guard (pool == nil) != (spool == nil) else { throw ValidationError("give exactly one of --pool and --spool") }
-        guard tlsCert == nil && tlsKey == nil else {
-            throw ValidationError("--tls-cert/--tls-key: TLS is not built into this server yet; "
-                                      + "run it behind a TLS proxy (nginx, stunnel) and send with tbs://")
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError(tlsCert == nil ? "--tls-key needs --tls-cert (the certificate it belongs to)"
+                                                 : "--tls-cert needs --tls-key (the certificate's private key)")
         }
     }
 
@@ -56,6 +56,10 @@ public struct ServeCommand: ParsableCommand {
         options.tokenFile = tokenFile
         let token: String
         do { token = try options.token() } catch { throw CommandFailure("\(error)") }
+        var tls: ReceiverTLS?
+        if let tlsCert, let tlsKey {
+            do { tls = try ReceiverTLS(certificateFile: tlsCert, keyFile: tlsKey) } catch { throw CommandFailure("\(error)") }
+        }
         let receiver: any StreamReceiving
         if let spool {
             receiver = try SpoolReceiver(directory: spool)
@@ -65,6 +69,7 @@ public struct ServeCommand: ParsableCommand {
         Self.bootstrapLogging()
         var config = ReceiverConfiguration(host: host, port: port, token: token)
         config.maxStreamBytes = maxStreamSize
+        config.tls = tls
         let server = try ReceiverServer.start(config, receiver: receiver)
         if let portFile {
             try "\(server.port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)

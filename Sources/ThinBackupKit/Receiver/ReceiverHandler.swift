@@ -84,7 +84,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.warning("connection error: \(error)")
+        logger.warning("connection error: \(ReceiverTLS.handshakeFailure(error) ?? "\(error)")")
         context.close(promise: nil)
     }
 

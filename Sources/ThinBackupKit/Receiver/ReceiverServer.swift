@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// Limits and secrets of a `serve` receiver.
 public struct ReceiverConfiguration: Sendable {
@@ -17,6 +18,8 @@ public struct ReceiverConfiguration: Sendable {
     /// Bytes buffered between the connection and the receive before reading pauses.
     public var bufferBytes = 4 << 20
     public var logger = Logger(label: "thin-backup.serve")
+    /// When set, the listener speaks only TLS (senders use tbs://); plain connections fail their handshake.
+    public var tls: ReceiverTLS?
 
     public init(host: String, port: Int, token: String) {
         self.host = host
@@ -63,6 +66,9 @@ public final class ReceiverServer: @unchecked Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
+                    if let tls = configuration.tls {
+                        try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     try ch.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try ch.pipeline.syncOperations.addHandler(ReceiverHandler(shared: shared))
                 }
@@ -70,7 +76,7 @@ public final class ReceiverServer: @unchecked Sendable {
         do {
             let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
             let server = ReceiverServer(group: group, channel: channel, registry: registry, configuration: configuration)
-            configuration.logger.info("listening on \(configuration.host):\(server.port)")
+            configuration.logger.info("listening on \(configuration.host):\(server.port)\(configuration.tls == nil ? "" : " (TLS)")")
             return server
         } catch {
             try? group.syncShutdownGracefully()

@@ -130,6 +130,20 @@ enum Net {
         return FileManager.default.isExecutableFile(atPath: p) ? p : nil
     }
 
+    /// A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files in `dir`
+    /// (`name`.pem, `name`-key.pem); nil (with a skip note) without openssl.
+    static func selfSignedCertificate(in dir: TempDir, name: String = "cert") -> (cert: String, key: String)? {
+        let cert = dir.file("\(name).pem"), key = dir.file("\(name)-key.pem")
+        guard Net.which("openssl") != nil,
+              let r = try? Tool.run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                                                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                                                "-keyout", key, "-out", cert]), r.ok else {
+            print("skip: openssl could not make a certificate")
+            return nil
+        }
+        return (cert, key)
+    }
+
     static func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         var rng = SeededRNG(seed: seed)
         var out = [UInt8](repeating: 0, count: count)
@@ -276,13 +290,8 @@ final class TLSFrontProxy {
             return nil
         }
         port = Net.freePort()
-        caFile = dir.file("cert.pem")
-        guard let r = try? Tool.run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                                                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                                                "-keyout", dir.file("key.pem"), "-out", caFile]), r.ok else {
-            print("skip: openssl could not make a certificate")
-            return nil
-        }
+        guard let pem = Net.selfSignedCertificate(in: dir) else { return nil }
+        caFile = pem.cert
         try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
         let conf = """
             user root;
@@ -301,7 +310,7 @@ final class TLSFrontProxy {
                 server {
                     listen 127.0.0.1:\(port) ssl;
                     ssl_certificate \(caFile);
-                    ssl_certificate_key \(dir.file("key.pem"));
+                    ssl_certificate_key \(dir.file("cert-key.pem"));
                     client_max_body_size 0;
                     location / {
                         proxy_pass http://127.0.0.1:\(upstream);

@@ -12,13 +12,15 @@ final class LocalReceiver {
     let tokenFile: String
     static let token = "s3cret-token-\(UInt64.random(in: 0 ... .max))"
 
-    init(maxStreamBytes: UInt64 = 1 << 40, receiver: ((String) throws -> any StreamReceiving)? = nil) throws {
+    init(maxStreamBytes: UInt64 = 1 << 40, tls: ReceiverTLS? = nil,
+         receiver: ((String) throws -> any StreamReceiving)? = nil) throws {
         spool = dir.file("spool")
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         tokenFile = dir.file("token")
         try "\(Self.token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
         var config = ReceiverConfiguration(host: "127.0.0.1", port: 0, token: Self.token)
         config.maxStreamBytes = maxStreamBytes
+        config.tls = tls
         config.logger.logLevel = .critical
         server = try ReceiverServer.start(config, receiver: try receiver?(spool) ?? SpoolReceiver(directory: spool))
     }
