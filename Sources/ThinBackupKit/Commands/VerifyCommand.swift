@@ -39,7 +39,7 @@ public struct VerifyCommand: ParsableCommand {
             return
         }
         if let stream {
-            let r = try verifyStream(source: try StreamEndpoints.source(stream), quiet: output.quiet)
+            let r = try verifyStream(source: try Transport.source(for: stream), quiet: output.quiet)
             try output.report(r, line: "stream OK: \(r.incremental ? "incremental" : "full") stream of thin device \(r.device), "
                 + "\(r.records) records, \(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks"
                 + (r.contentChecked ? ", content digest \(r.targetDigest ?? "") checked" : ""))

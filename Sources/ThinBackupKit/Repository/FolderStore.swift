@@ -33,7 +33,7 @@ public final class FolderStore: ObjectStore {
         guard FileManager.default.fileExists(atPath: path(name)) else {
             throw RepositoryError(.missing, "\(path(name)) is missing from the repository")
         }
-        return try FDByteSource(path: path(name))
+        return try FileSource(path: path(name))
     }
 
     public func get(_ name: String) throws -> [UInt8]? {

@@ -16,9 +16,9 @@ public struct MergeReport: Codable {
 /// before the first write; a pipe is applied as it arrives (a bad record stops it there).
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
-        _ = try verifyStream(source: try StreamEndpoints.source(stream), quiet: quiet)
+        _ = try verifyStream(source: try Transport.source(for: stream), quiet: quiet)
     }
-    let source = try givenSource ?? StreamEndpoints.source(stream)
+    let source = try givenSource ?? Transport.source(for: stream)
     let out = try RandomAccessFile(path: target, writable: true)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
     var d = StreamDecoder()

@@ -33,7 +33,7 @@ public struct ReceiveReport: Codable {
 public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = nil) throws -> ReceiveReport {
     let pool = try ThinPool(folder: req.pool)
     defer { pool.close() }
-    let source = try givenSource ?? StreamEndpoints.source(req.source)
+    let source = try givenSource ?? Transport.source(for: req.source)
     let meter = ProgressMeter(label: "receive", quiet: req.quiet)
     let r = Replayer(pool: pool)
     r.targetID = req.targetID

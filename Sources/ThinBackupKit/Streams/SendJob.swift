@@ -110,7 +110,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         target: SnapshotIdentity(req.target, target), base: baseIdentity, baseFingerprint: baseDigest,
         expectedBlocks: req.base == nil ? target.mappedBlocks : 0)
     // The final check runs before the sink completes, so a stream of a device in use is never published.
-    let sink = FinishHook(try givenSink ?? StreamEndpoints.sink(req.destination, options: {
+    let sink = FinishHook(try givenSink ?? Transport.sink(for: req.destination, options: {
         var o = req.transport
         if o.targetDevice == nil { o.targetDevice = req.target }
         return o

@@ -95,7 +95,8 @@ public final class FileSink: ByteSink {
     }
 }
 
-/// Reads a stream from a file or from standard input ("-").
+/// Reads a stream from a file or from standard input ("-"), from byte `startOffset` on
+/// (a download restarted at a frame boundary; files only).
 public final class FileSource: ByteSource {
     public let path: String
     private let fd: Int32
@@ -103,7 +104,7 @@ public final class FileSource: ByteSource {
     /// Size of the file when known (not for pipes), for progress.
     public let size: UInt64?
 
-    public init(path: String) throws {
+    public init(path: String, startOffset: UInt64 = 0) throws {
         self.path = path
         if path == "-" {
             fd = 0
@@ -111,6 +112,11 @@ public final class FileSource: ByteSource {
             let f = open(path, O_RDONLY | O_CLOEXEC)
             guard f >= 0 else { throw LocalIOError.errno("open", path) }
             fd = f
+            if startOffset > 0, lseek(f, off_t(startOffset), SEEK_SET) < 0 {
+                let e = LocalIOError.errno("seek to \(startOffset) in", path)
+                close(f)
+                throw e
+            }
         }
         var st = stat()
         size = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? UInt64(st.st_size) : nil

@@ -34,7 +34,7 @@ public enum Transport {
             guard startOffset == 0 else { throw TransportError(.usage, "cannot resume reading stdin at an offset") }
             return try FileSource(path: "-")
         case .file(let path):
-            return startOffset == 0 ? try FileSource(path: path) : try FDByteSource(path: path, startOffset: startOffset)
+            return try FileSource(path: path, startOffset: startOffset)
         case .http(let url):
             var request = HTTPRequest(method: "GET", url: url)
             request.tls = options.tls
