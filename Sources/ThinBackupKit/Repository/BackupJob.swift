@@ -106,7 +106,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     req.whileLocked?()
 
     // 2. Send it into the repository.
-    let ts = ISO8601DateFormatter().string(from: req.now).replacingOccurrences(of: ":", with: "")
+    let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
     let object = "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
     var send = SendRequest(target: snap, destination: object)
     send.pool = req.pool

@@ -12,7 +12,7 @@ public struct LockHolder: Codable, Sendable, Equatable {
 
     public static func current(_ command: String) -> LockHolder {
         LockHolder(command: command, host: ProcessInfo.processInfo.hostName,
-                   pid: getpid(), since: ISO8601DateFormatter().string(from: Date()))
+                   pid: getpid(), since: WorkflowClock.format(Date()))
     }
 
     public var description: String { "`\(command)` (pid \(pid) on \(host), since \(since))" }
