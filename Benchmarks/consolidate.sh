@@ -5,6 +5,7 @@
 # folder repository (each night NIGHTLY_MIB of clustered writes and a discard), then consolidates
 # the newest backup's chain two ways and prints bytes written to storage, wall and CPU time:
 #   new: `prune --keep-last 1` (the chain's records composed into one full stream; nothing replayed),
+#        and `prune --keep-monthly 2` (the newest rewritten as one increment of night 0, the full),
 #   old: what prune did before issue 18: the chain replayed into a scratch pool (`restore --to POOL`)
 #        and the device sent again (`send`, full).
 # "written" is the kernel's count of bytes the process and its children dirtied (ru_oublock × 512),
@@ -68,8 +69,9 @@ EOF
     off=$(( (n * 7919 % (DEV_MIB - NIGHTLY_MIB)) * 1048576 ))
     $TB pool write --pool "$P" --dev 1 --from "$W/night" --offset $off >/dev/null
     $TB pool discard --pool "$P" --dev 1 --offset $(( ((n * 104729) % (DEV_MIB - 1)) * 1048576 )) --length 1048576 >/dev/null
-    day=$(printf '2026-01-%02dT02:00:00Z' $(( n % 28 + 1 )))
-    [ "$n" -ge 28 ] && day=$(printf '2026-02-%02dT02:00:00Z' $(( n - 27 )))
+    # Night 0 on 2025-12-31, then 2026-01-01 …: --keep-monthly 2 keeps night 0 (the full) and the newest.
+    day=$(printf '2026-01-%02dT02:00:00Z' "$n")
+    [ "$n" -eq 0 ] && day=2025-12-31T02:00:00Z
     $TB backup --pool "$P" --dev 1 --repo "$R" --now "$day" --quiet
 done
 echo "device ${DEV_MIB} MiB, ${NIGHTS} nights of ${NIGHTLY_MIB} MiB writes + 1 MiB discard; repository $(du -sh "$R" | cut -f1); $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -77,8 +79,11 @@ echo
 echo "| consolidate the newest backup's ${NIGHTS}-stream chain into one full stream | written | wall | CPU |"
 echo "|---|---|---|---|"
 cp -a "$R" "$W/repo-new"
+cp -a "$R" "$W/repo-inc"
 sync
 measure "new: prune --keep-last 1 (records composed)" "$TB prune --repo $W/repo-new --keep-last 1 --quiet"
+sync
+measure "new: prune --keep-monthly 2 (newest onto night 0, an increment)" "$TB prune --repo $W/repo-inc --keep-monthly 2 --quiet"
 sync
 $TB pool create --pool "$W/scratch" --data-size $((DEV_MIB * 3))M --block-size 64k >/dev/null
 sync
@@ -86,9 +91,12 @@ measure "old: replay the chain into a scratch pool (restore --to POOL)" "$TB res
 measure "old: send the device again (send, full, 1 thread)" "$TB send --pool $W/scratch --snap 1 --to $W/old.tbs --threads 1 --quiet"
 NEW=$(ls "$W/repo-new"/streams/*/dev1/*rebased* 2>/dev/null | head -1)
 echo
-echo "composed stream: $(stat -c %s "$NEW") bytes; re-sent stream: $(stat -c %s "$W/old.tbs") bytes"
+INC=$(ls "$W/repo-inc"/streams/*/dev1/*rebased* 2>/dev/null | head -1)
+echo "composed full stream: $(stat -c %s "$NEW") bytes; re-sent full stream: $(stat -c %s "$W/old.tbs") bytes; composed increment: $(stat -c %s "$INC") bytes"
 # Both restore the same bytes.
 $TB restore --repo "$W/repo-new" --dev 1 --to "$W/a.img" --quiet
+$TB restore --repo "$W/repo-inc" --dev 1 --to "$W/i.img" --quiet
+cmp "$W/a.img" "$W/i.img"
 $TB pool read --pool "$W/scratch" --dev 1 --to "$W/b.img"
 $TB pool read --pool "$P" --dev 1 --to "$W/c.img"
-cmp "$W/a.img" "$W/b.img" && cmp "$W/a.img" "$W/c.img" && echo "restored images equal (new, old, source device)"
+cmp "$W/a.img" "$W/b.img" && cmp "$W/a.img" "$W/c.img" && echo "restored images equal (new full, new increment, old, source device)"
