@@ -20,6 +20,7 @@ public struct RootCommand: ParsableCommand {
             RestoreCommand.self,
             PruneCommand.self,
             MigrateCommand.self,
+            KeyCommand.self,
         ]
     )
 

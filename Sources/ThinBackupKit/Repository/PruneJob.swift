@@ -10,6 +10,8 @@ public struct PruneRequest {
     public var level: Int32 = 3
     public var quiet = true
     public var options = TransportOptions()
+    /// The key of an encrypted repository (its streams are read and rewritten with it).
+    public var keyring: StreamKeyring?
 
     public init(repo: String, policy: RetentionPolicy) {
         self.repo = repo
@@ -40,7 +42,7 @@ public struct PruneReport: Codable {
 /// the original snapshot identities, so later increments still apply on top. The new streams
 /// and catalog are stored before any old stream is deleted.
 public func runPrune(_ req: PruneRequest) throws -> PruneReport {
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: req.dryRun ? nil : "prune")
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: req.dryRun ? nil : "prune", keyring: req.keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id!, $0) })
@@ -78,13 +80,13 @@ public func runPrune(_ req: PruneRequest) throws -> PruneReport {
             try ThinPool.create(folder: scratch, dataSize: k.virtualSize * 3 + 64 * UInt64(k.blockSize),
                                     blockSize: UInt64(k.blockSize)).close()
             let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil,
-                                      keep: { $0.id == a?.id }, quiet: req.quiet)
+                                      keep: { $0.id == a?.id }, quiet: req.quiet, keyring: repo.keyring)
             let kk = got.last!
             let aa = a.flatMap { a in got.first { $0.record.id == a.id } }
             let object = k.object.replacingOccurrences(of: ".tbs", with: "") + "-rebased\(a.map { "-on\($0.id!)" } ?? "-full").tbs"
             let summary = try resend(scratch: scratch, target: (kk.device, kk.summary.header),
                                      base: aa.map { ($0.device, $0.summary.header, $0.record.digest) },
-                                     to: try repo.store.sink(object), level: req.level)
+                                     to: try repo.store.sink(object), level: req.level, key: repo.key)
             newObjects.append(object)
             guard summary.targetDigest?.description == k.digest else {
                 throw CommandFailure("prune: rewriting backup \(k.id!) gave digest \(summary.targetDigest?.description ?? "-"), the catalog says \(k.digest)")
@@ -132,7 +134,7 @@ func chainOf(_ b: BackupRecord, _ byID: [Int64: BackupRecord]) throws -> [Backup
 /// changes since `base` (a device of the same pool, with the original identity and digest of
 /// its own stream), or in full.
 func resend(scratch: String, target: (UInt64, StreamHeader), base: (UInt64, StreamHeader, String)?,
-            to sink: any ByteSink, level: Int32) throws -> SendSummary {
+            to sink: any ByteSink, level: Int32, key: StreamKey? = nil) throws -> SendSummary {
     let view = try MetadataReader(path: "\(scratch)/metadata").live
     let data = try RandomAccessFile(path: "\(scratch)/data", writable: false)
     defer { data.close() }
@@ -144,7 +146,7 @@ func resend(scratch: String, target: (UInt64, StreamHeader), base: (UInt64, Stre
                               expectedBlocks: base == nil ? try view.details(of: target.0).mappedBlocks : 0)
     let sender = StreamSender(header: header, reader: FileDataBlockReader(file: data, blockSize: bs),
                               compressor: try ZstdCompressor(level: level, workers: 1), sink: sink,
-                              baseDigest: baseDigest, resumeAt: nil)
+                              baseDigest: baseDigest, resumeAt: nil, key: key)
     return try sender.send { body in
         if let base {
             try MappingDiff(view: view, left: base.0, right: target.0).changes(body)

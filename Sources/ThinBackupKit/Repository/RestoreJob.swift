@@ -17,6 +17,8 @@ public struct RestoreRequest {
     public var poolID: String?
     public var quiet = true
     public var options = TransportOptions()
+    /// The key of an encrypted repository.
+    public var keyring: StreamKeyring?
 
     public init(repo: String, dev: UInt64, to: String) {
         self.repo = repo
@@ -61,10 +63,11 @@ func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poo
 }
 
 /// Checks every stream of a chain before anything is written, so a damaged one stops the restore cleanly.
-func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool) throws {
+func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool,
+                keyring: StreamKeyring? = nil) throws {
     for b in chain {
         do {
-            let r = try verifyStream(source: try store.source(b.object), quiet: quiet)
+            let r = try verifyStream(source: try store.source(b.object), quiet: quiet, keyring: keyring)
             guard r.device == b.snapDev, r.targetDigest == b.digest else {
                 throw RepositoryError(.damaged, "its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
             }
@@ -79,18 +82,19 @@ func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: Backu
 public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     let started = ProgressMeter.now()
     // The lock keeps a prune from deleting a stream of the chain while it is read.
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)")
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)",
+                                    keyring: req.keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let target = try selectBackup(all, dev: req.dev, at: req.at, id: req.id, poolID: req.poolID, repo: req.repo)
     let chain = try repo.catalog.chain(of: target)
-    try checkChain(chain, repo.store, target: target, quiet: req.quiet)
+    try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring)
     var bytes: UInt64 = 0
     var device: UInt64?
     var isPool: ObjCBool = false
     if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
         let dev = req.asDevice ?? req.dev
-        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet) { bytes += $0 }
+        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring) { bytes += $0 }
         device = dev
     } else {
         let tmp = req.to + ".partial"
@@ -100,7 +104,8 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         }
         do {
             for b in chain {
-                let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object))
+                let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
+                                     keyring: repo.keyring)
                 bytes += r.streamBytes
             }
             let f = try RandomAccessFile(path: tmp, writable: true)
@@ -124,7 +129,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
 /// Returns every member with its local device id and receive summary.
 @discardableResult
 func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool path: String, finalDevice: UInt64?,
-                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool,
+                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool, keyring: StreamKeyring? = nil,
                  onBytes: (UInt64) -> Void = { _ in }) throws -> [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] {
     var received: [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] = []
     var live: [UInt64] = []
@@ -136,6 +141,7 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
             let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
             let r = Replayer(pool: pool)
             r.targetID = dev
+            r.keyring = keyring
             let meter = ProgressMeter(label: "restore \(i + 1)/\(chain.count)", quiet: quiet)
             r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
             let s = try r.receive(from: try store.source(b.object))

@@ -14,14 +14,15 @@ public struct MergeReport: Codable {
 /// Applies a stream onto an external origin (a file or block device): data records are
 /// written, zero and discard runs are zeroed. A regular-file stream is verified completely
 /// before the first write; a pipe is applied as it arrives (a bad record stops it there).
-public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil) throws -> MergeReport {
+public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
+                     keyring: StreamKeyring? = nil) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
-        _ = try verifyStream(source: try Transport.source(for: stream), quiet: quiet)
+        _ = try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring)
     }
     let source = try givenSource ?? Transport.source(for: stream)
     let out = try RandomAccessFile(path: target, writable: true)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
-    var d = StreamDecoder()
+    var d = StreamDecoder(keyring: keyring)
     let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
@@ -63,7 +64,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                     off += UInt64(k)
                 }
                 report.zeroedBlocks += count
-            case .trailer:
+            case .trailer, .sealed:
                 break
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0) * UInt64(header?.blockSize ?? 0), streamBytes: report.streamBytes)

@@ -11,6 +11,8 @@ public struct ReceiveRequest {
     /// Commit a resumable checkpoint every this many bytes (nil: only at the end).
     public var checkpointBytes: UInt64?
     public var quiet = true
+    /// The key of an encrypted stream; nil refuses one.
+    public var keyring: StreamKeyring?
 
     public init(pool: String) { self.pool = pool }
 }
@@ -38,6 +40,7 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     let r = Replayer(pool: pool)
     r.targetID = req.targetID
     r.checkpointBytes = req.checkpointBytes
+    r.keyring = req.keyring
     r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
     let resume = try req.resume && resumePoint(pool, req.targetID) != nil
     do {
