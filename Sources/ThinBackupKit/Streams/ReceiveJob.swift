@@ -13,6 +13,8 @@ public struct ReceiveRequest {
     public var quiet = true
     /// The key of an encrypted stream; nil refuses one.
     public var keyring: StreamKeyring?
+    /// External origin for a stream whose unmapped blocks read one (`receive --origin-file`).
+    public var originFile: String?
 
     public init(pool: String) { self.pool = pool }
 }
@@ -41,6 +43,9 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     r.targetID = req.targetID
     r.checkpointBytes = req.checkpointBytes
     r.keyring = req.keyring
+    if let origin = req.originFile {
+        r.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
+    }
     r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
     let resume = try req.resume && resumePoint(pool, req.targetID) != nil
     do {

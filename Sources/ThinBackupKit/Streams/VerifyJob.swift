@@ -14,6 +14,8 @@ public struct StreamVerifyReport: Codable {
     public var dataBlocks: UInt64
     public var zeroBlocks: UInt64
     public var discardBlocks: UInt64
+    /// Unmapped blocks of the target read as its external origin's bytes (header flag), not zeros.
+    public var readsOrigin: Bool
     public var targetDigest: String?
     /// For a full stream: the digest of its content was recomputed and matches the trailer.
     public var contentChecked: Bool
@@ -59,7 +61,7 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
         // Encrypted, no key: the framing is all that can be checked.
         return StreamVerifyReport(ok: true, incremental: h.isIncremental, device: 0, base: nil, blockSize: h.blockSize,
                                   virtualSize: h.virtualSize, records: d.progress.records + 1, dataBlocks: 0, zeroBlocks: 0,
-                                  discardBlocks: 0, targetDigest: nil, contentChecked: false, streamBytes: bytes,
+                                  discardBlocks: 0, readsOrigin: h.readsOrigin, targetDigest: nil, contentChecked: false, streamBytes: bytes,
                                   encrypted: true, framingOnly: true)
     }
     var checked = false
@@ -72,7 +74,7 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
     return StreamVerifyReport(ok: true, incremental: h.isIncremental, device: h.target.device, base: h.base?.device,
                               blockSize: h.blockSize, virtualSize: h.virtualSize, records: t.records + 1,
                               dataBlocks: t.dataBlocks, zeroBlocks: t.zeroBlocks, discardBlocks: t.discardBlocks,
-                              targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes,
+                              readsOrigin: h.readsOrigin, targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes,
                               encrypted: h.isEncrypted, framingOnly: false)
 }
 
