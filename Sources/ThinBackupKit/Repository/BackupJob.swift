@@ -95,19 +95,21 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         try pool.snapshot(origin: req.dev, as: snap)
         try pool.commit()
     }
-    func dropSnapshot() {
-        if let p = try? ThinPool(folder: req.pool) {
-            try? p.delete(snap)
-            try? p.commit()
-            p.close()
-        }
-    }
 
     req.whileLocked?()
 
     // 2. Send it into the repository.
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
     let object = "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+    // Undone on an error and on SIGINT/SIGTERM (after the send released its metadata snapshot and the pool).
+    let undo = Interrupts.shared.register("delete backup snapshot \(snap) and its partial stream") { [repo] in
+        if let p = try? ThinPool(folder: req.pool) {
+            try? p.delete(snap)
+            try? p.commit()
+            p.close()
+        }
+        try? repo.store.delete(object)
+    }
     var send = SendRequest(target: snap, destination: object)
     send.pool = req.pool
     send.base = base?.snapDev
@@ -115,6 +117,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     send.level = req.level
     send.workers = req.workers
     send.quiet = req.quiet
+    send.command = "backup"
     let sent: SendReport
     var record: BackupRecord
     do {
@@ -131,10 +134,10 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         try repo.catalog.insert(&record)
         try repo.saveCatalog()
     } catch {
-        dropSnapshot()
-        try? repo.store.delete(object)
+        undo.run()
         throw error
     }
+    undo.dismiss()
 
     // 4. Keep only the newest snapshot on the pool.
     var deleted: UInt64?
