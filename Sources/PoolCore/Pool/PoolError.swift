@@ -18,6 +18,8 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The metadata device holds no superblock (format it first).
     case unformatted(String)
     case invalid(String)
+    /// Another process holds the pool (its metadata file is locked): try again later.
+    case busy(String)
 
     public var description: String {
         switch self {
@@ -43,6 +45,8 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path): the metadata device is not formatted (create the pool first)"
         case let .invalid(msg):
             return msg
+        case let .busy(path):
+            return "\(path): the pool is in use by another process"
         }
     }
 }
