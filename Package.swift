@@ -17,11 +17,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev).
+        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev, libsodium-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libsodium-dev: XChaCha20-Poly1305, BLAKE2b, Argon2id and randombytes for encrypted streams.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         // Small C shims: _GNU_SOURCE constants/calls and hardware CRC-32C (CSys); typed curl_easy_setopt wrappers (CCurlShim).
         .target(name: "CSys"),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
@@ -29,7 +33,7 @@ let package = Package(
         .target(name: "PoolCore", dependencies: ["CSys"]),
         // How serve reads a request head (apart, so Fuzz/FuzzHTTP can fuzz it with NIO's parser).
         .target(name: "ReceiverRequest", dependencies: [.product(name: "NIOHTTP1", package: "swift-nio")]),
-        .target(name: "Delta", dependencies: ["PoolCore", "CZstd"]),
+        .target(name: "Delta", dependencies: ["PoolCore", "CZstd", "CSodium"]),
         .target(
             name: "ThinBackupKit",
             dependencies: [
@@ -40,6 +44,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(name: "ThinBackup", dependencies: ["ThinBackupKit", argumentParser]),

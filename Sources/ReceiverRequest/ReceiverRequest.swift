@@ -3,10 +3,13 @@ public import NIOHTTP1
 /// What a request to the `serve` receiver asks for, decided from its head alone: the only
 /// place hostile request text is interpreted (kept apart so it can be fuzzed: Fuzz/FuzzHTTP).
 ///
+/// - `GET /metrics`: counters (no token needed);
 /// - `GET /v1/devices/D/receive`: the status of device D;
 /// - `PUT /v1/devices/D/receive` with `X-TB-Stream-Id` and `X-TB-Offset`: a stream for device D.
 /// Every request needs `Authorization: Bearer TOKEN`. D and the offset are plain decimal numbers.
 public enum ReceiverRequest: Equatable, Sendable {
+    /// `GET /metrics`: counters for a Prometheus scraper (no token: they name no device or path).
+    case metrics
     case status(device: UInt64)
     case receive(device: UInt64, streamID: String, offset: UInt64)
 
@@ -28,11 +31,12 @@ public enum ReceiverRequest: Equatable, Sendable {
         guard headerBytes <= maxHeaderBytes, head.headers.count <= 100 else {
             return .failure(Rejection(.init(statusCode: 431), "request headers too large"))
         }
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        if head.method == .GET, path == "/metrics" { return .success(.metrics) }
         let presented = head.headers.first(name: "authorization") ?? ""
         guard presented.hasPrefix("Bearer "), constantTimeEqual(String(presented.dropFirst(7)), token) else {
             return .failure(Rejection(.unauthorized, "missing or wrong bearer token", headers: ["WWW-Authenticate: Bearer"]))
         }
-        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         // "", "v1", "devices", D, "receive"
         guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices", parts[4] == "receive",

@@ -9,7 +9,8 @@ public struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Receive streams over HTTP (send --to tb://HOST:PORT), or HTTPS with --tls-cert/--tls-key (tbs://), and replay them into a pool.",
         discussion: """
-            Every request needs the bearer token from --token-file. One receive per target device runs \
+            Every request needs the bearer token from --token-file, except GET /metrics (Prometheus text \
+            format: receives by state, bytes received, errors, uptime; counters only). One receive per target device runs \
             at a time; an interrupted one keeps its resume point, and the same send run again continues there.
             """
     )
@@ -47,6 +48,9 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: "Write the port listened on to this file once listening (useful with port 0).")
     var portFile: String?
 
+    @OptionGroup var key: KeyOptions
+    @OptionGroup var logging: LogFormatOptions
+
     public init() {}
 
     public func validate() throws {
@@ -72,11 +76,15 @@ public struct ServeCommand: ParsableCommand {
         }
         let receiver: any StreamReceiving
         if let spool {
+            // Raw replication: a spool keeps streams as they came; encrypted ones need no key here.
+            guard key.encryptKey == nil && key.passphraseFile == nil else {
+                throw ValidationError("--spool keeps streams as they come: it takes no key")
+            }
             receiver = try SpoolReceiver(directory: spool)
         } else {
-            receiver = try PoolStreamReceiver(pool: pool!, checkpointBytes: try parseSize(checkpoint))
+            receiver = try PoolStreamReceiver(pool: pool!, checkpointBytes: try parseSize(checkpoint), keyring: try key.keyring())
         }
-        Self.bootstrapLogging()
+        logging.bootstrap()
         var config = ReceiverConfiguration(host: host, port: port, token: token)
         config.maxStreamBytes = maxStreamSize
         config.tls = tls
@@ -98,9 +106,4 @@ public struct ServeCommand: ParsableCommand {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "127.0.0.1" : host, port)
     }
-
-    private static let loggingOnce: Void = {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-    }()
-    static func bootstrapLogging() { _ = loggingOnce }
 }

@@ -15,6 +15,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
     final class Shared: Sendable {
         let configuration: ReceiverConfiguration
         let registry: ReceiveRegistry
+        let metrics = ReceiverMetrics()
         init(configuration: ReceiverConfiguration, registry: ReceiveRegistry) {
             self.configuration = configuration
             self.registry = registry
@@ -107,6 +108,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.warning("connection error: \(ReceiverTLS.handshakeFailure(error) ?? "\(error)")")
+        shared.metrics.error("connection")
         context.close(promise: nil)
     }
 
@@ -120,6 +122,10 @@ final class ReceiverHandler: ChannelDuplexHandler {
                 return (String(h[..<colon]), String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
             }
             reject(context, r.status, r.message, extra: extra)
+        case .success(.metrics):
+            // Counters only (no device names, no paths): served without the token, as exporters are.
+            state = .discarding(closeAtEnd: false, dropped: 0)
+            respondText(context, .ok, shared.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case .success(.status(let device)):
             let status = shared.registry.status(device)
             state = .discarding(closeAtEnd: false, dropped: 0)
@@ -143,7 +149,10 @@ final class ReceiverHandler: ChannelDuplexHandler {
                 return reject(context, .conflict, "cannot resume device \(device) at byte \(offset): \(point)")
             }
         }
+        logger[metadataKey: "device"] = "\(device)"
+        logger[metadataKey: "stream"] = "\(streamID)"
         logger.info("receiving device \(device) stream \(streamID) from byte \(offset)")
+        shared.metrics.receiveStarted()
         let streaming = Streaming(device: device, pipe: pipe)
         state = .streaming(streaming)
         let loop = context.eventLoop
@@ -162,6 +171,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
         switch state {
         case .streaming(let s):
             s.bytes += UInt64(buffer.readableBytes)
+            shared.metrics.received(buffer.readableBytes)
             if s.bytes > shared.configuration.maxStreamBytes {
                 s.pipe.fail(ReceiveRefused("the stream is larger than this server accepts (\(shared.configuration.maxStreamBytes) bytes)"))
                 return
@@ -198,18 +208,21 @@ final class ReceiverHandler: ChannelDuplexHandler {
         case .success(let summary):
             logger.info("device \(s.device): \(summary.message)")
             registry.end(s.device, state: "complete", message: summary.message)
+            shared.metrics.receiveEnded("complete")
             finishExchange(bodyEnded: bodyEnded, .ok,
                            ["state": "complete", "bytes": "\(summary.bytes)", "message": summary.message], failed: false)
         case .failure(let error):
             if s.inputBroken {
                 logger.warning("device \(s.device): interrupted: \(error)")
                 registry.end(s.device, state: "interrupted", message: "\(error)")
+                shared.metrics.receiveEnded("interrupted")
                 return  // the connection is gone: nobody to answer
             }
             let refused = error is ReceiveRefused
             let message = "\(error)"
             logger.error("device \(s.device): \(refused ? "refused" : "failed"): \(message)")
             registry.end(s.device, state: refused ? "refused" : "failed", message: message)
+            shared.metrics.receiveEnded(refused ? "refused" : "failed")
             s.pipe.fail(ReceiveRefused(message))
             let tooLarge = message.contains("larger than this server accepts")
             finishExchange(bodyEnded: bodyEnded, tooLarge ? .payloadTooLarge : refused ? .unprocessableEntity : .internalServerError,
@@ -249,8 +262,25 @@ final class ReceiverHandler: ChannelDuplexHandler {
 
     private func reject(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String,
                         extra: [(String, String)] = []) {
+        switch status {
+        case .unauthorized: shared.metrics.error("unauthorized")
+        case .notFound: shared.metrics.error("not_found")
+        case .conflict: shared.metrics.error("conflict")
+        default: shared.metrics.error("bad_request")
+        }
         state = .discarding(closeAtEnd: true, dropped: 0)
         respond(context, status, json: ["message": message], close: false, connectionClose: true, extra: extra)
+    }
+
+    private func respondText(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: [UInt8], contentType: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: "\(body.count)")
+        var buffer = context.channel.allocator.buffer(capacity: body.count)
+        buffer.writeBytes(body)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     private func respond<T: Encodable>(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, json: T,
