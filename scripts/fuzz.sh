@@ -13,7 +13,7 @@ mkdir -p "$SCRATCH/artifacts" "$SCRATCH/work"
 export SWIFT_BACKTRACE=enable=no   # else Swift's backtracer eats the trap and libFuzzer writes no artifact
 status=0
 for t in "${TARGETS[@]}"; do
-    swift build -c release --sanitize=fuzzer --scratch-path "$SCRATCH" --product "$t" >"$SCRATCH/build-$t.log" 2>&1 \
+    swift build -c release -Xswiftc -sanitize=fuzzer -Xcc -fsanitize=fuzzer-no-link --scratch-path "$SCRATCH" --product "$t" >"$SCRATCH/build-$t.log" 2>&1 \
         || { echo "fuzz: building $t failed (see $SCRATCH/build-$t.log)" >&2; tail -20 "$SCRATCH/build-$t.log" >&2; exit 1; }
     seeds="Fuzz/corpus/$t"
     work="$SCRATCH/work/$t"

@@ -6,12 +6,13 @@ public func fuzzMetadataEntry(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int3
 
 /// Input: byte 0 picks the mode (bit 0: reseal every block's checksum and location for the kind
 /// its header suggests, so mutations reach the structure checks), the rest is a metadata image
-/// (4096-byte blocks; the last one zero-padded; at most 1024 blocks).
+/// (4096-byte blocks; the last one zero-padded; at least 64 and at most 1024 blocks).
 func fuzzMetadata(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size > 1 else { return 0 }
     let body = UnsafeBufferPointer(start: data + 1, count: min(size - 1, 1024 * 4096))
     let count = (body.count + 4095) / 4096
-    let dev = MemoryMetadataDevice(blockCount: UInt64(count))
+    // Seeds drop their trailing zero blocks: every image has at least 64 blocks (256 KiB).
+    let dev = MemoryMetadataDevice(blockCount: UInt64(max(count, 64)))
     for i in 0..<count {
         var block = [UInt8](repeating: 0, count: 4096)
         let n = min(4096, body.count - i * 4096)

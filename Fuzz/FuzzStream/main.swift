@@ -3,8 +3,8 @@ import CFuzzDriver
 import Glibc
 #endif
 
-// libFuzzer target: the stream decoder (docs/RELIABILITY.md, "Fuzzing"). SwiftPM's own `main`
-// overrides libFuzzer's, so main.swift starts the driver itself.
+// Starts libFuzzer's driver (docs/RELIABILITY.md, "Fuzzing"): SwiftPM's own entry point replaces
+// libFuzzer's main, so the executable calls LLVMFuzzerRunDriver itself.
 var argc = CommandLine.argc
 var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
 exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in

@@ -50,3 +50,11 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension UInt64 {
+    /// `self + other`, or `UInt64.max` when that overflows (for naming where a range ends in an error).
+    public func saturatingAdd(_ other: UInt64) -> UInt64 {
+        let (sum, over) = addingReportingOverflow(other)
+        return over ? .max : sum
+    }
+}

@@ -76,7 +76,10 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
             unlink(tmp)
             throw error
         }
-        try FaultInjection.step(.rename)
+        do { try FaultInjection.step(.rename) } catch {
+            unlink(tmp)
+            throw error
+        }
         guard rename(tmp, path) == 0 else {
             let e = errno
             unlink(tmp)

@@ -16,7 +16,7 @@ extension ThinPool {
                        onCommit: ((UInt64) -> Void)? = nil) throws {
         let vsize = try virtualSize(of: dev)
         guard offset <= vsize, length <= vsize - offset else {
-            throw PoolError.beyondEnd(dev: dev, offset: offset, size: vsize)
+            throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(length), size: vsize)
         }
         var at: UInt64 = 0
         try copyIn(length: length, to: dev, offset: offset, commitEvery: commitEvery, dirtyLimit: dirtyLimit, onCommit: onCommit) { buf in
@@ -42,7 +42,7 @@ extension ThinPool {
         let vsize = try virtualSize(of: dev)
         guard offset <= vsize else { throw PoolError.beyondEnd(dev: dev, offset: offset, size: vsize) }
         let room = vsize - offset
-        if let length, length > room { throw PoolError.beyondEnd(dev: dev, offset: offset, size: vsize) }
+        if let length, length > room { throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(length), size: vsize) }
         let limit = length ?? room
         let bs = dataBlockSize
         let chunk = max(bs, (8 << 20) / bs * bs)

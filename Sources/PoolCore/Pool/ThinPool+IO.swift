@@ -100,7 +100,7 @@ extension ThinPool {
         try checkWritable()
         let size = try virtualSize(of: dev)
         guard offset <= size, UInt64(bytes.count) <= size - offset else {
-            throw PoolError.beyondEnd(dev: dev, offset: offset, size: size)
+            throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(UInt64(bytes.count)), size: size)
         }
         if bytes.isEmpty { return }
         let bs = dataBlockSize

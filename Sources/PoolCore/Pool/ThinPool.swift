@@ -339,6 +339,10 @@ public final class ThinPool {
             if let sidecarPath, try PoolSidecar.load(sidecarPath) != sidecar { try sidecar.save(sidecarPath) }
             return
         }
+        // Once the metadata commit has begun, a failure (a flush that fails after the superblock
+        // was written) leaves it unknown whether the new blocks are referenced on disk: the
+        // rollback then must not punch them.
+        var metadataCommitStarted = false
         do {
             try dataFile.sync()
             // The sidecar is saved with additions before the metadata commit and exact after
@@ -359,12 +363,14 @@ public final class ThinPool {
                 try merged.save(sidecarPath)
             }
             try FaultInjection.step(.commit)
+            metadataCommitStarted = true
             try metadata.commit()
             // Committed: these blocks are referenced now and must never be punched by a rollback.
             provisionedThisTransaction.removeAll()
             try FaultInjection.step(.commit)
             if let sidecarPath { try sidecar.save(sidecarPath) }
         } catch {
+            if metadataCommitStarted { provisionedThisTransaction.removeAll() }
             try rollBack(after: error)
             throw error
         }

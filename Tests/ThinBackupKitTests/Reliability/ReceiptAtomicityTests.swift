@@ -99,4 +99,28 @@ import TestSupport
         // Every outcome class was reached (the walk really crossed the commits).
         #expect(resumed > 0 && absent > 0 && complete > 0, "resumed \(resumed), absent \(absent), complete \(complete)")
     }
+
+    /// Each durability step of `receive --checkpoint` failing with EIO in turn (`fail:N`): one error
+    /// line and exit 1 (never a trap), thin_check clean, no `pool.json.tmp` left, the device absent or
+    /// resumable or complete; after the check that clears NEEDS_CHECK, `--resume` ends with the right bytes.
+    @Test func failingAtEveryStep() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CrashPoints.binary), "build first: \(CrashPoints.binary)")
+        let f = try Fixture()
+        let dev = f.src.snapshots[0]
+        let steps = try CrashPoints.steps(f.receiveArgs(try f.freshPool("count")), in: f.dir)
+        for n in 1...steps.count {
+            let pool = try f.freshPool("f\(n)")
+            let r = try CrashPoints.run(f.receiveArgs(pool), fault: "fail:\(n)")
+            #expect(r.status == 1, "step \(n) (\(steps[n - 1])): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains("injected \(steps[n - 1]) fault"), "step \(n): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: "\(pool)/pool.json.tmp"), "step \(n): pool.json.tmp left behind")
+            #expect(try thinCheck(pool).ok, "step \(n)")
+            let cleared = try Tool.run(CrashPoints.binary, ["pool", "check", "--metadata", "\(pool)/metadata", "--clear-needs-check"])
+            #expect(cleared.ok, "step \(n): \(cleared.stderr)")
+            let again = try Tool.run(CrashPoints.binary, ["receive", "--pool", pool, "--from", f.full, "--resume", "--quiet"])
+            #expect(again.ok, "step \(n): \(again.stderr)")
+            #expect(try CrashPoints.deviceDigest(pool, dev)?.description == f.sentDigest, "step \(n)")
+            try? FileManager.default.removeItem(atPath: pool)
+        }
+    }
 }
