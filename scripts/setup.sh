@@ -3,7 +3,7 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PKGS="libzstd-dev libcurl4-openssl-dev libsqlite3-dev thin-provisioning-tools zstd nginx python3-pip openssl"
+PKGS="libzstd-dev libcurl4-openssl-dev libsqlite3-dev libdevmapper-dev thin-provisioning-tools zstd nginx python3-pip openssl"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
