@@ -80,12 +80,15 @@ vm_copy_libs() {
 		case "$lib" in "$VM_CACHE"/x/*) dst=/lib/x86_64-linux-gnu/$(basename "$lib") ;; esac
 		[ -e "$r$dst" ] && continue
 		mkdir -p "$r$(dirname "$dst")"; cp -L "$lib" "$r$dst"
+		strip --strip-debug "$r$dst" 2>/dev/null || true
 	done
 }
 
-# vm_copy_bin DIR BINARY [LD_LIBRARY_PATH]: BINARY into DIR/sbin with its libraries.
+# vm_copy_bin DIR BINARY [LD_LIBRARY_PATH]: BINARY into DIR/sbin with its libraries, without
+# their debug sections (a debug Swift build and its runtime shrink from ~230 to ~130 MiB).
 vm_copy_bin() {
 	cp -L "$2" "$1/sbin/$(basename "$2")"
+	strip --strip-debug "$1/sbin/$(basename "$2")" 2>/dev/null || true
 	vm_copy_libs "$1" "$2" "${3:-}"
 }
 

@@ -10,8 +10,8 @@
 # Exit 0 only when every scenario ran to its end with no failed check.
 #
 # Environment:
-#   TB_BIN          the thin-backup to test (required; link it with --static-swift-stdlib
-#                   to keep the initramfs small: scripts/kernel-tests.sh does)
+#   TB_BIN          the thin-backup to test (required; its libraries go along, without debug
+#                   sections; one linked with --static-swift-stdlib makes the initramfs smaller)
 #   TB_VM_TIMEOUT   seconds before the VM is killed (default 1200)
 #   TB_VM_MEM       guest memory in MiB (default 1536)
 #   TB_VM_ROOT, TB_VM_KERNEL_PKG, TB_VM_ACCEL, TB_VM_KEEP_WORK=1: see ../vm-lib.sh

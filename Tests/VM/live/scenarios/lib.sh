@@ -68,13 +68,6 @@ status_field() {
 	dmsetup status "$1" | awk -v n="$2" '{print $(n + 3)}'
 }
 
-# thin_check_pool POOL META: commits (suspend/resume) then thin_check of the metadata device.
-thin_check_pool() {
-	dmsetup suspend "$1" && dmsetup resume "$1"
-	blockdev --flushbufs "$2"
-	thin_check "$2"
-}
-
 # restore STREAM SIZE_BYTES OUT: the stream's bytes applied onto a new zero file of SIZE.
 restore() {
 	rm -f "$3"; truncate -s "$2" "$3"
