@@ -28,6 +28,9 @@ public final class Replayer {
     public var readSize = 1 << 20
     /// The caller's name for the stream, kept with checkpoints (see `PartialReceive.label`).
     public var label: String?
+    /// Creates a new device over the external origin whose bytes a full stream's unmapped blocks read as
+    /// (a stream with `readsOrigin`): arguments device id and virtual size. Nil: such a stream is refused.
+    public var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
 
     public init(pool: ReceivingPool) { self.pool = pool }
 
@@ -133,6 +136,10 @@ public final class Replayer {
             }
             try pool.createSnapshot(dev, of: local, virtualSize: header.virtualSize)
             digest = ContentDigest(r.contentDigest)
+        } else if header.readsOrigin {
+            guard let make = createOverOrigin else { throw ReplayError.needsOrigin(header.target) }
+            try make(dev, header.virtualSize)
+            digest = ContentDigest()
         } else {
             try pool.createThin(dev, virtualSize: header.virtualSize)
             digest = ContentDigest()
@@ -194,7 +201,12 @@ public final class Replayer {
                 sinceCheckpoint += UInt64(n)
             case let .zero(first, count):
                 try forget(first, count)
-                try pool.zero(dev, blocks: first..<first + count)
+                if header.readsOrigin {
+                    // Unmapped would read the origin's bytes: these blocks read zeros, so they are written.
+                    try writeZeros(dev, first, count, buffer: raw)
+                } else {
+                    try pool.zero(dev, blocks: first..<first + count)
+                }
                 applied += count * UInt64(bs)
             case let .discard(first, count):
                 try forget(first, count)
@@ -224,6 +236,20 @@ public final class Replayer {
         try pool.commitReceive()
         return ReceiveSummary(outcome: resume ? .resumed : .received, device: dev, header: header, trailer: trailer,
                               contentDigest: digest.value, streamBytes: streamBytes)
+    }
+
+    /// Writes zeros over `count` blocks from `first`, a buffer at a time.
+    private func writeZeros(_ dev: UInt64, _ first: UInt64, _ count: UInt64, buffer: UnsafeMutableRawBufferPointer) throws {
+        let bs = UInt64(pool.blockSize)
+        let per = UInt64(buffer.count) / bs
+        var i: UInt64 = 0
+        while i < count {
+            let n = min(per, count - i)
+            let b = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(n * bs)])
+            b.initializeMemory(as: UInt8.self, repeating: 0)
+            try pool.write(dev, block: first + i, UnsafeRawBufferPointer(b))
+            i += n
+        }
     }
 
     /// Reads until the header is decoded, choosing the decoder: a resuming one when asked to resume.

@@ -108,7 +108,8 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         blockSize: UInt32(bs), virtualSize: size, level: req.level,
         streamID: resume?.streamID ?? randomDigest(), sourcePool: try src.identity(sb),
         target: SnapshotIdentity(req.target, target), base: baseIdentity, baseFingerprint: baseDigest,
-        expectedBlocks: req.base == nil ? target.mappedBlocks : 0)
+        expectedBlocks: req.base == nil ? target.mappedBlocks : 0,
+        readsOrigin: try src.sidecar.devices[String(req.target)]?.originFile != nil)
     // The final check runs before the sink completes, so a stream of a device in use is never published.
     let sink = FinishHook(try givenSink ?? Transport.sink(for: req.destination, options: {
         var o = req.transport
