@@ -14,6 +14,9 @@ public enum ThinBackupMain {
         } catch let error as CommandFailure {
             writeStderr("thin-backup: \(error.message)\n")
             return error.exitCode
+        } catch let error as JobError {
+            writeStderr("thin-backup: \(error.message)\n")
+            return error.code == .usage ? 64 : error.code == .busy ? 75 : 1
         } catch where isOperational(error) {
             writeStderr("thin-backup: \(String(describing: error))\n")
             return 1

@@ -13,7 +13,7 @@ public struct ReceiveCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String
+    @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://BUCKET/KEY.", valueName: "src"))
     public var from: String = "-"
     @OptionGroup public var network: NetworkOptions
@@ -21,20 +21,22 @@ public struct ReceiveCommand: ParsableCommand {
     public var asDevice: UInt64?
     @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
-    public var checkpoint: String?
+    public var checkpoint: ByteSize?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
     @OptionGroup public var output: ReportOptions
 
     public init() {}
 
     public func run() throws {
+        let access = try pool.open()
+        defer { access.close() }
         if resumeToken {
-            print(try ThinBackupKit.resumeToken(pool: pool, device: asDevice))
+            print(try ThinBackupKit.resumeToken(access, device: asDevice))
             return
         }
-        var req = ReceiveRequest(pool: pool)
+        var req = ReceiveRequest(pool: access)
         req.source = from; req.targetID = asDevice; req.resume = resume
-        req.checkpointBytes = try checkpoint.map(parseSize)
+        req.checkpointBytes = checkpoint?.bytes
         req.quiet = output.quiet
         let source = try Endpoint(parsing: from).isRemote
             ? try Transport.source(for: from, options: network.transportOptions()) : nil

@@ -11,18 +11,15 @@ import PoolCore
 /// status for its resume token and sends with `--resume-from` (send does that by itself for
 /// tb://), or sends the whole stream again: both continue from the checkpoint.
 public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
-    public let pool: String
+    public let pool: any PoolAccess
     let checkpointBytes: UInt64?
     private let lock = NSLock()
     private let cacheLock = NSLock()
     private var cache: [UInt64: PendingReceive?] = [:]
 
-    public init(pool: String, checkpointBytes: UInt64? = 64 << 20) throws {
-        guard FileManager.default.fileExists(atPath: "\(pool)/metadata") else {
-            throw CommandFailure("serve: \(pool) is not a pool folder (no metadata file)")
-        }
+    public init(pool: any PoolAccess, checkpointBytes: UInt64? = 64 << 20) throws {
         // Fails now, not at the first stream, if the pool cannot be opened.
-        try ThinPool(folder: pool, readOnly: true).close()
+        try openReceiving(pool, readOnly: true).close()
         self.pool = pool
         self.checkpointBytes = checkpointBytes
     }
@@ -39,7 +36,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     }
 
     private func lookUp(_ device: UInt64) throws -> PendingReceive? {
-        let p = try ThinPool(folder: pool, readOnly: true)
+        let p = try openReceiving(pool, readOnly: true)
         defer { p.close() }
         var pending: PendingReceive?
         if let partial = try p.receipts()[device]?.partial, try p.deviceExists(device) {
@@ -57,7 +54,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         defer { lock.unlock() }
         let tracked = TrackedSource(source)
         do {
-            let p = try ThinPool(folder: pool)
+            let p = try openReceiving(pool)
             defer { p.close() }
             let r = Replayer(pool: p)
             r.targetID = device

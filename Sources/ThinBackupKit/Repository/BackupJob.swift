@@ -4,7 +4,7 @@ import PoolCore
 
 /// What `backup` is asked to do.
 public struct BackupRequest {
-    public var pool: String
+    public var pool: any PoolAccess
     public var dev: UInt64
     public var repo: String
     /// The time recorded for this backup (injected by tests and --now).
@@ -16,7 +16,7 @@ public struct BackupRequest {
     /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
     public var whileLocked: (() -> Void)?
 
-    public init(pool: String, dev: UInt64, repo: String) {
+    public init(pool: any PoolAccess, dev: UInt64, repo: String) {
         self.pool = pool
         self.dev = dev
         self.repo = repo
@@ -45,21 +45,9 @@ public struct BackupReport: Codable {
 /// The catalog copy kept beside the pool.
 func localCatalogPath(pool: String) -> String { "\(pool)/thin-backup-catalog.sqlite" }
 
-/// The pool's identity as streams record it (sets a sidecar pool.id when the superblock has no UUID).
-func ensurePoolID(_ pool: ThinPool, metadataPath: String) throws -> String {
-    let sb = try MetadataReader(path: metadataPath).superblock
-    if sb.uuid.contains(where: { $0 != 0 }) {
-        return sb.uuid.map { String(format: "%02x", $0) }.joined()
-    }
-    if let id = pool.annotation("pool.id") { return id }
-    let id = randomDigest().description
-    try pool.setAnnotation("pool.id", id)
-    return id
-}
-
 /// The next free device id: above every device in the pool and every snapshot the catalog names.
-func freshDeviceID(_ pool: ThinPool, used: [UInt64]) throws -> UInt64 {
-    (([try pool.devices().max() ?? 0] + used).max() ?? 0) + 1
+func freshDeviceID(_ devices: [UInt64], used: [UInt64]) -> UInt64 {
+    ((devices + used).max() ?? 0) + 1
 }
 
 /// One backup: snapshot, send (full the first time, else incremental from the last backed-up
@@ -67,49 +55,38 @@ func freshDeviceID(_ pool: ThinPool, used: [UInt64]) throws -> UInt64 {
 /// then delete the previous snapshot (only the newest stays: the next incremental's base).
 public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let started = ProgressMeter.now()
-    let poolLock = try PoolLock(pool: req.pool, command: "backup --dev \(req.dev)")
+    let pool = req.pool
+    let dir = try pool.stateDirectory()
+    let poolLock = try PoolLock(pool: dir, command: "backup --dev \(req.dev)")
     defer { poolLock.release() }
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(req.pool) --dev \(req.dev)",
-                                    localCopy: localCatalogPath(pool: req.pool), mustExist: false)
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(dir) --dev \(req.dev)",
+                                    localCopy: localCatalogPath(pool: dir), mustExist: false)
     defer { repo.close() }
 
     // 1. Snapshot the device.
-    let pool = try ThinPool(folder: req.pool)
-    let poolID: String
-    let snap: UInt64
     var base: BackupRecord?
     var note: String?
-    do {
-        defer { pool.close() }
-        guard try pool.deviceExists(req.dev) else { throw CommandFailure("pool \(req.pool) has no thin device \(req.dev)") }
-        poolID = try ensurePoolID(pool, metadataPath: "\(req.pool)/metadata")
-        let records = try repo.catalog.all().filter { $0.poolID == poolID }
-        if let last = records.filter({ $0.dev == req.dev }).last {
-            if try pool.deviceExists(last.snapDev) {
-                base = last
-            } else {
-                note = "the last backed-up snapshot (device \(last.snapDev)) is gone from the pool: full backup"
-            }
-        }
-        snap = try freshDeviceID(pool, used: records.map(\.snapDev))
-        try pool.snapshot(origin: req.dev, as: snap)
-        try pool.commit()
-    }
-    func dropSnapshot() {
-        if let p = try? ThinPool(folder: req.pool) {
-            try? p.delete(snap)
-            try? p.commit()
-            p.close()
+    let devices = try pool.devices()
+    guard devices.contains(req.dev) else { throw JobError("pool \(dir) has no thin device \(req.dev)") }
+    let poolID = try pool.identity(create: true).description
+    let records = try repo.catalog.all().filter { $0.poolID == poolID }
+    if let last = records.filter({ $0.dev == req.dev }).last {
+        if devices.contains(last.snapDev) {
+            base = last
+        } else {
+            note = "the last backed-up snapshot (device \(last.snapDev)) is gone from the pool: full backup"
         }
     }
+    let snap = freshDeviceID(devices, used: records.map(\.snapDev))
+    try pool.createSnapshot(of: req.dev, as: snap)
+    func dropSnapshot() { try? pool.deleteDevice(snap) }
 
     req.whileLocked?()
 
     // 2. Send it into the repository.
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
     let object = "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
-    var send = SendRequest(target: snap, destination: object)
-    send.pool = req.pool
+    var send = SendRequest(pool: pool, target: snap, destination: object)
     send.base = base?.snapDev
     send.baseDigest = base.flatMap { Digest128(hex: $0.digest) }
     send.level = req.level
@@ -119,11 +96,9 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     var record: BackupRecord
     do {
         sent = try runSend(send, sink: try repo.store.sink(object))
-        guard let digest = sent.targetDigest else { throw CommandFailure("send of snapshot \(snap) reported no content digest") }
-        let probe = try ThinPool(folder: req.pool, readOnly: true)
-        let vsize = try probe.virtualSize(of: snap)
-        let bs = probe.dataBlockSize
-        probe.close()
+        guard let digest = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
+        let vsize = try pool.virtualSize(of: snap)
+        let bs = UInt64(try pool.readMetadata().superblock.dataBlockSize) * 512
         // 3. Record it; the catalog travels with the backup.
         record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
                               object: object, streamBytes: sent.streamBytes, rawBytes: sent.rawBytes, dataBlocks: sent.dataBlocks,
@@ -139,10 +114,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     // 4. Keep only the newest snapshot on the pool.
     var deleted: UInt64?
     if let b = base {
-        let p = try ThinPool(folder: req.pool)
-        defer { p.close() }
-        try p.delete(b.snapDev)
-        try p.commit()
+        try pool.deleteDevice(b.snapDev)
         deleted = b.snapDev
     }
     return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,

@@ -2,51 +2,6 @@ import Delta
 import Foundation
 import PoolCore
 
-/// A pool as `send` and `verify` read it: the metadata (live or through the held metadata
-/// snapshot), the data device, and the sidecar when the pool is a folder.
-struct PoolSource {
-    let metadataPath: String
-    let dataPath: String
-    let sidecarPath: String?
-
-    init(pool: String?, metadata: String?, data: String?) throws {
-        if let pool {
-            metadataPath = "\(pool)/metadata"
-            dataPath = "\(pool)/data"
-            sidecarPath = "\(pool)/pool.json"
-        } else if let metadata, let data {
-            metadataPath = metadata
-            dataPath = data
-            sidecarPath = nil
-        } else {
-            throw CommandFailure("give the pool as --pool DIR or as --metadata FILE --data FILE", exitCode: 64)
-        }
-    }
-
-    var sidecar: PoolSidecar {
-        get throws { try sidecarPath.map(PoolSidecar.load) ?? PoolSidecar() }
-    }
-
-    /// Virtual size of `dev`: `override`, else the sidecar's, else the data device's size.
-    func virtualSize(of dev: UInt64, data: RandomAccessFile, override: UInt64?) throws -> UInt64 {
-        if let override { return override }
-        if let s = try sidecar.devices[String(dev)]?.size { return s }
-        return try data.size()
-    }
-
-    /// The sending pool's identity: its superblock UUID, or the id kept in its sidecar.
-    func identity(_ sb: Superblock) throws -> Digest128 {
-        if sb.uuid.contains(where: { $0 != 0 }) {
-            let u = sb.uuid
-            let hi = u[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let lo = u[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            return Digest128(high: hi, low: lo)
-        }
-        if let s = try sidecar.annotations?["pool.id"], let d = Digest128(hex: s) { return d }
-        return .zero
-    }
-}
-
 /// Every mapping of `dev`, coalesced into runs contiguous in virtual and data blocks (a full send's "diff").
 func mappingRuns(_ view: MetadataView, _ dev: UInt64, _ body: (DeltaRun) throws -> Void) throws {
     var cur: DeltaRun?
@@ -90,5 +45,3 @@ extension SnapshotIdentity {
         self.init(device: dev, creationTime: d.creationTime, snapshottedTime: d.snapshottedTime, transactionID: d.transactionID)
     }
 }
-
-func randomDigest() -> Digest128 { Digest128(high: UInt64.random(in: 1 ... .max), low: UInt64.random(in: 0 ... .max)) }

@@ -4,7 +4,7 @@ import PoolCore
 
 /// What `receive` is asked to do.
 public struct ReceiveRequest {
-    public var pool: String
+    public var pool: any PoolAccess
     public var source: String = "-"
     public var targetID: UInt64?
     public var resume = false
@@ -12,7 +12,7 @@ public struct ReceiveRequest {
     public var checkpointBytes: UInt64?
     public var quiet = true
 
-    public init(pool: String) { self.pool = pool }
+    public init(pool: any PoolAccess) { self.pool = pool }
 }
 
 /// What `receive` did (`--json`).
@@ -28,10 +28,10 @@ public struct ReceiveReport: Codable {
     public var seconds: Double
 }
 
-/// Receives a stream into the pool folder `req.pool`; on failure the pool is left as it was
+/// Receives a stream into `req.pool`; on failure the pool is left as it was
 /// (or at its last checkpoint, whose resume token the error names).
 public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = nil) throws -> ReceiveReport {
-    let pool = try ThinPool(folder: req.pool)
+    let pool = try openReceiving(req.pool)
     defer { pool.close() }
     let source = try givenSource ?? Transport.source(for: req.source)
     let meter = ProgressMeter(label: "receive", quiet: req.quiet)
@@ -57,6 +57,17 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     }
 }
 
+/// The pool a receive replays into. Receipts (what was received from where, resume points)
+/// are kept in pool.json, so the pool must have one.
+func openReceiving(_ access: any PoolAccess, readOnly: Bool = false) throws -> ThinPool {
+    let pool = try access.userspacePool(readOnly: readOnly)
+    guard pool.sidecarPath != nil else {
+        pool.close()
+        throw JobError(.usage, "\(access.name): a receive keeps its receipts in the pool folder's pool.json: give --pool DIR")
+    }
+    return pool
+}
+
 /// The interrupted (checkpointed) receive in the pool, if any: device and resume token.
 func resumePoint(_ pool: ThinPool, _ dev: UInt64?) throws -> (UInt64, String)? {
     let receipts = try pool.receipts()
@@ -66,11 +77,11 @@ func resumePoint(_ pool: ThinPool, _ dev: UInt64?) throws -> (UInt64, String)? {
 }
 
 /// `receive --resume-token`: prints the resume point of an interrupted receive.
-public func resumeToken(pool path: String, device: UInt64?) throws -> String {
-    let pool = try ThinPool(folder: path, readOnly: true)
+public func resumeToken(_ access: any PoolAccess, device: UInt64?) throws -> String {
+    let pool = try openReceiving(access, readOnly: true)
     defer { pool.close() }
     guard let (_, token) = try resumePoint(pool, device) else {
-        throw CommandFailure("no interrupted receive in \(path)")
+        throw CommandFailure("no interrupted receive in \(access.name)")
     }
     return token
 }

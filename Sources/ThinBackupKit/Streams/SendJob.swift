@@ -4,18 +4,14 @@ import PoolCore
 
 /// What `send` is asked to do.
 public struct SendRequest {
-    public var pool: String?
-    public var metadata: String?
-    public var data: String?
+    public var pool: any PoolAccess
     public var target: UInt64
     public var base: UInt64?
     public var destination: String
     public var level: Int32 = 3
     public var workers: Int32 = Int32(ProcessInfo.processInfo.activeProcessorCount)
-    /// Read through the metadata snapshot already held (-m).
-    public var useHeldSnapshot = false
-    /// Read the live metadata without a metadata snapshot (a pool nobody uses).
-    public var liveMetadata = false
+    /// Reserve a metadata snapshot (the default), the held one (-m), or none (--live-metadata).
+    public var metadataMode = MetadataSnapMode.reserve
     public var baseDigest: Digest128?
     public var resumeToken: String?
     public var virtualSize: UInt64?
@@ -23,7 +19,8 @@ public struct SendRequest {
     /// For network destinations (token file, S3 endpoint, retries).
     public var transport = TransportOptions()
 
-    public init(target: UInt64, destination: String) {
+    public init(pool: any PoolAccess, target: UInt64, destination: String) {
+        self.pool = pool
         self.target = target
         self.destination = destination
     }
@@ -45,47 +42,17 @@ public struct SendReport: Codable {
 
 /// Runs a send: metadata snapshot (reserved and released, or the held one), diff, read, compress, write.
 public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws -> SendReport {
-    let src = try PoolSource(pool: req.pool, metadata: req.metadata, data: req.data)
-    var reserved: ThinPool?
-    var reader = try MetadataReader(path: src.metadataPath)
-    if req.useHeldSnapshot {
-        guard reader.superblock.heldRoot != 0 else { throw CommandFailure("-m: no metadata snapshot is held in \(src.metadataPath)") }
-    } else if !req.liveMetadata {
-        guard reader.superblock.heldRoot == 0 else {
-            throw CommandFailure("a metadata snapshot is already held in \(src.metadataPath): pass -m to read through it")
-        }
-        let pool = try ThinPool(metadataPath: src.metadataPath, dataPath: src.dataPath, sidecarPath: src.sidecarPath)
-        if pool.annotation("pool.id") == nil, reader.superblock.uuid.allSatisfy({ $0 == 0 }) {
-            try pool.setAnnotation("pool.id", randomDigest().description)
-        }
-        try pool.reserveMetadataSnapshot()
-        reserved = pool
-        reader = try MetadataReader(path: src.metadataPath)
-    }
-    defer {
-        if let pool = reserved {
-            try? pool.releaseMetadataSnapshot()
-            pool.close()
-        }
-    }
-    let view = req.liveMetadata ? reader.live : try reader.metadataSnapshot()
+    let session = try req.pool.openMetadata(req.metadataMode)
+    defer { session.close() }
+    let view = session.view
     let devs = [req.target] + (req.base.map { [$0] } ?? [])
-    let roots = try devs.map { try view.mappingRoot(of: $0) }
-    // A device that changes while we read it may be overwritten in place (a metadata snapshot freezes mappings, not data).
-    func checkUnchanged(_ when: String) throws {
-        let live = try MetadataReader(path: src.metadataPath).live
-        for (dev, root) in zip(devs, roots) where try live.mappingRoot(of: dev) != root {
-            throw CommandFailure("thin device \(dev) \(when): it is in use; send snapshots that nobody writes")
-        }
-    }
-    if !req.liveMetadata { try checkUnchanged("differs from the metadata snapshot") }
+    if req.metadataMode != .live { try session.checkUnchanged(devs, "differs from the metadata snapshot") }
 
     let sb = view.superblock
     let bs = Int(sb.dataBlockSize) * 512
-    let data = try RandomAccessFile(path: src.dataPath, writable: false)
-    let blocks = FileDataBlockReader(file: data, blockSize: bs)
+    let blocks = try req.pool.dataReader(blockSize: bs)
     let target = try view.details(of: req.target)
-    let size = try src.virtualSize(of: req.target, data: data, override: req.virtualSize)
+    let size = try req.virtualSize ?? req.pool.virtualSize(of: req.target)
     let meter = ProgressMeter(label: "send", quiet: req.quiet)
 
     var baseIdentity: SnapshotIdentity?
@@ -106,7 +73,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
     }
     let header = StreamHeader(
         blockSize: UInt32(bs), virtualSize: size, level: req.level,
-        streamID: resume?.streamID ?? randomDigest(), sourcePool: try src.identity(sb),
+        streamID: resume?.streamID ?? randomDigest(), sourcePool: try req.pool.identity(create: false),
         target: SnapshotIdentity(req.target, target), base: baseIdentity, baseFingerprint: baseDigest,
         expectedBlocks: req.base == nil ? target.mappedBlocks : 0)
     // The final check runs before the sink completes, so a stream of a device in use is never published.
@@ -114,7 +81,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         var o = req.transport
         if o.targetDevice == nil { o.targetDevice = req.target }
         return o
-    }())) { try checkUnchanged("was written during the send") }
+    }())) { try session.checkUnchanged(devs, "was written during the send") }
     // Frames are independent: one single-threaded compressor per core, two records in flight each.
     // At most 32 MiB of raw record buffers (as much again for frames), at least one slot.
     let slots = max(1, min(max(1, Int(req.workers)) * 2, (32 << 20) / Int(header.maxRecordRaw)))

@@ -66,7 +66,7 @@ struct RepositoryFailureTests {
         let model = w.model
         guard let tb = Net.thinBackup else { Issue.record("thin-backup executable not built"); return }
         var second: Tool.Result?
-        var req = BackupRequest(pool: w.pool, dev: 1, repo: repo)
+        var req = BackupRequest(pool: UserspacePool(folder: w.pool), dev: 1, repo: repo)
         req.now = nightly(1)
         // While the first run holds its locks, a second process tries the same backup.
         req.whileLocked = {
