@@ -64,7 +64,7 @@ public struct DeltaCommand: ParsableCommand {
         do {
             diff = try MappingDiff(view: view, left: thin1, right: thin2)
         } catch {
-            throw CommandFailure(message(for: error, in: access.name))
+            throw JobError(message(for: error, in: access.name))
         }
         let sb = view.superblock
         let header = DeltaHeader(
@@ -81,7 +81,7 @@ public struct DeltaCommand: ParsableCommand {
                 try diff.all { try printer.add($0) }
             }
         } catch let error as MappingDiffError {
-            throw CommandFailure(message(for: error, in: access.name))
+            throw JobError(message(for: error, in: access.name))
         }
         printer.end()
     }

@@ -54,10 +54,10 @@ public struct ServeCommand: ParsableCommand {
         var options = TransportOptions()
         options.tokenFile = tokenFile
         let token: String
-        do { token = try options.token() } catch { throw CommandFailure("\(error)") }
+        do { token = try options.token() } catch { throw JobError("\(error)") }
         var tls: ReceiverTLS?
         if let tlsCert, let tlsKey {
-            do { tls = try ReceiverTLS(certificateFile: tlsCert, keyFile: tlsKey) } catch { throw CommandFailure("\(error)") }
+            do { tls = try ReceiverTLS(certificateFile: tlsCert, keyFile: tlsKey) } catch { throw JobError("\(error)") }
         }
         let receiver: any StreamReceiving
         if let spool {

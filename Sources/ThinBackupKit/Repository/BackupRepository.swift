@@ -24,11 +24,11 @@ public final class BackupRepository {
         let remote = try store.get(Catalog.objectName)
         if let remote {
             guard FileManager.default.createFile(atPath: path, contents: Data(remote)) else {
-                throw RepositoryError(.other, "cannot write the catalog copy \(path)")
+                throw JobError("cannot write the catalog copy \(path)")
             }
         } else if mustExist && (localCopy.map { !FileManager.default.fileExists(atPath: $0) } ?? true) {
             lock?.release()
-            throw RepositoryError(.missing, "\(store.displayName) is not a backup repository (no \(Catalog.objectName))")
+            throw JobError("\(store.displayName) is not a backup repository (no \(Catalog.objectName))")
         }
         var cat = try Catalog(path: path)
         if let localCopy, FileManager.default.fileExists(atPath: localCopy) {
@@ -55,7 +55,7 @@ public final class BackupRepository {
         if let localCopy {
             let tmp = localCopy + ".tmp"
             guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes)), rename(tmp, localCopy) == 0 else {
-                throw RepositoryError(.other, "cannot write the local catalog copy \(localCopy)")
+                throw JobError("cannot write the local catalog copy \(localCopy)")
             }
         }
     }

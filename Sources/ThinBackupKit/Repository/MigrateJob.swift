@@ -66,12 +66,12 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
     switch endpoint {
     case .receiver(_, _, _, let device):
         guard device == nil else {
-            throw CommandFailure("\(req.to): give tb://HOST:PORT without a device; each round's device is its snapshot id", exitCode: 64)
+            throw JobError(.usage, "\(req.to): give tb://HOST:PORT without a device; each round's device is its snapshot id")
         }
     case .file(let path) where FileManager.default.fileExists(atPath: "\(path)/metadata"):
         localPool = path
     default:
-        throw CommandFailure("\(req.to): migrate sends to a `serve --pool` receiver (tb://HOST:PORT) or a local pool folder", exitCode: 64)
+        throw JobError(.usage, "\(req.to): migrate sends to a `serve --pool` receiver (tb://HOST:PORT) or a local pool folder")
     }
     let pool = req.pool
     let dir = try pool.stateDirectory()
@@ -176,6 +176,6 @@ func runShell(_ command: String, what: String) throws {
     try p.run()
     p.waitUntilExit()
     guard p.terminationStatus == 0 else {
-        throw CommandFailure("\(what) `\(command)` exited with status \(p.terminationStatus)")
+        throw JobError("\(what) `\(command)` exited with status \(p.terminationStatus)")
     }
 }

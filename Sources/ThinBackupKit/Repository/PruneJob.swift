@@ -87,7 +87,7 @@ public func runPrune(_ req: PruneRequest) throws -> PruneReport {
                                      to: try repo.store.sink(object), level: req.level)
             newObjects.append(object)
             guard summary.targetDigest?.description == k.digest else {
-                throw CommandFailure("prune: rewriting backup \(k.id!) gave digest \(summary.targetDigest?.description ?? "-"), the catalog says \(k.digest)")
+                throw JobError("prune: rewriting backup \(k.id!) gave digest \(summary.targetDigest?.description ?? "-"), the catalog says \(k.digest)")
             }
             var u = k
             u.baseID = a?.id
@@ -120,7 +120,7 @@ func chainOf(_ b: BackupRecord, _ byID: [Int64: BackupRecord]) throws -> [Backup
     var cur = b
     while let id = cur.baseID {
         guard let base = byID[id], out.count <= byID.count else {
-            throw RepositoryError(.damaged, "backup \(cur.id!) needs backup \(id), which is not in the catalog")
+            throw JobError("backup \(cur.id!) needs backup \(id), which is not in the catalog")
         }
         out.append(base)
         cur = base

@@ -66,7 +66,7 @@ public func verifyStream(source: ByteSource, quiet: Bool) throws -> StreamVerify
 
 /// `verify --pool DIR --dev N --digest D`: recomputes a device's content digest and compares.
 public func verifyDevice(_ pool: any PoolAccess, device: UInt64, digest: String, quiet: Bool) throws -> String {
-    guard let want = Digest128(hex: digest) else { throw CommandFailure("--digest: expected 32 hex digits, got \(digest)", exitCode: 64) }
+    guard let want = Digest128(hex: digest) else { throw JobError(.usage, "--digest: expected 32 hex digits, got \(digest)") }
     let view = try pool.readMetadata().live
     let bs = Int(view.superblock.dataBlockSize) * 512
     let meter = ProgressMeter(label: "verify", quiet: quiet)
@@ -75,7 +75,7 @@ public func verifyDevice(_ pool: any PoolAccess, device: UInt64, digest: String,
     }
     meter.finish()
     guard got == want else {
-        throw CommandFailure("thin device \(device) has content digest \(got), not \(want)")
+        throw JobError("thin device \(device) has content digest \(got), not \(want)")
     }
     return got.description
 }

@@ -74,7 +74,7 @@ struct RepositoryFailureTests {
         }
         let r = try runBackup(req)
         let s = try #require(second)
-        #expect(s.status == lockedExitCode, "\(s.stderr)")
+        #expect(s.status == 75, "\(s.stderr)")
         #expect(s.stderr.contains("in use by `backup --dev 1` (pid \(getpid())"), "\(s.stderr)")
         // Nothing lost: the first run completed, the second left no trace.
         let cat = try BackupRepository(repo).catalog.all()
@@ -89,7 +89,7 @@ struct RepositoryFailureTests {
         let live = LockHolder(command: "prune", host: ProcessInfo.processInfo.hostName, pid: getpid(), since: "2026-03-02T04:00:00Z")
         try store.put("lock", [UInt8](try JSONEncoder().encode(live)))
         let refused = try Tool.run(tb, ["prune", "--repo", repo, "--keep-last", "1"])
-        #expect(refused.status == lockedExitCode && refused.stderr.contains("locked by `prune` (pid \(getpid())"), "\(refused.stderr)")
+        #expect(refused.status == 75 && refused.stderr.contains("locked by `prune` (pid \(getpid())"), "\(refused.stderr)")
         let dead = LockHolder(command: "prune", host: ProcessInfo.processInfo.hostName, pid: 4_000_000, since: "2026-03-02T04:00:00Z")
         try store.put("lock", [UInt8](try JSONEncoder().encode(dead)))
         let ok = try Tool.run(tb, ["prune", "--repo", repo, "--keep-last", "1", "--json"])

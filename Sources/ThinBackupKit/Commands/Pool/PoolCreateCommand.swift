@@ -24,7 +24,7 @@ extension PoolCommand {
         public func run() throws {
             // Checked before anything is created: a refused command leaves no pool behind.
             if let lowWater, blockSize.bytes > 0, lowWater > dataSize.bytes / blockSize.bytes {
-                throw CommandFailure("--low-water \(lowWater) is above the pool's \(dataSize.bytes / blockSize.bytes) data blocks")
+                throw JobError("--low-water \(lowWater) is above the pool's \(dataSize.bytes / blockSize.bytes) data blocks")
             }
             let p = try ThinPool.create(folder: pool, dataSize: dataSize.bytes, blockSize: blockSize.bytes, metadataSize: metadataSize?.bytes)
             if let lowWater {

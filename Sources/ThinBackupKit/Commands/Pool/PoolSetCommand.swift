@@ -18,7 +18,7 @@ extension PoolCommand {
             let p = try pool.openForChange()
             defer { p.close() }
             guard lowWater <= p.dataBlockCount else {
-                throw CommandFailure("--low-water \(lowWater) is above the pool's \(p.dataBlockCount) data blocks")
+                throw JobError("--low-water \(lowWater) is above the pool's \(p.dataBlockCount) data blocks")
             }
             p.dataLowWaterMark = lowWater
             try p.commit()
