@@ -38,9 +38,8 @@ public struct ReceiveCommand: ParsableCommand {
         req.source = from; req.targetID = asDevice; req.resume = resume
         req.checkpointBytes = checkpoint?.bytes
         req.quiet = output.quiet
-        let source = try Endpoint(parsing: from).isRemote
-            ? try Transport.source(for: from, options: network.transportOptions()) : nil
-        let r = try runReceive(req, source: source)
+        req.transport = try network.transportOptions()
+        let r = try runReceive(req)
         let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : "received"
         try output.report(r, line: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full"); "
             + "\(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks); digest \(r.contentDigest)")

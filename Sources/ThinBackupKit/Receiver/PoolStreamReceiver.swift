@@ -2,8 +2,8 @@ import Delta
 import Foundation
 import PoolCore
 
-/// `serve --pool`: replays each stream into the pool exactly as `thin-backup receive` does
-/// (`runReceive`: same base checks, commit only after the trailer verified, checkpoints).
+/// `serve --pool`: replays each stream into the pool through the receive core `thin-backup
+/// receive` uses (`receiveStream`: same base checks, commit only after the trailer verified, checkpoints).
 ///
 /// Receives run one at a time (the pool is one transaction stream); the server already refuses a
 /// second receive into the same device with 409, and receives into other devices wait here.
@@ -56,22 +56,14 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         do {
             let p = try openReceiving(pool)
             defer { p.close() }
-            let r = Replayer(pool: p)
-            r.targetID = device
-            r.checkpointBytes = checkpointBytes
-            r.label = streamID  // a checkpoint records the stream id and byte offset it reached
-            let partial = try p.receipts()[device]?.partial
-            let s: ReceiveSummary
-            if offset > 0 {
-                // The same stream, continued at the checkpoint's byte offset (a connection that broke).
-                guard let partial, partial.label == streamID, partial.streamOffset == offset else {
-                    throw ReceiveRefused("no interrupted receive of this stream at byte \(offset) for device \(device)")
-                }
-                s = try r.receiveContinuing(from: tracked)
-            } else {
-                // A new stream, the whole stream again, or one sent with --resume-from.
-                s = try r.receive(from: tracked, resume: partial != nil && (try p.deviceExists(device)))
-            }
+            var o = ReceiveOptions(targetID: device)
+            o.checkpointBytes = checkpointBytes
+            o.label = streamID  // a checkpoint records the stream id and byte offset it reached
+            // offset > 0: the same stream, continued at the checkpoint's byte offset (a connection that broke);
+            // else a new stream, the whole stream again, or one sent with --resume-from.
+            o.resume = true
+            o.continuingAt = offset > 0 ? offset : nil
+            let s = try receiveStream(into: p, from: tracked, o).summary
             p.close()
             _ = try? lookUp(device)
             let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : s.outcome.rawValue

@@ -11,6 +11,8 @@ public struct ReceiveRequest {
     /// Commit a resumable checkpoint every this many bytes (nil: only at the end).
     public var checkpointBytes: UInt64?
     public var quiet = true
+    /// For network sources (S3 endpoint, CA file, retries).
+    public var transport = TransportOptions()
 
     public init(pool: any PoolAccess) { self.pool = pool }
 }
@@ -33,28 +35,63 @@ public struct ReceiveReport: Codable {
 public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = nil) throws -> ReceiveReport {
     let pool = try openReceiving(req.pool)
     defer { pool.close() }
-    let source = try givenSource ?? Transport.source(for: req.source)
-    let meter = ProgressMeter(label: "receive", quiet: req.quiet)
-    let r = Replayer(pool: pool)
-    r.targetID = req.targetID
-    r.checkpointBytes = req.checkpointBytes
-    r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
-    let resume = try req.resume && resumePoint(pool, req.targetID) != nil
+    let source = try givenSource ?? Transport.source(for: req.source, options: req.transport)
+    var o = ReceiveOptions(targetID: req.targetID)
+    o.checkpointBytes = req.checkpointBytes
+    o.resume = req.resume
+    o.quiet = req.quiet
     do {
-        let s = try r.receive(from: source, resume: resume)
-        meter.finish()
-        let t = s.trailer
-        return ReceiveReport(outcome: s.outcome.rawValue, device: s.device, incremental: s.header.isIncremental,
-                             contentDigest: s.contentDigest.description, dataBlocks: t?.dataBlocks ?? 0,
+        let s = try receiveStream(into: pool, from: source, o)
+        let t = s.summary.trailer
+        return ReceiveReport(outcome: s.summary.outcome.rawValue, device: s.summary.device, incremental: s.summary.header.isIncremental,
+                             contentDigest: s.summary.contentDigest.description, dataBlocks: t?.dataBlocks ?? 0,
                              zeroBlocks: t?.zeroBlocks ?? 0, discardBlocks: t?.discardBlocks ?? 0,
-                             streamBytes: s.streamBytes, seconds: meter.elapsed)
+                             streamBytes: s.summary.streamBytes, seconds: s.seconds)
     } catch {
-        meter.finish()
         if let (dev, token) = try? resumePoint(pool, req.targetID) {
-            throw CommandFailure("\(error); receive of thin device \(dev) can resume: receive --resume, or send --resume-from \(token)")
+            throw JobError("\(error); receive of thin device \(dev) can resume: receive --resume, or send --resume-from \(token)", cause: error)
         }
         throw error
     }
+}
+
+/// How `receiveStream` runs.
+struct ReceiveOptions {
+    /// Local id of the received device (default: the sender's).
+    var targetID: UInt64?
+    /// Commit a resumable checkpoint every this many bytes of data (nil: only at the end).
+    var checkpointBytes: UInt64?
+    /// The caller's name for the stream, kept with checkpoints (serve: the transport's stream id).
+    var label: String?
+    /// Continue the interrupted receive of the target when there is one.
+    var resume = false
+    /// The source starts at this byte of the interrupted stream (a connection that broke).
+    var continuingAt: UInt64?
+    var progressLabel = "receive"
+    var quiet = true
+}
+
+/// The one receive core of `receive`, `serve` and `restore`: replays `source` into `pool`
+/// (Delta's `Replayer`: base checks, commit only after the trailer verified, checkpoints).
+func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOptions) throws -> (summary: ReceiveSummary, seconds: Double) {
+    let meter = ProgressMeter(label: o.progressLabel, quiet: o.quiet)
+    defer { meter.finish() }
+    let r = Replayer(pool: pool)
+    r.targetID = o.targetID
+    r.checkpointBytes = o.checkpointBytes
+    r.label = o.label
+    r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
+    let s: ReceiveSummary
+    if let offset = o.continuingAt {
+        guard let dev = o.targetID, let partial = try pool.receipts()[dev]?.partial,
+              partial.label == o.label, partial.streamOffset == offset else {
+            throw ReceiveRefused("no interrupted receive of this stream at byte \(offset) for device \(o.targetID ?? 0)")
+        }
+        s = try r.receiveContinuing(from: source)
+    } else {
+        s = try r.receive(from: source, resume: o.resume && resumePoint(pool, o.targetID) != nil)
+    }
+    return (s, meter.elapsed)
 }
 
 /// The pool a receive replays into. Receipts (what was received from where, resume points)
@@ -81,7 +118,7 @@ public func resumeToken(_ access: any PoolAccess, device: UInt64?) throws -> Str
     let pool = try openReceiving(access, readOnly: true)
     defer { pool.close() }
     guard let (_, token) = try resumePoint(pool, device) else {
-        throw CommandFailure("no interrupted receive in \(access.name)")
+        throw JobError("no interrupted receive in \(access.name)")
     }
     return token
 }
