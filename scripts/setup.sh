@@ -3,7 +3,8 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-PKGS="libzstd-dev libcurl4-openssl-dev libsqlite3-dev thin-provisioning-tools zstd nginx python3-pip openssl"
+# systemd: systemd-analyze verify on the units; dpkg-dev: dpkg-shlibdeps for the package (scripts/package-deb.sh).
+PKGS="libzstd-dev libcurl4-openssl-dev libsqlite3-dev thin-provisioning-tools zstd nginx python3-pip openssl systemd dpkg-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -19,4 +20,11 @@ if ! python3 -c "import moto.server, boto3" >/dev/null 2>&1; then
     echo "setup: installing moto[server] (pip)" >&2
     python3 -m pip install -q 'moto[server]' >/dev/null 2>&1 \
         || python3 -m pip install -q --break-system-packages 'moto[server]' >/dev/null
+fi
+
+# Metrics tests: prometheus_client's text-format parser (Tests/Scripts/prom_parse.py) from PyPI.
+if ! python3 -c "import prometheus_client.parser" >/dev/null 2>&1; then
+    echo "setup: installing prometheus_client (pip)" >&2
+    python3 -m pip install -q prometheus_client >/dev/null 2>&1 \
+        || python3 -m pip install -q --break-system-packages prometheus_client >/dev/null
 fi

@@ -5,6 +5,15 @@ public struct RootCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "thin-backup",
         abstract: "Incremental backup and replication for device-mapper thin pools.",
+        discussion: """
+            Exit codes (every command):
+              0   success
+              1   failure (one line on stderr names what failed)
+              3   run: some volumes failed, the others were backed up
+              64  usage: a bad option, argument or job file
+              75  busy: another run holds the pool, repository or job lock; retry later
+            """,
+        version: "thin-backup \(ThinBackupVersion.current)",
         subcommands: [
             // Each topic registers its command here (one line each).
             Dump.self,
@@ -20,6 +29,7 @@ public struct RootCommand: ParsableCommand {
             RestoreCommand.self,
             PruneCommand.self,
             MigrateCommand.self,
+            RunCommand.self,
         ]
     )
 

@@ -8,7 +8,8 @@ public struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "Receive streams over HTTP (send --to tb://HOST:PORT), or HTTPS with --tls-cert/--tls-key (tbs://), and replay them into a pool.",
         discussion: """
-            Every request needs the bearer token from --token-file. One receive per target device runs \
+            Every request needs the bearer token from --token-file, except GET /metrics (Prometheus text \
+            format: receives by state, bytes received, errors, uptime; counters only). One receive per target device runs \
             at a time; an interrupted one keeps its resume point, and the same send run again continues there.
             """
     )
@@ -39,6 +40,8 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: "Write the port listened on to this file once listening (useful with port 0).")
     var portFile: String?
 
+    @OptionGroup var logging: LogFormatOptions
+
     public init() {}
 
     public func validate() throws {
@@ -65,7 +68,7 @@ public struct ServeCommand: ParsableCommand {
         } else {
             receiver = try PoolStreamReceiver(pool: pool.open(), checkpointBytes: checkpoint.bytes)
         }
-        Self.bootstrapLogging()
+        logging.bootstrap()
         var config = ReceiverConfiguration(host: host, port: port, token: token)
         config.maxStreamBytes = maxStreamSize.bytes
         config.tls = tls
@@ -85,9 +88,4 @@ public struct ServeCommand: ParsableCommand {
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         return (host.isEmpty ? "127.0.0.1" : host, port)
     }
-
-    private static let loggingOnce: Void = {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-    }()
-    static func bootstrapLogging() { _ = loggingOnce }
 }

@@ -17,7 +17,7 @@ public struct ReportOptions: ParsableArguments {
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
-            text = String(decoding: try enc.encode(value), as: UTF8.self)
+            text = String(decoding: try enc.encode(VersionedReport(value)), as: UTF8.self)
         } else if !quiet {
             text = line
         } else {

@@ -1,10 +1,12 @@
 import ArgumentParser
 
 /// The one map from how a command ended to the process's exit code and its stderr line:
-/// 0 ok, 1 failure, 64 usage, 75 busy (another run holds the pool or repository lock).
+/// 0 ok, 1 failure, 3 partial (`run`: some volumes failed), 64 usage, 75 busy (another run
+/// holds the pool, repository or job lock). README's "Exit codes" table lists them for users.
 public enum ExitStatus {
     public static let ok: Int32 = 0
     public static let failure: Int32 = 1
+    public static let partial: Int32 = 3
     public static let usage: Int32 = 64
     public static let busy: Int32 = 75
 
@@ -13,6 +15,7 @@ public enum ExitStatus {
         case .failure: return failure
         case .usage: return usage
         case .busy: return busy
+        case .partial: return partial
         }
     }
 

@@ -9,6 +9,8 @@ public struct JobError: Error, CustomStringConvertible {
         case usage
         /// Another run holds the pool or repository lock (exit 75).
         case busy
+        /// `run`: some volumes failed, the others were backed up (exit 3).
+        case partial
     }
 
     public let code: Code

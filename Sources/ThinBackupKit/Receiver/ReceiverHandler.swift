@@ -14,6 +14,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
     final class Shared: Sendable {
         let configuration: ReceiverConfiguration
         let registry: ReceiveRegistry
+        let metrics = ReceiverMetrics()
         init(configuration: ReceiverConfiguration, registry: ReceiveRegistry) {
             self.configuration = configuration
             self.registry = registry
@@ -85,6 +86,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.warning("connection error: \(ReceiverTLS.handshakeFailure(error) ?? "\(error)")")
+        shared.metrics.error("connection")
         context.close(promise: nil)
     }
 
@@ -93,6 +95,11 @@ final class ReceiverHandler: ChannelDuplexHandler {
         let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
         guard headerBytes <= config.maxHeaderBytes, head.headers.count <= 100 else {
             return reject(context, .init(statusCode: 431), "request headers too large")
+        }
+        if head.method == .GET, head.uri.split(separator: "?", maxSplits: 1).first == ReceiverWire.metricsPath {
+            // Counters only (no device names, no paths): served without the token, as exporters are.
+            state = .discarding(closeAtEnd: false, dropped: 0)
+            return respondText(context, .ok, shared.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
         let presented = head.headers.first(name: ReceiverWire.authorization) ?? ""
         guard let token = ReceiverWire.token(inCredentials: presented), constantTimeEqual(String(token), config.token) else {
@@ -134,7 +141,10 @@ final class ReceiverHandler: ChannelDuplexHandler {
                 return reject(context, .conflict, "cannot resume device \(device) at byte \(offset): \(point)")
             }
         }
+        logger[metadataKey: "device"] = "\(device)"
+        logger[metadataKey: "stream"] = "\(streamID)"
         logger.info("receiving device \(device) stream \(streamID) from byte \(offset)")
+        shared.metrics.receiveStarted()
         let streaming = Streaming(device: device, pipe: pipe)
         state = .streaming(streaming)
         let loop = context.eventLoop
@@ -153,6 +163,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
         switch state {
         case .streaming(let s):
             s.bytes += UInt64(buffer.readableBytes)
+            shared.metrics.received(buffer.readableBytes)
             if s.bytes > shared.configuration.maxStreamBytes {
                 s.pipe.fail(ReceiveRefused("the stream is larger than this server accepts (\(shared.configuration.maxStreamBytes) bytes)"))
                 return
@@ -189,18 +200,21 @@ final class ReceiverHandler: ChannelDuplexHandler {
         case .success(let summary):
             logger.info("device \(s.device): \(summary.message)")
             registry.end(s.device, state: "complete", message: summary.message)
+            shared.metrics.receiveEnded("complete")
             finishExchange(bodyEnded: bodyEnded, .ok,
                            ["state": "complete", "bytes": "\(summary.bytes)", "message": summary.message], failed: false)
         case .failure(let error):
             if s.inputBroken {
                 logger.warning("device \(s.device): interrupted: \(error)")
                 registry.end(s.device, state: "interrupted", message: "\(error)")
+                shared.metrics.receiveEnded("interrupted")
                 return  // the connection is gone: nobody to answer
             }
             let refused = error is ReceiveRefused
             let message = "\(error)"
             logger.error("device \(s.device): \(refused ? "refused" : "failed"): \(message)")
             registry.end(s.device, state: refused ? "refused" : "failed", message: message)
+            shared.metrics.receiveEnded(refused ? "refused" : "failed")
             s.pipe.fail(ReceiveRefused(message))
             let tooLarge = message.contains("larger than this server accepts")
             finishExchange(bodyEnded: bodyEnded, tooLarge ? .payloadTooLarge : refused ? .unprocessableEntity : .internalServerError,
@@ -240,8 +254,25 @@ final class ReceiverHandler: ChannelDuplexHandler {
 
     private func reject(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ message: String,
                         extra: [(String, String)] = []) {
+        switch status {
+        case .unauthorized: shared.metrics.error("unauthorized")
+        case .notFound: shared.metrics.error("not_found")
+        case .conflict: shared.metrics.error("conflict")
+        default: shared.metrics.error("bad_request")
+        }
         state = .discarding(closeAtEnd: true, dropped: 0)
         respond(context, status, json: ["message": message], close: false, connectionClose: true, extra: extra)
+    }
+
+    private func respondText(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: [UInt8], contentType: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: contentType)
+        headers.add(name: "Content-Length", value: "\(body.count)")
+        var buffer = context.channel.allocator.buffer(capacity: body.count)
+        buffer.writeBytes(body)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
     private func respond<T: Encodable>(_ context: ChannelHandlerContext, _ status: HTTPResponseStatus, json: T,

@@ -76,7 +76,7 @@ public final class ReceiverServer: @unchecked Sendable {
         do {
             let channel = try bootstrap.bind(host: configuration.host, port: configuration.port).wait()
             let server = ReceiverServer(group: group, channel: channel, registry: registry, configuration: configuration)
-            configuration.logger.info("listening on \(configuration.host):\(server.port)\(configuration.tls == nil ? "" : " (TLS)")")
+            configuration.logger.info("thin-backup \(ThinBackupVersion.current) listening on \(configuration.host):\(server.port)\(configuration.tls == nil ? "" : " (TLS)")")
             return server
         } catch {
             try? group.syncShutdownGracefully()

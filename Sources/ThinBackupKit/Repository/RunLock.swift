@@ -82,8 +82,13 @@ public final class PoolLock {
     public let path: String
 
     /// Takes the lock; `wait`: block until free, else refuse naming the holder.
-    public init(pool: String, command: String, wait: Bool = false) throws {
-        path = "\(pool)/thin-backup.lock"
+    public convenience init(pool: String, command: String, wait: Bool = false) throws {
+        try self.init(path: "\(pool)/thin-backup.lock", what: "pool \(pool)", command: command, wait: wait)
+    }
+
+    /// The same lock on any file (`run` locks STATE-DIR/JOB.lock); `what` names it in the refusal.
+    public init(path: String, what: String, command: String, wait: Bool = false) throws {
+        self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw JobError("cannot open \(path): \(String(cString: strerror(errno)))") }
         if flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
@@ -91,7 +96,7 @@ public final class PoolLock {
             let n = pread(fd, &buf, buf.count, 0)
             close(fd)
             let other = n > 0 ? try? JSONDecoder().decode(LockHolder.self, from: Data(buf[0..<n])) : nil
-            throw JobError(.busy, "pool \(pool) is in use by \(other?.description ?? "another run")")
+            throw JobError(.busy, "\(what) is in use by \(other?.description ?? "another run")")
         }
         let bytes = (try? JSONEncoder().encode(LockHolder.current(command))) ?? Data()
         ftruncate(fd, 0)

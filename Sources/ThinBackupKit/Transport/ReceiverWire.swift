@@ -10,6 +10,9 @@ enum ReceiverWire {
     static let offset = "X-TB-Offset"
     static let streamID = "X-TB-Stream-Id"
 
+    /// The receiver's Prometheus metrics (no token needed).
+    static let metricsPath = "/metrics"
+
     /// How messages show the resource.
     static let pathTemplate = "/v1/devices/N/receive"
 

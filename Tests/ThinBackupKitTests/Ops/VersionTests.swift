@@ -1,0 +1,63 @@
+import Foundation
+import PoolCore
+import Testing
+import TestSupport
+@testable import ThinBackupKit
+
+/// The thin-backup executable built beside the tests (`swift build --build-tests` builds it).
+enum OpsBinary {
+    static var path: String { Repo.root + "/.build/debug/thin-backup" }
+
+    /// Runs the executable; throws (the test fails) when it was not built.
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Tool.Result {
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw CommandFailure("build the executable first (swift build --build-tests): \(path)")
+        }
+        if environment.isEmpty { return try Tool.run(path, args) }
+        return try Tool.run("env", environment.map { "\($0.key)=\($0.value)" } + [path] + args)
+    }
+}
+
+@Suite("--version: one version, shown by --version, serve and --json")
+struct VersionTests {
+    @Test func versionIsSemanticVersion() {
+        let parts = ThinBackupVersion.current.split(separator: ".", omittingEmptySubsequences: false)
+        #expect(parts.count == 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) },
+                "\(ThinBackupVersion.current) is not MAJOR.MINOR.PATCH (the .deb version is taken from it)")
+    }
+
+    @Test func versionFlagPrintsTheConstant() throws {
+        let r = try OpsBinary.run(["--version"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "thin-backup \(ThinBackupVersion.current)\n")
+    }
+
+    /// package-deb.sh reads the version from the one constant, not a second copy.
+    @Test func packageScriptReadsTheConstant() throws {
+        let r = try Tool.run("bash", [Repo.root + "/scripts/package-deb.sh", "--print-version"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == ThinBackupVersion.current + "\n")
+    }
+
+    /// Every --json summary carries "version" beside its own keys (which stay as they were).
+    @Test func jsonSummaryCarriesVersion() throws {
+        struct Sample: Encodable { var id = 7; var kind = "full" }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let text = String(decoding: try enc.encode(VersionedReport(Sample())), as: UTF8.self)
+        #expect(text == #"{"id":7,"kind":"full","version":"\#(ThinBackupVersion.current)"}"#)
+
+        let dir = TempDir("tb-version")
+        let pool = dir.file("pool")
+        let p = try ThinPool.create(folder: pool, dataSize: 4 << 20)
+        try p.createThin(1, virtualSize: 1 << 20)
+        try p.write(1, offset: 0, [UInt8](repeating: 9, count: 4096))
+        try p.commit()
+        p.close()
+        let r = try OpsBinary.run(["backup", "--pool", pool, "--dev", "1", "--repo", dir.file("repo"), "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(obj?["version"] as? String == ThinBackupVersion.current)
+        #expect(obj?["kind"] as? String == "full")
+    }
+}
