@@ -96,7 +96,7 @@ final class ReceiverHandler: ChannelDuplexHandler {
         guard headerBytes <= config.maxHeaderBytes, head.headers.count <= 100 else {
             return reject(context, .init(statusCode: 431), "request headers too large")
         }
-        if head.method == .GET, head.uri.split(separator: "?", maxSplits: 1).first == ReceiverWire.metricsPath {
+        if head.method == .GET, head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) == ReceiverWire.metricsPath {
             // Counters only (no device names, no paths): served without the token, as exporters are.
             state = .discarding(closeAtEnd: false, dropped: 0)
             return respondText(context, .ok, shared.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")

@@ -193,8 +193,8 @@ struct JobRunTests {
         do {
             _ = try runJob(job, jobOptions("2026-03-01T02:00:00Z"))
             Issue.record("ran while the job lock was held")
-        } catch let e as CommandFailure {
-            #expect(e.exitCode == lockedExitCode)
+        } catch let e as JobError {
+            #expect(ExitStatus.code(e.code) == 75)
             #expect(e.message.contains("job nightly is in use"), "\(e.message)")
         }
         #expect(!FileManager.default.fileExists(atPath: f.repo))
