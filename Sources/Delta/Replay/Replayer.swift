@@ -28,6 +28,9 @@ public final class Replayer {
     public var readSize = 1 << 20
     /// The caller's name for the stream, kept with checkpoints (see `PartialReceive.label`).
     public var label: String?
+    /// Creates a new device over the external origin whose bytes a full stream's unmapped blocks read as
+    /// (a stream with `readsOrigin`): arguments device id and virtual size. Nil: such a stream is refused.
+    public var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
 
     public init(pool: ReceivingPool) { self.pool = pool }
 
@@ -157,6 +160,10 @@ public final class Replayer {
             }
             try pool.createSnapshot(dev, of: local, virtualSize: header.virtualSize)
             return .apply(Plan(header: header, dev: dev, digest: ContentDigest(r.contentDigest), skipBelow: 0, checkpoint: nil, resume: false))
+        } else if header.readsOrigin {
+            guard let make = createOverOrigin else { throw ReplayError.needsOrigin(header.target) }
+            try make(dev, header.virtualSize)
+            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false))
         } else {
             try pool.createThin(dev, virtualSize: header.virtualSize)
             return .apply(Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false))
@@ -219,7 +226,12 @@ public final class Replayer {
                 sinceCheckpoint += UInt64(n)
             case let .zero(first, count):
                 try forget(first, count)
-                try pool.zero(dev, blocks: first..<first + count)
+                if plan.header.readsOrigin {
+                    // Unmapped would read the origin's bytes: these blocks read zeros, so they are written.
+                    try writeZeros(dev, first, count, buffer: raw)
+                } else {
+                    try pool.zero(dev, blocks: first..<first + count)
+                }
                 applied += count * UInt64(bs)
             case let .discard(first, count):
                 try forget(first, count)
@@ -260,6 +272,20 @@ public final class Replayer {
         try pool.commitReceive()
         return ReceiveSummary(outcome: plan.resume ? .resumed : .received, device: plan.dev, header: plan.header, trailer: trailer,
                               contentDigest: digest, streamBytes: streamBytes)
+    }
+
+    /// Writes zeros over `count` blocks from `first`, a buffer at a time.
+    private func writeZeros(_ dev: UInt64, _ first: UInt64, _ count: UInt64, buffer: UnsafeMutableRawBufferPointer) throws {
+        let bs = UInt64(pool.blockSize)
+        let per = UInt64(buffer.count) / bs
+        var i: UInt64 = 0
+        while i < count {
+            let n = min(per, count - i)
+            let b = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(n * bs)])
+            b.initializeMemory(as: UInt8.self, repeating: 0)
+            try pool.write(dev, block: first + i, UnsafeRawBufferPointer(b))
+            i += n
+        }
     }
 
     /// Reads until the header is decoded, choosing the decoder: a resuming one when asked to resume.

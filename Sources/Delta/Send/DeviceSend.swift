@@ -12,6 +12,8 @@ public struct DeviceSendOptions {
     public var workers = 1
     /// For an incremental: the base's content digest; read from the base's blocks when nil.
     public var baseDigest: Digest128?
+    /// The target reads its unmapped blocks from an external origin (the stream says so).
+    public var readsOrigin = false
     /// A receiver's resume point: send only the records from there on.
     public var resumeAt: StreamProgress?
     /// After each record: (raw bytes covered, raw bytes expected, stream bytes written).
@@ -56,7 +58,7 @@ public func sendDevice(view: MetadataView, target: UInt64, base: UInt64?, reader
         blockSize: UInt32(bs), virtualSize: o.virtualSize, level: o.level,
         streamID: o.resumeAt?.streamID ?? o.streamID, sourcePool: o.sourcePool,
         target: SnapshotIdentity(target, details), base: baseIdentity, baseFingerprint: baseDigest,
-        expectedBlocks: base == nil ? details.mappedBlocks : 0)
+        expectedBlocks: base == nil ? details.mappedBlocks : 0, readsOrigin: o.readsOrigin)
     // Frames are independent: one single-threaded compressor per worker, two records in flight each.
     // At most 32 MiB of raw record buffers (as much again for frames), at least one slot.
     let slots = max(1, min(max(1, o.workers) * 2, (32 << 20) / Int(header.maxRecordRaw)))

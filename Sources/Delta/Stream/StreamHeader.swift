@@ -21,13 +21,17 @@ public struct StreamHeader: Equatable, Sendable, Codable {
     public var resumeSequence: UInt64
     /// Blocks the sender expects to carry (data + zero), for progress estimates only.
     public var expectedBlocks: UInt64
+    /// What an unmapped block of the target reads as (header flag bit 2): false, zeros; true, the bytes
+    /// of the target's external origin at the same offset. Blocks a full stream does not name and
+    /// discarded blocks are unmapped; zero records always mean zeros.
+    public var readsOrigin: Bool
 
     public static let bodySize = 160
 
     public init(blockSize: UInt32, virtualSize: UInt64, level: Int32 = 3, maxRecordRaw: UInt32? = nil,
                 streamID: Digest128, sourcePool: Digest128, target: SnapshotIdentity,
                 base: SnapshotIdentity? = nil, baseFingerprint: Digest128 = .zero,
-                resumeSequence: UInt64 = 0, expectedBlocks: UInt64 = 0) {
+                resumeSequence: UInt64 = 0, expectedBlocks: UInt64 = 0, readsOrigin: Bool = false) {
         self.blockSize = blockSize
         self.virtualSize = virtualSize
         self.level = level
@@ -39,6 +43,29 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         self.baseFingerprint = baseFingerprint
         self.resumeSequence = resumeSequence
         self.expectedBlocks = expectedBlocks
+        self.readsOrigin = readsOrigin
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case blockSize, virtualSize, level, maxRecordRaw, streamID, sourcePool, target, base, baseFingerprint
+        case resumeSequence, expectedBlocks, readsOrigin
+    }
+
+    /// Decodes a header kept in a receipt; one written before `readsOrigin` existed reads zeros.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        blockSize = try c.decode(UInt32.self, forKey: .blockSize)
+        virtualSize = try c.decode(UInt64.self, forKey: .virtualSize)
+        level = try c.decode(Int32.self, forKey: .level)
+        maxRecordRaw = try c.decode(UInt32.self, forKey: .maxRecordRaw)
+        streamID = try c.decode(Digest128.self, forKey: .streamID)
+        sourcePool = try c.decode(Digest128.self, forKey: .sourcePool)
+        target = try c.decode(SnapshotIdentity.self, forKey: .target)
+        base = try c.decodeIfPresent(SnapshotIdentity.self, forKey: .base)
+        baseFingerprint = try c.decode(Digest128.self, forKey: .baseFingerprint)
+        resumeSequence = try c.decode(UInt64.self, forKey: .resumeSequence)
+        expectedBlocks = try c.decode(UInt64.self, forKey: .expectedBlocks)
+        readsOrigin = try c.decodeIfPresent(Bool.self, forKey: .readsOrigin) ?? false
     }
 
     public var isIncremental: Bool { base != nil }
@@ -50,7 +77,7 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         w.u32(StreamFormat.version)
         w.u32(blockSize)
         w.u64(virtualSize)
-        w.u32((base != nil ? 1 : 0) | (resumeSequence != 0 ? 2 : 0))
+        w.u32((base != nil ? 1 : 0) | (resumeSequence != 0 ? 2 : 0) | (readsOrigin ? 4 : 0))
         w.u32(UInt32(bitPattern: level))
         w.u32(maxRecordRaw)
         w.u32(0)
@@ -83,6 +110,7 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         baseFingerprint = try r.digest()
         resumeSequence = try r.u64()
         expectedBlocks = try r.u64()
+        readsOrigin = flags & 4 != 0
         // Sanity: block sizes the kernel allows are multiples of 64 KiB up to 1 GiB; accept any multiple of 4 KiB.
         guard blockSize >= 4096, blockSize % 4096 == 0, blockSize <= 1 << 30 else {
             throw .badRecord(sequence: 0, reason: "block size \(blockSize) is not a multiple of 4 KiB up to 1 GiB")
@@ -90,7 +118,7 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         guard maxRecordRaw >= blockSize, maxRecordRaw % blockSize == 0, maxRecordRaw <= max(64 << 20, blockSize) else {
             throw .badRecord(sequence: 0, reason: "bad record size limit \(maxRecordRaw)")
         }
-        guard (flags & 2 != 0) == (resumeSequence != 0), flags & ~3 == 0 else {
+        guard (flags & 2 != 0) == (resumeSequence != 0), flags & ~7 == 0 else {
             throw .badRecord(sequence: 0, reason: "bad header flags \(flags)")
         }
     }

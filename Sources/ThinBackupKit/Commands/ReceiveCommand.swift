@@ -19,6 +19,8 @@ public struct ReceiveCommand: ParsableCommand {
     @OptionGroup public var network: NetworkOptions
     @Option(name: .customLong("as"), help: ArgumentHelp("Local device id (default: the sender's).", valueName: "id"))
     public var asDevice: UInt64?
+    @Option(name: .customLong("origin-file"), help: ArgumentHelp("For a stream of a device over an external origin: the new device reads its unmapped blocks from this file.", valueName: "file"))
+    public var originFile: String?
     @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
     public var checkpoint: ByteSize?
@@ -35,7 +37,7 @@ public struct ReceiveCommand: ParsableCommand {
             return
         }
         var req = ReceiveRequest(pool: access)
-        req.source = from; req.targetID = asDevice; req.resume = resume
+        req.source = from; req.targetID = asDevice; req.resume = resume; req.originFile = originFile
         req.checkpointBytes = checkpoint?.bytes
         req.quiet = output.quiet
         req.transport = try network.transportOptions()

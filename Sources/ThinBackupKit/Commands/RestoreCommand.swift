@@ -21,6 +21,8 @@ public struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A pool folder or a file.", valueName: "pool|file")) public var to: String
     @Option(name: .customLong("as"), help: ArgumentHelp("Device id in the target pool (default: --dev).", valueName: "id"))
     public var asDevice: UInt64?
+    @Option(help: ArgumentHelp("For a device over an external origin: that origin file (a file restore starts from its bytes; a pool restore creates the device over it).", valueName: "file"))
+    public var origin: String?
     @Option(help: ArgumentHelp("Source pool id, when several pools back up the same device id.", valueName: "id")) public var poolId: String?
     @OptionGroup public var net: RepositoryTransportOptions
     @OptionGroup public var output: ReportOptions
@@ -38,6 +40,7 @@ public struct RestoreCommand: ParsableCommand {
         req.id = id
         req.asDevice = asDevice
         req.poolID = poolId
+        req.origin = origin
         req.quiet = output.quiet
         req.options = net.transportOptions()
         let r = try runRestore(req)

@@ -33,6 +33,9 @@ public protocol PoolAccess: AnyObject {
     /// Virtual size of `dev` in bytes, as the pool records it.
     func virtualSize(of dev: UInt64) throws -> UInt64
 
+    /// The external origin `dev` reads its unmapped blocks from, if it has one (a path or a name).
+    func externalOrigin(of dev: UInt64) throws -> String?
+
     /// The id streams record for this pool: the superblock's UUID when it has one, else an id
     /// kept beside the pool (made and stored when `create` and there is none yet).
     func identity(create: Bool) throws -> Digest128

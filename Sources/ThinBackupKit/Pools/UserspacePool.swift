@@ -67,6 +67,11 @@ public final class UserspacePool: PoolAccess {
         return try dataFile().size()
     }
 
+    /// pool.json's origin file of `dev` (a pool without pool.json has none).
+    public func externalOrigin(of dev: UInt64) throws -> String? {
+        try sidecarPath.map(PoolSidecar.load)?.devices[String(dev)]?.originFile
+    }
+
     public func identity(create: Bool) throws -> Digest128 {
         if let u = Self.uuidIdentity(try readMetadata().superblock) { return u }
         guard let sidecarPath else { return .zero }

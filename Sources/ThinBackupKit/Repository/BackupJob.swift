@@ -42,17 +42,18 @@ public struct BackupReport: Codable {
     public var seconds: Double
 }
 
-/// The catalog copy kept beside the pool.
-func localCatalogPath(pool: String) -> String { "\(pool)/thin-backup-catalog.sqlite" }
-
 /// The next free device id: above every device in the pool and every snapshot the catalog names.
 func freshDeviceID(_ devices: [UInt64], used: [UInt64]) -> UInt64 {
     ((devices + used).max() ?? 0) + 1
 }
 
-/// One backup: snapshot, send (full the first time, else incremental from the last backed-up
-/// snapshot still on the pool), record in the catalog, store the catalog in the repository,
-/// then delete the previous snapshot (only the newest stays: the next incremental's base).
+/// One backup: snapshot, send (full the first time into this repository, else incremental from
+/// the snapshot this pool keeps for this repository), record in the catalog, store the catalog,
+/// record the new base in the pool's state for this repository, then delete the previous one.
+/// An incremental is written only when the repository holds its base: the base backup is the
+/// newest in the repository's catalog, its chain's streams are all in the repository, and the
+/// snapshot on the pool is the one that backup was made from. Otherwise the backup is a full one
+/// and `note` says why.
 public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let started = ProgressMeter.now()
     let pool = req.pool
@@ -60,24 +61,19 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let poolLock = try PoolLock(pool: dir, command: "backup --dev \(req.dev)")
     defer { poolLock.release() }
     let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(dir) --dev \(req.dev)",
-                                    localCopy: localCatalogPath(pool: dir), mustExist: false)
+                                    mustExist: false)
     defer { repo.close() }
+    let repoID = try repo.identity(create: true)!
+    var state = try LocalBackupState.load(pool: dir, repository: repoID, name: repo.store.displayName)
+    let previous = state.devices[String(req.dev)]
 
     // 1. Snapshot the device.
-    var base: BackupRecord?
-    var note: String?
     let devices = try pool.devices()
     guard devices.contains(req.dev) else { throw JobError("pool \(dir) has no thin device \(req.dev)") }
     let poolID = try pool.identity(create: true).description
     let records = try repo.catalog.all().filter { $0.poolID == poolID }
-    if let last = records.filter({ $0.dev == req.dev }).last {
-        if devices.contains(last.snapDev) {
-            base = last
-        } else {
-            note = "the last backed-up snapshot (device \(last.snapDev)) is gone from the pool: full backup"
-        }
-    }
-    let snap = freshDeviceID(devices, used: records.map(\.snapDev))
+    let (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
+    let snap = freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device))
     try pool.createSnapshot(of: req.dev, as: snap)
     func dropSnapshot() { try? pool.deleteDevice(snap) }
 
@@ -94,11 +90,14 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     send.quiet = req.quiet
     let sent: SendReport
     var record: BackupRecord
+    let snapIdentity: SnapshotIdentity
     do {
         sent = try runSend(send, sink: try repo.store.sink(object))
         guard let digest = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
         let vsize = try pool.virtualSize(of: snap)
         let bs = UInt64(try pool.readMetadata().superblock.dataBlockSize) * 512
+        guard let identity = try pool.snapshotIdentity(snap) else { throw JobError("snapshot \(snap) is gone from \(pool.name)") }
+        snapIdentity = identity
         // 3. Record it; the catalog travels with the backup.
         record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
                               object: object, streamBytes: sent.streamBytes, rawBytes: sent.rawBytes, dataBlocks: sent.dataBlocks,
@@ -111,14 +110,40 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         throw error
     }
 
-    // 4. Keep only the newest snapshot on the pool.
+    // 4. The new snapshot is this repository's base now; the previous one goes (no other repository's state names it).
+    state.repository = repo.store.displayName
+    state.devices[String(req.dev)] = .init(backup: record.id!, snapshot: snapIdentity, digest: record.digest)
+    try state.save(pool: dir, repository: repoID)
     var deleted: UInt64?
-    if let b = base {
-        try pool.deleteDevice(b.snapDev)
-        deleted = b.snapDev
+    if let old = previous?.snapshot, !LocalBackupState.allSnapshots(pool: dir).contains(old),
+       try pool.snapshotIdentity(old.device) == old {
+        try pool.deleteDevice(old.device)
+        deleted = old.device
     }
     return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,
                         createdAt: WorkflowClock.format(req.now), object: object, rawBytes: sent.rawBytes,
                         streamBytes: sent.streamBytes, dataBlocks: sent.dataBlocks, digest: record.digest,
                         deletedSnapshot: deleted, note: note, seconds: ProgressMeter.now() - started)
+}
+
+/// The base for the next incremental into `repo`, or nil (a full backup) with the reason.
+func chooseBase(_ kept: LocalBackupState.Base?, last: BackupRecord?, pool: any PoolAccess,
+                repo: BackupRepository) throws -> (BackupRecord?, String?) {
+    let name = repo.store.displayName
+    guard let kept else {
+        return (nil, last.map { "this pool keeps no base for \(name) (its newest backup \($0.id!) was made from another state): full backup" })
+    }
+    guard let last else {
+        return (nil, "\(name) holds no backup of this device (new, wiped or another repository): full backup")
+    }
+    guard last.id == kept.backup, last.snapDev == kept.snapshot.device, last.digest == kept.digest else {
+        return (nil, "the newest backup in \(name) is \(last.id!), not backup \(kept.backup) that this pool's base was sent as: full backup")
+    }
+    guard try pool.snapshotIdentity(kept.snapshot.device) == kept.snapshot else {
+        return (nil, "the last backed-up snapshot (device \(kept.snapshot.device)) is gone from the pool: full backup")
+    }
+    for b in try repo.catalog.chain(of: last) where try !repo.store.exists(b.object) {
+        return (nil, "\(name) lacks \(b.object) (backup \(b.id!), which backup \(last.id!) needs): full backup")
+    }
+    return (last, nil)
 }

@@ -8,16 +8,14 @@ public final class BackupRepository {
     public let catalog: Catalog
     let workDir: String
     private var lock: RepositoryLock?
-    /// The host's own copy of the catalog (backup keeps one beside the pool), if any.
-    let localCopy: String?
+    /// Name of the object holding the repository's identity (a random id written by its first backup).
+    public static let identityObject = "repository-id"
 
     /// Opens `repo`. `lockFor`: take the repository lock for that command first.
-    /// `localCopy`: a catalog file kept on this host, used when it is newer than the repository's.
     public init(_ repo: String, options: TransportOptions = TransportOptions(), lockFor command: String? = nil,
-                localCopy: String? = nil, mustExist: Bool = true) throws {
+                mustExist: Bool = true) throws {
         store = try openObjectStore(repo, options: options, create: !mustExist)
         if let command { lock = try RepositoryLock(store: store, command: command) }
-        self.localCopy = localCopy
         workDir = NSTemporaryDirectory() + "/thin-backup-repo-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let path = workDir + "/" + Catalog.objectName
@@ -26,38 +24,35 @@ public final class BackupRepository {
             guard FileManager.default.createFile(atPath: path, contents: Data(remote)) else {
                 throw JobError("cannot write the catalog copy \(path)")
             }
-        } else if mustExist && (localCopy.map { !FileManager.default.fileExists(atPath: $0) } ?? true) {
+        } else if mustExist {
             lock?.release()
             throw JobError("\(store.displayName) is not a backup repository (no \(Catalog.objectName))")
         }
-        var cat = try Catalog(path: path)
-        if let localCopy, FileManager.default.fileExists(atPath: localCopy) {
-            let local = try Catalog(path: localCopy)
-            let newer = try local.generation > cat.generation
-            local.close()
-            if newer {
-                cat.close()
-                try? FileManager.default.removeItem(atPath: path)
-                try FileManager.default.copyItem(atPath: localCopy, toPath: path)
-                cat = try Catalog(path: path)
+        catalog = try Catalog(path: path)
+    }
+
+    /// The repository's identity: the random id in its `repository-id` object. With `create`, a
+    /// repository without one (new, wiped, or made before identities existed) gets a fresh one.
+    public func identity(create: Bool) throws -> String? {
+        if let b = try store.get(Self.identityObject) {
+            let id = String(decoding: b, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard id.count == 32, id.allSatisfy(\.isHexDigit) else {
+                throw JobError("\(store.displayName): \(Self.identityObject) does not hold a repository id")
             }
+            return id
         }
-        catalog = cat
+        guard create else { return nil }
+        let id = randomDigest().description
+        try store.put(Self.identityObject, Array((id + "\n").utf8))
+        return id
     }
 
     deinit { close() }
 
-    /// Bumps the generation and stores the catalog in the repository (and the local copy).
+    /// Bumps the generation and stores the catalog in the repository.
     public func saveCatalog() throws {
         try catalog.setGeneration(try catalog.generation + 1)
-        let bytes = try catalog.bytes()
-        try store.put(Catalog.objectName, bytes)
-        if let localCopy {
-            let tmp = localCopy + ".tmp"
-            guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes)), rename(tmp, localCopy) == 0 else {
-                throw JobError("cannot write the local catalog copy \(localCopy)")
-            }
-        }
+        try store.put(Catalog.objectName, try catalog.bytes())
     }
 
     /// Releases the lock and removes the work folder (the open catalog stays readable until released).

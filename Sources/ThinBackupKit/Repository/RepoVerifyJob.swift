@@ -63,7 +63,9 @@ public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, option
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             do {
                 try ThinPool.create(folder: scratch, dataSize: b.virtualSize * 2 + 64 * UInt64(b.blockSize), blockSize: UInt64(b.blockSize)).close()
-                let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil, quiet: quiet)
+                // A device over an external origin: the digest covers provisioned blocks, so no origin is needed here.
+                let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil, quiet: quiet,
+                                          overOrigin: { try $0.createThin($1, virtualSize: $2, originFile: nil) })
                 let view = try MetadataReader(path: "\(scratch)/metadata").live
                 let data = try RandomAccessFile(path: "\(scratch)/data", writable: false)
                 defer { data.close() }

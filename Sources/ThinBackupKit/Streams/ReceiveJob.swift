@@ -13,6 +13,8 @@ public struct ReceiveRequest {
     public var quiet = true
     /// For network sources (S3 endpoint, CA file, retries).
     public var transport = TransportOptions()
+    /// External origin for a stream whose unmapped blocks read one (`receive --origin-file`).
+    public var originFile: String?
 
     public init(pool: any PoolAccess) { self.pool = pool }
 }
@@ -39,6 +41,9 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     var o = ReceiveOptions(targetID: req.targetID)
     o.checkpointBytes = req.checkpointBytes
     o.resume = req.resume
+    if let origin = req.originFile {
+        o.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
+    }
     o.quiet = req.quiet
     do {
         let s = try receiveStream(into: pool, from: source, o)
@@ -65,6 +70,8 @@ struct ReceiveOptions {
     var label: String?
     /// Continue the interrupted receive of the target when there is one.
     var resume = false
+    /// Makes the device (id, virtual size) for a stream whose unmapped blocks read an external origin.
+    var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
     /// The source starts at this byte of the interrupted stream (a connection that broke).
     var continuingAt: UInt64?
     var progressLabel = "receive"
@@ -80,6 +87,7 @@ func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOpt
     r.targetID = o.targetID
     r.checkpointBytes = o.checkpointBytes
     r.label = o.label
+    r.createOverOrigin = o.createOverOrigin
     r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
     let s: ReceiveSummary
     if let offset = o.continuingAt {

@@ -59,6 +59,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         guard let p = StreamProgress(token: t) else { throw JobError(.usage, "--resume-from: not a resume token: \(t)") }
         return p
     }
+    o.readsOrigin = try req.pool.externalOrigin(of: req.target) != nil
     o.baseDigest = req.baseDigest
     if let b = req.base, o.baseDigest == nil {
         let hint = ProgressMeter(label: "reading base \(b) for its digest", quiet: req.quiet)

@@ -14,6 +14,8 @@ public struct StreamVerifyReport: Codable {
     public var dataBlocks: UInt64
     public var zeroBlocks: UInt64
     public var discardBlocks: UInt64
+    /// Unmapped blocks of the target read as its external origin's bytes (header flag), not zeros.
+    public var readsOrigin: Bool
     public var targetDigest: String?
     /// For a full stream: the digest of its content was recomputed and matches the trailer.
     public var contentChecked: Bool
@@ -61,7 +63,7 @@ public func verifyStream(source: ByteSource, quiet: Bool) throws -> StreamVerify
     return StreamVerifyReport(ok: true, incremental: h.isIncremental, device: h.target.device, base: h.base?.device,
                               blockSize: h.blockSize, virtualSize: h.virtualSize, records: t.records + 1,
                               dataBlocks: t.dataBlocks, zeroBlocks: t.zeroBlocks, discardBlocks: t.discardBlocks,
-                              targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes)
+                              readsOrigin: h.readsOrigin, targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes)
 }
 
 /// `verify --pool DIR --dev N --digest D`: recomputes a device's content digest and compares.
