@@ -14,6 +14,8 @@ public struct DeviceSendOptions {
     public var baseDigest: Digest128?
     /// The target reads its unmapped blocks from an external origin (the stream says so).
     public var readsOrigin = false
+    /// Encrypt the stream (format version 2) with this key.
+    public var key: StreamKey?
     /// A receiver's resume point: send only the records from there on.
     public var resumeAt: StreamProgress?
     /// After each record: (raw bytes covered, raw bytes expected, stream bytes written).
@@ -64,7 +66,7 @@ public func sendDevice(view: MetadataView, target: UInt64, base: UInt64?, reader
     let slots = max(1, min(max(1, o.workers) * 2, (32 << 20) / Int(header.maxRecordRaw)))
     let compressors = try (0..<slots).map { _ in try ZstdCompressor(level: o.level, workers: 0) }
     let sender = StreamSender(header: header, reader: reader, compressors: compressors,
-                              sink: sink, baseDigest: baseDigest, resumeAt: o.resumeAt)
+                              sink: sink, baseDigest: baseDigest, resumeAt: o.resumeAt, key: o.key)
     let expected = header.expectedBlocks * UInt64(bs)
     if let p = o.onProgress { sender.onProgress = { done, written in p(done, expected, written) } }
     let blockCount = header.blockCount

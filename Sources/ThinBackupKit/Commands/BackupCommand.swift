@@ -21,6 +21,7 @@ public struct BackupCommand: ParsableCommand {
     public var now: String?
     @Option(help: "zstd level (1–19).") public var level: Int32 = 3
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -29,6 +30,7 @@ public struct BackupCommand: ParsableCommand {
         let access = try pool.open()
         defer { access.close() }
         var req = BackupRequest(pool: access, dev: dev, repo: repo)
+        req.keyring = try key.keyring()
         req.now = try WorkflowClock.now(now)
         req.level = level
         req.quiet = output.quiet

@@ -25,6 +25,7 @@ public struct ReceiveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
     public var checkpoint: ByteSize?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -40,6 +41,7 @@ public struct ReceiveCommand: ParsableCommand {
         req.source = from; req.targetID = asDevice; req.resume = resume; req.originFile = originFile
         req.checkpointBytes = checkpoint?.bytes
         req.quiet = output.quiet
+        req.keyring = try key.keyring()
         req.transport = try network.transportOptions()
         let r = try runReceive(req)
         let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : "received"

@@ -31,6 +31,7 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
     @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
     public var size: ByteSize?
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -57,6 +58,7 @@ public struct SendCommand: ParsableCommand {
         req.resumeToken = resumeFrom
         req.virtualSize = size?.bytes
         req.quiet = output.quiet
+        req.keyring = try key.keyring()
         req.transport = try network.transportOptions(targetDevice: asDevice ?? target)
         // A tb:// receiver holding an interrupted receive of this device: continue at its checkpoint.
         if req.resumeToken == nil, let token = try Transport.receiverResumeToken(for: to, options: req.transport) {

@@ -13,15 +13,18 @@ import PoolCore
 public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     public let pool: any PoolAccess
     let checkpointBytes: UInt64?
+    /// The key of encrypted streams (nil: only clear streams are accepted).
+    let keyring: StreamKeyring?
     private let lock = NSLock()
     private let cacheLock = NSLock()
     private var cache: [UInt64: PendingReceive?] = [:]
 
-    public init(pool: any PoolAccess, checkpointBytes: UInt64? = 64 << 20) throws {
+    public init(pool: any PoolAccess, checkpointBytes: UInt64? = 64 << 20, keyring: StreamKeyring? = nil) throws {
         // Fails now, not at the first stream, if the pool cannot be opened.
         try openReceiving(pool, readOnly: true).close()
         self.pool = pool
         self.checkpointBytes = checkpointBytes
+        self.keyring = keyring
     }
 
     public func pendingReceive(device: UInt64) throws -> PendingReceive? {
@@ -58,6 +61,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
             defer { p.close() }
             var o = ReceiveOptions(targetID: device)
             o.checkpointBytes = checkpointBytes
+            o.keyring = keyring
             o.label = streamID  // a checkpoint records the stream id and byte offset it reached
             // offset > 0: the same stream, continued at the checkpoint's byte offset (a connection that broke);
             // else a new stream, the whole stream again, or one sent with --resume-from.

@@ -20,16 +20,16 @@ public struct MergeReport: Codable {
 /// a copy of that origin). A regular-file stream is verified completely before the first write;
 /// a pipe is applied as it arrives (a bad record stops it there).
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
-                     origin: String? = nil) throws -> MergeReport {
+                     origin: String? = nil, keyring: StreamKeyring? = nil) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
-        try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet), origin: origin, stream: stream)
+        try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring), origin: origin, stream: stream)
     }
     let source = try givenSource ?? Transport.source(for: stream)
     let originFile = try origin.map { try RandomAccessFile(path: $0, writable: false) }
     defer { originFile?.close() }
     let out = try RandomAccessFile(path: target, writable: true)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
-    var d = StreamDecoder()
+    var d = StreamDecoder(keyring: keyring)
     let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
@@ -86,7 +86,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                     off += UInt64(k)
                 }
                 report.zeroedBlocks += count
-            case .trailer:
+            case .trailer, .sealed:
                 break
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0) * UInt64(header?.blockSize ?? 0), streamBytes: report.streamBytes)

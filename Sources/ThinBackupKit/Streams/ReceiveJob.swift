@@ -13,6 +13,8 @@ public struct ReceiveRequest {
     public var quiet = true
     /// For network sources (S3 endpoint, CA file, retries).
     public var transport = TransportOptions()
+    /// The key of an encrypted stream; nil refuses one.
+    public var keyring: StreamKeyring?
     /// External origin for a stream whose unmapped blocks read one (`receive --origin-file`).
     public var originFile: String?
 
@@ -41,6 +43,7 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     var o = ReceiveOptions(targetID: req.targetID)
     o.checkpointBytes = req.checkpointBytes
     o.resume = req.resume
+    o.keyring = req.keyring
     if let origin = req.originFile {
         o.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
     }
@@ -70,6 +73,8 @@ struct ReceiveOptions {
     var label: String?
     /// Continue the interrupted receive of the target when there is one.
     var resume = false
+    /// The key of an encrypted stream; nil refuses one.
+    var keyring: StreamKeyring?
     /// Makes the device (id, virtual size) for a stream whose unmapped blocks read an external origin.
     var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
     /// The source starts at this byte of the interrupted stream (a connection that broke).
@@ -88,6 +93,7 @@ func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOpt
     r.checkpointBytes = o.checkpointBytes
     r.label = o.label
     r.createOverOrigin = o.createOverOrigin
+    r.keyring = o.keyring
     r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
     let s: ReceiveSummary
     if let offset = o.continuingAt {

@@ -18,6 +18,10 @@ public struct SendRequest {
     public var quiet = true
     /// For network destinations (token file, S3 endpoint, retries).
     public var transport = TransportOptions()
+    /// Encrypt the stream (format version 2); a passphrase keyring derives with the stream id as salt.
+    public var keyring: StreamKeyring?
+    /// Encrypt with this key (a repository's, already derived); wins over `keyring`.
+    public var key: StreamKey?
 
     public init(pool: any PoolAccess, target: UInt64, destination: String) {
         self.pool = pool
@@ -60,6 +64,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         return p
     }
     o.readsOrigin = try req.pool.externalOrigin(of: req.target) != nil
+    o.key = try req.key ?? req.keyring?.keyForWriting(salt: (o.resumeAt?.streamID ?? o.streamID).bytes)
     o.baseDigest = req.baseDigest
     if let b = req.base, o.baseDigest == nil {
         let hint = ProgressMeter(label: "reading base \(b) for its digest", quiet: req.quiet)
