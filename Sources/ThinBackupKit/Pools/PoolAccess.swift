@@ -24,8 +24,10 @@ public protocol PoolAccess: AnyObject {
     /// device opened once, so a send opens the metadata once).
     func readMetadata() throws -> MetadataReader
 
-    /// Takes the pool's metadata snapshot; the returned hold releases it.
-    func reserveMetadataSnapshot() throws -> MetadataSnapshotHold
+    /// Takes the pool's metadata snapshot for `command` (its owner while held); the returned hold
+    /// releases it, as does a signal. A snapshot someone else holds is refused (one a killed run
+    /// of ours left may be reclaimed).
+    func reserveMetadataSnapshot(command: String) throws -> MetadataSnapshotHold
 
     /// Reads data blocks by their data-block address.
     func dataReader(blockSize: Int) throws -> any DataBlockReader
