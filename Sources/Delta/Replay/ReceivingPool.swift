@@ -14,7 +14,8 @@ public protocol ReceivingPool: AnyObject {
     func virtualSize(of dev: UInt64) throws -> UInt64
     /// Writes whole blocks: `bytes` holds consecutive blocks from virtual block `block`.
     func write(_ dev: UInt64, block: UInt64, _ bytes: UnsafeRawBufferPointer) throws
-    /// Reads whole blocks from virtual block `block`; unmapped blocks read as zeros.
+    /// Reads whole blocks from virtual block `block`; unmapped blocks read as zeros (also on a device
+    /// over an external origin: this is the content the stream's digest covers).
     func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws
     /// Unmaps (discards) a range of virtual blocks; they read as zeros afterwards.
     func discard(_ dev: UInt64, blocks: Range<UInt64>) throws

@@ -9,6 +9,7 @@ public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
     case nothingToResume(UInt64)
     case notTheInterruptedStream(String)
     case sourceEnded
+    case needsOrigin(SnapshotIdentity)
 
     public var description: String {
         switch self {
@@ -30,6 +31,8 @@ public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot resume: \(why)"
         case .sourceEnded:
             return "the stream source ended early"
+        case let .needsOrigin(t):
+            return "the stream's \(t) reads its unmapped blocks from an external origin: name that origin file (--origin-file) to receive it"
         }
     }
 }

@@ -28,6 +28,11 @@ public final class Replayer {
     public var readSize = 1 << 20
     /// The caller's name for the stream, kept with checkpoints (see `PartialReceive.label`).
     public var label: String?
+    /// The key of an encrypted stream (nil: only clear streams are accepted).
+    public var keyring: StreamKeyring?
+    /// Creates a new device over the external origin whose bytes a full stream's unmapped blocks read as
+    /// (a stream with `readsOrigin`): arguments device id and virtual size. Nil: such a stream is refused.
+    public var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
 
     public init(pool: ReceivingPool) { self.pool = pool }
 
@@ -72,14 +77,14 @@ public final class Replayer {
     }
 
     private func run(_ source: ByteSource, resume: Bool, continuing: Bool) throws -> ReceiveSummary {
-        decoder = StreamDecoder()
+        decoder = StreamDecoder(keyring: keyring)
         streamBytes = 0
         sourceDone = false
         let receipts = try pool.receipts()
         let header: StreamHeader
         if continuing {
             guard let dev = targetID, let p = receipts[dev]?.partial else { throw ReplayError.nothingToResume(targetID ?? 0) }
-            decoder = StreamDecoder(continuing: p.header, at: p.progress, offset: p.streamOffset)
+            decoder = StreamDecoder(continuing: p.header, at: p.progress, offset: p.streamOffset, keyring: keyring)
             streamBytes = p.streamOffset
             header = p.header
         } else {
@@ -103,6 +108,7 @@ public final class Replayer {
             guard let r = existing, let p = r.partial else { throw ReplayError.nothingToResume(dev) }
             var expectHeader = p.header
             expectHeader.resumeSequence = header.resumeSequence
+            expectHeader.encryption?.nonceSalt = header.encryption?.nonceSalt ?? .zero  // each sender run has its own
             guard expectHeader == header else {
                 throw ReplayError.notTheInterruptedStream("its header differs from the interrupted stream's")
             }
@@ -133,6 +139,10 @@ public final class Replayer {
             }
             try pool.createSnapshot(dev, of: local, virtualSize: header.virtualSize)
             digest = ContentDigest(r.contentDigest)
+        } else if header.readsOrigin {
+            guard let make = createOverOrigin else { throw ReplayError.needsOrigin(header.target) }
+            try make(dev, header.virtualSize)
+            digest = ContentDigest()
         } else {
             try pool.createThin(dev, virtualSize: header.virtualSize)
             digest = ContentDigest()
@@ -194,12 +204,17 @@ public final class Replayer {
                 sinceCheckpoint += UInt64(n)
             case let .zero(first, count):
                 try forget(first, count)
-                try pool.zero(dev, blocks: first..<first + count)
+                if header.readsOrigin {
+                    // Unmapped would read the origin's bytes: these blocks read zeros, so they are written.
+                    try writeZeros(dev, first, count, buffer: raw)
+                } else {
+                    try pool.zero(dev, blocks: first..<first + count)
+                }
                 applied += count * UInt64(bs)
             case let .discard(first, count):
                 try forget(first, count)
                 try pool.discard(dev, blocks: first..<first + count)
-            case .header, .trailer:
+            case .header, .trailer, .sealed:
                 throw StreamError.badRecord(sequence: seq, reason: "unexpected record")
             }
             onProgress?(applied, streamBytes, expected)
@@ -226,13 +241,27 @@ public final class Replayer {
                               contentDigest: digest.value, streamBytes: streamBytes)
     }
 
+    /// Writes zeros over `count` blocks from `first`, a buffer at a time.
+    private func writeZeros(_ dev: UInt64, _ first: UInt64, _ count: UInt64, buffer: UnsafeMutableRawBufferPointer) throws {
+        let bs = UInt64(pool.blockSize)
+        let per = UInt64(buffer.count) / bs
+        var i: UInt64 = 0
+        while i < count {
+            let n = min(per, count - i)
+            let b = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(n * bs)])
+            b.initializeMemory(as: UInt8.self, repeating: 0)
+            try pool.write(dev, block: first + i, UnsafeRawBufferPointer(b))
+            i += n
+        }
+    }
+
     /// Reads until the header is decoded, choosing the decoder: a resuming one when asked to resume.
     private func peekHeader(_ source: ByteSource, resume: Bool, receipts: [UInt64: Receipt]) throws -> StreamRecord? {
         if resume {
             // The target id may come from --as; otherwise from the interrupted receive that is partial.
             let dev = targetID ?? receipts.first(where: { $0.value.partial != nil })?.key
             if let d = dev, let p = receipts[d]?.partial {
-                decoder = StreamDecoder(resumingAt: p.progress)
+                decoder = StreamDecoder(resumingAt: p.progress, keyring: keyring)
                 if targetID == nil { targetID = d }
             }
         }

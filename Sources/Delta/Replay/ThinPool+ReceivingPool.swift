@@ -25,6 +25,19 @@ extension ThinPool: ReceivingPool {
     }
 
     public func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        if originFile(of: dev) != nil {
+            // Provisioned content only: an unmapped block is zeros here, not the origin's bytes.
+            let bs = blockSize
+            for i in 0..<(buffer.count / bs) {
+                let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[i * bs..<(i + 1) * bs])
+                if let m = try lookup(dev, block + UInt64(i)) {
+                    try readData(block: m.dataBlock).withUnsafeBytes { dst.copyMemory(from: $0) }
+                } else {
+                    dst.initializeMemory(as: UInt8.self, repeating: 0)
+                }
+            }
+            return
+        }
         let bytes = try read(dev, offset: block * dataBlockSize, count: buffer.count)
         bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
     }

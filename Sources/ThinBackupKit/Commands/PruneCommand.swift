@@ -21,6 +21,7 @@ public struct PruneCommand: ParsableCommand {
     @Option(help: "Keep the newest backup of each of the newest N months.") public var keepMonthly = 0
     @Flag(help: "Show what would be removed and consolidated; change nothing.") public var dryRun = false
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -34,10 +35,14 @@ public struct PruneCommand: ParsableCommand {
         req.dryRun = dryRun
         req.quiet = output.quiet
         req.options = net.transportOptions()
+        req.keyring = try key.keyring()
         let r = try runPrune(req)
         let ids = { (xs: [Int64]) in xs.isEmpty ? "none" : xs.map(String.init).joined(separator: ",") }
-        try output.report(r, line: "\(dryRun ? "would remove" : "removed") \(r.removed.count) backups (\(ids(r.removed))), kept \(r.kept.count); "
-            + "consolidated \(r.rebased.count)\(r.rebased.isEmpty ? "" : " (" + r.rebased.map { "\($0.id)→\($0.newBase.map { "on \($0)" } ?? "full")" }.joined(separator: ", ") + ")"); "
-            + "\(formatBytes(r.freedBytes)) freed")
+        let rebased: [String] = r.rebased.map { b in "\(b.id)→" + (b.newBase.map { "on \($0)" } ?? "full") }
+        let consolidated = "consolidated \(r.rebased.count)" + (rebased.isEmpty ? "" : " (" + rebased.joined(separator: ", ") + ")")
+        let freed = r.freedBytes >= 0 ? "\(formatBytes(UInt64(r.freedBytes))) freed"
+                                      : "\(formatBytes(UInt64(-r.freedBytes))) more used"
+        let verb = dryRun ? "would remove" : "removed"
+        try output.report(r, line: "\(verb) \(r.removed.count) backups (\(ids(r.removed))), kept \(r.kept.count); \(consolidated); \(freed)")
     }
 }

@@ -19,10 +19,13 @@ public struct ReceiveCommand: ParsableCommand {
     @OptionGroup public var network: NetworkOptions
     @Option(name: .customLong("as"), help: ArgumentHelp("Local device id (default: the sender's).", valueName: "id"))
     public var asDevice: UInt64?
+    @Option(name: .customLong("origin-file"), help: ArgumentHelp("For a stream of a device over an external origin: the new device reads its unmapped blocks from this file.", valueName: "file"))
+    public var originFile: String?
     @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
     public var checkpoint: String?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -33,9 +36,10 @@ public struct ReceiveCommand: ParsableCommand {
             return
         }
         var req = ReceiveRequest(pool: pool)
-        req.source = from; req.targetID = asDevice; req.resume = resume
+        req.source = from; req.targetID = asDevice; req.resume = resume; req.originFile = originFile
         req.checkpointBytes = try checkpoint.map(parseSize)
         req.quiet = output.quiet
+        req.keyring = try key.keyring()
         let source = try Endpoint(parsing: from).isRemote
             ? try Transport.source(for: from, options: network.transportOptions()) : nil
         let r = try runReceive(req, source: source)

@@ -21,8 +21,11 @@ public struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A pool folder or a file.", valueName: "pool|file")) public var to: String
     @Option(name: .customLong("as"), help: ArgumentHelp("Device id in the target pool (default: --dev).", valueName: "id"))
     public var asDevice: UInt64?
+    @Option(help: ArgumentHelp("For a device over an external origin: that origin file (a file restore starts from its bytes; a pool restore creates the device over it).", valueName: "file"))
+    public var origin: String?
     @Option(help: ArgumentHelp("Source pool id, when several pools back up the same device id.", valueName: "id")) public var poolId: String?
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -38,8 +41,10 @@ public struct RestoreCommand: ParsableCommand {
         req.id = id
         req.asDevice = asDevice
         req.poolID = poolId
+        req.origin = origin
         req.quiet = output.quiet
         req.options = net.transportOptions()
+        req.keyring = try key.keyring()
         let r = try runRestore(req)
         try output.report(r, line: "restored backup \(r.backup) (\(r.createdAt), chain \(r.chain.map(String.init).joined(separator: "→"))) "
             + "to \(r.target)\(r.device.map { " as thin device \($0)" } ?? ""); digest \(r.digest)")

@@ -13,6 +13,8 @@ public struct BackupRequest {
     public var workers: Int32 = 1
     public var quiet = true
     public var options = TransportOptions()
+    /// Encrypt: the repository's first backup adopts this key; later ones must use the same.
+    public var keyring: StreamKeyring?
     /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
     public var whileLocked: (() -> Void)?
 
@@ -42,9 +44,6 @@ public struct BackupReport: Codable {
     public var seconds: Double
 }
 
-/// The catalog copy kept beside the pool.
-func localCatalogPath(pool: String) -> String { "\(pool)/thin-backup-catalog.sqlite" }
-
 /// The pool's identity as streams record it (sets a sidecar pool.id when the superblock has no UUID).
 func ensurePoolID(_ pool: ThinPool, metadataPath: String) throws -> String {
     let sb = try MetadataReader(path: metadataPath).superblock
@@ -62,16 +61,24 @@ func freshDeviceID(_ pool: ThinPool, used: [UInt64]) throws -> UInt64 {
     (([try pool.devices().max() ?? 0] + used).max() ?? 0) + 1
 }
 
-/// One backup: snapshot, send (full the first time, else incremental from the last backed-up
-/// snapshot still on the pool), record in the catalog, store the catalog in the repository,
-/// then delete the previous snapshot (only the newest stays: the next incremental's base).
+/// One backup: snapshot, send (full the first time into this repository, else incremental from
+/// the snapshot this pool keeps for this repository), record in the catalog, store the catalog,
+/// record the new base in the pool's state for this repository, then delete the previous one.
+/// An incremental is written only when the repository holds its base: the base backup is the
+/// newest in the repository's catalog, its chain's streams are all in the repository, and the
+/// snapshot on the pool is the one that backup was made from. Otherwise the backup is a full one
+/// and `note` says why.
 public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let started = ProgressMeter.now()
     let poolLock = try PoolLock(pool: req.pool, command: "backup --dev \(req.dev)")
     defer { poolLock.release() }
     let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(req.pool) --dev \(req.dev)",
-                                    localCopy: localCatalogPath(pool: req.pool), mustExist: false)
+                                    mustExist: false,
+                                    keyring: req.keyring, adoptKey: true)
     defer { repo.close() }
+    let repoID = try repo.identity(create: true)!
+    var state = try LocalBackupState.load(pool: req.pool, repository: repoID, name: repo.store.displayName)
+    let previous = state.devices[String(req.dev)]
 
     // 1. Snapshot the device.
     let pool = try ThinPool(folder: req.pool)
@@ -84,14 +91,8 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         guard try pool.deviceExists(req.dev) else { throw CommandFailure("pool \(req.pool) has no thin device \(req.dev)") }
         poolID = try ensurePoolID(pool, metadataPath: "\(req.pool)/metadata")
         let records = try repo.catalog.all().filter { $0.poolID == poolID }
-        if let last = records.filter({ $0.dev == req.dev }).last {
-            if try pool.deviceExists(last.snapDev) {
-                base = last
-            } else {
-                note = "the last backed-up snapshot (device \(last.snapDev)) is gone from the pool: full backup"
-            }
-        }
-        snap = try freshDeviceID(pool, used: records.map(\.snapDev))
+        (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
+        snap = try freshDeviceID(pool, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: req.pool).map(\.device))
         try pool.snapshot(origin: req.dev, as: snap)
         try pool.commit()
     }
@@ -107,7 +108,8 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
 
     // 2. Send it into the repository.
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
-    let object = "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+    // Encrypted: object names carry only the time (pool, device and kind are in the sealed catalog).
+    let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs" : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
     var send = SendRequest(target: snap, destination: object)
     send.pool = req.pool
     send.base = base?.snapDev
@@ -115,14 +117,17 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     send.level = req.level
     send.workers = req.workers
     send.quiet = req.quiet
+    send.key = repo.key
     let sent: SendReport
     var record: BackupRecord
+    let snapIdentity: SnapshotIdentity
     do {
         sent = try runSend(send, sink: try repo.store.sink(object))
         guard let digest = sent.targetDigest else { throw CommandFailure("send of snapshot \(snap) reported no content digest") }
         let probe = try ThinPool(folder: req.pool, readOnly: true)
         let vsize = try probe.virtualSize(of: snap)
         let bs = probe.dataBlockSize
+        snapIdentity = try probe.snapshotIdentity(snap)!
         probe.close()
         // 3. Record it; the catalog travels with the backup.
         record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
@@ -136,17 +141,44 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         throw error
     }
 
-    // 4. Keep only the newest snapshot on the pool.
+    // 4. The new snapshot is this repository's base now; the previous one goes (no other repository's state names it).
+    state.repository = repo.store.displayName
+    state.devices[String(req.dev)] = .init(backup: record.id!, snapshot: snapIdentity, digest: record.digest)
+    try state.save(pool: req.pool, repository: repoID)
     var deleted: UInt64?
-    if let b = base {
+    if let old = previous?.snapshot, !LocalBackupState.allSnapshots(pool: req.pool).contains(old) {
         let p = try ThinPool(folder: req.pool)
         defer { p.close() }
-        try p.delete(b.snapDev)
-        try p.commit()
-        deleted = b.snapDev
+        if try p.snapshotIdentity(old.device) == old {
+            try p.delete(old.device)
+            try p.commit()
+            deleted = old.device
+        }
     }
     return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,
                         createdAt: WorkflowClock.format(req.now), object: object, rawBytes: sent.rawBytes,
                         streamBytes: sent.streamBytes, dataBlocks: sent.dataBlocks, digest: record.digest,
                         deletedSnapshot: deleted, note: note, seconds: ProgressMeter.now() - started)
+}
+
+/// The base for the next incremental into `repo`, or nil (a full backup) with the reason.
+func chooseBase(_ kept: LocalBackupState.Base?, last: BackupRecord?, pool: ThinPool,
+                repo: BackupRepository) throws -> (BackupRecord?, String?) {
+    let name = repo.store.displayName
+    guard let kept else {
+        return (nil, last.map { "this pool keeps no base for \(name) (its newest backup \($0.id!) was made from another state): full backup" })
+    }
+    guard let last else {
+        return (nil, "\(name) holds no backup of this device (new, wiped or another repository): full backup")
+    }
+    guard last.id == kept.backup, last.snapDev == kept.snapshot.device, last.digest == kept.digest else {
+        return (nil, "the newest backup in \(name) is \(last.id!), not backup \(kept.backup) that this pool's base was sent as: full backup")
+    }
+    guard try pool.snapshotIdentity(kept.snapshot.device) == kept.snapshot else {
+        return (nil, "the last backed-up snapshot (device \(kept.snapshot.device)) is gone from the pool: full backup")
+    }
+    for b in try repo.catalog.chain(of: last) where try !repo.store.exists(b.object) {
+        return (nil, "\(name) lacks \(b.object) (backup \(b.id!), which backup \(last.id!) needs): full backup")
+    }
+    return (last, nil)
 }

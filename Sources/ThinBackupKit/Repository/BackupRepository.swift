@@ -8,55 +8,96 @@ public final class BackupRepository {
     public let catalog: Catalog
     let workDir: String
     private var lock: RepositoryLock?
-    /// The host's own copy of the catalog (backup keeps one beside the pool), if any.
-    let localCopy: String?
+    /// Name of the object holding the repository's identity (a random id written by its first backup).
+    public static let identityObject = "repository-id"
+    /// An encrypted repository's key: its streams and its catalog are sealed with it.
+    public let key: StreamKey?
+    /// What the caller gave to decrypt with (streams name their key's derivation).
+    public let keyring: StreamKeyring?
+    /// The key was adopted by this run (the first backup): `key.json` is written with the catalog.
+    private var keyIsNew = false
 
     /// Opens `repo`. `lockFor`: take the repository lock for that command first.
-    /// `localCopy`: a catalog file kept on this host, used when it is newer than the repository's.
+    /// `keyring`: the key of an encrypted repository (refused when it is not the repository's key);
+    /// `adoptKey`: a repository without backups takes it (backup).
     public init(_ repo: String, options: TransportOptions = TransportOptions(), lockFor command: String? = nil,
-                localCopy: String? = nil, mustExist: Bool = true) throws {
+                mustExist: Bool = true, keyring: StreamKeyring? = nil, adoptKey: Bool = false) throws {
         store = try openObjectStore(repo, options: options, create: !mustExist)
         if let command { lock = try RepositoryLock(store: store, command: command) }
-        self.localCopy = localCopy
         workDir = NSTemporaryDirectory() + "/thin-backup-repo-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let path = workDir + "/" + Catalog.objectName
-        let remote = try store.get(Catalog.objectName)
+        var remote = try store.get(Catalog.objectName)
+        self.keyring = keyring
+        do {
+            let found = try resolveRepositoryKey(store, keyring: keyring, hasBackups: remote != nil, adopt: adoptKey)
+            key = found?.key
+            keyIsNew = found?.isNew ?? false
+        } catch {
+            lock?.release()
+            throw error
+        }
+        if let sealed = remote {
+            switch (key, SealedBlob.isSealed(sealed)) {
+            case (let k?, true):
+                guard let plain = SealedBlob.open(sealed, key: k, label: "catalog") else {
+                    lock?.release()
+                    throw RepositoryError(.damaged, "repository \(store.displayName): its catalog does not authenticate with its key (damaged or replaced)")
+                }
+                remote = plain
+            case (nil, true):
+                lock?.release()
+                throw RepositoryError(.damaged, "repository \(store.displayName): its catalog is encrypted but its \(RepositoryKeyRecord.objectName) is missing")
+            case (.some, false):
+                lock?.release()
+                throw RepositoryError(.damaged, "repository \(store.displayName) is encrypted but its catalog is not (replaced?)")
+            case (nil, false):
+                break
+            }
+        }
         if let remote {
             guard FileManager.default.createFile(atPath: path, contents: Data(remote)) else {
                 throw RepositoryError(.other, "cannot write the catalog copy \(path)")
             }
-        } else if mustExist && (localCopy.map { !FileManager.default.fileExists(atPath: $0) } ?? true) {
+        } else if mustExist {
             lock?.release()
             throw RepositoryError(.missing, "\(store.displayName) is not a backup repository (no \(Catalog.objectName))")
         }
-        var cat = try Catalog(path: path)
-        if let localCopy, FileManager.default.fileExists(atPath: localCopy) {
-            let local = try Catalog(path: localCopy)
-            let newer = try local.generation > cat.generation
-            local.close()
-            if newer {
-                cat.close()
-                try? FileManager.default.removeItem(atPath: path)
-                try FileManager.default.copyItem(atPath: localCopy, toPath: path)
-                cat = try Catalog(path: path)
+        catalog = try Catalog(path: path)
+    }
+
+    /// The repository's identity: the random id in its `repository-id` object. With `create`, a
+    /// repository without one (new, wiped, or made before identities existed) gets a fresh one.
+    public func identity(create: Bool) throws -> String? {
+        if let b = try store.get(Self.identityObject) {
+            let id = String(decoding: b, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard id.count == 32, id.allSatisfy(\.isHexDigit) else {
+                throw RepositoryError(.damaged, "\(store.displayName): \(Self.identityObject) does not hold a repository id")
             }
+            return id
         }
-        catalog = cat
+        guard create else { return nil }
+        let id = randomDigest().description
+        try store.put(Self.identityObject, Array((id + "\n").utf8))
+        return id
     }
 
     deinit { close() }
 
-    /// Bumps the generation and stores the catalog in the repository (and the local copy).
+    /// Bumps the generation and stores the catalog in the repository.
     public func saveCatalog() throws {
         try catalog.setGeneration(try catalog.generation + 1)
         let bytes = try catalog.bytes()
-        try store.put(Catalog.objectName, bytes)
-        if let localCopy {
-            let tmp = localCopy + ".tmp"
-            guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes)), rename(tmp, localCopy) == 0 else {
-                throw RepositoryError(.other, "cannot write the local catalog copy \(localCopy)")
+        if let key {
+            if keyIsNew {
+                let enc = JSONEncoder()
+                enc.outputFormatting = [.sortedKeys]
+                try store.put(RepositoryKeyRecord.objectName, [UInt8](try enc.encode(RepositoryKeyRecord(key))))
+                keyIsNew = false
             }
+            try store.put(Catalog.objectName, SealedBlob.seal(bytes, key: key, label: "catalog"))
+        } else {
+            try store.put(Catalog.objectName, bytes)
         }
     }
 

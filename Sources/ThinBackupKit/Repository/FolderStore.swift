@@ -44,6 +44,15 @@ public final class FolderStore: ObjectStore {
         return [UInt8](d)
     }
 
+    public func size(_ name: String) throws -> UInt64? {
+        var st = stat()
+        if stat(path(name), &st) != 0 {
+            if errno == ENOENT { return nil }
+            throw RepositoryError(.other, "cannot stat \(path(name)): \(String(cString: strerror(errno)))")
+        }
+        return UInt64(st.st_size)
+    }
+
     public func delete(_ name: String) throws {
         if unlink(path(name)) != 0 && errno != ENOENT {
             throw RepositoryError(.other, "cannot delete \(path(name)): \(String(cString: strerror(errno)))")

@@ -43,6 +43,20 @@ public final class HTTPStore: ObjectStore {
         }
     }
 
+    public func size(_ name: String) throws -> UInt64? {
+        let curl = try CurlEasy()
+        let r = request("HEAD", name)
+        return try options.retry.run { _ -> UInt64? in
+            let response = try curl.perform(r)
+            if response.status == 404 { return nil }
+            guard response.isSuccess else { throw httpError(r, response) }
+            guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
+                throw RepositoryError(.other, "\(redacted(r.url)): HEAD gave no Content-Length")
+            }
+            return n
+        }
+    }
+
     public func delete(_ name: String) throws {
         let curl = try CurlEasy()
         let r = request("DELETE", name)

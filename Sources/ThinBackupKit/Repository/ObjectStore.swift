@@ -17,6 +17,8 @@ public protocol ObjectStore: AnyObject {
     func delete(_ name: String) throws
     /// Names under `prefix`, or nil when the store cannot list (plain HTTP: the catalog names every object).
     func list(prefix: String) throws -> [String]?
+    /// The size of `name` in bytes, or nil when it does not exist (HTTP and S3: a HEAD request).
+    func size(_ name: String) throws -> UInt64?
 }
 
 extension ObjectStore {
@@ -28,7 +30,7 @@ extension ObjectStore {
     }
 
     /// Whether `name` exists.
-    public func exists(_ name: String) throws -> Bool { try get(name) != nil }
+    public func exists(_ name: String) throws -> Bool { try size(name) != nil }
 }
 
 /// A failure of the repository layer: one line naming the repository and what is wrong.

@@ -10,6 +10,8 @@ public struct PruneRequest {
     public var level: Int32 = 3
     public var quiet = true
     public var options = TransportOptions()
+    /// The key of an encrypted repository (its streams are read and rewritten with it).
+    public var keyring: StreamKeyring?
 
     public init(repo: String, policy: RetentionPolicy) {
         self.repo = repo
@@ -24,23 +26,28 @@ public struct PruneReport: Codable {
         /// The kept backup it is now an increment of (nil: rewritten as a full stream).
         public var newBase: Int64?
         public var oldBase: Int64?
+        /// The consolidated stream's size (the same in a dry run, which composes it without storing it).
         public var streamBytes: UInt64?
     }
     public var dryRun: Bool
     public var kept: [Int64]
     public var removed: [Int64]
     public var rebased: [Rebase]
-    public var freedBytes: UInt64
+    /// Net bytes the repository shrinks by: streams deleted, minus consolidated streams written, plus
+    /// the catalog's change. The same in a dry run as in the real run (negative: it grows).
+    public var freedBytes: Int64
     public var reasons: [String: [String]]
 }
 
 /// Applies a retention policy. Never breaks a chain: a kept incremental whose base goes is
 /// rewritten ("consolidated") against its nearest kept ancestor, or as a full stream when it
-/// has none — its chain is replayed into a scratch pool and the difference sent again, with
-/// the original snapshot identities, so later increments still apply on top. The new streams
-/// and catalog are stored before any old stream is deleted.
+/// has none — by composing the records of the streams between (`StreamComposer`: newest wins,
+/// whole frames copied), under the original snapshot identities, so later increments still apply
+/// on top. The new streams and catalog are stored before any old stream is deleted. A dry run
+/// composes the same streams into a counter and applies the catalog change to its work copy, so
+/// it reports the same figures.
 public func runPrune(_ req: PruneRequest) throws -> PruneReport {
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: req.dryRun ? nil : "prune")
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: req.dryRun ? nil : "prune", keyring: req.keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id!, $0) })
@@ -60,35 +67,20 @@ public func runPrune(_ req: PruneRequest) throws -> PruneReport {
         while let cur = a, keep[cur.id!] == nil { a = cur.baseID.flatMap { byID[$0] } }
         plans.append((b, a))
     }
-    if req.dryRun {
-        report.rebased = plans.map { PruneReport.Rebase(id: $0.0.id!, newBase: $0.1?.id, oldBase: $0.0.baseID, streamBytes: nil) }
-        report.freedBytes = removed.reduce(0) { $0 + $1.streamBytes }
-        return report
-    }
     guard !removed.isEmpty else { return report }
+    let catalogBefore = Int64(try repo.catalog.bytes().count)
 
     var updates: [BackupRecord] = []
     var oldObjects: [String] = removed.map(\.object)
     var newObjects: [String] = []
+    var written: Int64 = 0
     do {
         for (k, a) in plans {
-            let chain = try chainOf(k, byID)
-            let scratch = try repo.scratch("prune")
-            defer { try? FileManager.default.removeItem(atPath: scratch) }
-            try ThinPool.create(folder: scratch, dataSize: k.virtualSize * 3 + 64 * UInt64(k.blockSize),
-                                    blockSize: UInt64(k.blockSize)).close()
-            let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil,
-                                      keep: { $0.id == a?.id }, quiet: req.quiet)
-            let kk = got.last!
-            let aa = a.flatMap { a in got.first { $0.record.id == a.id } }
             let object = k.object.replacingOccurrences(of: ".tbs", with: "") + "-rebased\(a.map { "-on\($0.id!)" } ?? "-full").tbs"
-            let summary = try resend(scratch: scratch, target: (kk.device, kk.summary.header),
-                                     base: aa.map { ($0.device, $0.summary.header, $0.record.digest) },
-                                     to: try repo.store.sink(object), level: req.level)
-            newObjects.append(object)
-            guard summary.targetDigest?.description == k.digest else {
-                throw CommandFailure("prune: rewriting backup \(k.id!) gave digest \(summary.targetDigest?.description ?? "-"), the catalog says \(k.digest)")
-            }
+            let sink: any ByteSink = req.dryRun ? CountingSink() : try repo.store.sink(object)
+            if !req.dryRun { newObjects.append(object) }
+            let summary = try consolidate(k, onto: a, byID: byID, store: repo.store, sink: sink, level: req.level,
+                                        keyring: repo.keyring, key: repo.key)
             var u = k
             u.baseID = a?.id
             u.object = object
@@ -98,20 +90,50 @@ public func runPrune(_ req: PruneRequest) throws -> PruneReport {
             u.rebased = true
             updates.append(u)
             oldObjects.append(k.object)
+            written += Int64(summary.streamBytes)
             report.rebased.append(.init(id: k.id!, newBase: a?.id, oldBase: k.baseID, streamBytes: summary.streamBytes))
         }
-        // Newest first, so no deleted row is still referenced when it goes.
+        // Newest first, so no deleted row is still referenced when it goes. A dry run changes only its work copy.
         try repo.catalog.apply(updates: updates, deletions: removed.reversed().map { $0.id! })
-        try repo.saveCatalog()
+        if req.dryRun {
+            try repo.catalog.setGeneration(try repo.catalog.generation + 1)
+        } else {
+            try repo.saveCatalog()
+        }
     } catch {
         for o in newObjects { try? repo.store.delete(o) }
         throw error
     }
+    let catalogAfter = Int64(try repo.catalog.bytes().count)
+    let deleted = removed.reduce(Int64(0)) { $0 + Int64($1.streamBytes) } + plans.reduce(Int64(0)) { $0 + Int64($1.0.streamBytes) }
+    report.freedBytes = deleted - written + catalogBefore - catalogAfter
+    if req.dryRun { return report }
     for o in oldObjects {
         try repo.store.delete(o)
     }
-    report.freedBytes = removed.reduce(0) { $0 + $1.streamBytes } + plans.reduce(0) { $0 + $1.0.streamBytes }
     return report
+}
+
+/// Rewrites backup `k` as an increment of its kept ancestor `a` (nil: as a full stream) by
+/// composing the streams of its original chain after `a`. Checks the result's identities and
+/// digest against the catalog before anything else changes.
+func consolidate(_ k: BackupRecord, onto a: BackupRecord?, byID: [Int64: BackupRecord], store: any ObjectStore,
+                 sink: any ByteSink, level: Int32, keyring: StreamKeyring? = nil, key: StreamKey? = nil) throws -> SendSummary {
+    let chain = try chainOf(k, byID)
+    let segment = a.map { a in Array(chain.drop { $0.id != a.id }.dropFirst()) } ?? chain
+    let composer = try StreamComposer(inputs: try segment.map { try store.source($0.object) }, sink: sink,
+                                      level: level, streamID: randomDigest(), keyring: keyring, key: key)
+    let summary: SendSummary
+    do {
+        summary = try composer.compose()
+    } catch {
+        throw CommandFailure("prune: consolidating backup \(k.id!): \(error)")
+    }
+    guard summary.targetDigest?.description == k.digest, summary.header.target.device == k.snapDev,
+          a.map({ summary.header.baseFingerprint.description == $0.digest && summary.header.base?.device == $0.snapDev }) ?? !summary.header.isIncremental else {
+        throw CommandFailure("prune: consolidating backup \(k.id!) gave a stream of \(summary.header.target) digest \(summary.targetDigest?.description ?? "-"), the catalog says snapshot \(k.snapDev) digest \(k.digest)")
+    }
+    return summary
 }
 
 /// The original chain of `b` (before any rewrite in this run).
@@ -128,28 +150,9 @@ func chainOf(_ b: BackupRecord, _ byID: [Int64: BackupRecord]) throws -> [Backup
     return out.reversed()
 }
 
-/// Sends device `target` of the scratch pool again, under its original stream identity: as the
-/// changes since `base` (a device of the same pool, with the original identity and digest of
-/// its own stream), or in full.
-func resend(scratch: String, target: (UInt64, StreamHeader), base: (UInt64, StreamHeader, String)?,
-            to sink: any ByteSink, level: Int32) throws -> SendSummary {
-    let view = try MetadataReader(path: "\(scratch)/metadata").live
-    let data = try RandomAccessFile(path: "\(scratch)/data", writable: false)
-    defer { data.close() }
-    let bs = Int(view.superblock.dataBlockSize) * 512
-    let baseDigest = base.flatMap { Digest128(hex: $0.2) } ?? .zero
-    let header = StreamHeader(blockSize: UInt32(bs), virtualSize: target.1.virtualSize, level: level, streamID: randomDigest(),
-                              sourcePool: target.1.sourcePool, target: target.1.target, base: base?.1.target,
-                              baseFingerprint: baseDigest,
-                              expectedBlocks: base == nil ? try view.details(of: target.0).mappedBlocks : 0)
-    let sender = StreamSender(header: header, reader: FileDataBlockReader(file: data, blockSize: bs),
-                              compressor: try ZstdCompressor(level: level, workers: 1), sink: sink,
-                              baseDigest: baseDigest, resumeAt: nil)
-    return try sender.send { body in
-        if let base {
-            try MappingDiff(view: view, left: base.0, right: target.0).changes(body)
-        } else {
-            try mappingRuns(view, target.0, body)
-        }
-    }
+/// A sink that only counts (prune --dry-run: the size a consolidated stream would have).
+final class CountingSink: ByteSink {
+    private(set) var count: UInt64 = 0
+    func write(_ bytes: UnsafeRawBufferPointer) throws { count += UInt64(bytes.count) }
+    func finish() throws {}
 }

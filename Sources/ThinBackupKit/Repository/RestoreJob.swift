@@ -15,8 +15,12 @@ public struct RestoreRequest {
     /// Device id in the target pool (default: `dev`).
     public var asDevice: UInt64?
     public var poolID: String?
+    /// The external origin of a device over one (its streams have `readsOrigin`).
+    public var origin: String?
     public var quiet = true
     public var options = TransportOptions()
+    /// The key of an encrypted repository.
+    public var keyring: StreamKeyring?
 
     public init(repo: String, dev: UInt64, to: String) {
         self.repo = repo
@@ -61,10 +65,14 @@ func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poo
 }
 
 /// Checks every stream of a chain before anything is written, so a damaged one stops the restore cleanly.
-func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool) throws {
+@discardableResult
+func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool,
+                keyring: StreamKeyring? = nil) throws -> [StreamVerifyReport] {
+    var reports: [StreamVerifyReport] = []
     for b in chain {
         do {
-            let r = try verifyStream(source: try store.source(b.object), quiet: quiet)
+            let r = try verifyStream(source: try store.source(b.object), quiet: quiet, keyring: keyring)
+            reports.append(r)
             guard r.device == b.snapDev, r.targetDigest == b.digest else {
                 throw RepositoryError(.damaged, "its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
             }
@@ -73,24 +81,32 @@ func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: Backu
             throw CommandFailure("backup \(b.id!) (\(b.object)) is damaged\(why): \(error)")
         }
     }
+    return reports
 }
 
 /// Restores a backup: replays its chain into a pool folder, or merges it onto a new file.
 public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     let started = ProgressMeter.now()
     // The lock keeps a prune from deleting a stream of the chain while it is read.
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)")
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)",
+                                    keyring: req.keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let target = try selectBackup(all, dev: req.dev, at: req.at, id: req.id, poolID: req.poolID, repo: req.repo)
     let chain = try repo.catalog.chain(of: target)
-    try checkChain(chain, repo.store, target: target, quiet: req.quiet)
+    let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring)
+    if reports.contains(where: \.readsOrigin), req.origin == nil {
+        throw CommandFailure("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
+    }
     var bytes: UInt64 = 0
     var device: UInt64?
     var isPool: ObjCBool = false
     if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
         let dev = req.asDevice ?? req.dev
-        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet) { bytes += $0 }
+        var overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)?
+        if let o = req.origin { overOrigin = { try $0.createThin($1, virtualSize: $2, originFile: o) } }
+        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring,
+                        overOrigin: overOrigin) { bytes += $0 }
         device = dev
     } else {
         let tmp = req.to + ".partial"
@@ -99,8 +115,10 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
             throw CommandFailure("cannot create \(tmp)")
         }
         do {
+            if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
             for b in chain {
-                let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object))
+                let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
+                                     origin: req.origin, keyring: repo.keyring)
                 bytes += r.streamBytes
             }
             let f = try RandomAccessFile(path: tmp, writable: true)
@@ -124,7 +142,8 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
 /// Returns every member with its local device id and receive summary.
 @discardableResult
 func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool path: String, finalDevice: UInt64?,
-                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool,
+                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool, keyring: StreamKeyring? = nil,
+                 overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)? = nil,
                  onBytes: (UInt64) -> Void = { _ in }) throws -> [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] {
     var received: [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] = []
     var live: [UInt64] = []
@@ -136,6 +155,8 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
             let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
             let r = Replayer(pool: pool)
             r.targetID = dev
+            r.keyring = keyring
+            if let overOrigin { r.createOverOrigin = { try overOrigin(pool, $0, $1) } }
             let meter = ProgressMeter(label: "restore \(i + 1)/\(chain.count)", quiet: quiet)
             r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
             let s = try r.receive(from: try store.source(b.object))
@@ -164,4 +185,24 @@ private func cleanUp(_ devices: [UInt64], _ path: String) {
     for d in devices { try? pool.delete(d) }
     try? pool.commit()
     pool.close()
+}
+
+/// Copies the first `length` bytes of `source` (zeros past its end) to the new file `path`.
+func copyPrefix(of source: String, to path: String, length: UInt64) throws {
+    let src = try RandomAccessFile(path: source, writable: false)
+    defer { src.close() }
+    let dst = try RandomAccessFile(path: path, writable: true, create: true)
+    defer { dst.close() }
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    defer { buf.deallocate() }
+    var off: UInt64 = 0
+    while off < length {
+        let k = Int(min(UInt64(buf.count), length - off))
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: buf[0..<k])
+        let got = try src.read(into: chunk, at: off)
+        if got == 0 { break }
+        try dst.write(UnsafeRawBufferPointer(rebasing: chunk[0..<got]), at: off)
+        off += UInt64(got)
+    }
+    try dst.truncate(to: length)
 }

@@ -43,6 +43,21 @@ public final class S3Store: ObjectStore {
         }
     }
 
+    public func size(_ name: String) throws -> UInt64? {
+        let c = try client(name)
+        let curl = try CurlEasy()
+        let r = c.request("HEAD")
+        return try options.retry.run { _ -> UInt64? in
+            let response = try curl.perform(r)
+            if response.status == 404 { return nil }
+            guard response.isSuccess else { throw c.s3Error(r, response) }
+            guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
+                throw RepositoryError(.other, "\(displayName)/\(name): HEAD gave no Content-Length")
+            }
+            return n
+        }
+    }
+
     public func delete(_ name: String) throws {
         let c = try client(name)
         let curl = try CurlEasy()

@@ -7,27 +7,36 @@ public struct MergeReport: Codable {
     public var target: String
     public var dataBlocks: UInt64
     public var zeroedBlocks: UInt64
+    /// Discarded blocks given the external origin's bytes (a stream with `readsOrigin`).
+    public var originBlocks: UInt64 = 0
     public var streamBytes: UInt64
     public var seconds: Double
 }
 
-/// Applies a stream onto an external origin (a file or block device): data records are
-/// written, zero and discard runs are zeroed. A regular-file stream is verified completely
-/// before the first write; a pipe is applied as it arrives (a bad record stops it there).
-public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil) throws -> MergeReport {
+/// Applies a stream onto a file or block device: data records are written, zero runs zeroed,
+/// discarded runs made to read what the device reads there — zeros, or for a stream whose unmapped
+/// blocks read its external origin (`readsOrigin`), the bytes of `origin` at the same offset.
+/// Blocks a stream does not name are left as they are (a full stream over an origin is merged onto
+/// a copy of that origin). A regular-file stream is verified completely before the first write;
+/// a pipe is applied as it arrives (a bad record stops it there).
+public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
+                     origin: String? = nil, keyring: StreamKeyring? = nil) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
-        _ = try verifyStream(source: try Transport.source(for: stream), quiet: quiet)
+        try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring), origin: origin, stream: stream)
     }
     let source = try givenSource ?? Transport.source(for: stream)
+    let originFile = try origin.map { try RandomAccessFile(path: $0, writable: false) }
+    defer { originFile?.close() }
     let out = try RandomAccessFile(path: target, writable: true)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
-    var d = StreamDecoder()
+    var d = StreamDecoder(keyring: keyring)
     let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
     let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
     zeros.initializeMemory(as: UInt8.self, repeating: 0)
-    defer { raw.deallocate(); zeros.deallocate() }
+    let originBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: zeros.count, alignment: 4096)
+    defer { raw.deallocate(); zeros.deallocate(); originBuf.deallocate() }
     var header: StreamHeader?
     var report = MergeReport(target: target, dataBlocks: 0, zeroedBlocks: 0, streamBytes: 0, seconds: 0)
     var applied: UInt64 = 0
@@ -53,6 +62,20 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 try out.write(UnsafeRawBufferPointer(dst), at: first * UInt64(bs))
                 report.dataBlocks += UInt64(count)
                 applied += UInt64(len)
+            case let .discard(first, count) where header!.readsOrigin:
+                guard let originFile else { throw CommandFailure(originNeeded(stream)) }
+                let bs = UInt64(header!.blockSize)
+                var off = first * bs
+                let end = min((first + count) * bs, max(header!.virtualSize, off))
+                while off < end {
+                    let k = Int(min(UInt64(zeros.count), end - off))
+                    let chunk = UnsafeMutableRawBufferPointer(rebasing: originBuf[0..<k])
+                    let got = try originFile.read(into: chunk, at: off)
+                    if got < k { UnsafeMutableRawBufferPointer(rebasing: chunk[got...]).initializeMemory(as: UInt8.self, repeating: 0) }
+                    try out.write(UnsafeRawBufferPointer(chunk), at: off)
+                    off += UInt64(k)
+                }
+                report.originBlocks += count
             case let .zero(first, count), let .discard(first, count):
                 let bs = UInt64(header!.blockSize)
                 var off = first * bs
@@ -63,7 +86,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                     off += UInt64(k)
                 }
                 report.zeroedBlocks += count
-            case .trailer:
+            case .trailer, .sealed:
                 break
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0) * UInt64(header?.blockSize ?? 0), streamBytes: report.streamBytes)
@@ -74,4 +97,13 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     meter.finish()
     report.seconds = meter.elapsed
     return report
+}
+
+private func originNeeded(_ stream: String) -> String {
+    "\(stream): its device reads discarded blocks from an external origin: name that file with --origin FILE"
+}
+
+/// Refuses, before anything is written, a stream whose discards need the origin's bytes when none is given.
+func requireOrigin(_ r: StreamVerifyReport, origin: String?, stream: String) throws {
+    if r.readsOrigin, r.discardBlocks > 0, origin == nil { throw CommandFailure(originNeeded(stream)) }
 }
