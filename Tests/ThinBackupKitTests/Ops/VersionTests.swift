@@ -84,7 +84,8 @@ struct ServeStartupLogTests {
             port = (try? String(contentsOfFile: dir.file("port"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
             if port == nil { usleep(50_000) }
         }
-        p.terminate()
+        // SIGKILL: children of the test runner inherit a mask blocking SIGTERM.
+        kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let first = text.split(separator: "\n").first.map(String.init) ?? ""
