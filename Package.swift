@@ -21,21 +21,26 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev, libsodium-dev).
+        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev, libsodium-dev, libdevmapper-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libsodium-dev: XChaCha20-Poly1305, BLAKE2b, Argon2id and randombytes for encrypted streams.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CDevMapper", pkgConfig: "devmapper", providers: [.apt(["libdevmapper-dev"])]),
         // Small C shims: _GNU_SOURCE constants/calls and hardware CRC-32C (CSys); typed curl_easy_setopt wrappers (CCurlShim).
         .target(name: "CSys"),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // libdevmapper's ioctls in the few shapes the kernel pools need (tables, messages, suspend).
+        .target(name: "CDevMapperShim", dependencies: ["CDevMapper"]),
 
         .target(name: "PoolCore", dependencies: ["CSys"]),
+        // How serve reads a request head (apart, so Fuzz/FuzzHTTP can fuzz it with NIO's parser).
+        .target(name: "ReceiverRequest", dependencies: [.product(name: "NIOHTTP1", package: "swift-nio")]),
         .target(name: "Delta", dependencies: ["PoolCore", "CZstd", "CSodium"]),
         .target(
             name: "ThinBackupKit",
             dependencies: [
-                "PoolCore", "Delta", "CCurl", "CCurlShim", "CSys", argumentParser,
+                "PoolCore", "Delta", "ReceiverRequest", "CCurl", "CCurlShim", "CSys", "CDevMapperShim", argumentParser,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -48,9 +53,19 @@ let package = Package(
         ),
         .executableTarget(name: "ThinBackup", dependencies: ["ThinBackupKit", argumentParser]),
 
+        // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer; docs/RELIABILITY.md).
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "FuzzStream", dependencies: ["Delta", "PoolCore", "CFuzzDriver"], path: "Fuzz/FuzzStream"),
+        .executableTarget(name: "FuzzMetadata", dependencies: ["PoolCore", "CFuzzDriver"], path: "Fuzz/FuzzMetadata"),
+        .executableTarget(name: "FuzzHTTP", dependencies: [
+            "ReceiverRequest", "CFuzzDriver",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ], path: "Fuzz/FuzzHTTP"),
+
         .target(name: "TestSupport", dependencies: ["PoolCore"], path: "Tests/TestSupport"),
         .testTarget(name: "PoolCoreTests", dependencies: ["PoolCore", "TestSupport"]),
         .testTarget(name: "DeltaTests", dependencies: ["Delta", "PoolCore", "TestSupport"]),
-        .testTarget(name: "ThinBackupKitTests", dependencies: ["ThinBackupKit", "Delta", "PoolCore", "TestSupport"]),
+        .testTarget(name: "ThinBackupKitTests", dependencies: ["ThinBackupKit", "Delta", "PoolCore", "ReceiverRequest", "TestSupport"]),
     ]
 )

@@ -1,4 +1,4 @@
-/// Clearing NEEDS_CHECK (§6.8): what `thin_check --clear-needs-check-flag` does, for a pool
+/// Clearing NEEDS_CHECK (FORMAT.md §6.8): what `thin_check --clear-needs-check-flag` does, for a pool
 /// that is not open.
 extension ThinPool {
     /// Checks the metadata at `metadataPath` fully (checksums, trees, every metadata and data
@@ -10,7 +10,7 @@ extension ThinPool {
         let f = try RandomAccessFile(path: metadataPath, writable: true)
         defer { f.close() }
         guard f.tryLock(exclusive: true, waitingUpTo: 0.5) else {
-            throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
+            throw PoolError.busy(metadataPath)
         }
         let dev = try FileMetadataDevice(file: f)
         let report = try MetadataChecker(source: dev).check()
