@@ -96,21 +96,18 @@ final class ReceiverHandler: ChannelDuplexHandler {
         guard headerBytes <= config.maxHeaderBytes, head.headers.count <= 100 else {
             return reject(context, .init(statusCode: 431), "request headers too large")
         }
-        if head.method == .GET, head.uri.split(separator: "?", maxSplits: 1).first == "/metrics" {
+        if head.method == .GET, head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) == ReceiverWire.metricsPath {
             // Counters only (no device names, no paths): served without the token, as exporters are.
             state = .discarding(closeAtEnd: false, dropped: 0)
             return respondText(context, .ok, shared.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         }
-        let presented = head.headers.first(name: "authorization") ?? ""
-        guard presented.hasPrefix("Bearer "), constantTimeEqual(String(presented.dropFirst(7)), config.token) else {
+        let presented = head.headers.first(name: ReceiverWire.authorization) ?? ""
+        guard let token = ReceiverWire.token(inCredentials: presented), constantTimeEqual(String(token), config.token) else {
             logger.warning("refused \(head.method) \(head.uri): missing or wrong bearer token")
-            return reject(context, .unauthorized, "missing or wrong bearer token", extra: [("WWW-Authenticate", "Bearer")])
+            return reject(context, .unauthorized, "missing or wrong bearer token", extra: [("WWW-Authenticate", ReceiverWire.bearer)])
         }
-        let parts = head.uri.split(separator: "?", maxSplits: 1)[0].split(separator: "/", omittingEmptySubsequences: false)
-        // "", "v1", "devices", D, "receive"
-        guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices", parts[4] == "receive",
-              let device = UInt64(parts[3]) else {
-            return reject(context, .notFound, "no such resource (use /v1/devices/N/receive)")
+        guard let device = ReceiverWire.device(inPath: head.uri) else {
+            return reject(context, .notFound, "no such resource (use \(ReceiverWire.pathTemplate))")
         }
         switch head.method {
         case .GET:
@@ -126,12 +123,12 @@ final class ReceiverHandler: ChannelDuplexHandler {
 
     private func beginReceive(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ device: UInt64) {
         let registry = shared.registry
-        guard let streamID = head.headers.first(name: "x-tb-stream-id"), (1...80).contains(streamID.count),
+        guard let streamID = head.headers.first(name: ReceiverWire.streamID), (1...80).contains(streamID.count),
               streamID.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
-            return reject(context, .badRequest, "missing or malformed X-TB-Stream-Id")
+            return reject(context, .badRequest, "missing or malformed \(ReceiverWire.streamID)")
         }
-        let offsetText = head.headers.first(name: "x-tb-offset") ?? "0"
-        guard let offset = UInt64(offsetText) else { return reject(context, .badRequest, "malformed X-TB-Offset") }
+        let offsetText = head.headers.first(name: ReceiverWire.offset) ?? "0"
+        guard let offset = UInt64(offsetText) else { return reject(context, .badRequest, "malformed \(ReceiverWire.offset)") }
         let pipe = BoundedPipe(capacity: shared.configuration.bufferBytes)
         guard registry.begin(device, .init(streamID: streamID, startOffset: offset, pipe: pipe)) else {
             return reject(context, .conflict, "device \(device) is already receiving a stream")

@@ -8,15 +8,15 @@ extension PoolCommand {
             commandName: "write",
             abstract: "Write a file's bytes into a thin device (provisioning / copy-on-write), committing periodically and at the end.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
         @Option(name: .long, help: "The file to copy in.")
         public var from: String
-        @Option(name: .long, help: "Byte offset in the device.")
-        public var offset: UInt64 = 0
+        @Option(name: .long, help: "Byte offset in the device (e.g. 1M).")
+        public var offset = ByteSize(bytes: 0)
         @Option(name: .customLong("commit-every"), help: "Commit after this many bytes (e.g. 64M): memory stays bounded and a crash loses at most the last interval.")
-        public var commitEvery: ByteSize = ByteSize(argument: "64M")!
+        public var commitEvery = ByteSize(bytes: 64 << 20)
 
         public func validate() throws {
             if commitEvery.bytes == 0 { throw ValidationError("--commit-every must be at least one byte") }
@@ -25,10 +25,10 @@ extension PoolCommand {
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             let src = try RandomAccessFile(path: from, writable: false)
-            try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset, commitEvery: commitEvery.bytes)
-            try p.commitForCLI()
+            try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset.bytes, commitEvery: commitEvery.bytes)
+            try p.commit()
         }
     }
 }
