@@ -52,6 +52,7 @@ extension PoolAccess {
     /// Opens the metadata for reading in `mode`. `.reserve` refuses when someone else's
     /// snapshot is held, and records the pool's identity first (so the stream can name it).
     public func openMetadata(_ mode: MetadataSnapMode) throws -> MetadataSession {
+        if mode == .reserve { try reclaimStaleMetadataSnapshot() }
         let reader = try readMetadata()
         guard mode == .reserve else { return MetadataSession(pool: self, view: try mode.view(reader), mode: mode, hold: nil) }
         guard reader.superblock.heldRoot == 0 else {

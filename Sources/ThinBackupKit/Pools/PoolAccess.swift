@@ -24,6 +24,10 @@ public protocol PoolAccess: AnyObject {
     /// device opened once, so a send opens the metadata once).
     func readMetadata() throws -> MetadataReader
 
+    /// Before a reservation: releases a metadata snapshot a killed run of ours left held
+    /// (kernel pools; a no-op for the others).
+    func reclaimStaleMetadataSnapshot() throws
+
     /// Takes the pool's metadata snapshot; the returned hold releases it.
     func reserveMetadataSnapshot() throws -> MetadataSnapshotHold
 
@@ -43,6 +47,10 @@ public protocol PoolAccess: AnyObject {
     /// A snapshot of `origin` as `dev`, committed.
     func createSnapshot(of origin: UInt64, as dev: UInt64) throws
 
+    /// A snapshot of `origin`, as `dev` where the pool lets its user choose (LVM picks its own
+    /// thin id); returns the snapshot's id.
+    func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64
+
     /// Deletes `dev`, committed.
     func deleteDevice(_ dev: UInt64) throws
 
@@ -60,6 +68,13 @@ public protocol PoolAccess: AnyObject {
 }
 
 extension PoolAccess {
+    public func reclaimStaleMetadataSnapshot() throws {}
+
+    public func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
+        try createSnapshot(of: origin, as: dev)
+        return dev
+    }
+
     public func stateDirectory() throws -> String {
         throw JobError(.usage, "\(name): backup and migrate need a pool folder (--pool DIR) to keep their lock and catalog")
     }
