@@ -1,4 +1,5 @@
 import ArgumentParser
+import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,6 +8,8 @@ import Glibc
 /// exit code `ExitStatus` chooses (a parse error: ArgumentParser's message, exit 64).
 public enum ThinBackupMain {
     public static func run(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Int32 {
+        // Cleanups registered by commands (e.g. a reserved metadata snapshot) also run on SIGINT/SIGTERM/SIGHUP.
+        Interrupts.shared.install()
         var command: any ParsableCommand
         do {
             command = try RootCommand.parseAsRoot(arguments)

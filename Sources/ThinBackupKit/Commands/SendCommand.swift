@@ -31,6 +31,7 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
     @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
     public var size: ByteSize?
+    @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
@@ -50,6 +51,7 @@ public struct SendCommand: ParsableCommand {
     }
 
     public func run() throws {
+        if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
         let access = try pool.open()
         defer { access.close() }
         guard let target = try target ?? pool.volumeDevice() else { throw JobError(.usage, "give the snapshot to send: --snap ID") }

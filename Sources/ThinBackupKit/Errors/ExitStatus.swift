@@ -1,4 +1,5 @@
 import ArgumentParser
+import PoolCore
 
 /// The one map from how a command ended to the process's exit code and its stderr line:
 /// 0 ok, 1 failure, 3 partial (`run`: some volumes failed), 64 usage, 75 busy (another run
@@ -24,6 +25,10 @@ public enum ExitStatus {
         switch error {
         case let e as JobError:
             return (code(e.code), "thin-backup: \(e.message)")
+        case let e as PoolError:
+            // Busy (another process holds the pool) is EX_TEMPFAIL, as for a held lock.
+            if case .busy = e { return (busy, "thin-backup: \(e)") }
+            return (failure, "thin-backup: \(e)")
         case let e as TransportError where e.kind == .usage:
             return (usage, "thin-backup: \(e.message)")
         case is ValidationError, is CleanExit, is ExitCode:

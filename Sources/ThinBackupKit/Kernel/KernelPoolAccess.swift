@@ -27,14 +27,16 @@ public class KernelPoolAccess: PoolAccess {
         return try MetadataReader(source: device!)
     }
 
-    public func reclaimStaleMetadataSnapshot() throws {
+    /// Reserves by message. A snapshot a killed run of ours left is released first (with a
+    /// warning); someone else's is refused. Released by the hold, or on SIGINT/SIGTERM/SIGHUP.
+    public func reserveMetadataSnapshot(command: String) throws -> MetadataSnapshotHold {
         try MetadataSnapLease.reclaim(pool) { ThinBackupMain.writeStderr("thin-backup: warning: \($0)\n") }
-    }
-
-    public func reserveMetadataSnapshot() throws -> MetadataSnapshotHold {
-        // Released by the hold (every command's own exit path); a run killed before that
-        // leaves a record, and the next run's reclaimStaleMetadataSnapshot() releases it.
-        MetadataSnapshotHold(release: try MetadataSnapLease.reserve(pool))
+        let release = try MetadataSnapLease.reserve(pool)
+        let cleanup = Interrupts.shared.register("release the metadata snapshot of \(pool.dmName)") { try? release() }
+        return MetadataSnapshotHold {
+            cleanup.dismiss()
+            try release()
+        }
     }
 
     /// Kernel pools record no external origin ThinBackup can read (the thin table's origin

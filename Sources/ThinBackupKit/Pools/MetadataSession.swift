@@ -49,17 +49,13 @@ extension MetadataSnapMode {
 }
 
 extension PoolAccess {
-    /// Opens the metadata for reading in `mode`. `.reserve` refuses when someone else's
-    /// snapshot is held, and records the pool's identity first (so the stream can name it).
-    public func openMetadata(_ mode: MetadataSnapMode) throws -> MetadataSession {
-        if mode == .reserve { try reclaimStaleMetadataSnapshot() }
+    /// Opens the metadata for reading in `mode`. `.reserve` records the pool's identity first (so
+    /// the stream can name it); the conformer refuses a snapshot someone else holds.
+    public func openMetadata(_ mode: MetadataSnapMode, command: String = "send") throws -> MetadataSession {
         let reader = try readMetadata()
         guard mode == .reserve else { return MetadataSession(pool: self, view: try mode.view(reader), mode: mode, hold: nil) }
-        guard reader.superblock.heldRoot == 0 else {
-                throw JobError("a metadata snapshot is already held in \(name): pass -m to read through it")
-            }
         _ = try identity(create: true)
-        let hold = try reserveMetadataSnapshot()
+        let hold = try reserveMetadataSnapshot(command: command)
         do {
             return MetadataSession(pool: self, view: try readMetadata().metadataSnapshot(), mode: mode, hold: hold)
         } catch {

@@ -24,12 +24,10 @@ public protocol PoolAccess: AnyObject {
     /// device opened once, so a send opens the metadata once).
     func readMetadata() throws -> MetadataReader
 
-    /// Before a reservation: releases a metadata snapshot a killed run of ours left held
-    /// (kernel pools; a no-op for the others).
-    func reclaimStaleMetadataSnapshot() throws
-
-    /// Takes the pool's metadata snapshot; the returned hold releases it.
-    func reserveMetadataSnapshot() throws -> MetadataSnapshotHold
+    /// Takes the pool's metadata snapshot for `command` (its owner while held); the returned hold
+    /// releases it, as does a signal. A snapshot someone else holds is refused (one a killed run
+    /// of ours left may be reclaimed).
+    func reserveMetadataSnapshot(command: String) throws -> MetadataSnapshotHold
 
     /// Reads data blocks by their data-block address.
     func dataReader(blockSize: Int) throws -> any DataBlockReader
@@ -68,8 +66,6 @@ public protocol PoolAccess: AnyObject {
 }
 
 extension PoolAccess {
-    public func reclaimStaleMetadataSnapshot() throws {}
-
     public func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
         try createSnapshot(of: origin, as: dev)
         return dev

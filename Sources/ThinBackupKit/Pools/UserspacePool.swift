@@ -44,10 +44,20 @@ public final class UserspacePool: PoolAccess {
         return r
     }
 
-    public func reserveMetadataSnapshot() throws -> MetadataSnapshotHold {
-        // As dm-thin's reserve_metadata_snap: the pool stays usable (others may write) while held.
-        try change { try $0.reserveMetadataSnapshot() }
-        return MetadataSnapshotHold { [self] in try change { try $0.releaseMetadataSnapshot() } }
+    /// The pool stays open (other writers wait) until the hold is released; the owner is recorded
+    /// in pool.json and a signal releases it (`SnapshotReservation`).
+    public func reserveMetadataSnapshot(command: String) throws -> MetadataSnapshotHold {
+        let p = try userspacePool(readOnly: false)
+        let reservation: SnapshotReservation
+        do {
+            reservation = try SnapshotReservation(pool: p, metadataPath: metadataPath, command: command) {
+                ThinBackupMain.writeStderr("thin-backup: \($0)\n")
+            }
+        } catch {
+            p.close()
+            throw error
+        }
+        return MetadataSnapshotHold { reservation.release() }
     }
 
     public func dataReader(blockSize: Int) throws -> any DataBlockReader {

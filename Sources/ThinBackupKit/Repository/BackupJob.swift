@@ -78,7 +78,6 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
     let snap = try pool.createSnapshot(
         of: req.dev, preferring: freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device)))
-    func dropSnapshot() { try? pool.deleteDevice(snap) }
 
     req.whileLocked?()
 
@@ -86,12 +85,18 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
     // Encrypted: object names carry only the time (pool, device and kind are in the sealed catalog).
     let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs" : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+    // Undone on an error and on SIGINT/SIGTERM (after the send released its metadata snapshot and the pool).
+    let undo = Interrupts.shared.register("delete backup snapshot \(snap) and its partial stream") { [repo] in
+        try? pool.deleteDevice(snap)
+        try? repo.store.delete(object)
+    }
     var send = SendRequest(pool: pool, target: snap, destination: object)
     send.base = base?.snapDev
     send.baseDigest = base.flatMap { Digest128(hex: $0.digest) }
     send.level = req.level
     send.workers = req.workers
     send.quiet = req.quiet
+    send.command = "backup"
     send.key = repo.key
     let sent: SendReport
     var record: BackupRecord
@@ -110,10 +115,10 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         try repo.catalog.insert(&record)
         try repo.saveCatalog()
     } catch {
-        dropSnapshot()
-        try? repo.store.delete(object)
+        undo.run()
         throw error
     }
+    undo.dismiss()
 
     // 4. The new snapshot is this repository's base now; the previous one goes (no other repository's state names it).
     state.repository = repo.store.displayName

@@ -96,7 +96,15 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
             _ = try pool.identity(create: true)
             snap = freshDeviceID(devices, used: [])
             try pool.createSnapshot(of: req.dev, as: snap)
-            hold = try pool.reserveMetadataSnapshot()
+            // Detached (not held open): the device's writers keep writing during the round's send.
+            let p = try pool.userspacePool(readOnly: false)
+            defer { p.close() }
+            try p.reserveMetadataSnapshot()
+            hold = MetadataSnapshotHold {
+                let p = try pool.userspacePool(readOnly: false)
+                defer { p.close() }
+                if p.heldMetadataSnapshot != nil { try p.releaseMetadataSnapshot() }
+            }
         }
         func finishPool(delete devs: [UInt64]) throws {
             let lock = try PoolLock(pool: dir, command: "migrate", wait: true)

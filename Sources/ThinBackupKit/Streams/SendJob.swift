@@ -16,6 +16,8 @@ public struct SendRequest {
     public var resumeToken: String?
     public var virtualSize: UInt64?
     public var quiet = true
+    /// The command named as the metadata snapshot's owner while it is held.
+    public var command = "send"
     /// For network destinations (token file, S3 endpoint, retries).
     public var transport = TransportOptions()
     /// Encrypt the stream (format version 2); a passphrase keyring derives with the stream id as salt.
@@ -48,7 +50,7 @@ public struct SendReport: Codable {
 /// and releasing it, the held one, or live), checks the devices are not in use, and hands the
 /// view, the data reader and the sink to Delta's `sendDevice`.
 public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws -> SendReport {
-    let session = try req.pool.openMetadata(req.metadataMode)
+    let session = try req.pool.openMetadata(req.metadataMode, command: req.command)
     defer { session.close() }
     let view = session.view
     let devs = [req.target] + (req.base.map { [$0] } ?? [])

@@ -1,5 +1,6 @@
 import Delta
 import Foundation
+import ReceiverRequest
 
 /// Sends a stream to a `thin-backup serve` receiver (`tb://HOST:PORT`, `tbs://` over TLS).
 ///
@@ -74,6 +75,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
         var r = HTTPRequest(method: method, url: baseURL)
         r.headers.append((ReceiverWire.authorization, ReceiverWire.credentials(token)))
         r.tls = options.tls
+        r.apply(options.timeouts)
         return r
     }
 
