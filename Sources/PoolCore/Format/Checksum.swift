@@ -40,19 +40,6 @@ public enum Checksum {
         block.withUnsafeBytes { raw(UnsafeRawBufferPointer(rebasing: $0[4...])) } ^ kind.salt
     }
 
-    /// Checks the checksum and the own-location field of a block read from `location`.
-    public static func validate(_ block: [UInt8], kind: BlockKind, location: UInt64) throws(MetadataError) {
-        let stored = block.le32(0)
-        let computed = Checksum.block(block, kind: kind)
-        if stored != computed {
-            throw .badChecksum(block: location, kind: kind, stored: stored, computed: computed)
-        }
-        let found = block.le64(8)
-        if found != location {
-            throw .wrongLocation(block: location, kind: kind, found: found)
-        }
-    }
-
     /// Writes the own-location field and the checksum into a block about to be written.
     public static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
         block.setLE64(8, location)

@@ -33,8 +33,7 @@ public struct SpaceMapReader {
             guard loc > 0, loc < source.blockCount else {
                 throw MetadataError.pointerOutOfRange(from: 0, to: loc, blockCount: source.blockCount)
             }
-            let b = try source.readBlock(loc)
-            try Checksum.validate(b, kind: .index, location: loc)
+            let b = try source.validBlock(loc, kind: .index)
             guard bitmapCount <= metadataIndexCapacity else {
                 throw MetadataError.badSpaceMap(block: loc, reason: "\(root.blockCount) blocks need more than 255 index entries")
             }
@@ -61,9 +60,7 @@ public struct SpaceMapReader {
         guard loc > 0, loc < source.blockCount else {
             throw MetadataError.pointerOutOfRange(from: root.bitmapRoot, to: loc, blockCount: source.blockCount)
         }
-        let b = try source.readBlock(loc)
-        try Checksum.validate(b, kind: .bitmap, location: loc)
-        return b
+        return try source.validBlock(loc, kind: .bitmap)
     }
 
     /// The 2-bit value of entry `e` in a bitmap block (lower-numbered bit is worth 2).
