@@ -35,13 +35,14 @@ public enum Checksum {
         bytes.withUnsafeBytes { raw($0) }
     }
 
-    /// The value stored at offset 0 of a block of `kind`: CRC of bytes 4..<4096, XOR the salt.
-    public static func block(_ block: [UInt8], kind: BlockKind) -> UInt32 {
+    /// The value stored at offset 0 of a block of `kind`: CRC of bytes 4..<4096, XOR the salt
+    /// (a whole block: callers hold validated or freshly built blocks).
+    static func block(_ block: [UInt8], kind: BlockKind) -> UInt32 {
         block.withUnsafeBytes { raw(UnsafeRawBufferPointer(rebasing: $0[4...])) } ^ kind.salt
     }
 
     /// Writes the own-location field and the checksum into a block about to be written.
-    public static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
+    static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
         block.setLE64(8, location)
         block.setLE32(0, Checksum.block(block, kind: kind))
     }

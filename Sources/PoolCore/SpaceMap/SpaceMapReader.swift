@@ -65,7 +65,7 @@ public struct SpaceMapReader {
 
     /// The 2-bit value of entry `e` in a bitmap block (lower-numbered bit is worth 2).
     @inline(__always)
-    public static func bitmapValue(_ b: [UInt8], _ e: Int) -> UInt32 {
+    static func bitmapValue(_ b: [UInt8], _ e: Int) -> UInt32 {
         let word = b.le64(16 + 8 * (e / 32))
         let p = UInt64(2 * (e % 32))
         let hi = (word >> p) & 1, lo = (word >> (p + 1)) & 1
