@@ -10,7 +10,7 @@ public struct NetworkOptions: ParsableArguments {
     public var endpoint: String?
 
     @Option(help: ArgumentHelp("S3 multipart part size (at least 5M).", valueName: "size"))
-    public var partSize: String = "8M"
+    public var partSize = ByteSize(bytes: 8 << 20)
 
     @Option(help: ArgumentHelp("CA bundle (PEM) to verify TLS servers with, instead of the system's.", valueName: "file"))
     public var caFile: String?
@@ -18,17 +18,26 @@ public struct NetworkOptions: ParsableArguments {
     @Option(help: "Attempts per request on connection errors (with backoff).")
     public var retries: Int = 6
 
+    @Option(help: ArgumentHelp("Seconds to establish a connection.", valueName: "seconds"))
+    public var connectTimeout: Int = 30
+
+    @Option(help: ArgumentHelp("Abandon (and retry) a transfer that moves under 1 byte/s for this many seconds.", valueName: "seconds"))
+    public var stallTimeout: Int = 300
+
     public init() {}
 
     func transportOptions(targetDevice: UInt64? = nil) throws -> TransportOptions {
         var o = TransportOptions()
         o.tokenFile = tokenFile
         o.s3Endpoint = endpoint
-        let part = try parseSize(partSize)
+        let part = partSize.bytes
         guard part >= 5 << 20, part <= 5 << 30 else { throw ValidationError("--part-size: between 5M and 5G (S3's limits)") }
         o.partSize = Int(part)
         o.tls.caFile = caFile
         o.retry = RetryPolicy(attempts: retries)
+        guard (1...86400).contains(connectTimeout) else { throw ValidationError("--connect-timeout: between 1 and 86400 seconds") }
+        guard (1...86400).contains(stallTimeout) else { throw ValidationError("--stall-timeout: between 1 and 86400 seconds") }
+        o.timeouts = NetworkTimeouts(connect: connectTimeout, stall: stallTimeout)
         o.targetDevice = targetDevice
         return o
     }

@@ -20,6 +20,7 @@ public final class HTTPStore: ObjectStore {
     func request(_ method: String, _ name: String) -> HTTPRequest {
         var r = HTTPRequest(method: method, url: url(name))
         r.tls = options.tls
+        r.apply(options.timeouts)
         return r
     }
 
@@ -51,7 +52,7 @@ public final class HTTPStore: ObjectStore {
             if response.status == 404 { return nil }
             guard response.isSuccess else { throw httpError(r, response) }
             guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
-                throw RepositoryError(.other, "\(redacted(r.url)): HEAD gave no Content-Length")
+                throw JobError("\(redacted(r.url)): HEAD gave no Content-Length")
             }
             return n
         }

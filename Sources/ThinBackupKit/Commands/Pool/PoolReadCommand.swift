@@ -8,16 +8,18 @@ extension PoolCommand {
             commandName: "read",
             abstract: "Read a whole thin device into a file (unprovisioned blocks read as zeros or origin bytes).")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
         @Option(name: .long, help: "The file to write.")
         public var to: String
+        @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
 
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            try refuseOverwrite(to, force: force)
+            let p = try pool.openForChange()
             let size = try p.virtualSize(of: dev)
             let out = try RandomAccessFile(path: to, writable: true, create: true)
             let regular = !out.isBlockDevice
