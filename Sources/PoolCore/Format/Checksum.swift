@@ -42,7 +42,9 @@ public enum Checksum {
     }
 
     /// Writes the own-location field and the checksum into a block about to be written.
-    static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
+    /// (Public for writers outside PoolCore: the fuzz driver reseals damaged blocks.)
+    public static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
+        precondition(block.count == metadataBlockSize, "seal needs a whole 4096-byte block")
         block.setLE64(8, location)
         block.setLE32(0, Checksum.block(block, kind: kind))
     }
