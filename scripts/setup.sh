@@ -4,7 +4,7 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # systemd: systemd-analyze verify on the units; dpkg-dev: dpkg-shlibdeps for the package (scripts/package-deb.sh).
-PKGS="libzstd-dev libcurl4-openssl-dev libsqlite3-dev thin-provisioning-tools zstd nginx python3-pip openssl systemd dpkg-dev"
+PKGS="libzstd-dev libsodium-dev libcurl4-openssl-dev libsqlite3-dev thin-provisioning-tools zstd nginx python3-pip openssl systemd dpkg-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

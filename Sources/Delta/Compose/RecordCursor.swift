@@ -10,7 +10,7 @@ final class RecordCursor {
     }
 
     private let source: ByteSource
-    private var decoder = StreamDecoder()
+    private var decoder: StreamDecoder
     private var buffer = [UInt8](repeating: 0, count: 1 << 20)
     private var sourceDone = false
     /// The current body record; nil once the trailer was read.
@@ -20,7 +20,10 @@ final class RecordCursor {
     private(set) var header: StreamHeader?
     var trailer: StreamTrailer? { decoder.trailer }
 
-    init(_ source: ByteSource) { self.source = source }
+    init(_ source: ByteSource, keyring: StreamKeyring? = nil) {
+        self.source = source
+        decoder = StreamDecoder(keyring: keyring)
+    }
 
     deinit { raw?.deallocate() }
 
@@ -57,7 +60,7 @@ final class RecordCursor {
             current = Span(kind: .discard, begin: first, end: first + count)
         case .trailer?, nil:
             current = nil
-        case .header?:
+        case .header?, .sealed?:
             throw StreamError.badRecord(sequence: decoder.progress.nextSequence &- 1, reason: "a second header")
         }
     }

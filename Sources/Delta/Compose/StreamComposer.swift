@@ -27,10 +27,15 @@ public final class StreamComposer {
     public private(set) var copiedBlocks: UInt64 = 0
     public private(set) var recompressedBlocks: UInt64 = 0
 
+    private let key: StreamKey?
+
     /// `inputs`: the chain's streams, oldest first. `streamID`: the new stream's id.
-    public init(inputs: [ByteSource], sink: ByteSink, level: Int32, streamID: Digest128) throws {
+    /// `keyring` opens encrypted inputs; `key` encrypts the composed stream.
+    public init(inputs: [ByteSource], sink: ByteSink, level: Int32, streamID: Digest128,
+                keyring: StreamKeyring? = nil, key: StreamKey? = nil) throws {
         precondition(!inputs.isEmpty)
-        self.inputs = inputs.map { RecordCursor($0) }
+        self.inputs = inputs.map { RecordCursor($0, keyring: keyring) }
+        self.key = key
         self.sink = sink
         self.level = level
         self.streamID = streamID
@@ -42,7 +47,7 @@ public final class StreamComposer {
     public func compose() throws -> SendSummary {
         header = try checkHeaders()
         blockSize = Int(header.blockSize)
-        encoder = StreamEncoder(header: header)
+        encoder = StreamEncoder(header: header, key: key)
         try emit(encoder.start())
         let limit = header.blockCount
         var p: UInt64 = 0

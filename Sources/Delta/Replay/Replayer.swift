@@ -28,6 +28,8 @@ public final class Replayer {
     public var readSize = 1 << 20
     /// The caller's name for the stream, kept with checkpoints (see `PartialReceive.label`).
     public var label: String?
+    /// The key of an encrypted stream (nil: only clear streams are accepted).
+    public var keyring: StreamKeyring?
     /// Creates a new device over the external origin whose bytes a full stream's unmapped blocks read as
     /// (a stream with `readsOrigin`): arguments device id and virtual size. Nil: such a stream is refused.
     public var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
@@ -75,14 +77,14 @@ public final class Replayer {
     }
 
     private func run(_ source: ByteSource, resume: Bool, continuing: Bool) throws -> ReceiveSummary {
-        decoder = StreamDecoder()
+        decoder = StreamDecoder(keyring: keyring)
         streamBytes = 0
         sourceDone = false
         let receipts = try pool.receipts()
         let header: StreamHeader
         if continuing {
             guard let dev = targetID, let p = receipts[dev]?.partial else { throw ReplayError.nothingToResume(targetID ?? 0) }
-            decoder = StreamDecoder(continuing: p.header, at: p.progress, offset: p.streamOffset)
+            decoder = StreamDecoder(continuing: p.header, at: p.progress, offset: p.streamOffset, keyring: keyring)
             streamBytes = p.streamOffset
             header = p.header
         } else {
@@ -106,6 +108,7 @@ public final class Replayer {
             guard let r = existing, let p = r.partial else { throw ReplayError.nothingToResume(dev) }
             var expectHeader = p.header
             expectHeader.resumeSequence = header.resumeSequence
+            expectHeader.encryption?.nonceSalt = header.encryption?.nonceSalt ?? .zero  // each sender run has its own
             guard expectHeader == header else {
                 throw ReplayError.notTheInterruptedStream("its header differs from the interrupted stream's")
             }
@@ -211,7 +214,7 @@ public final class Replayer {
             case let .discard(first, count):
                 try forget(first, count)
                 try pool.discard(dev, blocks: first..<first + count)
-            case .header, .trailer:
+            case .header, .trailer, .sealed:
                 throw StreamError.badRecord(sequence: seq, reason: "unexpected record")
             }
             onProgress?(applied, streamBytes, expected)
@@ -258,7 +261,7 @@ public final class Replayer {
             // The target id may come from --as; otherwise from the interrupted receive that is partial.
             let dev = targetID ?? receipts.first(where: { $0.value.partial != nil })?.key
             if let d = dev, let p = receipts[d]?.partial {
-                decoder = StreamDecoder(resumingAt: p.progress)
+                decoder = StreamDecoder(resumingAt: p.progress, keyring: keyring)
                 if targetID == nil { targetID = d }
             }
         }

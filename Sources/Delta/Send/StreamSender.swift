@@ -63,8 +63,9 @@ public final class StreamSender {
     ///     pass `.zero` (an empty device).
     ///   - resumeAt: a receiver's resume token: send only the records from there on.
     ///   - compressors: one per record compressed at the same time (give as many as cores to use).
+    ///   - key: encrypt the stream (format version 2) with this key.
     public init(header: StreamHeader, reader: DataBlockReader, compressors: [ZstdCompressor], sink: ByteSink,
-                baseDigest: Digest128?, resumeAt: StreamProgress? = nil) {
+                baseDigest: Digest128?, resumeAt: StreamProgress? = nil, key: StreamKey? = nil) {
         precondition(reader.blockSize == Int(header.blockSize) && !compressors.isEmpty)
         self.header = header
         self.reader = reader
@@ -81,18 +82,20 @@ public final class StreamSender {
         }
         digest = baseDigest.map { ContentDigest($0) }
         if let r = resumeAt {
-            encoder = StreamEncoder(header: header, resumingAt: r)
+            encoder = StreamEncoder(header: header, resumingAt: r, key: key)
             skipBelow = r.nextSequence
             queuedEnd = r.nextBlock
         } else {
-            encoder = StreamEncoder(header: header)
+            encoder = StreamEncoder(header: header, key: key)
         }
+        skippedSequence = encoder.firstRecordSequence
     }
 
     /// One compressor (libzstd may still use its own worker threads inside a frame).
     public convenience init(header: StreamHeader, reader: DataBlockReader, compressor: ZstdCompressor, sink: ByteSink,
-                            baseDigest: Digest128?, resumeAt: StreamProgress? = nil) {
-        self.init(header: header, reader: reader, compressors: [compressor], sink: sink, baseDigest: baseDigest, resumeAt: resumeAt)
+                            baseDigest: Digest128?, resumeAt: StreamProgress? = nil, key: StreamKey? = nil) {
+        self.init(header: header, reader: reader, compressors: [compressor], sink: sink, baseDigest: baseDigest,
+                  resumeAt: resumeAt, key: key)
     }
 
     deinit {

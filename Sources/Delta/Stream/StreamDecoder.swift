@@ -8,6 +8,11 @@ internal import PoolCore
 /// byte, sequence numbers, field ranges, block order, the trailer's counts and
 /// stream digest). It does not decompress payloads: see `PayloadDecoder`.
 /// Memory: the bytes of one record at most (bounded by the header's record size).
+///
+/// An encrypted stream (version 2) needs a `keyring`: each record is opened (authenticated and
+/// decrypted) before it is parsed, and a record that does not authenticate fails at its sequence
+/// number. With `framingOnly` and no key it checks only what is in the clear (magic, CRC chain,
+/// sequence numbers, lengths, the trailer's place) and returns the records as `.sealed`.
 public struct StreamDecoder: Sendable {
     public private(set) var header: StreamHeader?
     public private(set) var trailer: StreamTrailer?
@@ -18,32 +23,47 @@ public struct StreamDecoder: Sendable {
     private var offset: UInt64 = 0
     private var sawMagic = false
     private var resumeAt: StreamProgress?
+    public let keyring: StreamKeyring?
+    public let framingOnly: Bool
+    private var cipher: RecordCipher?
+    /// An encrypted header was read; its sealed header record (sequence 1) comes next.
+    private var awaitingSealed = false
+    /// A resumed encrypted stream: switch to the checkpoint's chain after the sealed header record.
+    private var resumeAfterSealed = false
+    /// Framing-only: the (sealed) trailer was seen.
+    private var sawTrailer = false
 
     /// Decodes a whole stream.
-    public init() {
+    public init(keyring: StreamKeyring? = nil, framingOnly: Bool = false) {
         progress = StreamProgress(streamID: .zero)
+        self.keyring = keyring
+        self.framingOnly = framingOnly
     }
 
     /// Decodes a stream that resumes an interrupted one at `resume` (the receiver's own checkpoint):
     /// either a resumed stream (`send --resume-from`), whose records continue the checkpoint's chain, or
     /// the whole interrupted stream again, decoded from the start (the caller skips records below the checkpoint).
-    public init(resumingAt resume: StreamProgress) {
+    public init(resumingAt resume: StreamProgress, keyring: StreamKeyring? = nil) {
         progress = resume
         resumeAt = resume
+        self.keyring = keyring
+        framingOnly = false
     }
 
     /// Continues an interrupted stream from byte `offset`, where record `progress.nextSequence`
     /// starts: the bytes fed are the stream's from that offset on (no magic, no header).
-    public init(continuing header: StreamHeader, at progress: StreamProgress, offset: UInt64) {
+    public init(continuing header: StreamHeader, at progress: StreamProgress, offset: UInt64, keyring: StreamKeyring? = nil) {
         self.progress = progress
         self.header = header
         self.offset = offset
+        self.keyring = keyring
+        framingOnly = false
         sawMagic = true
     }
 
     /// Bytes consumed into returned records so far (the stream offset of the next record).
     public var consumedBytes: UInt64 { offset }
-    public var isComplete: Bool { trailer != nil }
+    public var isComplete: Bool { trailer != nil || sawTrailer }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         if start > 0 && start >= buffer.count / 2 {
@@ -59,22 +79,34 @@ public struct StreamDecoder: Sendable {
 
     /// The next verified record, or nil when more bytes are needed.
     public mutating func next() throws(StreamError) -> StreamRecord? {
+        while true {
+            switch try step() {
+            case .needMore: return nil
+            case .consumed: continue
+            case .record(let r): return r
+            }
+        }
+    }
+
+    private enum Step { case needMore, consumed, record(StreamRecord) }
+
+    private mutating func step() throws(StreamError) -> Step {
         if !sawMagic {
             let m = StreamFormat.magic
             let n = min(available, m.count)
             guard buffer[start..<start + n].elementsEqual(m.prefix(n)) else { throw .notAStream }
-            if n < m.count { return nil }
+            if n < m.count { return .needMore }
             sawMagic = true
             start += m.count
             offset += UInt64(m.count)
             progress.chain = m.withUnsafeBytes { Checksum.update(StreamFormat.chainSeed, $0) }
         }
-        if trailer != nil {
+        if isComplete {
             if available > 0 { throw .trailingBytes(offset: offset) }
-            return nil
+            return .needMore
         }
         let hs = StreamFormat.headSize
-        guard available >= hs else { return nil }
+        guard available >= hs else { return .needMore }
         let expected = header == nil ? 0 : progress.nextSequence
         let (type, flags, length, seq, headCRC) = buffer.withUnsafeBytes { b in
             (b[start], b[start + 1], Int(b.loadUnaligned(fromByteOffset: start + 4, as: UInt32.self).littleEndian),
@@ -92,48 +124,90 @@ public struct StreamDecoder: Sendable {
             throw .badRecord(sequence: seq, reason: "body of \(length) bytes exceeds the limit for its type")
         }
         let total = hs + length + StreamFormat.tailSize
-        guard available >= total else { return nil }
+        guard available >= total else { return .needMore }
         let (crc, stored) = buffer.withUnsafeBytes { b in
             (Checksum.update(progress.chain, UnsafeRawBufferPointer(rebasing: b[start..<start + hs + length])),
              b.loadUnaligned(fromByteOffset: start + hs + length, as: UInt32.self).littleEndian)
         }
         guard crc == stored else { throw .badChecksum(sequence: seq, offset: offset) }
         let recordStart = start
-        let record = try decodeBody(type: type, flags: flags, seq: seq, bodyAt: start + hs, length: length)
+        let record: StreamRecord?
+        if type != RecordType.header.rawValue, header?.isEncrypted == true {
+            if framingOnly {
+                guard RecordType(rawValue: type) != nil else { throw .unknownRecord(type: type, sequence: seq) }
+                if type == RecordType.trailer.rawValue { sawTrailer = true }
+                record = .sealed(type: type, sequence: seq, bytes: length)
+            } else {
+                try prepareCipher()
+                let head = Array(buffer[start..<start + 16])
+                let opened = buffer.withUnsafeBytes { b in
+                    cipher!.open(UnsafeRawBufferPointer(rebasing: b[start + hs..<start + hs + length]), head: head, sequence: seq)
+                }
+                guard let plain = opened else { throw .authenticationFailed(sequence: seq, offset: offset) }
+                record = try decodeBody(type: type, flags: flags, seq: seq, bytes: plain, bodyAt: 0, length: plain.count)
+            }
+        } else {
+            record = try decodeBody(type: type, flags: flags, seq: seq, bytes: buffer, bodyAt: start + hs, length: length)
+        }
         start += total
         offset += UInt64(total)
         switch record {
-        case .trailer:
+        case .trailer?:
             break
-        case .header where resumeAt != nil:
+        case .header? where resumeAt != nil && header?.isEncrypted != true,
+             .header? where resumeAfterSealed:
             // A resumed stream's header stands outside the chain: continue the checkpoint's chain.
+            // (Encrypted: after its sealed header record, which follows the header outside the chain too.)
             if let r = resumeAt { progress = r }
+            resumeAfterSealed = false
+        case .sealed(let t, _, _)? where t == RecordType.trailer.rawValue:
+            break
         default:
             buffer.withUnsafeBytes { b in
                 progress.account(UnsafeRawBufferPointer(rebasing: b[recordStart..<recordStart + total]), sequence: seq, crc: crc)
             }
         }
-        return record
+        return record.map { .record($0) } ?? .consumed
+    }
+
+    /// Finds the key for an encrypted header (once): refuses a missing or wrong key, and a key for a clear stream.
+    private mutating func prepareCipher() throws(StreamError) {
+        guard cipher == nil, let h = header else { return }
+        guard let e = h.encryption else {
+            if keyring != nil { throw .notEncrypted }
+            return
+        }
+        guard let keyring else { throw .keyRequired(keyID: e.keyID) }
+        let key: StreamKey
+        do { key = try keyring.key(for: e.derivation) } catch { throw .key(error.message) }
+        guard key.id == e.keyID else { throw .wrongKey(stream: e.keyID, given: key.id) }
+        cipher = RecordCipher(key: key, header: h)
     }
 
     /// Call at end of input: throws unless the trailer was seen and nothing follows it.
     public func finish() throws(StreamError) {
         if !sawMagic && available < StreamFormat.magic.count { throw available == 0 ? .truncated(offset: 0) : .notAStream }
-        guard trailer != nil else { throw .truncated(offset: offset + UInt64(available)) }
+        guard isComplete else { throw .truncated(offset: offset + UInt64(available)) }
         if available > 0 { throw .trailingBytes(offset: offset) }
     }
 
     private func maxBodyLength(_ type: UInt8) -> Int {
+        let sealed = header?.isEncrypted == true
+        let tag = sealed ? Sodium.tagBytes : 0
         switch RecordType(rawValue: type) {
         case .header: return StreamHeader.bodySize
-        case .trailer: return StreamTrailer.bodySize
-        case .zero, .discard: return 16
-        case .data: return 16 + ZstdCompressor.bound(Int(header?.maxRecordRaw ?? 0))
+        case .sealedHeader: return sealed ? StreamHeader.sealedBodySize + tag : 0
+        case .trailer: return StreamTrailer.bodySize + tag
+        case .zero, .discard: return 16 + tag
+        case .data: return 16 + ZstdCompressor.bound(Int(header?.maxRecordRaw ?? 0)) + tag
         case nil: return type & RecordType.optionalBit != 0 ? 1 << 20 : 0
         }
     }
 
-    private mutating func decodeBody(type: UInt8, flags: UInt8, seq: UInt64, bodyAt: Int, length: Int) throws(StreamError) -> StreamRecord {
+    /// Parses one record's body (`bytes[bodyAt..<bodyAt+length]`, opened when the stream is encrypted);
+    /// nil for the encrypted header, which is returned once its sealed header record is read.
+    private mutating func decodeBody(type: UInt8, flags: UInt8, seq: UInt64, bytes buffer: [UInt8], bodyAt: Int,
+                                     length: Int) throws(StreamError) -> StreamRecord? {
         let bodyEnd = bodyAt + length
         guard let kind = RecordType(rawValue: type) else {
             throw .unknownRecord(type: type, sequence: seq)
@@ -162,12 +236,30 @@ public struct StreamDecoder: Sendable {
                 progress.streamID = h.streamID
             }
             header = h
+            if let e = h.encryption {
+                if framingOnly { return .header(h) }
+                guard keyring != nil else { throw .keyRequired(keyID: e.keyID) }
+                try prepareCipher()
+                awaitingSealed = true
+                resumeAfterSealed = resumeAt != nil && h.resumeSequence != 0
+                return nil
+            }
+            if keyring != nil { throw .notEncrypted }
             return .header(h)
         }
-        guard let h = header else { throw .badRecord(sequence: seq, reason: "record before the header") }
+        guard var h = header else { throw .badRecord(sequence: seq, reason: "record before the header") }
+        if kind == .sealedHeader {
+            guard h.isEncrypted else { throw .unknownRecord(type: type, sequence: seq) }
+            guard awaitingSealed, seq == 1 else { throw .badRecord(sequence: seq, reason: "a second sealed header") }
+            try h.decodeSealed(Array(buffer[bodyAt..<bodyEnd]), sequence: seq)
+            header = h
+            awaitingSealed = false
+            return .header(h)
+        }
+        guard !awaitingSealed else { throw .badRecord(sequence: seq, reason: "the sealed header record is missing") }
         var r = FieldReader(buffer, from: bodyAt, end: bodyEnd, sequence: seq)
         switch kind {
-        case .header:
+        case .header, .sealedHeader:
             fatalError("handled above")
         case .data:
             let first = try r.u64(), count = try r.u32()

@@ -10,23 +10,34 @@ public struct StreamEncoder: Sendable {
     public private(set) var progress: StreamProgress
     private var started = false
     private var resumeAt: StreamProgress?
+    /// Set for an encrypted stream (format version 2): every record but the header is sealed.
+    private let cipher: RecordCipher?
 
-    /// A whole stream.
-    public init(header: StreamHeader) {
+    /// A whole stream; with `key`, an encrypted one.
+    public init(header: StreamHeader, key: StreamKey? = nil) {
         precondition(header.resumeSequence == 0)
-        self.header = header
+        var h = header
+        h.encryption = key.map { StreamEncryption(key: $0, nonceSalt: Digest128(bytes: Sodium.randomBytes(16))) }
+        self.header = h
+        cipher = key.map { RecordCipher(key: $0, header: h) }
         progress = StreamProgress(streamID: header.streamID)
     }
 
     /// The rest of an interrupted stream, from the point `resume` (a receiver's resume token).
-    public init(header: StreamHeader, resumingAt resume: StreamProgress) {
+    /// An encrypted one gets a new nonce salt: its records are sealed under nonces never used before.
+    public init(header: StreamHeader, resumingAt resume: StreamProgress, key: StreamKey? = nil) {
         var h = header
         h.resumeSequence = resume.nextSequence
         h.streamID = resume.streamID
+        h.encryption = key.map { StreamEncryption(key: $0, nonceSalt: Digest128(bytes: Sodium.randomBytes(16))) }
         self.header = h
+        cipher = key.map { RecordCipher(key: $0, header: h) }
         progress = StreamProgress(streamID: resume.streamID)
         resumeAt = resume
     }
+
+    /// Sequence number of the first record after the header (and, encrypted, the sealed header).
+    public var firstRecordSequence: UInt64 { cipher == nil ? 1 : 2 }
 
     /// Magic and header record. Call first, once.
     public mutating func start() -> [UInt8] {
@@ -34,8 +45,10 @@ public struct StreamEncoder: Sendable {
         started = true
         var out = StreamFormat.magic
         progress.chain = StreamFormat.magic.withUnsafeBytes { Checksum.update(StreamFormat.chainSeed, $0) }
-        let header = frame(.header, header.encode())
-        out.append(contentsOf: header)
+        out.append(contentsOf: frame(.header, header.encode()))
+        if cipher != nil {
+            out.append(contentsOf: frame(.sealedHeader, header.encodeSealed()))
+        }
         if let r = resumeAt {
             progress = r  // the header of a resumed stream is outside the chain it continues
         }
@@ -85,11 +98,18 @@ public struct StreamEncoder: Sendable {
         var out = FieldWriter()
         out.bytes.reserveCapacity(StreamFormat.headSize + body.count + StreamFormat.tailSize)
         out.bytes.append(type.rawValue); out.bytes.append(0); out.bytes.append(0); out.bytes.append(0)
-        out.u32(UInt32(body.count))
+        let sealing = type == .header ? nil : cipher
+        out.u32(UInt32(sealing == nil ? body.count : RecordCipher.sealedSize(body.count)))
         out.u64(seq)
+        let head = out.bytes
         let headCRC = out.bytes.withUnsafeBytes { Checksum.update(progress.chain, $0) }
         out.u32(headCRC)
-        out.bytes.append(contentsOf: body)
+        if let c = sealing {
+            // The CRCs cover the sealed bytes: the framing can be checked without the key.
+            body.withUnsafeBytes { c.seal($0, head: head, sequence: seq, appendingTo: &out.bytes) }
+        } else {
+            out.bytes.append(contentsOf: body)
+        }
         let crc = out.bytes.withUnsafeBytes { Checksum.update(progress.chain, $0) }
         out.u32(crc)
         if type != .trailer {

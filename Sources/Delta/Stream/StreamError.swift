@@ -11,13 +11,18 @@ public enum StreamError: Error, Equatable, Sendable, CustomStringConvertible {
     case trailingBytes(offset: UInt64)
     case trailerMismatch(String)
     case payload(sequence: UInt64, reason: String)
+    case keyRequired(keyID: Digest128)
+    case wrongKey(stream: Digest128, given: Digest128)
+    case notEncrypted
+    case authenticationFailed(sequence: UInt64, offset: UInt64)
+    case key(String)
 
     public var description: String {
         switch self {
         case .notAStream:
             return "not a thin-backup delta stream (bad magic)"
         case let .unsupportedVersion(v):
-            return "stream format version \(v) is not supported (this build reads version \(StreamFormat.version))"
+            return "stream format version \(v) is not supported (this build reads versions \(StreamFormat.version) and \(StreamFormat.encryptedVersion))"
         case let .badHeadChecksum(seq, off):
             return "stream corrupted: record \(seq) at byte \(off) has a bad head checksum"
         case let .badChecksum(seq, off):
@@ -36,6 +41,16 @@ public enum StreamError: Error, Equatable, Sendable, CustomStringConvertible {
             return "stream trailer does not match what was received: \(what)"
         case let .payload(seq, reason):
             return "stream corrupted: record \(seq): payload \(reason)"
+        case let .keyRequired(id):
+            return "the stream is encrypted (key \(id)): give its key (--encrypt-key FILE, --passphrase-file FILE or THIN_BACKUP_PASSPHRASE)"
+        case let .wrongKey(stream, given):
+            return "wrong key: the stream is encrypted with key \(stream), the key given is \(given)"
+        case .notEncrypted:
+            return "the stream is not encrypted but a key was given: refusing it (an unencrypted stream may have replaced the encrypted one)"
+        case let .authenticationFailed(seq, off):
+            return "stream authentication failed at record \(seq) (byte \(off)): tampered, reordered, cut or taken from another stream"
+        case let .key(message):
+            return "key: \(message)"
         }
     }
 }

@@ -4,6 +4,8 @@ public enum StreamFormat {
     public static let magic: [UInt8] = Array("TBDELTA\u{1}".utf8)
     /// Format version written in the header; a reader refuses any other.
     public static let version: UInt32 = 1
+    /// Format version of an encrypted stream (docs/STREAM.md, "Encryption").
+    public static let encryptedVersion: UInt32 = 2
     /// Bytes of a record frame's head (type, flags, reserved, length, sequence, head CRC).
     public static let headSize = 20
     /// Bytes of the CRC that ends every record.
@@ -27,6 +29,8 @@ public enum RecordType: UInt8, Sendable {
     case zero = 3
     case discard = 4
     case trailer = 5
+    /// Version 2 only, sequence 1: the identities the encrypted header leaves out, sealed.
+    case sealedHeader = 6
 
     public static let optionalBit: UInt8 = 0x80
 }

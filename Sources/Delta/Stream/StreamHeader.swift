@@ -21,12 +21,16 @@ public struct StreamHeader: Equatable, Sendable, Codable {
     public var resumeSequence: UInt64
     /// Blocks the sender expects to carry (data + zero), for progress estimates only.
     public var expectedBlocks: UInt64
+    /// Set for an encrypted stream (format version 2): which key, and the sender run's nonce salt.
+    public var encryption: StreamEncryption?
     /// What an unmapped block of the target reads as (header flag bit 2): false, zeros; true, the bytes
     /// of the target's external origin at the same offset. Blocks a full stream does not name and
     /// discarded blocks are unmapped; zero records always mean zeros.
     public var readsOrigin: Bool
 
     public static let bodySize = 160
+    /// Body of the sealed header record of an encrypted stream (before sealing).
+    static let sealedBodySize = 96
 
     public init(blockSize: UInt32, virtualSize: UInt64, level: Int32 = 3, maxRecordRaw: UInt32? = nil,
                 streamID: Digest128, sourcePool: Digest128, target: SnapshotIdentity,
@@ -48,7 +52,7 @@ public struct StreamHeader: Equatable, Sendable, Codable {
 
     private enum CodingKeys: String, CodingKey {
         case blockSize, virtualSize, level, maxRecordRaw, streamID, sourcePool, target, base, baseFingerprint
-        case resumeSequence, expectedBlocks, readsOrigin
+        case resumeSequence, expectedBlocks, readsOrigin, encryption
     }
 
     /// Decodes a header kept in a receipt; one written before `readsOrigin` existed reads zeros.
@@ -66,20 +70,38 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         resumeSequence = try c.decode(UInt64.self, forKey: .resumeSequence)
         expectedBlocks = try c.decode(UInt64.self, forKey: .expectedBlocks)
         readsOrigin = try c.decodeIfPresent(Bool.self, forKey: .readsOrigin) ?? false
+        encryption = try c.decodeIfPresent(StreamEncryption.self, forKey: .encryption)
     }
 
     public var isIncremental: Bool { base != nil }
+    public var isEncrypted: Bool { encryption != nil }
     /// Whole blocks of the target (the last one may be partial on a device whose size is not a multiple).
     public var blockCount: UInt64 { (virtualSize + UInt64(blockSize) - 1) / UInt64(blockSize) }
 
     func encode() -> [UInt8] {
         var w = FieldWriter()
-        w.u32(StreamFormat.version)
+        w.u32(encryption == nil ? StreamFormat.version : StreamFormat.encryptedVersion)
         w.u32(blockSize)
         w.u64(virtualSize)
         w.u32((base != nil ? 1 : 0) | (resumeSequence != 0 ? 2 : 0) | (readsOrigin ? 4 : 0))
         w.u32(UInt32(bitPattern: level))
         w.u32(maxRecordRaw)
+        if let e = encryption {
+            // Version 2: the identities travel in the sealed header record; the key's parameters take their place.
+            switch e.derivation {
+            case .keyFile:
+                w.u32(1); w.digest(streamID); w.digest(e.keyID)
+                w.pad(to: 96)
+            case let .argon2id(salt, ops, mem):
+                w.u32(2); w.digest(streamID); w.digest(e.keyID)
+                w.digest(Digest128(bytes: salt)); w.u64(ops); w.u64(mem)
+            }
+            w.pad(to: 128)
+            w.u64(resumeSequence)
+            w.u64(expectedBlocks)
+            w.digest(e.nonceSalt)
+            return w.bytes
+        }
         w.u32(0)
         w.digest(streamID)
         w.digest(sourcePool)
@@ -92,24 +114,81 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         return w.bytes
     }
 
+    /// The header as every record's associated data covers it: without the fields a resumed stream changes.
+    func canonicalBody() -> [UInt8] {
+        var h = self
+        h.resumeSequence = 0
+        h.encryption?.nonceSalt = .zero
+        return h.encode()
+    }
+
+    /// The sealed header record's body: the identities a version 2 header leaves out.
+    func encodeSealed() -> [UInt8] {
+        var w = FieldWriter()
+        w.digest(sourcePool)
+        w.identity(target)
+        w.identity(base ?? .none)
+        w.digest(baseFingerprint)
+        w.pad(to: Self.sealedBodySize)
+        return w.bytes
+    }
+
+    /// Fills in the identities from an opened sealed header record.
+    mutating func decodeSealed(_ body: [UInt8], sequence: UInt64) throws(StreamError) {
+        var r = FieldReader(body, sequence: sequence)
+        guard body.count == Self.sealedBodySize else { throw .badRecord(sequence: sequence, reason: "sealed header of \(body.count) bytes") }
+        sourcePool = try r.digest()
+        target = try r.identity()
+        let b = try r.identity()
+        if base != nil { base = b }
+        baseFingerprint = try r.digest()
+    }
+
     init(decoding body: [UInt8], from offset: Int, end: Int) throws(StreamError) {
         var r = FieldReader(body, from: offset, end: end, sequence: 0)
         let version = try r.u32()
-        guard version == StreamFormat.version else { throw .unsupportedVersion(version) }
+        guard version == StreamFormat.version || version == StreamFormat.encryptedVersion else { throw .unsupportedVersion(version) }
         blockSize = try r.u32()
         virtualSize = try r.u64()
         let flags = try r.u32()
         level = Int32(bitPattern: try r.u32())
         maxRecordRaw = try r.u32()
-        _ = try r.u32()
+        let kind = try r.u32()
         streamID = try r.digest()
-        sourcePool = try r.digest()
-        target = try r.identity()
-        let b = try r.identity()
-        base = flags & 1 != 0 ? b : nil
-        baseFingerprint = try r.digest()
-        resumeSequence = try r.u64()
-        expectedBlocks = try r.u64()
+        if version == StreamFormat.encryptedVersion {
+            let keyID = try r.digest()
+            let derivation: KeyDerivation
+            switch kind {
+            case 1:
+                derivation = .keyFile
+                _ = try r.digest(); _ = try r.u64(); _ = try r.u64()
+            case 2:
+                let salt = try r.digest().bytes
+                let ops = try r.u64(), mem = try r.u64()
+                derivation = .argon2id(salt: salt, opsLimit: ops, memLimit: mem)
+            default:
+                throw .badRecord(sequence: 0, reason: "unknown key kind \(kind)")
+            }
+            _ = try r.digest(); _ = try r.digest()
+            resumeSequence = try r.u64()
+            expectedBlocks = try r.u64()
+            let salt = try r.digest()
+            encryption = StreamEncryption(keyID: keyID, derivation: derivation, nonceSalt: salt)
+            // The identities come with the sealed header record.
+            sourcePool = .zero
+            target = .none
+            base = flags & 1 != 0 ? SnapshotIdentity.none : nil
+            baseFingerprint = .zero
+        } else {
+            sourcePool = try r.digest()
+            target = try r.identity()
+            let b = try r.identity()
+            base = flags & 1 != 0 ? b : nil
+            baseFingerprint = try r.digest()
+            resumeSequence = try r.u64()
+            expectedBlocks = try r.u64()
+            encryption = nil
+        }
         readsOrigin = flags & 4 != 0
         // Sanity: block sizes the kernel allows are multiples of 64 KiB up to 1 GiB; accept any multiple of 4 KiB.
         guard blockSize >= 4096, blockSize % 4096 == 0, blockSize <= 1 << 30 else {
@@ -186,4 +265,6 @@ public enum StreamRecord: Equatable, Sendable {
     /// Blocks mapped in the base and gone from the target.
     case discard(firstBlock: UInt64, blockCount: UInt64)
     case trailer(StreamTrailer)
+    /// A record of an encrypted stream read without its key (framing checked only): type, sequence, sealed body size.
+    case sealed(type: UInt8, sequence: UInt64, bytes: Int)
 }

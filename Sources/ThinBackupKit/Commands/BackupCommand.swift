@@ -21,12 +21,14 @@ public struct BackupCommand: ParsableCommand {
     public var now: String?
     @Option(help: "zstd level (1–19).") public var level: Int32 = 3
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
 
     public func run() throws {
         var req = BackupRequest(pool: pool, dev: dev, repo: repo)
+        req.keyring = try key.keyring()
         req.now = try WorkflowClock.now(now)
         req.level = level
         req.quiet = output.quiet

@@ -11,11 +11,12 @@ public struct ListCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only this thin device.", valueName: "id")) public var dev: UInt64?
     @Flag(help: "Print the catalog as JSON.") public var json = false
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
 
     public init() {}
 
     public func run() throws {
-        let repo = try BackupRepository(self.repo, options: net.transportOptions())
+        let repo = try BackupRepository(self.repo, options: net.transportOptions(), keyring: try key.keyring())
         defer { repo.close() }
         let all = try repo.catalog.all().filter { dev == nil || $0.dev == dev }
         if json {

@@ -13,6 +13,7 @@ public struct MergeCommand: ParsableCommand {
     public var stream: String
     @OptionGroup public var network: NetworkOptions
     @Option(help: ArgumentHelp("File (created when missing) or block device to update.", valueName: "target")) public var into: String
+    @OptionGroup public var key: KeyOptions
     @Option(help: ArgumentHelp("The external origin (file or block device) whose bytes the stream's device reads where it has no mapping: discarded blocks get its bytes. Needed for such a stream with discards.", valueName: "file"))
     public var origin: String?
     @OptionGroup public var output: ReportOptions
@@ -20,15 +21,16 @@ public struct MergeCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let keyring = try key.keyring()
         var source: ByteSource?
         if try Endpoint(parsing: stream).isRemote {
             // Like a stream file: verified completely (a first download) before the first write.
             let options = try network.transportOptions()
-            try requireOrigin(try verifyStream(source: try Transport.source(for: stream, options: options), quiet: output.quiet),
+            try requireOrigin(try verifyStream(source: try Transport.source(for: stream, options: options), quiet: output.quiet, keyring: keyring),
                               origin: origin, stream: stream)
             source = try Transport.source(for: stream, options: options)
         }
-        let r = try runMerge(stream: stream, into: into, quiet: output.quiet, source: source, origin: origin)
+        let r = try runMerge(stream: stream, into: into, quiet: output.quiet, source: source, origin: origin, keyring: keyring)
         try output.report(r, line: "merged into \(into): \(r.dataBlocks) blocks written, \(r.zeroedBlocks) zeroed (\(r.unmappedBytes) bytes unallocated, \(r.zeroWrittenBytes) written as zeros)"
             + (r.originBlocks > 0 ? ", \(r.originBlocks) from the origin" : ""))
     }

@@ -22,6 +22,7 @@ public struct MigrateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Shell command run before the final round.", valueName: "cmd")) public var freezeCmd: String?
     @Option(help: ArgumentHelp("Shell command run after the final round.", valueName: "cmd")) public var thawCmd: String?
     @Option(help: ArgumentHelp("Bearer token file for tb://.", valueName: "file")) public var tokenFile: String?
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -38,6 +39,7 @@ public struct MigrateCommand: ParsableCommand {
         req.freezeCommand = freezeCmd
         req.thawCommand = thawCmd
         req.quiet = output.quiet
+        req.keyring = try key.keyring()
         req.options.tokenFile = tokenFile
         let r = try runMigrate(req)
         let rounds = r.rounds.map { "round \($0.round)\($0.frozen ? " (frozen)" : ""): \(formatBytes($0.rawBytes)) changed, \(formatBytes($0.streamBytes)) sent" }

@@ -21,6 +21,7 @@ public struct PruneCommand: ParsableCommand {
     @Option(help: "Keep the newest backup of each of the newest N months.") public var keepMonthly = 0
     @Flag(help: "Show what would be removed and consolidated; change nothing.") public var dryRun = false
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -34,6 +35,7 @@ public struct PruneCommand: ParsableCommand {
         req.dryRun = dryRun
         req.quiet = output.quiet
         req.options = net.transportOptions()
+        req.keyring = try key.keyring()
         let r = try runPrune(req)
         let ids = { (xs: [Int64]) in xs.isEmpty ? "none" : xs.map(String.init).joined(separator: ",") }
         let rebased: [String] = r.rebased.map { b in "\(b.id)→" + (b.newBase.map { "on \($0)" } ?? "full") }

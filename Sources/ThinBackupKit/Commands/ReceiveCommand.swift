@@ -25,6 +25,7 @@ public struct ReceiveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
     public var checkpoint: String?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -38,6 +39,7 @@ public struct ReceiveCommand: ParsableCommand {
         req.source = from; req.targetID = asDevice; req.resume = resume; req.originFile = originFile
         req.checkpointBytes = try checkpoint.map(parseSize)
         req.quiet = output.quiet
+        req.keyring = try key.keyring()
         let source = try Endpoint(parsing: from).isRemote
             ? try Transport.source(for: from, options: network.transportOptions()) : nil
         let r = try runReceive(req, source: source)

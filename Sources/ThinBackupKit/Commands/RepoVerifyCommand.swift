@@ -1,9 +1,10 @@
 import ArgumentParser
+import Delta
 import Foundation
 
 /// `verify --repo DEST [--deep]`: prints the summary and fails (exit 1) when anything is wrong.
-func runRepoVerify(_ repo: String, deep: Bool, options: TransportOptions, output: ReportOptions) throws {
-    let r = try verifyRepository(repo, deep: deep, quiet: output.quiet, options: options)
+func runRepoVerify(_ repo: String, deep: Bool, options: TransportOptions, output: ReportOptions, keyring: StreamKeyring?) throws {
+    let r = try verifyRepository(repo, deep: deep, quiet: output.quiet, options: options, keyring: keyring)
     let head = "repository \(repo): \(r.backups) backups, \(r.streamsChecked) streams checked (\(formatBytes(r.streamBytes)))"
         + (deep ? ", \(r.restoredAndCompared) restored and compared" : "")
     if !r.unreferencedObjects.isEmpty && !output.quiet && !output.json {

@@ -25,6 +25,7 @@ public struct RestoreCommand: ParsableCommand {
     public var origin: String?
     @Option(help: ArgumentHelp("Source pool id, when several pools back up the same device id.", valueName: "id")) public var poolId: String?
     @OptionGroup public var net: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -43,6 +44,7 @@ public struct RestoreCommand: ParsableCommand {
         req.origin = origin
         req.quiet = output.quiet
         req.options = net.transportOptions()
+        req.keyring = try key.keyring()
         let r = try runRestore(req)
         try output.report(r, line: "restored backup \(r.backup) (\(r.createdAt), chain \(r.chain.map(String.init).joined(separator: "→"))) "
             + "to \(r.target)\(r.device.map { " as thin device \($0)" } ?? ""); digest \(r.digest)")

@@ -29,6 +29,7 @@ public struct RootCommand: ParsableCommand {
             RestoreCommand.self,
             PruneCommand.self,
             MigrateCommand.self,
+            KeyCommand.self,
             RunCommand.self,
         ]
     )

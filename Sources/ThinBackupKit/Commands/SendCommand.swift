@@ -34,6 +34,7 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
     @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
     public var size: String?
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -56,6 +57,7 @@ public struct SendCommand: ParsableCommand {
         req.resumeToken = resumeFrom
         req.virtualSize = try size.map(parseSize)
         req.quiet = output.quiet
+        req.keyring = try key.keyring()
         req.transport = try network.transportOptions(targetDevice: asDevice ?? snap)
         // A tb:// receiver holding an interrupted receive of this device: continue at its checkpoint.
         if req.resumeToken == nil, let token = try Transport.receiverResumeToken(for: to, options: req.transport) {

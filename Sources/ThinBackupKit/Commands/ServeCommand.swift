@@ -41,6 +41,7 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: "Write the port listened on to this file once listening (useful with port 0).")
     var portFile: String?
 
+    @OptionGroup var key: KeyOptions
     @OptionGroup var logging: LogFormatOptions
 
     public init() {}
@@ -65,9 +66,13 @@ public struct ServeCommand: ParsableCommand {
         }
         let receiver: any StreamReceiving
         if let spool {
+            // Raw replication: a spool keeps streams as they came; encrypted ones need no key here.
+            guard key.encryptKey == nil && key.passphraseFile == nil else {
+                throw ValidationError("--spool keeps streams as they come: it takes no key")
+            }
             receiver = try SpoolReceiver(directory: spool)
         } else {
-            receiver = try PoolStreamReceiver(pool: pool!, checkpointBytes: try parseSize(checkpoint))
+            receiver = try PoolStreamReceiver(pool: pool!, checkpointBytes: try parseSize(checkpoint), keyring: try key.keyring())
         }
         logging.bootstrap()
         var config = ReceiverConfiguration(host: host, port: port, token: token)

@@ -16,6 +16,7 @@ public struct VerifyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Backup repository: check every stream and chain.", valueName: "dest")) public var repo: String?
     @Flag(help: "With --repo: also restore every backup into a scratch pool and compare digests.") public var deep = false
     @OptionGroup public var repoNet: RepositoryTransportOptions
+    @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
@@ -35,12 +36,17 @@ public struct VerifyCommand: ParsableCommand {
 
     public func run() throws {
         if let repo {
-            try runRepoVerify(repo, deep: deep, options: repoNet.transportOptions(), output: output)
+            try runRepoVerify(repo, deep: deep, options: repoNet.transportOptions(), output: output, keyring: try key.keyring())
             return
         }
         if let stream {
-            let r = try verifyStream(source: try Transport.source(for: stream), quiet: output.quiet)
-            try output.report(r, line: "stream OK: \(r.incremental ? "incremental" : "full") stream of thin device \(r.device), "
+            let r = try verifyStream(source: try Transport.source(for: stream), quiet: output.quiet, keyring: try key.keyring())
+            if r.framingOnly {
+                try output.report(r, line: "stream framing OK: encrypted \(r.incremental ? "incremental" : "full") stream, \(r.records) records "
+                    + "(contents not checked without the key)")
+                return
+            }
+            try output.report(r, line: "stream OK: \(r.encrypted ? "encrypted " : "")\(r.incremental ? "incremental" : "full") stream of thin device \(r.device), "
                 + "\(r.records) records, \(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks"
                 + (r.contentChecked ? ", content digest \(r.targetDigest ?? "") checked" : ""))
         } else {

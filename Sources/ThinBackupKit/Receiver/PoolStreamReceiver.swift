@@ -13,11 +13,13 @@ import PoolCore
 public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     public let pool: String
     let checkpointBytes: UInt64?
+    /// The key of encrypted streams (nil: only clear streams are accepted).
+    let keyring: StreamKeyring?
     private let lock = NSLock()
     private let cacheLock = NSLock()
     private var cache: [UInt64: PendingReceive?] = [:]
 
-    public init(pool: String, checkpointBytes: UInt64? = 64 << 20) throws {
+    public init(pool: String, checkpointBytes: UInt64? = 64 << 20, keyring: StreamKeyring? = nil) throws {
         guard FileManager.default.fileExists(atPath: "\(pool)/metadata") else {
             throw CommandFailure("serve: \(pool) is not a pool folder (no metadata file)")
         }
@@ -25,6 +27,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         try ThinPool(folder: pool, readOnly: true).close()
         self.pool = pool
         self.checkpointBytes = checkpointBytes
+        self.keyring = keyring
     }
 
     public func pendingReceive(device: UInt64) throws -> PendingReceive? {
@@ -62,6 +65,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
             let r = Replayer(pool: p)
             r.targetID = device
             r.checkpointBytes = checkpointBytes
+            r.keyring = keyring
             r.label = streamID  // a checkpoint records the stream id and byte offset it reached
             let partial = try p.receipts()[device]?.partial
             let s: ReceiveSummary

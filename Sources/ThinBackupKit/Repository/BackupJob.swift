@@ -13,6 +13,8 @@ public struct BackupRequest {
     public var workers: Int32 = 1
     public var quiet = true
     public var options = TransportOptions()
+    /// Encrypt: the repository's first backup adopts this key; later ones must use the same.
+    public var keyring: StreamKeyring?
     /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
     public var whileLocked: (() -> Void)?
 
@@ -71,7 +73,8 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let poolLock = try PoolLock(pool: req.pool, command: "backup --dev \(req.dev)")
     defer { poolLock.release() }
     let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(req.pool) --dev \(req.dev)",
-                                    mustExist: false)
+                                    mustExist: false,
+                                    keyring: req.keyring, adoptKey: true)
     defer { repo.close() }
     let repoID = try repo.identity(create: true)!
     var state = try LocalBackupState.load(pool: req.pool, repository: repoID, name: repo.store.displayName)
@@ -105,7 +108,8 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
 
     // 2. Send it into the repository.
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
-    let object = "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+    // Encrypted: object names carry only the time (pool, device and kind are in the sealed catalog).
+    let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs" : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
     var send = SendRequest(target: snap, destination: object)
     send.pool = req.pool
     send.base = base?.snapDev
@@ -113,6 +117,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     send.level = req.level
     send.workers = req.workers
     send.quiet = req.quiet
+    send.key = repo.key
     let sent: SendReport
     var record: BackupRecord
     let snapIdentity: SnapshotIdentity

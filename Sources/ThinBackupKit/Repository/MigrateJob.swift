@@ -19,6 +19,8 @@ public struct MigrateRequest {
     public var level: Int32 = 3
     public var quiet = true
     public var options = TransportOptions()
+    /// Encrypt the streams (a tb:// receiver then needs the key: serve --pool --encrypt-key).
+    public var keyring: StreamKeyring?
     /// Called after each round (tests, progress).
     public var onRound: ((MigrateRound) -> Void)?
 
@@ -109,6 +111,7 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
         send.level = req.level
         send.workers = 1
         send.quiet = req.quiet
+        send.keyring = req.keyring
         let sent: SendReport
         do {
             if let localPool {
@@ -118,6 +121,7 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
                 var rr = ReceiveRequest(pool: localPool)
                 rr.source = tmp
                 rr.targetID = snap
+                rr.keyring = req.keyring
                 _ = try runReceive(rr)
                 if let p = received.last {
                     let dst = try ThinPool(folder: localPool)

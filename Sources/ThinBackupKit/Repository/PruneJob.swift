@@ -10,6 +10,8 @@ public struct PruneRequest {
     public var level: Int32 = 3
     public var quiet = true
     public var options = TransportOptions()
+    /// The key of an encrypted repository (its streams are read and rewritten with it).
+    public var keyring: StreamKeyring?
 
     public init(repo: String, policy: RetentionPolicy) {
         self.repo = repo
@@ -45,7 +47,7 @@ public struct PruneReport: Codable {
 /// composes the same streams into a counter and applies the catalog change to its work copy, so
 /// it reports the same figures.
 public func runPrune(_ req: PruneRequest) throws -> PruneReport {
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: req.dryRun ? nil : "prune")
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: req.dryRun ? nil : "prune", keyring: req.keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id!, $0) })
@@ -77,7 +79,8 @@ public func runPrune(_ req: PruneRequest) throws -> PruneReport {
             let object = k.object.replacingOccurrences(of: ".tbs", with: "") + "-rebased\(a.map { "-on\($0.id!)" } ?? "-full").tbs"
             let sink: any ByteSink = req.dryRun ? CountingSink() : try repo.store.sink(object)
             if !req.dryRun { newObjects.append(object) }
-            let summary = try consolidate(k, onto: a, byID: byID, store: repo.store, sink: sink, level: req.level)
+            let summary = try consolidate(k, onto: a, byID: byID, store: repo.store, sink: sink, level: req.level,
+                                        keyring: repo.keyring, key: repo.key)
             var u = k
             u.baseID = a?.id
             u.object = object
@@ -115,11 +118,11 @@ public func runPrune(_ req: PruneRequest) throws -> PruneReport {
 /// composing the streams of its original chain after `a`. Checks the result's identities and
 /// digest against the catalog before anything else changes.
 func consolidate(_ k: BackupRecord, onto a: BackupRecord?, byID: [Int64: BackupRecord], store: any ObjectStore,
-                 sink: any ByteSink, level: Int32) throws -> SendSummary {
+                 sink: any ByteSink, level: Int32, keyring: StreamKeyring? = nil, key: StreamKey? = nil) throws -> SendSummary {
     let chain = try chainOf(k, byID)
     let segment = a.map { a in Array(chain.drop { $0.id != a.id }.dropFirst()) } ?? chain
     let composer = try StreamComposer(inputs: try segment.map { try store.source($0.object) }, sink: sink,
-                                      level: level, streamID: randomDigest())
+                                      level: level, streamID: randomDigest(), keyring: keyring, key: key)
     let summary: SendSummary
     do {
         summary = try composer.compose()

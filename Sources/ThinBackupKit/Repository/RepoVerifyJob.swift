@@ -24,8 +24,9 @@ public struct RepoVerifyReport: Codable {
 /// Checks a repository: every stream (checksums, records, frames, trailer; full streams' content
 /// digest), that each stream is what the catalog says (snapshot, base, digest), that every chain
 /// is complete, and with `deep` restores each backup into a scratch pool and recomputes its digest.
-public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, options: TransportOptions = TransportOptions()) throws -> RepoVerifyReport {
-    let repo = try BackupRepository(repoPath, options: options, lockFor: "verify")
+public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, options: TransportOptions = TransportOptions(),
+                             keyring: StreamKeyring? = nil) throws -> RepoVerifyReport {
+    let repo = try BackupRepository(repoPath, options: options, lockFor: "verify", keyring: keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let byID = Dictionary(uniqueKeysWithValues: all.map { ($0.id!, $0) })
@@ -37,7 +38,7 @@ public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, option
     }
     for b in all {
         do {
-            let r = try verifyStream(source: try repo.store.source(b.object), quiet: quiet)
+            let r = try verifyStream(source: try repo.store.source(b.object), quiet: quiet, keyring: repo.keyring)
             report.streamsChecked += 1
             report.streamBytes += r.streamBytes
             if r.device != b.snapDev { problem(b, "the stream holds snapshot \(r.device), the catalog says \(b.snapDev)") }
@@ -64,7 +65,7 @@ public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, option
             do {
                 try ThinPool.create(folder: scratch, dataSize: b.virtualSize * 2 + 64 * UInt64(b.blockSize), blockSize: UInt64(b.blockSize)).close()
                 // A device over an external origin: the digest covers provisioned blocks, so no origin is needed here.
-                let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil, quiet: quiet,
+                let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil, quiet: quiet, keyring: repo.keyring,
                                           overOrigin: { try $0.createThin($1, virtualSize: $2, originFile: nil) })
                 let view = try MetadataReader(path: "\(scratch)/metadata").live
                 let data = try RandomAccessFile(path: "\(scratch)/data", writable: false)

@@ -20,6 +20,8 @@ public struct RestoreRequest {
     public var origin: String?
     public var quiet = true
     public var options = TransportOptions()
+    /// The key of an encrypted repository.
+    public var keyring: StreamKeyring?
 
     public init(repo: String, dev: UInt64, to: String) {
         self.repo = repo
@@ -65,11 +67,12 @@ func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poo
 
 /// Checks every stream of a chain before anything is written, so a damaged one stops the restore cleanly.
 @discardableResult
-func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool) throws -> [StreamVerifyReport] {
+func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool,
+                keyring: StreamKeyring? = nil) throws -> [StreamVerifyReport] {
     var reports: [StreamVerifyReport] = []
     for b in chain {
         do {
-            let r = try verifyStream(source: try store.source(b.object), quiet: quiet)
+            let r = try verifyStream(source: try store.source(b.object), quiet: quiet, keyring: keyring)
             reports.append(r)
             guard r.device == b.snapDev, r.targetDigest == b.digest else {
                 throw RepositoryError(.damaged, "its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
@@ -86,12 +89,13 @@ func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: Backu
 public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     let started = ProgressMeter.now()
     // The lock keeps a prune from deleting a stream of the chain while it is read.
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)")
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "restore --dev \(req.dev) --to \(req.to)",
+                                    keyring: req.keyring)
     defer { repo.close() }
     let all = try repo.catalog.all()
     let target = try selectBackup(all, dev: req.dev, at: req.at, id: req.id, poolID: req.poolID, repo: req.repo)
     let chain = try repo.catalog.chain(of: target)
-    let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet)
+    let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring)
     if reports.contains(where: \.readsOrigin), req.origin == nil {
         throw CommandFailure("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
     }
@@ -102,7 +106,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         let dev = req.asDevice ?? req.dev
         var overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)?
         if let o = req.origin { overOrigin = { try $0.createThin($1, virtualSize: $2, originFile: o) } }
-        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet,
+        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring,
                         overOrigin: overOrigin) { bytes += $0 }
         device = dev
     } else if isBlockDevice(req.to) {
@@ -117,7 +121,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
             if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
             for b in chain {
                 let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
-                                     origin: req.origin)
+                                     origin: req.origin, keyring: repo.keyring)
                 bytes += r.streamBytes
             }
             let f = try RandomAccessFile(path: tmp, writable: true)
@@ -141,7 +145,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
 /// Returns every member with its local device id and receive summary.
 @discardableResult
 func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool path: String, finalDevice: UInt64?,
-                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool,
+                 keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool, keyring: StreamKeyring? = nil,
                  overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)? = nil,
                  onBytes: (UInt64) -> Void = { _ in }) throws -> [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] {
     var received: [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] = []
@@ -154,6 +158,7 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
             let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
             let r = Replayer(pool: pool)
             r.targetID = dev
+            r.keyring = keyring
             if let overOrigin { r.createOverOrigin = { try overOrigin(pool, $0, $1) } }
             let meter = ProgressMeter(label: "restore \(i + 1)/\(chain.count)", quiet: quiet)
             r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
@@ -208,7 +213,8 @@ private func restoreOntoDevice(_ chain: [BackupRecord], repo: BackupRepository, 
         try dev.sync()
     }
     for b in chain {
-        let r = try runMerge(stream: b.object, into: req.to, quiet: req.quiet, source: try repo.store.source(b.object))
+        let r = try runMerge(stream: b.object, into: req.to, quiet: req.quiet, source: try repo.store.source(b.object),
+                               keyring: repo.keyring)
         onBytes(r.streamBytes)
     }
 }

@@ -27,9 +27,9 @@ public struct MergeReport: Codable {
 /// a pipe is applied as it arrives (a bad record stops it there). A missing target file is created
 /// at the stream's virtual size; a block device smaller than that is refused before any write.
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
-                     origin: String? = nil) throws -> MergeReport {
+                     origin: String? = nil, keyring: StreamKeyring? = nil) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
-        try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet), origin: origin, stream: stream)
+        try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring), origin: origin, stream: stream)
     }
     let source = try givenSource ?? Transport.source(for: stream)
     let originFile = try origin.map { try RandomAccessFile(path: $0, writable: false) }
@@ -38,7 +38,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     defer { out.close() }
     let zeroing = ZeroingTarget(out)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
-    var d = StreamDecoder()
+    var d = StreamDecoder(keyring: keyring)
     let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
@@ -92,7 +92,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 let end = min((first + count) * bs, max(header!.virtualSize, off))
                 try zeroing.zero(offset: off, length: end - off)
                 report.zeroedBlocks += count
-            case .trailer:
+            case .trailer, .sealed:
                 break
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0) * UInt64(header?.blockSize ?? 0), streamBytes: report.streamBytes)

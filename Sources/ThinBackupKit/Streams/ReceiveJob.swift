@@ -11,6 +11,8 @@ public struct ReceiveRequest {
     /// Commit a resumable checkpoint every this many bytes (nil: only at the end).
     public var checkpointBytes: UInt64?
     public var quiet = true
+    /// The key of an encrypted stream; nil refuses one.
+    public var keyring: StreamKeyring?
     /// External origin for a stream whose unmapped blocks read one (`receive --origin-file`).
     public var originFile: String?
 
@@ -40,6 +42,7 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     let r = Replayer(pool: pool)
     r.targetID = req.targetID
     r.checkpointBytes = req.checkpointBytes
+    r.keyring = req.keyring
     if let origin = req.originFile {
         r.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
     }

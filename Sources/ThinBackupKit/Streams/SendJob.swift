@@ -22,6 +22,10 @@ public struct SendRequest {
     public var quiet = true
     /// For network destinations (token file, S3 endpoint, retries).
     public var transport = TransportOptions()
+    /// Encrypt the stream (format version 2); a passphrase keyring derives with the stream id as salt.
+    public var keyring: StreamKeyring?
+    /// Encrypt with this key (a repository's, already derived); wins over `keyring`.
+    public var key: StreamKey?
 
     public init(target: UInt64, destination: String) {
         self.target = target
@@ -110,6 +114,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
         target: SnapshotIdentity(req.target, target), base: baseIdentity, baseFingerprint: baseDigest,
         expectedBlocks: req.base == nil ? target.mappedBlocks : 0,
         readsOrigin: try src.sidecar.devices[String(req.target)]?.originFile != nil)
+    let key = try req.key ?? req.keyring?.keyForWriting(salt: header.streamID.bytes)
     // The final check runs before the sink completes, so a stream of a device in use is never published.
     let sink = FinishHook(try givenSink ?? Transport.sink(for: req.destination, options: {
         var o = req.transport
@@ -121,7 +126,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
     let slots = max(1, min(max(1, Int(req.workers)) * 2, (32 << 20) / Int(header.maxRecordRaw)))
     let compressors = try (0..<slots).map { _ in try ZstdCompressor(level: req.level, workers: 0) }
     let sender = StreamSender(header: header, reader: blocks, compressors: compressors,
-                              sink: sink, baseDigest: baseDigest, resumeAt: resume)
+                              sink: sink, baseDigest: baseDigest, resumeAt: resume, key: key)
     let expected = header.expectedBlocks * UInt64(bs)
     sender.onProgress = { done, written in meter.update(done: done, total: expected, streamBytes: written) }
     let blockCount = header.blockCount

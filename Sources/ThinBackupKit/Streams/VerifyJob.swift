@@ -20,12 +20,16 @@ public struct StreamVerifyReport: Codable {
     /// For a full stream: the digest of its content was recomputed and matches the trailer.
     public var contentChecked: Bool
     public var streamBytes: UInt64
+    /// The stream is encrypted (format version 2).
+    public var encrypted: Bool
+    /// Encrypted and read without the key: only the framing (checksums, sequence, lengths, trailer place) was checked.
+    public var framingOnly: Bool
 }
 
 /// Checks a stream without a pool: every checksum, record, frame (decompressed), the trailer,
-/// and for a full stream the content digest.
-public func verifyStream(source: ByteSource, quiet: Bool) throws -> StreamVerifyReport {
-    var d = StreamDecoder()
+/// and for a full stream the content digest. An encrypted stream without `keyring`: its framing only.
+public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring? = nil) throws -> StreamVerifyReport {
+    var d = StreamDecoder(keyring: keyring, framingOnly: keyring == nil)
     let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var raw: [UInt8] = []
@@ -52,7 +56,14 @@ public func verifyStream(source: ByteSource, quiet: Bool) throws -> StreamVerify
     }
     try d.finish()
     meter.finish()
-    let h = d.header!, t = d.trailer!
+    let h = d.header!
+    guard let t = d.trailer else {
+        // Encrypted, no key: the framing is all that can be checked.
+        return StreamVerifyReport(ok: true, incremental: h.isIncremental, device: 0, base: nil, blockSize: h.blockSize,
+                                  virtualSize: h.virtualSize, records: d.progress.records + 1, dataBlocks: 0, zeroBlocks: 0,
+                                  discardBlocks: 0, readsOrigin: h.readsOrigin, targetDigest: nil, contentChecked: false, streamBytes: bytes,
+                                  encrypted: true, framingOnly: true)
+    }
     var checked = false
     if !h.isIncremental, h.resumeSequence == 0, let want = t.targetDigest {
         guard want == digest.value else {
@@ -63,7 +74,8 @@ public func verifyStream(source: ByteSource, quiet: Bool) throws -> StreamVerify
     return StreamVerifyReport(ok: true, incremental: h.isIncremental, device: h.target.device, base: h.base?.device,
                               blockSize: h.blockSize, virtualSize: h.virtualSize, records: t.records + 1,
                               dataBlocks: t.dataBlocks, zeroBlocks: t.zeroBlocks, discardBlocks: t.discardBlocks,
-                              readsOrigin: h.readsOrigin, targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes)
+                              readsOrigin: h.readsOrigin, targetDigest: t.targetDigest?.description, contentChecked: checked, streamBytes: bytes,
+                              encrypted: h.isEncrypted, framingOnly: false)
 }
 
 /// `verify --pool DIR --dev N --digest D`: recomputes a device's content digest and compares.

@@ -89,12 +89,13 @@ struct Scenario {
     }
 
     /// `parallel` > 0: that many single-threaded compressors working on records side by side.
-    func send(level: Int32 = 3, parallel: Int = 0) throws -> (bytes: [UInt8], summary: SendSummary) {
+    func send(level: Int32 = 3, parallel: Int = 0, key: StreamKey? = nil, header given: StreamHeader? = nil,
+              resumeAt: StreamProgress? = nil) throws -> (bytes: [UInt8], summary: SendSummary) {
         let sink = MemorySink()
         let compressors = parallel > 0 ? try (0..<parallel).map { _ in try ZstdCompressor(level: level) }
             : [try ZstdCompressor(level: level, workers: 2)]
-        let sender = StreamSender(header: header(level: level), reader: reader,
-                                  compressors: compressors, sink: sink, baseDigest: .zero)
+        let sender = StreamSender(header: given ?? header(level: level), reader: reader,
+                                  compressors: compressors, sink: sink, baseDigest: .zero, resumeAt: resumeAt, key: key)
         let runs = self.runs()
         let s = try sender.send { body in for r in runs { try body(r) } }
         return (sink.bytes, s)
@@ -102,8 +103,8 @@ struct Scenario {
 }
 
 /// Decodes `bytes` fed in pieces of the given sizes (cycled); returns the records.
-func decodeAll(_ bytes: [UInt8], pieces: [Int]) throws -> [StreamRecord] {
-    var d = StreamDecoder()
+func decodeAll(_ bytes: [UInt8], pieces: [Int], keyring: StreamKeyring? = nil, framingOnly: Bool = false) throws -> [StreamRecord] {
+    var d = StreamDecoder(keyring: keyring, framingOnly: framingOnly)
     var out: [StreamRecord] = []
     var i = 0, k = 0
     while i < bytes.count {
