@@ -21,21 +21,24 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev, libsodium-dev).
+        // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev, libsodium-dev, libdevmapper-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libsodium-dev: XChaCha20-Poly1305, BLAKE2b, Argon2id and randombytes for encrypted streams.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CDevMapper", pkgConfig: "devmapper", providers: [.apt(["libdevmapper-dev"])]),
         // Small C shims: _GNU_SOURCE constants/calls and hardware CRC-32C (CSys); typed curl_easy_setopt wrappers (CCurlShim).
         .target(name: "CSys"),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),
+        // libdevmapper's ioctls in the few shapes the kernel pools need (tables, messages, suspend).
+        .target(name: "CDevMapperShim", dependencies: ["CDevMapper"]),
 
         .target(name: "PoolCore", dependencies: ["CSys"]),
         .target(name: "Delta", dependencies: ["PoolCore", "CZstd", "CSodium"]),
         .target(
             name: "ThinBackupKit",
             dependencies: [
-                "PoolCore", "Delta", "CCurl", "CCurlShim", "CSys", argumentParser,
+                "PoolCore", "Delta", "CCurl", "CCurlShim", "CSys", "CDevMapperShim", argumentParser,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what ThinBackup builds and tests with, from Debian's archive (idempotent).
+# Installs everything ThinBackup builds and tests with (idempotent): thin-provisioning-tools
+# (the oracle), zstd (fixture images), nginx + openssl (HTTP/TLS tests), python3 (test
+# servers) from Debian's archive, and moto/boto3 (S3 tests) from PyPI. A test that finds one
+# missing fails with a message naming it.
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # systemd: systemd-analyze verify on the units; dpkg-dev: dpkg-shlibdeps for the package (scripts/package-deb.sh).
-PKGS="libzstd-dev libsodium-dev libcurl4-openssl-dev libsqlite3-dev thin-provisioning-tools zstd nginx python3-pip openssl systemd dpkg-dev"
+# libdevmapper-dev: live kernel pools (device-mapper messages, tables, status).
+PKGS="libzstd-dev libsodium-dev libcurl4-openssl-dev libsqlite3-dev libdevmapper-dev thin-provisioning-tools zstd nginx python3 python3-pip openssl systemd dpkg-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -32,6 +32,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownDevice(UInt64)
     /// The metadata device is all zeros where a superblock should be.
     case unformatted
+    /// A block device to be written is held open by someone else (device-mapper, a mount).
+    case deviceInUse(path: String, holders: [String])
 
     public var description: String {
         switch self {
@@ -65,6 +67,10 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
             return "thin device \(id) not found in the pool"
         case .unformatted:
             return "block 0: the metadata device is not formatted (all zeros)"
+        case let .deviceInUse(path, holders):
+            let by = holders.isEmpty ? "another program" : "device-mapper (\(holders.joined(separator: ", ")))"
+            return "\(path) is in use by \(by): ThinBackup never writes a device someone else holds open; "
+                + "for a live kernel pool use --dm-pool NAME (or --lv VG/LV), which asks the kernel instead"
         }
     }
 }

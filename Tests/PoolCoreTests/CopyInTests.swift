@@ -26,7 +26,7 @@ import TestSupport
     }
 
     @Test func eachIntervalIsCommitted() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let tmp = TempDir("copyin")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
         let pool = try Self.poolWithDevice(dir)
@@ -53,7 +53,7 @@ import TestSupport
     }
 
     @Test func brokenInputKeepsTheLastInterval() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let tmp = TempDir("copybreak")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
         let pool = try Self.poolWithDevice(dir)
@@ -75,7 +75,7 @@ import TestSupport
     /// With a tiny dirty-block limit, a copy whose byte interval is never reached still
     /// commits before the end: after its first 8 MiB chunk (the most it reads at a time).
     @Test func dirtyMetadataLimitCommitsEarly() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let tmp = TempDir("copydirty")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
         let blocks = 128 + 3

@@ -3,7 +3,7 @@ import Testing
 import PoolCore
 import TestSupport
 
-/// Low-space events (§6.9) fire exactly when free space crosses the threshold, not before.
+/// Low-space events (FORMAT.md §6.9) fire exactly when free space crosses the threshold, not before.
 @Suite struct LowSpaceEventTests {
     static let bs: UInt64 = 65536
 
@@ -22,7 +22,7 @@ import TestSupport
         let blocks: UInt64 = 80
         let pool = try ThinPool.create(folder: dir, dataSize: 400 * Self.bs, metadataSize: blocks * 4096)
         pool.dataLowWaterMark = 0
-        // §6.9: threshold min(1024, blocks / 4); reserve min(4096, blocks / 10) (at least 8 here) hidden from the free count.
+        // FORMAT.md §6.9: threshold min(1024, blocks / 4); reserve min(4096, blocks / 10) (at least 8 here) hidden from the free count.
         let threshold = min(1024, blocks / 4), reserve = max(8, min(4096, blocks / 10))
         var crossedAt: Int? = nil
         for step in 0..<60 {

@@ -3,7 +3,7 @@ import Testing
 import PoolCore
 import TestSupport
 
-/// A failed metadata operation (§5.5, §6.8): rollback to the last commit, NEEDS_CHECK in the
+/// A failed metadata operation (FORMAT.md §5.5, §6.8): rollback to the last commit, NEEDS_CHECK in the
 /// superblock, read-only; write mode refused until a clean check clears the flag. Running
 /// out of space is different: no flag, and adding space brings write mode back.
 @Suite struct NeedsCheckTests {
@@ -32,7 +32,7 @@ import TestSupport
     }
 
     @Test func failedCommitSetsNeedsCheckAndReopenRefusesWrites() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let tmp = TempDir("needscheck")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
         let p0 = try ThinPool.create(folder: dir, dataSize: 100 * UInt64(Self.bs))
@@ -89,7 +89,7 @@ import TestSupport
     }
 
     @Test func runningOutOfSpaceDoesNotSetNeedsCheck() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let tmp = TempDir("nospace")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
         let pool = try ThinPool.create(folder: dir, dataSize: 6 * UInt64(Self.bs), metadataSize: 30 * 4096)
@@ -122,10 +122,10 @@ import TestSupport
         #expect(try Oracle.check(meta).ok)
     }
 
-    /// Out of data space (OUT_OF_DATA_SPACE, §6.8) refuses only new data blocks: snapshots,
+    /// Out of data space (OUT_OF_DATA_SPACE, FORMAT.md §6.8) refuses only new data blocks: snapshots,
     /// discards and deletes still work, and a commit that finds free blocks ends it.
     @Test func outOfDataSpaceTakesMetadataChangesAndEndsAtACommitWithFreeBlocks() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let tmp = TempDir("nodata")
         let dir = tmp.file("pool"), meta = "\(dir)/metadata"
         let bs = UInt64(Self.bs)

@@ -30,7 +30,7 @@ import TestSupport
 
     @Test(arguments: [(UInt64(1), 0), (2, 0), (3, 1), (4, 1), (5, 2), (6, 37), (7, 500), (8, 3000), (9, 20_000), (10, 100_000)])
     func restoresAndChecks(seed: UInt64, mappings: Int) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         #expect(pool.mappingCount == mappings, "seed \(seed)")
         let dir = TempDir("randpool")

@@ -1,6 +1,6 @@
 import PoolCore
 
-/// Independent recount of reference counts from the trees on disk (§4.7), using only the
+/// Independent recount of reference counts from the trees on disk (FORMAT.md §4.7), using only the
 /// read layer: data count = mapping entries per distinct leaf; metadata count = pointers.
 enum Recount {
     struct Result {

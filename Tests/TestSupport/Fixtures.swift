@@ -1,19 +1,14 @@
 import Foundation
 
-/// The kernel-written metadata images in ../shared/fixtures/kernel (zstd-compressed).
+/// The kernel-written metadata images in Tests/Fixtures/kernel (zstd-compressed; see the README there).
 public enum KernelFixtures {
     public static let names = [
         "tmeta", "tmeta_device_id_reuse", "tmeta_with_deleted_snapshot", "tmeta_with_empty_roots",
         "tmeta_with_metadata_snap", "tmeta_with_shared_internal_root", "tmeta_with_shared_internals_and_leaves",
     ]
 
-    /// The folder holding the compressed images: $TB_FIXTURES, or shared/ beside the checkout.
-    public static var directory: String {
-        if let d = ProcessInfo.processInfo.environment["TB_FIXTURES"] { return d }
-        let here = URL(fileURLWithPath: #filePath)  // …/Tests/TestSupport/Fixtures.swift
-        let root = here.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.deletingLastPathComponent().appendingPathComponent("shared/fixtures/kernel").path
-    }
+    /// The folder holding the compressed images, inside this repository.
+    public static var directory: String { Repo.root + "/Tests/Fixtures/kernel" }
 
     /// Decompresses image `name` into `dir` (a writable copy) and returns its path.
     public static func decompress(_ name: String, into dir: TempDir) throws -> String {

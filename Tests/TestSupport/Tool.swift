@@ -41,9 +41,22 @@ public enum Tool {
                       stderr: String(decoding: errData, as: UTF8.self))
     }
 
-    /// True when the oracle tools are installed (they are in CI; see .ci/run).
+    /// True when the oracle tools are installed (scripts/setup.sh installs them).
     public static var hasThinTools: Bool {
         FileManager.default.isExecutableFile(atPath: "/usr/sbin/thin_dump")
             || FileManager.default.isExecutableFile(atPath: "/usr/bin/thin_dump")
     }
+
+    /// Fails the calling test, with a message, when thin-provisioning-tools (the oracle) is missing.
+    public static func requireThinTools() throws {
+        guard hasThinTools else {
+            throw MissingTool("thin-provisioning-tools (thin_dump, thin_check, …) is not installed; scripts/setup.sh installs it")
+        }
+    }
+}
+
+/// A tool or server a test needs is missing or would not start: the test fails with this message.
+public struct MissingTool: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
 }

@@ -43,7 +43,8 @@ import TestSupport
         #expect(!d.output.contains("</superblock>"), sourceLocation: sourceLocation)
         let c = Read.checkFailure(t.meta)
         #expect(c?.hasPrefix(message) == true, "check: \(c ?? "passed")", sourceLocation: sourceLocation)
-        if oracleFails, Tool.hasThinTools {
+        if oracleFails {
+            #expect(Tool.hasThinTools, "thin-provisioning-tools is not installed (scripts/setup.sh installs it)", sourceLocation: sourceLocation)
             // thin_dump refuses it too (exit 1).
             #expect((try? Tool.run("thin_dump", [t.meta]))?.ok == false, "thin_dump accepted it", sourceLocation: sourceLocation)
         }
@@ -55,7 +56,8 @@ import TestSupport
         let d = t.dumpError()
         #expect(d.error?.hasPrefix("block \(t.leaf): bad B-tree node checksum (stored 0x") == true, "\(d.error ?? "none")")
         #expect(Read.checkFailure(t.meta)?.hasPrefix("block \(t.leaf): bad B-tree node checksum") == true)
-        if Tool.hasThinTools { #expect(!(try Tool.run("thin_dump", [t.meta])).ok) }
+        try Tool.requireThinTools()
+        #expect(!(try Tool.run("thin_dump", [t.meta])).ok)
     }
 
     @Test func lyingOwnLocation() throws {
@@ -82,7 +84,8 @@ import TestSupport
         #expect(d.error == "block \(t.leaf): B-tree keys out of order at entry 0")
         #expect(!d.output.contains("</superblock>"))
         #expect(Read.checkFailure(t.meta)?.hasPrefix("block \(t.leaf): B-tree keys out of order in the mapping tree of device 1: key 0 below its parent's key") == true)
-        if Tool.hasThinTools { #expect(!(try Tool.run("thin_dump", [t.meta])).ok) }
+        try Tool.requireThinTools()
+        #expect(!(try Tool.run("thin_dump", [t.meta])).ok)
     }
 
     @Test func cycle() throws {
@@ -96,14 +99,13 @@ import TestSupport
         #expect(d.error == "block \(t.root): B-tree cycle (node reached again from below itself)")
         #expect(!d.output.contains("</superblock>"))
         #expect(Read.checkFailure(t.meta)?.hasPrefix("block \(t.root): B-tree cycle in the mapping tree of device 1") == true)
-        if Tool.hasThinTools {
-            // Deliberate difference: thin_dump 0.9.0 silently leaves the looping subtree out
-            // and exits 0 — a partial dump passed off as complete. We refuse instead.
-            let td = try Tool.run("thin_dump", [t.meta])
-            let pristine = TempDir("pristine")
-            let full = try withExtendedLifetime(pristine) { try Tool.run("thin_dump", [try KernelFixtures.decompress("tmeta", into: pristine)]) }
-            #expect(td.ok && td.stdout.count < full.stdout.count)
-        }
+        try Tool.requireThinTools()
+        // Deliberate difference: thin_dump 0.9.0 silently leaves the looping subtree out
+        // and exits 0 — a partial dump passed off as complete. We refuse instead.
+        let td = try Tool.run("thin_dump", [t.meta])
+        let pristine = TempDir("pristine")
+        let full = try withExtendedLifetime(pristine) { try Tool.run("thin_dump", [try KernelFixtures.decompress("tmeta", into: pristine)]) }
+        #expect(td.ok && td.stdout.count < full.stdout.count)
     }
 
     @Test func wrongValueSize() throws {
@@ -118,12 +120,11 @@ import TestSupport
         // thin_dump 0.9.0 dumps what is there, and so does dump.
         try t.surgery.patch(t.leaf, reseal: .node) { $0.setLE32(16, 2) }
         #expect(Read.checkFailure(t.meta)?.hasPrefix("block \(t.leaf): bad B-tree node: 2 entries in a non-root node, at least 84 expected") == true)
-        if Tool.hasThinTools {
-            #expect(!(try Tool.run("thin_check", [t.meta])).ok)
-            let td = try Tool.run("thin_dump", [t.meta])
-            let ours = try Read.dump(["--metadata", t.meta])
-            #expect(td.ok && ours == td.stdout)
-        }
+        try Tool.requireThinTools()
+        #expect(!(try Tool.run("thin_check", [t.meta])).ok)
+        let td = try Tool.run("thin_dump", [t.meta])
+        let ours = try Read.dump(["--metadata", t.meta])
+        #expect(td.ok && ours == td.stdout)
     }
 
     @Test func wrongMagic() throws {
@@ -155,7 +156,7 @@ import TestSupport
     /// An error after more than a buffer's worth of XML went out: the output never gets
     /// its closing tag, and the command still fails.
     @Test func errorLateInALargeDump() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("corruptbig")
         defer { withExtendedLifetime(dir) {} }
         let meta = try RandomPool.restore(seed: 77, mappings: 120_000, into: dir)

@@ -24,7 +24,7 @@ import TestSupport
     }
 
     @Test func unknownDeviceAndMissingSnapshot() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("edelta")
         let path = try KernelFixtures.decompress("tmeta", into: dir)
         for (args, parts) in [
@@ -82,7 +82,7 @@ import TestSupport
 
     /// A damaged node: one line naming the device and block, exit 1; thin_delta fails too.
     @Test func damagedTrees() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("ddelta")
         let clean = try KernelFixtures.decompress("tmeta", into: dir)
         let (leaf, inner) = try Self.ownNodes(clean, 16, notIn: 1)
@@ -115,7 +115,7 @@ import TestSupport
     /// Damage under a subtree both devices share: the full output reads it and fails;
     /// --changes-only never reads it, and lists the changes as on the clean image.
     @Test func damageUnderSharedSubtreeIsNotRead() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("sdelta")
         let path = try KernelFixtures.decompress("tmeta_with_shared_internals_and_leaves", into: dir)
         let args = ["--metadata", path, "--thin1", "1", "--thin2", "2"]

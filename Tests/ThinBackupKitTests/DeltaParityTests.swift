@@ -23,7 +23,7 @@ import TestSupport
     /// through the held metadata snapshot (-m) where one is held.
     @Test(arguments: KernelFixtures.names)
     func kernelImages(image: String) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("kdelta")
         let path = try KernelFixtures.decompress(image, into: dir)
         let held = try MetadataReader(path: path).superblock.heldRoot != 0
@@ -49,7 +49,7 @@ import TestSupport
     /// (trees that share nothing; snapshot chains with rewritten, discarded and new blocks).
     @Test(arguments: [(UInt64(11), 0), (12, 1), (13, 40), (14, 700), (15, 3000), (16, 9000), (17, 30_000), (18, 60_000)])
     func randomRestoredPools(seed: UInt64, mappings: Int) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("rdelta")
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
         let path = try RandomPool.restore(pool, into: dir)
@@ -63,7 +63,7 @@ import TestSupport
 
     /// The forms of -m: alone, joined block, separate block (ours), long with and without value.
     @Test func metadataSnapshotForms() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("mdelta")
         let path = try KernelFixtures.decompress("tmeta_with_metadata_snap", into: dir)
         let held = try MetadataReader(path: path).superblock.heldRoot
@@ -79,7 +79,7 @@ import TestSupport
 
     /// --pool DIR reads DIR/metadata.
     @Test func poolFolder() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("pdelta")
         let path = try KernelFixtures.decompress("tmeta_with_shared_internals_and_leaves", into: dir)
         try FileManager.default.createDirectory(atPath: dir.file("pool"), withIntermediateDirectories: true)
@@ -119,7 +119,7 @@ import TestSupport
     /// --format json: one object a run and line, the runs thin_delta --verbose lists (the
     /// same ones only without --changes-only), with their data blocks.
     @Test func jsonRuns() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("jdelta")
         let path = try KernelFixtures.decompress("tmeta", into: dir)
         for (a, b) in [(UInt64(1), UInt64(16)), (16, 1), (3, 9)] {

@@ -13,7 +13,7 @@ import TestSupport
 
     @Test(arguments: randomCases)
     func randomPoolsMatchThinDump(seed: UInt64, mappings: Int) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("dump")
         defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
@@ -40,7 +40,7 @@ import TestSupport
 
     /// Many small pools (0 … 3000 mappings): dump and pool ls against the oracles.
     @Test func manySmallSeeds() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("dumpmany")
         defer { withExtendedLifetime(dir) {} }
         for seed in UInt64(1000)..<UInt64(1060) {
@@ -58,7 +58,7 @@ import TestSupport
 
     @Test(arguments: KernelFixtures.names)
     func kernelFixturesMatchThinDump(name: String) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("dumpk")
         defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)

@@ -13,21 +13,20 @@ import TestSupport
         let meta = try KernelFixtures.decompress(name, into: dir)
         let s = try Read.check(meta)
         #expect(s.hasPrefix("clean: "), "\(name): \(s)")
-        if Tool.hasThinTools {
-            // Independent totals from thin_dump: devices, and data blocks in use = the union of
-            // the blocks mapped by the live trees and by the held snapshot's trees.
-            let live = Read.dataBlocks(inDump: try Tool.run("thin_dump", [meta]).stdout)
-            var used = live.blocks
-            let held = try Tool.run("thin_dump", [meta, "-m"])
-            if held.ok { used.formUnion(Read.dataBlocks(inDump: held.stdout).blocks) }
-            #expect(s.contains("data \(used.count)/\(live.nrDataBlocks) blocks in use"), "\(name): \(s)")
-            #expect(s.contains(", \(try Read.deviceIDs(meta).count) devices,"), "\(name): \(s)")
-        }
+        try Tool.requireThinTools()
+        // Independent totals from thin_dump: devices, and data blocks in use = the union of
+        // the blocks mapped by the live trees and by the held snapshot's trees.
+        let live = Read.dataBlocks(inDump: try Tool.run("thin_dump", [meta]).stdout)
+        var used = live.blocks
+        let held = try Tool.run("thin_dump", [meta, "-m"])
+        if held.ok { used.formUnion(Read.dataBlocks(inDump: held.stdout).blocks) }
+        #expect(s.contains("data \(used.count)/\(live.nrDataBlocks) blocks in use"), "\(name): \(s)")
+        #expect(s.contains(", \(try Read.deviceIDs(meta).count) devices,"), "\(name): \(s)")
     }
 
     @Test(arguments: [(UInt64(41), 0), (42, 1), (43, 300), (44, 9000), (45, 60_000), (46, 500), (47, 700), (48, 900)])
     func randomPoolsAreClean(seed: UInt64, mappings: Int) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("checkr")
         defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
@@ -41,7 +40,7 @@ import TestSupport
     }
 
     @Test func needsCheckFlagIsReported() throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("checkn")
         defer { withExtendedLifetime(dir) {} }
         for flags: UInt32 in [0, 1] {
@@ -90,10 +89,9 @@ import TestSupport
         }
         let err = try #require(Read.checkFailure(meta))
         #expect(err == "data block \(d): reference count \(3 - count) in the data space map (bitmap block \(bitmap)), but \(count) mappings in distinct leaves reference it")
-        if Tool.hasThinTools {
-            // thin_check 0.9.0 does not check data counts (the reason we do).
-            #expect((try Tool.run("thin_check", [meta])).ok)
-        }
+        try Tool.requireThinTools()
+        // thin_check 0.9.0 does not check data counts (the reason we do).
+        #expect((try Tool.run("thin_check", [meta])).ok)
     }
 
     @Test func wrongMetadataCountIsFound() throws {
@@ -110,7 +108,8 @@ import TestSupport
             Self.setBitmapValue(&b, Int(details % entriesPerBitmap), 2)
         }
         #expect(Read.checkFailure(meta) == "block \(details): metadata reference count 2 in the space map, but 1 references found (device details tree)")
-        if Tool.hasThinTools { #expect(!(try Tool.run("thin_check", [meta])).ok) }
+        try Tool.requireThinTools()
+        #expect(!(try Tool.run("thin_check", [meta])).ok)
     }
 
     @Test func leakedMetadataBlockIsFound() throws {

@@ -8,7 +8,7 @@ import TestSupport
 @Suite struct PoolLsTests {
     @Test(arguments: [(UInt64(31), 0), (32, 1), (33, 2), (34, 40), (35, 700), (36, 5000), (37, 25_000), (38, 100_000)])
     func randomPoolsMatchThinLs(seed: UInt64, mappings: Int) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("ls")
         defer { withExtendedLifetime(dir) {} }
         let pool = RandomPoolXML.generate(seed: seed, mappings: mappings)
@@ -38,7 +38,7 @@ import TestSupport
 
     @Test(arguments: KernelFixtures.names)
     func kernelFixturesMatchThinLs(name: String) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         let dir = TempDir("lsk")
         defer { withExtendedLifetime(dir) {} }
         let meta = try KernelFixtures.decompress(name, into: dir)
@@ -51,7 +51,7 @@ import TestSupport
     }
 
     @Test func humanisedSizes() {
-        // Values from thin-metadata-format.md §7.3 (observed with thin_ls 0.9.0).
+        // Values from FORMAT.md §7.3 (observed with thin_ls 0.9.0).
         #expect(PoolListing.humanise(4_194_304) == "4096KiB")
         #expect(PoolListing.humanise(702_087_168) == "670MiB")
         #expect(PoolListing.humanise(327_680) == "320KiB")

@@ -9,7 +9,7 @@ import TestSupport
 @Suite struct WrittenPoolReadTests {
     @Test(arguments: [UInt64(1), 2, 3])
     func writtenPoolsReadLikeTheOracle(seed: UInt64) throws {
-        try #require(Tool.hasThinTools)
+        try Tool.requireThinTools()
         var rng = SeededRNG(seed: seed)
         let dir = TempDir("written")
         defer { withExtendedLifetime(dir) {} }

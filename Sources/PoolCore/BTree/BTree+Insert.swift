@@ -1,4 +1,4 @@
-/// Insert and overwrite with copy-on-write and node splitting (§3.7).
+/// Insert and overwrite with copy-on-write and node splitting (FORMAT.md §3.7).
 extension BTree {
     /// Inserts or overwrites `key`; returns the new root.
     @discardableResult

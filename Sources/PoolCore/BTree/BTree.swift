@@ -1,4 +1,4 @@
-/// Copy-on-write B-tree operations on one tree of the metadata (§3.6, §3.7).
+/// Copy-on-write B-tree operations on one tree of the metadata (FORMAT.md §3.6, §3.7).
 ///
 /// Every change shadows the path from the root down (`TransactionManager.shadow`), so the
 /// committed tree stays intact; the new root is returned and stored by the caller.

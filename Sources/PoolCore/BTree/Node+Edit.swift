@@ -1,4 +1,4 @@
-/// In-node edits used by the B-tree write path (keys and values stay contiguous arrays, §3.1).
+/// In-node edits used by the B-tree write path (keys and values stay contiguous arrays, FORMAT.md §3.1).
 extension Node {
     /// Raw bytes of values `r` (contiguous, `valueSize` each).
     func valuesRaw(_ r: Range<Int>) -> ArraySlice<UInt8> {

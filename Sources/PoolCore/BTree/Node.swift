@@ -1,4 +1,4 @@
-/// A B-tree node block, §3.1: 32-byte header, `maxEntries` keys, then `maxEntries` values.
+/// A B-tree node block, FORMAT.md §3.1: 32-byte header, `maxEntries` keys, then `maxEntries` values.
 ///
 /// The node keeps its raw 4096 bytes; accessors decode on demand. Decoding with
 /// `init(decoding:location:valueSize:)` validates everything a reader relies on.
@@ -21,7 +21,7 @@ public struct Node: Sendable {
     /// on disk: `value_size`.
     public var valueSize: Int { Int(bytes.le32(24)) }
 
-    /// Largest multiple of 3 entries that fits a block for `valueSize`-byte values (§3.2).
+    /// Largest multiple of 3 entries that fits a block for `valueSize`-byte values (FORMAT.md §3.2).
     public static func maxEntries(valueSize: Int) -> Int {
         let n = (metadataBlockSize - headerSize) / (8 + valueSize)
         return 3 * (n / 3)

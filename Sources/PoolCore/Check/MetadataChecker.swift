@@ -4,7 +4,7 @@ public struct CheckProblem: Error, Equatable, Sendable, CustomStringConvertible 
     public init(_ description: String) { self.description = description }
 }
 
-/// Verifies a pool's metadata completely (thin-metadata-format.md §3.7, §4.7):
+/// Verifies a pool's metadata completely (FORMAT.md §3.7, §4.7):
 /// every reachable block's checksum and own location, node invariants, key
 /// order inside nodes and against the parent's range, no cycles, the space
 /// maps' structure, and every metadata **and** data block's reference count

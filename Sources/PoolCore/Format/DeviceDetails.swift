@@ -1,4 +1,4 @@
-/// Value of the device-details tree (24 bytes), thin-metadata-format.md §1.3.
+/// Value of the device-details tree (24 bytes), FORMAT.md §1.3.
 public struct DeviceDetails: Equatable, Sendable {
     /// on disk: `mapped_blocks`.
     public var mappedBlocks: UInt64
@@ -33,7 +33,7 @@ public struct DeviceDetails: Equatable, Sendable {
     }
 }
 
-/// A bottom-level mapping value: `(data_block << 24) | time`, §3.4.
+/// A bottom-level mapping value: `(data_block << 24) | time`, FORMAT.md §3.4.
 public struct BlockTime: Equatable, Hashable, Sendable {
     public var dataBlock: UInt64
     public var time: UInt32
@@ -53,7 +53,7 @@ public struct BlockTime: Equatable, Hashable, Sendable {
     public var raw: UInt64 { (dataBlock << 24) | UInt64(time & 0xFF_FFFF) }
 }
 
-/// on disk: `disk_index_entry` (16 bytes), §4.2.
+/// on disk: `disk_index_entry` (16 bytes), FORMAT.md §4.2.
 public struct IndexEntry: Equatable, Sendable {
     public var bitmapBlock: UInt64
     public var freeCount: UInt32

@@ -3,7 +3,7 @@ public let superblockMagic: UInt64 = 27_022_010
 
 /// The pool superblock (block 0) or the held metadata-snapshot copy.
 ///
-/// Layout: thin-metadata-format.md §1.2. 364 bytes used; the rest of the block is zero.
+/// Layout: FORMAT.md §1.2. 364 bytes used; the rest of the block is zero.
 public struct Superblock: Equatable, Sendable {
     /// on disk: `flags`, bit 0 = NEEDS_CHECK.
     public var flags: UInt32 = 0

@@ -12,14 +12,37 @@ public final class RandomAccessFile: @unchecked Sendable {
     private let fd: Int32
     private var closed = false
 
+    /// True when opened with O_DIRECT: block devices are (live devices: the kernel's
+    /// dm-thin reads and writes below the page cache, so cached pages can be stale).
+    public let isDirect: Bool
+
     /// Opens `path`; `create` makes a new regular file if none exists.
-    public init(path: String, writable: Bool, create: Bool = false) throws(MetadataError) {
+    ///
+    /// A block device is opened with O_DIRECT, and for writing also with O_EXCL: the kernel
+    /// refuses that while device-mapper (or a mount, or another exclusive opener) holds the
+    /// device, and so does this initializer, with `.deviceInUse` naming the holders.
+    public convenience init(path: String, writable: Bool, create: Bool = false) throws(MetadataError) {
+        try self.init(path: path, writable: writable, create: create, direct: nil)
+    }
+
+    /// `direct`: nil opens block devices with O_DIRECT (the default); true forces O_DIRECT
+    /// (tests of the aligned path on a regular file).
+    init(path: String, writable: Bool, create: Bool, direct: Bool?) throws(MetadataError) {
         self.path = path
         self.writable = writable
         var flags = writable ? O_RDWR : O_RDONLY
         if create { flags |= O_CREAT }
         flags |= O_CLOEXEC
-        fd = try sysCall("open", path) { open(path, flags, 0o644) }
+        var st = stat()
+        let block = stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFBLK
+        if block && writable { flags |= O_EXCL }
+        isDirect = direct ?? block
+        if isDirect { flags |= csys_O_DIRECT }
+        do {
+            fd = try sysCall("open", path) { open(path, flags, 0o644) }
+        } catch let .io(_, e, _) where block && writable && e == EBUSY {
+            throw .deviceInUse(path: path, holders: BlockDeviceHolders.names(of: st.st_rdev))
+        }
     }
 
     deinit { if !closed { _ = Glibc.close(fd) } }
@@ -49,6 +72,14 @@ public final class RandomAccessFile: @unchecked Sendable {
     /// Reads exactly `buffer.count` bytes at `offset`; returns how many were read before end of file.
     @discardableResult
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MetadataError) -> Int {
+        if isDirect && !DirectIO.aligned(buffer.baseAddress, buffer.count, offset) {
+            return try DirectIO.readUnaligned(self, into: buffer, at: offset)
+        }
+        return try preadFully(into: buffer, at: offset)
+    }
+
+    /// pread until `buffer` is full or the end of the file.
+    func preadFully(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MetadataError) -> Int {
         var done = 0
         while done < buffer.count {
             let n = try sysCall("pread", path) {
@@ -62,6 +93,13 @@ public final class RandomAccessFile: @unchecked Sendable {
 
     /// Writes all of `buffer` at `offset`.
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(MetadataError) {
+        if isDirect && !DirectIO.aligned(buffer.baseAddress, buffer.count, offset) {
+            return try DirectIO.writeUnaligned(self, buffer, at: offset)
+        }
+        try pwriteFully(buffer, at: offset)
+    }
+
+    func pwriteFully(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(MetadataError) {
         var done = 0
         while done < buffer.count {
             let n = try sysCall("pwrite", path) {

@@ -1,4 +1,4 @@
-/// The pool's metadata with dm-thin's semantics (§6): thin devices, snapshots, mappings,
+/// The pool's metadata with dm-thin's semantics (FORMAT.md §6): thin devices, snapshots, mappings,
 /// transactions and the held metadata snapshot. Knows nothing of data bytes; `ThinPool`
 /// puts the data device on top.
 ///
@@ -14,12 +14,12 @@ public final class PoolMetadata {
     public private(set) var committedSuperblock: Superblock
     /// Device details changed in this transaction (written into the details tree at commit).
     private var pendingDetails: [UInt64: DeviceDetails] = [:]
-    /// True once anything changed since the last commit (§6.14).
+    /// True once anything changed since the last commit (FORMAT.md §6.14).
     public private(set) var changedThisTransaction = false
     /// Devices changed since the last commit.
     public private(set) var changedDevices = Set<UInt64>()
 
-    /// Largest thin device id (message parser limit, §6.1).
+    /// Largest thin device id (message parser limit, FORMAT.md §6.1).
     public static let maxDeviceID: UInt64 = (1 << 24) - 1
 
     var top: BTree { BTree(tm: tm, leafValueSize: 8, policy: .subtrees) }
@@ -106,7 +106,7 @@ public final class PoolMetadata {
         try bottom.entries64(root: try mappingRoot(of: dev), in: range).map { ($0.0, BlockTime(raw: $0.1)) }
     }
 
-    /// Whether the block mapped at `vblock` is really shared (§6.4 exact rule): its data
+    /// Whether the block mapped at `vblock` is really shared (FORMAT.md §6.4 exact rule): its data
     /// count is above 1, or a node on the path to it (bottom root, internal nodes, leaf)
     /// has a metadata count above 1. A held metadata snapshot counts as an owner.
     /// Nil when unmapped.
@@ -130,7 +130,7 @@ public final class PoolMetadata {
         }
     }
 
-    /// A mapping may be shared when it is older than the device's last snapshot (§6.4).
+    /// A mapping may be shared when it is older than the device's last snapshot (FORMAT.md §6.4).
     public func maybeShared(_ dev: UInt64, _ m: BlockTime) throws -> Bool {
         m.time < (try details(of: dev)).snapshottedTime
     }
@@ -142,7 +142,7 @@ public final class PoolMetadata {
         changedDevices.insert(dev)
     }
 
-    /// create_thin (§6.1).
+    /// create_thin (FORMAT.md §6.1).
     public func createThin(_ dev: UInt64) throws {
         guard dev <= PoolMetadata.maxDeviceID else { throw PoolError.invalid("thin device id \(dev) is above \(PoolMetadata.maxDeviceID)") }
         guard try !exists(dev) else { throw PoolError.deviceExists(dev) }
@@ -155,7 +155,7 @@ public final class PoolMetadata {
         touch(dev)
     }
 
-    /// create_snap (§6.3): `dev` shares `origin`'s bottom tree through its root.
+    /// create_snap (FORMAT.md §6.3): `dev` shares `origin`'s bottom tree through its root.
     public func createSnapshot(_ dev: UInt64, of origin: UInt64) throws {
         guard dev <= PoolMetadata.maxDeviceID else { throw PoolError.invalid("thin device id \(dev) is above \(PoolMetadata.maxDeviceID)") }
         guard try exists(origin) else { throw PoolError.unknownDevice(origin) }
@@ -176,7 +176,7 @@ public final class PoolMetadata {
         touch(dev)
     }
 
-    /// delete (§6.6): removes the device and releases its tree.
+    /// delete (FORMAT.md §6.6): removes the device and releases its tree.
     public func delete(_ dev: UInt64) throws {
         guard try exists(dev) else { throw PoolError.unknownDevice(dev) }
         let (r, removed) = try top.remove(root: superblock.dataMappingRoot, key: dev)
@@ -248,7 +248,7 @@ public final class PoolMetadata {
     /// Drops a reference to a data block taken with `allocateDataBlock` but not mapped.
     public func releaseDataBlock(_ b: UInt64) throws { try tm.decData(b) }
 
-    /// set_transaction_id (§5.3): compare-and-swap of the userspace transaction id.
+    /// set_transaction_id (FORMAT.md §5.3): compare-and-swap of the userspace transaction id.
     public func setTransactionID(from old: UInt64, to new: UInt64) throws {
         guard superblock.transactionID == old else {
             throw PoolError.invalid("transaction id is \(superblock.transactionID), not \(old)")
@@ -269,7 +269,7 @@ public final class PoolMetadata {
         pendingDetails.removeAll()
     }
 
-    /// Commits (§5.1 steps 2–6; the caller flushed the data device first): details, space
+    /// Commits (FORMAT.md §5.1 steps 2–6; the caller flushed the data device first): details, space
     /// maps, dirty blocks, flush, superblock, flush. A no-op when nothing changed.
     public func commit() throws {
         guard changedThisTransaction || !tm.dirty.isEmpty else { return }
@@ -286,7 +286,7 @@ public final class PoolMetadata {
         changedDevices.removeAll()
     }
 
-    /// Drops the open transaction and re-reads the last committed one (§5.5).
+    /// Drops the open transaction and re-reads the last committed one (FORMAT.md §5.5).
     public func abort() throws {
         pendingDetails.removeAll()
         changedThisTransaction = false
@@ -297,7 +297,7 @@ public final class PoolMetadata {
         tm = try TransactionManager(device: device, superblock: sb)
     }
 
-    // MARK: NEEDS_CHECK (§5.5, §6.8)
+    // MARK: NEEDS_CHECK (FORMAT.md §5.5, §6.8)
 
     /// Whether the superblock on disk carries NEEDS_CHECK.
     public var needsCheck: Bool { committedSuperblock.needsCheck }
@@ -313,7 +313,7 @@ public final class PoolMetadata {
         superblock.flags = sb.flags
     }
 
-    // MARK: metadata snapshot (§6.7)
+    // MARK: metadata snapshot (FORMAT.md §6.7)
 
     /// reserve_metadata_snap: commits, then pins the current trees under a superblock copy.
     /// Only one may be held.
@@ -350,7 +350,7 @@ public final class PoolMetadata {
 
     // MARK: resize
 
-    /// Grows the data space map (§6.11); commit afterwards.
+    /// Grows the data space map (FORMAT.md §6.11); commit afterwards.
     public func growData(to blocks: UInt64) throws {
         try tm.growData(to: blocks)
         changedThisTransaction = true

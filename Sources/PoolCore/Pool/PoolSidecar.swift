@@ -6,7 +6,7 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     public struct Device: Codable, Equatable, Sendable {
         /// Virtual size in bytes.
         public var size: UInt64
-        /// Read-only file whose bytes unprovisioned blocks show (external origin, §6.13).
+        /// Read-only file whose bytes unprovisioned blocks show (external origin, FORMAT.md §6.13).
         public var originFile: String?
         public init(size: UInt64, originFile: String? = nil) {
             self.size = size

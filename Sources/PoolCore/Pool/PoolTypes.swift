@@ -1,4 +1,4 @@
-/// The pool's operating mode (§6.8).
+/// The pool's operating mode (FORMAT.md §6.8).
 public enum PoolMode: Equatable, Sendable, CustomStringConvertible {
     /// Normal operation.
     case write
@@ -18,10 +18,10 @@ public enum PoolMode: Equatable, Sendable, CustomStringConvertible {
         /// Out of metadata space: every change refused until the metadata device grows.
         case outOfMetadataSpace
         case requested
-        /// A metadata operation failed in this session: rolled back, NEEDS_CHECK set (§5.5).
+        /// A metadata operation failed in this session: rolled back, NEEDS_CHECK set (FORMAT.md §5.5).
         case failedOperation(String)
         /// Opened with NEEDS_CHECK set in the superblock: write mode is refused until the
-        /// flag is cleared after a clean check (§6.8).
+        /// flag is cleared after a clean check (FORMAT.md §6.8).
         case needsCheck
         public var description: String {
             switch self {
@@ -45,7 +45,7 @@ public enum PoolMode: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A low-space event (§6.9), raised once when free space crosses the threshold and
+/// A low-space event (FORMAT.md §6.9), raised once when free space crosses the threshold and
 /// re-armed by a resize.
 public enum PoolEvent: Equatable, Sendable, CustomStringConvertible {
     /// Free metadata blocks ≤ threshold = min(1024 blocks, metadata blocks / 4).

@@ -2,7 +2,7 @@
 extension ThinPool {
     /// create_thin: a new empty device of `virtualSize` bytes (nil: as large as the data
     /// device). With `originFile`, unprovisioned blocks read from that read-only file and the
-    /// first write to a block copies it (external origin, §6.13).
+    /// first write to a block copies it (external origin, FORMAT.md §6.13).
     public func createThin(_ dev: UInt64, virtualSize: UInt64? = nil, originFile: String? = nil) throws {
         try checkWritable()
         if let originFile {

@@ -1,4 +1,4 @@
-/// Clearing NEEDS_CHECK (§6.8): what `thin_check --clear-needs-check-flag` does, for a pool
+/// Clearing NEEDS_CHECK (FORMAT.md §6.8): what `thin_check --clear-needs-check-flag` does, for a pool
 /// that is not open.
 extension ThinPool {
     /// Checks the metadata at `metadataPath` fully (checksums, trees, every metadata and data

@@ -34,7 +34,7 @@ public final class ThinPool {
     var dataLowArmed = true
     var originFiles: [String: RandomAccessFile] = [:]
 
-    /// Data block sizes the kernel allows: 64 KiB … 1 GiB in multiples of 64 KiB (§6.12).
+    /// Data block sizes the kernel allows: 64 KiB … 1 GiB in multiples of 64 KiB (FORMAT.md §6.12).
     public static func validateBlockSize(_ bytes: UInt64) throws {
         guard bytes >= 65536, bytes <= 1 << 30, bytes % 65536 == 0 else {
             throw PoolError.invalid("data block size \(bytes) bytes: must be a multiple of 64 KiB between 64 KiB and 1 GiB")
@@ -132,7 +132,7 @@ public final class ThinPool {
     }
 
     private func afterOpen() throws {
-        // NEEDS_CHECK keeps the pool out of write mode, and its devices from growing (§6.8, §6.11).
+        // NEEDS_CHECK keeps the pool out of write mode, and its devices from growing (FORMAT.md §6.8, §6.11).
         if metadata.needsCheck, mode == .write { mode = .readOnly(.needsCheck) }
         let devBlocks = metadata.device.blockCount
         if devBlocks > maxMetadataBlocks {
@@ -165,9 +165,9 @@ public final class ThinPool {
     public var changedThisTransaction: Bool { metadata.changedThisTransaction }
     public var heldMetadataSnapshot: UInt64? { metadata.heldRoot == 0 ? nil : metadata.heldRoot }
 
-    /// Free metadata blocks (not counting the reserve) at or below which `metadataLow` is raised: min(1024, blocks / 4) (§6.9).
+    /// Free metadata blocks (not counting the reserve) at or below which `metadataLow` is raised: min(1024, blocks / 4) (FORMAT.md §6.9).
     public var metadataThreshold: UInt64 { min(1024, metadata.metadataBlockCount / 4) }
-    /// Metadata blocks kept back for commits: min(4096, blocks / 10), at least 8 (§6.9).
+    /// Metadata blocks kept back for commits: min(4096, blocks / 10), at least 8 (FORMAT.md §6.9).
     public var metadataReserve: UInt64 { max(8, min(4096, metadata.metadataBlockCount / 10)) }
     /// Free data blocks at or below which `dataLow` is raised (default: 1/16 of the pool).
     public var dataLowWaterMark: UInt64 {
@@ -237,7 +237,7 @@ public final class ThinPool {
     /// Whether the metadata carries NEEDS_CHECK (set after a failed metadata operation).
     public var needsCheck: Bool { metadata.needsCheck }
 
-    /// Leaves a requested read-only mode; refused while NEEDS_CHECK is set (§6.8).
+    /// Leaves a requested read-only mode; refused while NEEDS_CHECK is set (FORMAT.md §6.8).
     public func setWriteMode() throws {
         try checkNotFailed()
         if metadata.needsCheck { throw PoolError.readOnly(reason: PoolMode.ReadOnlyReason.needsCheck.description) }
@@ -275,7 +275,7 @@ public final class ThinPool {
             mode = .readOnly(.outOfMetadataSpace)
             return
         }
-        // A failed metadata operation (§5.5): like the kernel, flag the metadata for a check
+        // A failed metadata operation (FORMAT.md §5.5): like the kernel, flag the metadata for a check
         // and go read-only; if even the flag cannot be written, fail.
         do {
             try metadata.setNeedsCheck(true)
@@ -359,7 +359,7 @@ public final class ThinPool {
         try metadata.abort()
     }
 
-    /// Sets the userspace transaction id (compare-and-swap, §5.3).
+    /// Sets the userspace transaction id (compare-and-swap, FORMAT.md §5.3).
     public func setTransactionID(from old: UInt64, to new: UInt64) throws {
         try checkWritable()
         try metadataStep { try metadata.setTransactionID(from: old, to: new) }
@@ -367,7 +367,7 @@ public final class ThinPool {
 
     // MARK: metadata snapshot
 
-    /// reserve_metadata_snap (§6.7): commits and pins the current trees; only one at a time.
+    /// reserve_metadata_snap (FORMAT.md §6.7): commits and pins the current trees; only one at a time.
     public func reserveMetadataSnapshot() throws {
         try checkWritable()
         if let h = heldMetadataSnapshot { throw PoolError.metadataSnapshotHeld(h) }

@@ -2,9 +2,9 @@
 ///
 /// Counts below 255 live in a byte array, larger ones in a dictionary. The
 /// in-core counts are authoritative during a transaction; the on-disk bitmaps,
-/// index and overflow tree are brought up to date at commit (§4, §5.1).
+/// index and overflow tree are brought up to date at commit (FORMAT.md §4, §5.1).
 ///
-/// Allocation follows §4.5: a block is handed out only when it is free now
+/// Allocation follows FORMAT.md §4.5: a block is handed out only when it is free now
 /// **and** was not freed in this transaction (so it is also free in the last
 /// committed space map); the search starts after the last allocation and wraps.
 public struct RefCounts: Sendable {
@@ -135,7 +135,7 @@ public struct RefCounts: Sendable {
 
     public var bitmapCount: Int { Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
 
-    /// Renders bitmap `i` (unsealed) and its index entry's free count and hint (§4.2, §4.3; kernel convention).
+    /// Renders bitmap `i` (unsealed) and its index entry's free count and hint (FORMAT.md §4.2, §4.3; kernel convention).
     public func renderBitmap(_ i: Int, location: UInt64) -> (block: [UInt8], entry: IndexEntry) {
         var b = [UInt8].zeroBlock()
         let base = UInt64(i) * entriesPerBitmap
@@ -151,7 +151,7 @@ public struct RefCounts: Sendable {
                 if s != 0 {
                     used += 1
                     let v: UInt64 = s >= 3 ? 3 : UInt64(s)
-                    // Lower-numbered bit carries 2, higher carries 1 (§4.3).
+                    // Lower-numbered bit carries 2, higher carries 1 (FORMAT.md §4.3).
                     let hiLo: UInt64 = (v >> 1) | ((v & 1) << 1)
                     let w = e / 32, p = UInt64(2 * (e % 32))
                     let ptr = words.advanced(by: 8 * w)

@@ -2,7 +2,7 @@
 public let entriesPerBitmap: UInt64 = 16320
 /// Index entries in the single metadata space-map index block.
 public let metadataIndexCapacity = 255
-/// Largest usable metadata device, in blocks (255 × 16320; §6.10).
+/// Largest usable metadata device, in blocks (255 × 16320; FORMAT.md §6.10).
 public let maxMetadataBlocks: UInt64 = UInt64(metadataIndexCapacity) * entriesPerBitmap
 
 /// Which of the pool's two space maps.
@@ -11,7 +11,7 @@ public enum SpaceMapKind: String, Sendable, CustomStringConvertible {
     public var description: String { rawValue }
 }
 
-/// Read access to a space map on disk: index, bitmaps and overflow tree (§4).
+/// Read access to a space map on disk: index, bitmaps and overflow tree (FORMAT.md §4).
 public struct SpaceMapReader {
     public let source: any BlockReading
     public let root: SpaceMapRoot

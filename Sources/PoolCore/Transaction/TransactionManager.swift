@@ -1,5 +1,5 @@
 /// The write side of the metadata device: block cache, allocation, shadowing and the
-/// space maps' in-core counts (thin-metadata-format.md §3.7, §4.5, §5).
+/// space maps' in-core counts (FORMAT.md §3.7, §4.5, §5).
 ///
 /// Rules it keeps:
 /// * a block reachable from the committed superblock is never written: the first change
@@ -58,7 +58,7 @@ public final class TransactionManager {
         dataCounts.committed()
     }
 
-    /// Bootstraps fresh space maps for a device of `metadataBlocks` blocks (§4.6):
+    /// Bootstraps fresh space maps for a device of `metadataBlocks` blocks (FORMAT.md §4.6):
     /// block 0 superblock, 1 index, 2 metadata overflow leaf, then the bitmaps; then the
     /// data sm's empty index and overflow leaves. Nothing is written until commit.
     public init(formatting device: any MetadataDevice, metadataBlocks: UInt64) throws {
@@ -157,7 +157,7 @@ public final class TransactionManager {
         return try dataCounts.dec(b)
     }
 
-    /// Makes block `b` writable in this transaction (§3.7): in place when it is new in this
+    /// Makes block `b` writable in this transaction (FORMAT.md §3.7): in place when it is new in this
     /// transaction and counted once; otherwise copied to a new block, `b` decremented, and —
     /// when `b` was shared — everything the copy points at incremented.
     public func shadow(_ b: UInt64, leafValueSize: Int, policy: ValuePolicy) throws -> Node {
@@ -184,7 +184,7 @@ public final class TransactionManager {
 
     // MARK: commit
 
-    /// Step 3–4 of §5.1 for both space maps: write back dirty bitmaps, the data index tree,
+    /// Step 3–4 of FORMAT.md §5.1 for both space maps: write back dirty bitmaps, the data index tree,
     /// both overflow trees and a new metadata index block. Returns the two space-map roots.
     public func commitSpaceMaps() throws -> (data: SpaceMapRoot, metadata: SpaceMapRoot) {
         // Data space map (its tree updates allocate metadata blocks, so it goes first).

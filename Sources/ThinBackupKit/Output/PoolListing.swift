@@ -1,7 +1,7 @@
 import PoolCore
 
 /// `thin-backup pool ls`: per device the numbers thin_ls 0.9.0 gives, in its layout
-/// (thin-metadata-format.md §7.3).
+/// (FORMAT.md §7.3).
 public enum PoolListing {
     public struct Row: Equatable, Sendable {
         public var id: UInt64

@@ -1,4 +1,4 @@
-/// thin_dump 0.9.0's XML, byte for byte (thin-metadata-format.md §7.1).
+/// thin_dump 0.9.0's XML, byte for byte (FORMAT.md §7.1).
 ///
 /// Feed it the superblock, then each device and its mappings in ascending
 /// virtual-block order; it merges mappings into `range_mapping` runs exactly

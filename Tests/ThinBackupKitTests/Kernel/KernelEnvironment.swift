@@ -1,14 +1,14 @@
 import Foundation
 import TestSupport
 
-/// Where the kernel-fidelity tests find their inputs (made by scripts/kernel-tests.sh
-/// with ../shared/tools/kernel-fixture/make-fixture.sh) and how they run the
-/// built `thin-backup`. Unset variables make the tests skip with a printed reason,
-/// so a plain `swift test` never boots a VM.
+/// Where the kernel-fidelity tests find their inputs (made by scripts/kernel-tests.sh with
+/// the project's VM harness, Tests/VM/fixture/fixture.sh) and how they run the built
+/// `thin-backup`. The suites are enabled only when scripts/kernel-tests.sh sets these
+/// variables (`.enabled(if:)`), so a plain `swift test` never boots a VM.
 enum KernelEnv {
     static let env = ProcessInfo.processInfo.environment
 
-    /// Folder of scenario outputs (`basic`, `large-s1`, ...), each a make-fixture.sh OUTDIR.
+    /// Folder of scenario outputs (`basic`, `large-s1`, ...), each a fixture.sh OUTDIR.
     static var fixturesRoot: String? { env["TB_KERNEL_FIXTURES"] }
     /// Folder where the take-over inputs are prepared (pools built by ThinBackup).
     static var prepareRoot: String? { env["TB_KERNEL_PREPARE"] }
@@ -75,7 +75,7 @@ struct KernelTestError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
-/// The built `thin-backup`, and which subcommands it has.
+/// The built `thin-backup`.
 enum CLI {
     /// $TB_BIN, else `thin-backup` beside the test bundle, else .build/debug/thin-backup.
     static let binary: String = {
@@ -103,24 +103,6 @@ enum CLI {
         let text = (r?.stdout ?? "") + (r?.stderr ?? "")
         lock.lock(); helpCache[key] = text; lock.unlock()
         return text
-    }
-
-    /// True when `thin-backup` has the (nested) subcommand, e.g. `["pool", "read"]`.
-    static func has(_ path: [String]) -> Bool {
-        guard let last = path.last else { return false }
-        let text = help(Array(path.dropLast()))
-        guard let range = text.range(of: "SUBCOMMANDS:") else { return false }
-        for line in text[range.upperBound...].split(separator: "\n") {
-            let t = line.drop(while: { $0 == " " })
-            guard t.count < line.count else { break }  // end of the indented list
-            if t.split(separator: " ").first.map(String.init) == last { return true }
-        }
-        return false
-    }
-
-    /// True when the subcommand's help mentions `option` (e.g. "--verbose").
-    static func hasOption(_ path: [String], _ option: String) -> Bool {
-        has(path) && help(path).contains(option)
     }
 
     static func run(_ args: [String]) throws -> Tool.Result { try Tool.run(binary, args) }

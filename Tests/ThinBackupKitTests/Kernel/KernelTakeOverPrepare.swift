@@ -15,9 +15,6 @@ import Testing
 @Suite("Kernel take-over: prepare pools written by ThinBackup", .serialized)
 struct KernelTakeOverPrepare {
     static var prepareSet: Bool { KernelEnv.prepareRoot != nil }
-    static let basic: [[String]] = [["pool", "create"], ["pool", "create-thin"], ["pool", "snapshot"],
-                                    ["pool", "write"], ["pool", "read"], ["pool", "discard"], ["pool", "delete"]]
-    static func hasAll(_ cmds: [[String]]) -> Bool { cmds.allSatisfy { CLI.has($0) } }
     static var seed: UInt64 {
         KernelEnv.env["TB_KERNEL_SEED"].flatMap { UInt64($0) } ?? 0x7B
     }
@@ -26,8 +23,7 @@ struct KernelTakeOverPrepare {
     static let devBytes = 32 * block    // 2 MiB thin devices
 
     @Test("model-based random pool: snapshots of snapshots, rewrites, discards, a deleted snapshot, grown metadata",
-          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
-          .enabled(if: hasAll(basic), "thin-backup lacks pool create/create-thin/snapshot/write/read/discard/delete"))
+          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)))
     func randomModel() throws {
         var rng = SeededRNG(seed: Self.seed)
         let p = try ModelPool(name: "tb-model", dataBlocks: 512, seed: Self.seed)
@@ -47,15 +43,12 @@ struct KernelTakeOverPrepare {
         try p.delete(4)                                         // a deleted snapshot
         try p.snapshot(origin: 1, dev: 5)
         for _ in 0 ..< 4 { try p.randomWrite(1, &rng) }
-        if CLI.has(["pool", "resize"]) {
-            try p.cli(["pool", "resize", "--pool", p.dir, "--metadata-size", "\(8 << 20)"])  // grown metadata file
-        }
+        try p.cli(["pool", "resize", "--pool", p.dir, "--metadata-size", "\(8 << 20)"])  // grown metadata file
         try p.finish(order: [1, 2, 3, 5])
     }
 
     @Test("a pool that filled its data device, went read-only and came back after resize",
-          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
-          .enabled(if: hasAll(basic), "thin-backup lacks the pool commands"))
+          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)))
     func fullThenResized() throws {
         // In one process, through PoolCore's ThinPool: its mode lives in memory, as the kernel's does.
         var rng = SeededRNG(seed: Self.seed &+ 1)
@@ -95,8 +88,7 @@ struct KernelTakeOverPrepare {
     }
 
     @Test("a large pool: multi-level mapping trees, 300 devices in the details and top-level trees",
-          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
-          .enabled(if: hasAll(basic), "thin-backup lacks the pool commands"))
+          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)))
     func largePool() throws {
         // In one process through ThinPool (thousands of writes); the model keeps, per device,
         // which self-describing pattern each virtual block holds.
@@ -179,8 +171,7 @@ struct KernelTakeOverPrepare {
     }
 
     @Test("a pool with a metadata snapshot held by ThinBackup",
-          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
-          .enabled(if: hasAll(basic + [["pool", "reserve-metadata-snap"]]), "thin-backup lacks pool reserve-metadata-snap"))
+          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)))
     func heldMetadataSnapshot() throws {
         var rng = SeededRNG(seed: Self.seed &+ 2)
         let p = try ModelPool(name: "tb-held-msnap", dataBlocks: 256, seed: Self.seed &+ 2)
@@ -195,8 +186,7 @@ struct KernelTakeOverPrepare {
     }
 
     @Test("a pool assembled by `receive` from a full stream and a chain of incrementals",
-          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)),
-          .enabled(if: hasAll(basic + [["send"], ["receive"]]), "thin-backup has no send/receive yet"))
+          .enabled(if: prepareSet, Comment(rawValue: KernelEnv.skipPrepare)))
     func received() throws {
         var rng = SeededRNG(seed: Self.seed &+ 3)
         let src = try ModelPool(name: "tb-receive-source", dataBlocks: 512, seed: Self.seed &+ 3, prepared: false)
@@ -210,7 +200,7 @@ struct KernelTakeOverPrepare {
             try src.snapshot(origin: 1, dev: snap)
             let file = streams.file("s\(i)")
             // Nobody else uses the source pool: read its live metadata.
-            let live = CLI.hasOption(["send"], "--live-metadata") ? ["--live-metadata"] : []
+            let live = ["--live-metadata"]
             try src.cli(["send", "--pool", src.dir] + (snaps.last.map { ["--from", "\($0)"] } ?? [])
                         + ["--snap", "\(snap)", "--to", file, "--quiet"] + live)
             try dst.cli(["receive", "--pool", dst.dir, "--from", file, "--quiet"])

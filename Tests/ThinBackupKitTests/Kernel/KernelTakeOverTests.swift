@@ -54,9 +54,8 @@ struct KernelTakeOverTests {
             let theirs = kernel[String(id)] as? String
             #expect(theirs == ours, "\(dir): thin\(id): kernel read \(theirs ?? "nothing"), ThinBackup \(ours)")
         }
-        // `pool read` too, once it exists (the pool folder is the prepared input).
-        guard CLI.has(["pool", "read"]), FileManager.default.fileExists(atPath: "\(dir)/input/thin-backup-pool")
-        else { return }
+        // `pool read` too, when the input is a ThinBackup pool folder.
+        guard FileManager.default.fileExists(atPath: "\(dir)/input/thin-backup-pool") else { return }
         let tmp = TempDir("ktoread")
         for (id, size) in devices.sorted(by: { $0.key < $1.key }) {
             let out = tmp.file("thin\(id)")
@@ -91,17 +90,17 @@ struct KernelTakeOverTests {
             let theirs = after[String(id)] as? String
             #expect(theirs == ours, "\(dir): thin\(id) after the kernel's writes: kernel \(theirs ?? "nothing"), ThinBackup \(ours)")
         }
-        if CLI.has(["dump"]) {
+        do {
             let r = try CLI.run(["dump", "--metadata", "\(dir)/out/metadata.img"])
             let want = try String(contentsOfFile: "\(dir)/out/ref/thin_dump.xml", encoding: .utf8)
             #expect(r.stdout == want, "\(dir): dump of the kernel-written metadata: \(firstDifference(r.stdout, want))")
         }
-        if CLI.has(["pool", "check"]) {
+        do {
             let pool = try PoolDir.of("\(dir)/out", sizes: sizes)
             let r = try CLI.run(["pool", "check"] + pool.args(for: ["pool", "check"]))
             #expect(r.ok, "\(dir): pool check after the kernel's writes: \(r.stderr)\(r.stdout)")
         }
-        if CLI.has(["pool", "read"]) {
+        do {
             let pool = try PoolDir.of("\(dir)/out", sizes: sizes)
             let tmp = TempDir("ktoback")
             for (id, size) in sizes.sorted(by: { $0.key < $1.key }) {
@@ -132,7 +131,7 @@ struct KernelTakeOverTests {
                 "\(dir): held root: ThinBackup \(input.superblock.heldRoot), kernel status \(String(describing: status))")
         let out = try MetadataReader(path: "\(dir)/out/metadata.img")
         #expect(out.superblock.heldRoot == input.superblock.heldRoot, "\(dir): the kernel dropped or moved the held root")
-        if CLI.has(["dump"]) {
+        do {
             let a = try CLI.run(["dump", "--metadata", "\(dir)/input/metadata", "-m"])
             let b = try CLI.run(["dump", "--metadata", "\(dir)/out/metadata.img", "-m"])
             #expect(a.ok && a.stdout == b.stdout, "\(dir): the held snapshot changed: \(firstDifference(b.stdout, a.stdout))")

@@ -40,7 +40,7 @@ func fastRetry(_ attempts: Int = 6) -> TransportOptions {
 @Suite("HTTP transport against nginx (WebDAV PUT)", .serialized)
 struct HTTPTransportTests {
     @Test func streamingPutAndGetRoundTrip() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let payload = Net.randomBytes(12 << 20 + 12345, seed: 61)
         let url = "\(nginx.url)/backups/full.tbs"
         try pour(payload, into: try Transport.sink(for: url, options: fastRetry()))
@@ -53,7 +53,7 @@ struct HTTPTransportTests {
     }
 
     @Test func downloadStartingAtAnOffset() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let payload = Net.randomBytes(3 << 20, seed: 62)
         try Data(payload).write(to: URL(fileURLWithPath: nginx.root + "/s.tbs"))
         let got = try drain(try Transport.source(for: "\(nginx.url)/s.tbs", options: fastRetry(), startOffset: 1_000_003))
@@ -61,11 +61,11 @@ struct HTTPTransportTests {
     }
 
     @Test func cutDownloadsResumeWithRangeAndGiveExactBytes() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let payload = Net.randomBytes(9 << 20, seed: 63)
         try Data(payload).write(to: URL(fileURLWithPath: nginx.root + "/cut.tbs"))
         // The first three connections are cut after 2 MiB (+ headers) each.
-        guard let proxy = CutProxy(upstream: nginx.port, cutAfter: 2 << 20, cuts: 3, direction: "down") else { return }
+        let proxy = try CutProxy(upstream: nginx.port, cutAfter: 2 << 20, cuts: 3, direction: "down")
         let source = try Transport.source(for: "http://127.0.0.1:\(proxy.port)/cut.tbs", options: fastRetry())
         let got = try drain(source)
         #expect(got.count == payload.count)
@@ -74,7 +74,7 @@ struct HTTPTransportTests {
     }
 
     @Test func anAbandonedUploadLeavesNoObject() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let payload = Net.randomBytes(6 << 20, seed: 64)
         do {
             let sink = try Transport.sink(for: "\(nginx.url)/half.tbs", options: fastRetry())
@@ -86,7 +86,7 @@ struct HTTPTransportTests {
     }
 
     @Test func httpErrorsNameStatusAndURL() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let error = #expect(throws: TransportError.self) {
             _ = try drain(try Transport.source(for: "\(nginx.url)/missing.tbs", options: fastRetry()))
         }

@@ -118,8 +118,8 @@ enum Net {
 
     static var scripts: String { Repo.root + "/Tests/Scripts" }
 
-    /// The built `thin-backup` executable beside the test bundle.
-    static var thinBackup: String? {
+    /// The built `thin-backup` executable beside the test bundle; missing fails the test.
+    static func thinBackup() throws -> String {
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for _ in 0..<4 {
             let p = dir.appendingPathComponent("thin-backup").path
@@ -127,20 +127,33 @@ enum Net {
             dir = dir.deletingLastPathComponent()
         }
         let p = Repo.root + "/.build/debug/thin-backup"
-        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
+        guard FileManager.default.isExecutableFile(atPath: p) else {
+            throw MissingTool("the thin-backup executable is not built beside the tests (swift build --build-tests builds it)")
+        }
+        return p
+    }
+
+    /// `name`'s path in PATH (or the sbin folders); missing fails the test, naming scripts/setup.sh.
+    static func require(_ name: String) throws -> String {
+        guard let p = which(name) else { throw MissingTool("\(name) is not installed (scripts/setup.sh installs it)") }
+        return p
+    }
+
+    /// The real Python interpreter; missing fails the test.
+    static func requirePython() throws -> String {
+        guard let p = python else { throw MissingTool("python3 is not installed (scripts/setup.sh needs it)") }
+        return p
     }
 
     /// A self-signed certificate for 127.0.0.1 (its own CA) and its key, as PEM files in `dir`
-    /// (`name`.pem, `name`-key.pem); nil (with a skip note) without openssl.
-    static func selfSignedCertificate(in dir: TempDir, name: String = "cert") -> (cert: String, key: String)? {
+    /// (`name`.pem, `name`-key.pem). Without openssl, or if it fails, the test fails.
+    static func selfSignedCertificate(in dir: TempDir, name: String = "cert") throws -> (cert: String, key: String) {
         let cert = dir.file("\(name).pem"), key = dir.file("\(name)-key.pem")
-        guard Net.which("openssl") != nil,
-              let r = try? Tool.run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                                                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                                                "-keyout", key, "-out", cert]), r.ok else {
-            print("skip: openssl could not make a certificate")
-            return nil
-        }
+        let openssl = try require("openssl")
+        let r = try Tool.run(openssl, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                                       "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                                       "-keyout", key, "-out", cert])
+        guard r.ok else { throw MissingTool("openssl could not make a certificate: \(r.stderr.suffix(400))") }
         return (cert, key)
     }
 
@@ -166,11 +179,8 @@ final class NginxServer {
     let root: String
     private var process: ServerProcess?
 
-    init?() {
-        guard let nginx = Net.which("nginx") else {
-            print("skip: nginx is not installed (scripts/setup.sh installs it)")
-            return nil
-        }
+    init() throws {
+        let nginx = try Net.require("nginx")
         port = Net.freePort()
         root = dir.file("www")
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -202,11 +212,9 @@ final class NginxServer {
             }
             """
         try? conf.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
-        guard let p = try? ServerProcess("nginx", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")],
-                                         directory: dir),
-              Net.waitForPort(port) else {
-            print("skip: nginx did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
-            return nil
+        let p = try ServerProcess("nginx", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")], directory: dir)
+        guard Net.waitForPort(port) else {
+            throw MissingTool("nginx did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
         }
         process = p
     }
@@ -223,26 +231,20 @@ final class MotoServer {
     let bucket = "tb-bucket"
     private var process: ServerProcess?
 
-    init?() {
-        guard let python = Net.python,
-              (try? Tool.run(python, ["-c", "import moto.server, boto3"]))?.ok == true else {
-            print("skip: moto is not installed (scripts/setup.sh: pip install 'moto[server]')")
-            return nil
+    init() throws {
+        let python = try Net.requirePython()
+        guard try Tool.run(python, ["-c", "import moto.server, boto3"]).ok else {
+            throw MissingTool("moto or boto3 is not installed (scripts/setup.sh: pip install 'moto[server]')")
         }
         port = Net.freePort()
-        guard let p = try? ServerProcess("moto", python, ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"],
-                                         environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"], directory: dir),
-              Net.waitForPort(port, timeout: 30) else {
-            print("skip: moto_server did not start")
-            return nil
-        }
+        let p = try ServerProcess("moto", python, ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"],
+                                  environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3"], directory: dir)
+        guard Net.waitForPort(port, timeout: 30) else { throw MissingTool("moto_server did not start: \(p.stderr.suffix(400))") }
         process = p
-        guard let r = try? Tool.run(python, ["\(Net.scripts)/moto_setup.py", "http://127.0.0.1:\(port)", bucket]), r.ok else {
-            print("skip: could not create a moto user (boto3 missing?): \(p.stderr.suffix(400))")
-            return nil
-        }
+        let r = try Tool.run(python, ["\(Net.scripts)/moto_setup.py", "http://127.0.0.1:\(port)", bucket])
+        guard r.ok else { throw MissingTool("could not create a moto user: \(r.stderr.suffix(400))") }
         let words = r.stdout.split(whereSeparator: \.isWhitespace)
-        guard words.count == 2 else { return nil }
+        guard words.count == 2 else { throw MissingTool("moto_setup.py printed \(r.stdout), not a key pair") }
         accessKey = String(words[0])
         secretKey = String(words[1])
     }
@@ -262,14 +264,12 @@ final class CutProxy {
     let port: Int
     private let process: ServerProcess
 
-    init?(upstream: Int, cutAfter: Int, cuts: Int, direction: String) {
-        guard let python = Net.python,
-              let p = try? ServerProcess("cutproxy", python,
-                                         ["\(Net.scripts)/cutproxy.py", "\(upstream)", "\(cutAfter)", "\(cuts)", direction],
-                                         directory: dir),
-              let line = p.firstLine(), let port = Int(line) else {
-            print("skip: the cutting proxy did not start")
-            return nil
+    init(upstream: Int, cutAfter: Int, cuts: Int, direction: String) throws {
+        let p = try ServerProcess("cutproxy", try Net.requirePython(),
+                                  ["\(Net.scripts)/cutproxy.py", "\(upstream)", "\(cutAfter)", "\(cuts)", direction],
+                                  directory: dir)
+        guard let line = p.firstLine(), let port = Int(line) else {
+            throw MissingTool("the cutting proxy did not start: \(p.stderr.suffix(400))")
         }
         process = p
         self.port = port
@@ -284,13 +284,10 @@ final class TLSFrontProxy {
     let caFile: String
     private var process: ServerProcess?
 
-    init?(upstream: Int) {
-        guard let nginx = Net.which("nginx"), Net.which("openssl") != nil else {
-            print("skip: nginx or openssl is not installed")
-            return nil
-        }
+    init(upstream: Int) throws {
+        let nginx = try Net.require("nginx")
         port = Net.freePort()
-        guard let pem = Net.selfSignedCertificate(in: dir) else { return nil }
+        let pem = try Net.selfSignedCertificate(in: dir)
         caFile = pem.cert
         try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
         let conf = """
@@ -322,11 +319,9 @@ final class TLSFrontProxy {
             }
             """
         try? conf.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
-        guard let p = try? ServerProcess("nginx-tls", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")],
-                                         directory: dir),
-              Net.waitForPort(port) else {
-            print("skip: nginx (TLS) did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
-            return nil
+        let p = try ServerProcess("nginx-tls", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")], directory: dir)
+        guard Net.waitForPort(port) else {
+            throw MissingTool("nginx (TLS) did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
         }
         process = p
     }

@@ -64,7 +64,7 @@ struct NetworkEndToEndTests {
 
         // 1. The connection is cut at 3/4 and the sender gives up at once (--retries 1): the
         //    receiver keeps its checkpoint, and the same send run again continues from it.
-        guard let proxy = CutProxy(upstream: rx.server.port, cutAfter: Int(size * 3 / 4), cuts: 1, direction: "up") else { return }
+        let proxy = try CutProxy(upstream: rx.server.port, cutAfter: Int(size * 3 / 4), cuts: 1, direction: "up")
         let args = ["send", "--pool", src.path, "--snap", "\(snap)", "--to", "tb://127.0.0.1:\(proxy.port)",
                     "--token-file", rx.tokenFile, "-q"]
         let first = try cli(args + ["--retries", "1"])
@@ -83,7 +83,7 @@ struct NetworkEndToEndTests {
 
         // 2. Cut again (another device), with retries: the sender asks where to continue and resends
         //    from the receiver's checkpoint out of what it kept, in the same run.
-        guard let proxy2 = CutProxy(upstream: rx.server.port, cutAfter: Int(size * 3 / 4), cuts: 1, direction: "up") else { return }
+        let proxy2 = try CutProxy(upstream: rx.server.port, cutAfter: Int(size * 3 / 4), cuts: 1, direction: "up")
         let second = try cli(["send", "--pool", src.path, "--snap", "\(snap)", "--as", "77", "--to", "tb://127.0.0.1:\(proxy2.port)",
                               "--token-file", rx.tokenFile, "-q"])
         #expect(second == nil, "\(second ?? "")")
@@ -94,7 +94,7 @@ struct NetworkEndToEndTests {
     }
 
     @Test func sendAndReceiveThroughNginx() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let src = try SourceChain(seed: 602, rounds: 3, label: "http-src")
         let out = TempDir("http-dst")
         let dst = try emptyPool(out)
@@ -114,7 +114,7 @@ struct NetworkEndToEndTests {
     }
 
     @Test func sendAndReceiveThroughS3() throws {
-        guard let moto = MotoServer() else { return }
+        let moto = try MotoServer()
         let src = try SourceChain(seed: 603, rounds: 2, label: "s3-src")
         let out = TempDir("s3-dst")
         let dst = try emptyPool(out)

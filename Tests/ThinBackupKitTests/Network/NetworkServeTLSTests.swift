@@ -8,7 +8,7 @@ import TestSupport
 struct NetworkServeTLSTests {
     @Test func fullAndIncrementalOverTbsAreByteIdentical() throws {
         let certs = TempDir("tls-certs")
-        guard let pem = Net.selfSignedCertificate(in: certs) else { return }
+        let pem = try Net.selfSignedCertificate(in: certs)
         let src = try SourceChain(seed: 611, rounds: 2, label: "tls-src")
         let out = TempDir("tls-dst")
         let dst = try emptyPool(out)
@@ -39,12 +39,9 @@ struct NetworkServeTLSTests {
     }
 
     @Test func theServeCommandSpeaksOnlyTLS() throws {
-        guard let tb = Net.thinBackup else {
-            print("skip: the thin-backup executable is not built beside the tests")
-            return
-        }
+        let tb = try Net.thinBackup()
         let dir = TempDir("tb-serve-tls")
-        guard let pem = Net.selfSignedCertificate(in: dir) else { return }
+        let pem = try Net.selfSignedCertificate(in: dir)
         let spool = dir.file("spool")
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         try LocalReceiver.token.write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
@@ -84,7 +81,7 @@ struct NetworkServeTLSTests {
 
     @Test func badTLSFilesAreOneLineErrors() throws {
         let dir = TempDir("tb-tls-bad")
-        guard let pem = Net.selfSignedCertificate(in: dir), let other = Net.selfSignedCertificate(in: dir, name: "other") else { return }
+        let pem = try Net.selfSignedCertificate(in: dir), other = try Net.selfSignedCertificate(in: dir, name: "other")
         let spool = dir.file("spool")
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         try LocalReceiver.token.write(toFile: dir.file("token"), atomically: true, encoding: .utf8)

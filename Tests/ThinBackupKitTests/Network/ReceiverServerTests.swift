@@ -183,7 +183,7 @@ struct ReceiverServerTests {
     @Test func aCutUploadResumesAtTheReceiversResumePoint() throws {
         let rx = try LocalReceiver()
         // The first two connections are cut after 3 MiB of upload each.
-        guard let proxy = CutProxy(upstream: rx.server.port, cutAfter: 3 << 20, cuts: 2, direction: "up") else { return }
+        let proxy = try CutProxy(upstream: rx.server.port, cutAfter: 3 << 20, cuts: 2, direction: "up")
         let payload = Net.randomBytes(12 << 20 + 5, seed: 88)
         let sink = try Transport.sink(for: "tb://127.0.0.1:\(proxy.port)/9", options: rx.options())
         try pour(payload, into: sink)
@@ -193,7 +193,7 @@ struct ReceiverServerTests {
 
     @Test func tbsThroughATLSFrontVerifiesTheCertificate() throws {
         let rx = try LocalReceiver()
-        guard let tls = TLSFrontProxy(upstream: rx.server.port) else { return }
+        let tls = try TLSFrontProxy(upstream: rx.server.port)
         let payload = Net.randomBytes(5 << 20 + 3, seed: 90)
         let url = "tbs://127.0.0.1:\(tls.port)/12"
         // Verification is on by default: a self-signed certificate is refused.
@@ -208,10 +208,7 @@ struct ReceiverServerTests {
     }
 
     @Test func killedServerRestartedThenTheSameSendResumes() throws {
-        guard let tb = Net.thinBackup else {
-            print("skip: the thin-backup executable is not built beside the tests")
-            return
-        }
+        let tb = try Net.thinBackup()
         let dir = TempDir("tb-serve-kill")
         let spool = dir.file("spool")
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)

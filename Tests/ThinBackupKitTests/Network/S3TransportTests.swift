@@ -6,10 +6,10 @@ import TestSupport
 
 @Suite("S3 transport against a signature-checking moto server", .serialized)
 final class S3TransportTests {
-    let moto: MotoServer?
+    let moto: MotoServer
 
-    init() {
-        moto = MotoServer()
+    init() throws {
+        moto = try MotoServer()
     }
 
     func options(_ moto: MotoServer, secret: String? = nil, partSize: Int = 5 << 20) -> TransportOptions {
@@ -36,7 +36,6 @@ final class S3TransportTests {
     }
 
     @Test func singlePutRoundTrip() throws {
-        guard let moto else { return }
         let payload = Net.randomBytes(3 << 20 + 7, seed: 71)
         let url = "s3://\(moto.bucket)/streams/full.tbs"
         let sink = try Transport.sink(for: url, options: options(moto))
@@ -47,7 +46,6 @@ final class S3TransportTests {
     }
 
     @Test func multipartUploadWithSeveralParts() throws {
-        guard let moto else { return }
         let payload = Net.randomBytes(17 << 20 + 4242, seed: 72)
         let url = "s3://\(moto.bucket)/streams/incr 1.tbs"  // a space: the key is percent-encoded and signed
         let sink = try Transport.sink(for: url, options: options(moto))
@@ -59,7 +57,6 @@ final class S3TransportTests {
     }
 
     @Test func wrongSecretIsRefusedWithAClearError() throws {
-        guard let moto else { return }
         let payload = Net.randomBytes(1 << 20, seed: 73)
         let url = "s3://\(moto.bucket)/streams/refused.tbs"
         let error = #expect(throws: TransportError.self) {
@@ -76,7 +73,6 @@ final class S3TransportTests {
     }
 
     @Test func credentialsFromTheSharedFile() throws {
-        guard let moto else { return }
         let home = TempDir("tb-home")
         try FileManager.default.createDirectory(atPath: home.file(".aws"), withIntermediateDirectories: true)
         try "[default]\naws_access_key_id = \(moto.accessKey)\naws_secret_access_key = \(moto.secretKey)\n"

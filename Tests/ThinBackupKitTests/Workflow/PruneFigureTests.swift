@@ -67,16 +67,13 @@ struct PruneFigureTests {
     }
 
     @Test func webDAV() throws {
-        guard let nginx = NginxServer() else { Issue.record("nginx is needed (scripts/setup.sh installs it)"); return }
+        let nginx = try NginxServer()
         let path = nginx.root + "/repos/pf"
         try walk(repo: nginx.url + "/repos/pf", options: fastRetry()) { Self.folderBytes(path) }
     }
 
     @Test func s3() throws {
-        guard let moto = MotoServer(), let python = Net.python else {
-            Issue.record("moto is needed (scripts/setup.sh installs it)")
-            return
-        }
+        let moto = try MotoServer(), python = try Net.requirePython()
         var o = fastRetry()
         o.s3Endpoint = moto.endpoint
         o.environment = moto.environment()

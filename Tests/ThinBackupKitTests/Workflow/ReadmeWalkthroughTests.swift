@@ -26,7 +26,7 @@ struct ReadmeWalkthroughTests {
     }
 
     func run(_ script: String, in dir: TempDir, env: [String: String] = [:]) throws -> Tool.Result {
-        let tb = try #require(Net.thinBackup)
+        let tb = try Net.thinBackup()
         let path = (tb as NSString).deletingLastPathComponent + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         let file = dir.file("walkthrough-\(UInt32.random(in: 0 ... .max)).sh")
         try ("cd '\(dir.path)'\nexport PATH='\(path)'\n" + env.map { "export \($0.key)='\($0.value)'\n" }.joined() + script)

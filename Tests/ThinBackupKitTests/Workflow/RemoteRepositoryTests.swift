@@ -7,7 +7,7 @@ import TestSupport
 @Suite("Backup workflows: S3 repository (moto), migration to a serve receiver", .serialized)
 struct RemoteRepositoryTests {
     @Test func nightlyBackupsIntoS3() throws {
-        guard let moto = MotoServer() else { return }
+        let moto = try MotoServer()
         var o = fastRetry()
         o.s3Endpoint = moto.endpoint
         o.environment = moto.environment()
@@ -44,7 +44,7 @@ struct RemoteRepositoryTests {
 
     /// An http(s) repository (nginx WebDAV): no listing, the catalog names every object.
     @Test func backupsIntoHTTPRepository() throws {
-        guard let nginx = NginxServer() else { return }
+        let nginx = try NginxServer()
         let repo = nginx.url + "/repos/web1"
         let o = fastRetry()
         let w = try WorkflowPool(seed: 8)

@@ -43,12 +43,11 @@ struct RepositoryFailureTests {
         }
         #expect(!FileManager.default.fileExists(atPath: out) && !FileManager.default.fileExists(atPath: out + ".partial"))
         // The CLI says it in one line and exits 1.
-        if let tb = Net.thinBackup {
-            let r = try Tool.run(tb, ["restore", "--repo", repo, "--dev", "1", "--id", "\(ids[2])", "--to", out])
-            #expect(r.status == 1 && r.stderr.hasPrefix("thin-backup: backup \(ids[2])") && r.stderr.split(separator: "\n").count == 1)
-            let vr = try Tool.run(tb, ["verify", "--repo", repo])
-            #expect(vr.status == 1 && vr.stderr.contains("2 problems found"))
-        }
+        let tb = try Net.thinBackup()
+        let r = try Tool.run(tb, ["restore", "--repo", repo, "--dev", "1", "--id", "\(ids[2])", "--to", out])
+        #expect(r.status == 1 && r.stderr.hasPrefix("thin-backup: backup \(ids[2])") && r.stderr.split(separator: "\n").count == 1)
+        let vr = try Tool.run(tb, ["verify", "--repo", repo])
+        #expect(vr.status == 1 && vr.stderr.contains("2 problems found"))
         // The others restore.
         for i in [0, 1] {
             let o = w.dir.file("r\(i).img")
@@ -64,7 +63,7 @@ struct RepositoryFailureTests {
         let first = try backup(w, repo: repo, at: nightly(0))
         try w.day()
         let model = w.model
-        guard let tb = Net.thinBackup else { Issue.record("thin-backup executable not built"); return }
+        let tb = try Net.thinBackup()
         var second: Tool.Result?
         var req = BackupRequest(pool: w.pool, dev: 1, repo: repo)
         req.now = nightly(1)

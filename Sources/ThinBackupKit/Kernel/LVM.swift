@@ -1,0 +1,139 @@
+import Foundation
+
+/// One logical volume as `lvs --reportformat json` reports it (sizes in bytes).
+public struct LogicalVolume: Equatable, Sendable {
+    public var vg: String
+    public var name: String
+    public var uuid: String
+    public var segtype: String
+    public var pool: String
+    public var thinID: UInt64?
+    public var size: UInt64
+    public var attr: String
+    public var tags: [String]
+    public var origin: String
+
+    public var fullName: String { "\(vg)/\(name)" }
+    public var isThin: Bool { segtype == "thin" }
+    public var isThinPool: Bool { segtype == "thin-pool" }
+    public var isActive: Bool { attr.count > 4 && Array(attr)[4] == "a" }
+
+    /// device-mapper's name for an LV: `VG-LV` with every `-` inside either doubled.
+    public static func dmName(vg: String, lv: String) -> String {
+        vg.replacingOccurrences(of: "-", with: "--") + "-" + lv.replacingOccurrences(of: "-", with: "--")
+    }
+
+    /// The dm name of a thin pool LV's `thin-pool` target.
+    public var poolTargetName: String { Self.dmName(vg: vg, lv: name) + "-tpool" }
+}
+
+/// LVM through its own tool with JSON reports (`lvm lvs --reportformat json`), never its
+/// human output; changes through `lvcreate`/`lvremove`/`lvchange`.
+public enum LVM {
+    static let fields = "vg_name,lv_name,lv_uuid,segtype,pool_lv,thin_id,lv_size,lv_attr,lv_tags,origin"
+    /// The tag on every snapshot ThinBackup makes (never on the user's volumes).
+    public static let snapshotTag = "thin-backup"
+
+    /// Runs `lvm ARGS`; returns stdout, or throws stderr's last line.
+    static func run(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: lvmPath)
+        p.arguments = args
+        var env = ProcessInfo.processInfo.environment
+        env["LVM_SUPPRESS_FD_WARNINGS"] = "1"
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        do { try p.run() } catch { throw kernelFailure("cannot run \(lvmPath): \(error)") }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            let line = String(decoding: e, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(p.terminationStatus)"
+            throw kernelFailure("lvm \(args.first ?? ""): \(line.trimmingCharacters(in: .whitespaces))")
+        }
+        return String(decoding: o, as: UTF8.self)
+    }
+
+    static var lvmPath: String {
+        if let p = ProcessInfo.processInfo.environment["THIN_BACKUP_LVM"] { return p }
+        for c in ["/usr/sbin/lvm", "/sbin/lvm", "/usr/bin/lvm"] where FileManager.default.isExecutableFile(atPath: c) { return c }
+        return "lvm"
+    }
+
+    /// Parses `lvs --reportformat json --units b --nosuffix` output.
+    static func parse(_ json: String) throws -> [LogicalVolume] {
+        struct Report: Decodable { let report: [Section] }
+        struct Section: Decodable { let lv: [[String: String]]? }
+        let r: Report
+        do { r = try JSONDecoder().decode(Report.self, from: Data(json.utf8)) } catch {
+            throw kernelFailure("lvs: unexpected report: \(error)")
+        }
+        return try r.report.flatMap { $0.lv ?? [] }.map { f in
+            guard let vg = f["vg_name"], let name = f["lv_name"], let size = UInt64(f["lv_size"] ?? "") else {
+                throw kernelFailure("lvs: a volume without name or size in the report")
+            }
+            return LogicalVolume(
+                vg: vg, name: name, uuid: f["lv_uuid"] ?? "", segtype: f["segtype"] ?? "", pool: f["pool_lv"] ?? "",
+                thinID: f["thin_id"].flatMap { UInt64($0) }, size: size, attr: f["lv_attr"] ?? "",
+                tags: (f["lv_tags"] ?? "").split(separator: ",").map(String.init), origin: f["origin"] ?? "")
+        }
+    }
+
+    /// The volumes named (`VG/LV` or `VG`), hidden ones included.
+    public static func volumes(_ names: [String]) throws -> [LogicalVolume] {
+        try parse(run(["lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-a", "-o", fields] + names))
+    }
+
+    /// `VG/LV`, checked: exists, and is of the kind asked.
+    public static func volume(_ name: String) throws -> LogicalVolume {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw CommandFailure("\(name): expected VG/LV", exitCode: 64)
+        }
+        let all = try volumes([String(parts[0])])
+        guard let lv = all.first(where: { $0.name == parts[1] }) else {
+            throw kernelFailure("\(name): no such logical volume")
+        }
+        return lv
+    }
+
+    /// A thin LV and its pool LV.
+    public static func thinVolume(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume) {
+        let lv = try volume(name)
+        guard lv.isThin, lv.thinID != nil else {
+            throw kernelFailure("\(name) is not a thin volume (segment type \(lv.segtype)); thin-backup backs up LVM thin volumes")
+        }
+        let pool = try volume("\(lv.vg)/\(lv.pool)")
+        return (lv, pool)
+    }
+
+    public static func thinPool(_ name: String) throws -> LogicalVolume {
+        let lv = try volume(name)
+        guard lv.isThinPool else { throw kernelFailure("\(name) is not a thin pool (segment type \(lv.segtype))") }
+        return lv
+    }
+
+    /// A thin snapshot `VG/NAME` of `origin` (no size: thin), tagged; returns it as LVM reports it.
+    public static func snapshot(_ origin: LogicalVolume, name: String, tags: [String]) throws -> LogicalVolume {
+        if try volumes([origin.vg]).contains(where: { $0.name == name }) {
+            throw kernelFailure("\(origin.vg)/\(name) exists; choose another snapshot name")
+        }
+        _ = try run(["lvcreate", "-q", "-s", "-n", name] + tags.flatMap { ["--addtag", $0] } + [origin.fullName])
+        return try volume("\(origin.vg)/\(name)")
+    }
+
+    public static func remove(_ lv: LogicalVolume) throws {
+        _ = try run(["lvremove", "-q", "-f", lv.fullName])
+    }
+
+    /// Activates a volume even when it carries the activation-skip flag (thin snapshots do).
+    public static func activate(_ lv: LogicalVolume) throws {
+        _ = try run(["lvchange", "-q", "-ay", "-K", lv.fullName])
+    }
+
+    public static func deactivate(_ lv: LogicalVolume) throws {
+        _ = try run(["lvchange", "-q", "-an", lv.fullName])
+    }
+}
