@@ -34,11 +34,13 @@ let package = Package(
         .target(name: "CDevMapperShim", dependencies: ["CDevMapper"]),
 
         .target(name: "PoolCore", dependencies: ["CSys"]),
+        // How serve reads a request head (apart, so Fuzz/FuzzHTTP can fuzz it with NIO's parser).
+        .target(name: "ReceiverRequest", dependencies: [.product(name: "NIOHTTP1", package: "swift-nio")]),
         .target(name: "Delta", dependencies: ["PoolCore", "CZstd", "CSodium"]),
         .target(
             name: "ThinBackupKit",
             dependencies: [
-                "PoolCore", "Delta", "CCurl", "CCurlShim", "CSys", "CDevMapperShim", argumentParser,
+                "PoolCore", "Delta", "ReceiverRequest", "CCurl", "CCurlShim", "CSys", "CDevMapperShim", argumentParser,
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -51,9 +53,19 @@ let package = Package(
         ),
         .executableTarget(name: "ThinBackup", dependencies: ["ThinBackupKit", argumentParser]),
 
+        // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer; docs/RELIABILITY.md).
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "FuzzStream", dependencies: ["Delta", "PoolCore", "CFuzzDriver"], path: "Fuzz/FuzzStream"),
+        .executableTarget(name: "FuzzMetadata", dependencies: ["PoolCore", "CFuzzDriver"], path: "Fuzz/FuzzMetadata"),
+        .executableTarget(name: "FuzzHTTP", dependencies: [
+            "ReceiverRequest", "CFuzzDriver",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ], path: "Fuzz/FuzzHTTP"),
+
         .target(name: "TestSupport", dependencies: ["PoolCore"], path: "Tests/TestSupport"),
         .testTarget(name: "PoolCoreTests", dependencies: ["PoolCore", "TestSupport"]),
         .testTarget(name: "DeltaTests", dependencies: ["Delta", "PoolCore", "TestSupport"]),
-        .testTarget(name: "ThinBackupKitTests", dependencies: ["ThinBackupKit", "Delta", "PoolCore", "TestSupport"]),
+        .testTarget(name: "ThinBackupKitTests", dependencies: ["ThinBackupKit", "Delta", "PoolCore", "ReceiverRequest", "TestSupport"]),
     ]
 )

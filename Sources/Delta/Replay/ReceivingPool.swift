@@ -23,6 +23,8 @@ public protocol ReceivingPool: AnyObject {
     func zero(_ dev: UInt64, blocks: Range<UInt64>) throws
     /// A digest of the device's mappings as this pool holds them (changes whenever a write or discard reaches it).
     func mappingDigest(of dev: UInt64) throws -> Digest128
+    /// The content digest of the device as it is now, computed from its bytes (default: reads every block).
+    func contentDigest(of dev: UInt64) throws -> Digest128
     /// What was recorded about each received device (sidecar), as of the open transaction.
     func receipts() throws -> [UInt64: Receipt]
     /// Records (or with nil, forgets) what is known about `dev`; part of the open transaction.
@@ -35,6 +37,26 @@ public protocol ReceivingPool: AnyObject {
 
 extension ReceivingPool {
     public func zero(_ dev: UInt64, blocks: Range<UInt64>) throws { try discard(dev, blocks: blocks) }
+
+    /// The content digest of `dev` as it is now, computed from its blocks (the final check of a
+    /// resumed receive: it trusts nothing an earlier run recorded).
+    public func contentDigest(of dev: UInt64) throws -> Digest128 {
+        let bs = blockSize
+        let total = (try virtualSize(of: dev) + UInt64(bs) - 1) / UInt64(bs)
+        let per = UInt64(max(1, (8 << 20) / bs))
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(per) * bs, alignment: 4096)
+        defer { buf.deallocate() }
+        var d = ContentDigest()
+        var v: UInt64 = 0
+        while v < total {
+            let n = min(per, total - v)
+            let b = UnsafeMutableRawBufferPointer(rebasing: buf[0..<Int(n) * bs])
+            try read(dev, block: v, into: b)
+            d.add(blocks: UnsafeRawBufferPointer(b), from: v, blockSize: bs)
+            v += n
+        }
+        return d.value
+    }
 }
 
 /// What the receiver recorded about a device it received (kept in the pool's sidecar).

@@ -47,6 +47,31 @@ extension ThinPool: ReceivingPool {
         try currentView().live.mappingDigest(of: dev)
     }
 
+    /// Content digest from the device's bytes: its mapped blocks (every block when an external origin shows through).
+    public func contentDigest(of dev: UInt64) throws -> Digest128 {
+        let size = try virtualSize(of: dev)
+        let bs = dataBlockSize
+        var d = ContentDigest()
+        var block = [UInt8](repeating: 0, count: Int(bs))
+        func add(_ v: UInt64) throws {
+            let start = v * bs
+            guard start < size else { return }
+            let n = Int(min(bs, size - start))
+            let bytes = try read(dev, offset: start, count: n)
+            block.replaceSubrange(0..<n, with: bytes)
+            if n < block.count { block.replaceSubrange(n..<block.count, with: repeatElement(0, count: block.count - n)) }
+            block.withUnsafeBytes { d.add(block: v, $0) }
+        }
+        if originFile(of: dev) != nil {
+            for v in 0..<((size + bs - 1) / bs) { try add(v) }
+        } else {
+            var mapped: [UInt64] = []
+            try currentView().live.forEachMapping(of: dev) { v, _ in mapped.append(v) }
+            for v in mapped { try add(v) }
+        }
+        return d.value
+    }
+
     private struct StoredReceipt: Codable {
         var transaction: UInt64
         var receipt: Receipt

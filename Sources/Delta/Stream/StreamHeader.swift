@@ -76,7 +76,10 @@ public struct StreamHeader: Equatable, Sendable, Codable {
     public var isIncremental: Bool { base != nil }
     public var isEncrypted: Bool { encryption != nil }
     /// Whole blocks of the target (the last one may be partial on a device whose size is not a multiple).
-    public var blockCount: UInt64 { (virtualSize + UInt64(blockSize) - 1) / UInt64(blockSize) }
+    /// Virtual size in whole blocks, rounded up (no overflow for any size a header may carry).
+    public var blockCount: UInt64 {
+        virtualSize / UInt64(blockSize) + (virtualSize % UInt64(blockSize) == 0 ? 0 : 1)
+    }
 
     func encode() -> [UInt8] {
         var w = FieldWriter()

@@ -111,6 +111,7 @@ public final class RandomAccessFile: @unchecked Sendable {
 
     /// Durably stores what was written (fdatasync).
     public func sync() throws(MetadataError) {
+        try FaultInjection.step(.sync)
         _ = try sysCall("fdatasync", path) { fdatasync(fd) }
     }
 

@@ -18,6 +18,8 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The metadata device holds no superblock (format it first).
     case unformatted(String)
     case invalid(String)
+    /// Another process holds the pool (its metadata file is locked): try again later.
+    case busy(String)
 
     public var description: String {
         switch self {
@@ -43,6 +45,16 @@ public enum PoolError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path): the metadata device is not formatted (create the pool first)"
         case let .invalid(msg):
             return msg
+        case let .busy(path):
+            return "\(path): the pool is in use by another process"
         }
+    }
+}
+
+extension UInt64 {
+    /// `self + other`, or `UInt64.max` when that overflows (for naming where a range ends in an error).
+    public func saturatingAdd(_ other: UInt64) -> UInt64 {
+        let (sum, over) = addingReportingOverflow(other)
+        return over ? .max : sum
     }
 }

@@ -22,28 +22,74 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     /// Notes kept for upper layers, saved with the pool's transactions (e.g. what a receive
     /// recorded about a device). Keys are namespaced by their owner ("receipt.<dev>").
     public var annotations: [String: String]?
+    /// Annotations of a commit in flight: saved just before a metadata commit that changes the
+    /// transaction id, valid only if the metadata then holds `transaction` (see `resolved`).
+    public var pending: PendingAnnotations?
+
+    public struct PendingAnnotations: Codable, Equatable, Sendable {
+        /// The metadata transaction id the commit writes.
+        public var transaction: UInt64
+        public var annotations: [String: String]
+    }
 
     public init() {}
+
+    /// The sidecar as of metadata whose committed transaction id is `transaction`: a pending
+    /// commit's annotations replace the others if that commit landed, and are dropped if not
+    /// (the process died between saving the sidecar and committing the metadata).
+    public func resolved(transaction: UInt64) -> PoolSidecar {
+        var s = self
+        if let p = pending {
+            if p.transaction == transaction { s.annotations = p.annotations.isEmpty ? nil : p.annotations }
+            s.pending = nil
+        }
+        return s
+    }
 
     public static func load(_ path: String) throws -> PoolSidecar {
         guard FileManager.default.fileExists(atPath: path) else { return PoolSidecar() }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        do { return try JSONDecoder().decode(PoolSidecar.self, from: data) } catch {
+        let s: PoolSidecar
+        do { s = try JSONDecoder().decode(PoolSidecar.self, from: data) } catch {
             throw PoolError.invalid("\(path): not a pool sidecar (\(error))")
         }
+        for (dev, d) in s.devices where d.size > ThinPool.maxVirtualSize {
+            throw PoolError.invalid("\(path): thin device \(dev) has a virtual size of \(d.size) bytes, beyond the largest allowed (8 EiB)")
+        }
+        return s
     }
 
-    /// Writes atomically (temporary file, fsync, rename).
+    /// Writes atomically: a temporary file, fsync, rename, fsync of the folder (so the rename
+    /// is durable before the next step). On failure (e.g. ENOSPC) the temporary file is removed.
     public func save(_ path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
         let data = try enc.encode(self)
         let tmp = path + ".tmp"
-        let f = try RandomAccessFile(path: tmp, writable: true, create: true)
-        try f.truncate(to: 0)
-        try data.withUnsafeBytes { try f.write($0, at: 0) }
-        try f.sync()
-        f.close()
-        guard rename(tmp, path) == 0 else { throw PoolError.invalid("cannot rename \(tmp) to \(path)") }
+        do {
+            let f = try RandomAccessFile(path: tmp, writable: true, create: true)
+            defer { f.close() }
+            try f.truncate(to: 0)
+            try data.withUnsafeBytes { try f.write($0, at: 0) }
+            try f.sync()
+        } catch {
+            unlink(tmp)
+            throw error
+        }
+        do { try FaultInjection.step(.rename) } catch {
+            unlink(tmp)
+            throw error
+        }
+        guard rename(tmp, path) == 0 else {
+            let e = errno
+            unlink(tmp)
+            throw PoolError.invalid("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
     }
 }

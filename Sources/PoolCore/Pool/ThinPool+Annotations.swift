@@ -19,12 +19,13 @@ extension ThinPool {
     /// Changes the virtual size of `dev` (the sidecar's record); mappings beyond a smaller size are discarded.
     public func setVirtualSize(_ dev: UInt64, _ size: UInt64) throws {
         try checkWritable()
+        try Self.validateVirtualSize(size)
         guard try metadata.exists(dev) else { throw PoolError.unknownDevice(dev) }
         let old = try virtualBlocks(of: dev)
         var d = sidecar.devices[String(dev)] ?? PoolSidecar.Device(size: size)
         d.size = size
         sidecar.devices[String(dev)] = d
-        let blocks = (size + dataBlockSize - 1) / dataBlockSize
+        let blocks = size / dataBlockSize + (size % dataBlockSize == 0 ? 0 : 1)
         if blocks < old { try discard(dev, blocks: blocks..<old) }
     }
 }

@@ -5,6 +5,7 @@ extension ThinPool {
     /// first write to a block copies it (external origin, FORMAT.md §6.13).
     public func createThin(_ dev: UInt64, virtualSize: UInt64? = nil, originFile: String? = nil) throws {
         try checkWritable()
+        if let virtualSize { try Self.validateVirtualSize(virtualSize) }
         if let originFile {
             _ = try origin(originFile)  // must open
         }

@@ -32,7 +32,8 @@ extension ThinPool {
     public func readBlock(_ dev: UInt64, _ vblock: UInt64) throws -> [UInt8] {
         try checkNotFailed()
         guard vblock < (try virtualBlocks(of: dev)) else {
-            throw PoolError.beyondEnd(dev: dev, offset: vblock * dataBlockSize, size: try virtualSize(of: dev))
+            let (at, over) = vblock.multipliedReportingOverflow(by: dataBlockSize)
+            throw PoolError.beyondEnd(dev: dev, offset: over ? UInt64.max : at, size: try virtualSize(of: dev))
         }
         if let m = try metadata.lookup(dev, vblock) { return try readData(block: m.dataBlock) }
         return try unprovisioned(dev, vblock)
@@ -44,7 +45,9 @@ extension ThinPool {
         guard bytes.count == Int(dataBlockSize) else {
             throw PoolError.invalid("writeBlock needs exactly \(dataBlockSize) bytes, got \(bytes.count)")
         }
-        try write(dev, offset: vblock * dataBlockSize, bytes)
+        let (offset, over) = vblock.multipliedReportingOverflow(by: dataBlockSize)
+        guard !over else { throw PoolError.beyondEnd(dev: dev, offset: UInt64.max, size: try virtualSize(of: dev)) }
+        try write(dev, offset: offset, bytes)
     }
 
     /// Unmaps virtual blocks `range` of `dev` (dropping data references); blocks whose count
@@ -97,7 +100,7 @@ extension ThinPool {
         try checkWritable()
         let size = try virtualSize(of: dev)
         guard offset <= size, UInt64(bytes.count) <= size - offset else {
-            throw PoolError.beyondEnd(dev: dev, offset: offset + UInt64(bytes.count), size: size)
+            throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(UInt64(bytes.count)), size: size)
         }
         if bytes.isEmpty { return }
         let bs = dataBlockSize

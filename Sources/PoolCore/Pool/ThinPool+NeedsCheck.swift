@@ -10,7 +10,7 @@ extension ThinPool {
         let f = try RandomAccessFile(path: metadataPath, writable: true)
         defer { f.close() }
         guard f.tryLock(exclusive: true, waitingUpTo: 0.5) else {
-            throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
+            throw PoolError.busy(metadataPath)
         }
         let dev = try FileMetadataDevice(file: f)
         let report = try MetadataChecker(source: dev).check()

@@ -54,7 +54,15 @@ public final class ThinPool {
     @discardableResult
     public static func create(folder: String, dataSize: UInt64, blockSize: UInt64 = 65536, metadataSize: UInt64? = nil) throws -> ThinPool {
         try validateBlockSize(blockSize)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), !isDir.boolValue {
+            throw PoolError.invalid("\(folder) exists and is not a folder: a pool is a folder (metadata, data, pool.json)")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            throw PoolError.invalid("cannot create the pool folder \(folder): \((error as NSError).localizedDescription)")
+        }
         let m = "\(folder)/metadata", d = "\(folder)/data"
         guard !FileManager.default.fileExists(atPath: m) || isAllZero(m) else {
             throw PoolError.invalid("\(folder) already holds a pool (metadata exists); refusing to format over it")
@@ -109,7 +117,7 @@ public final class ThinPool {
         // A process being spawned by another thread holds a copy of the descriptor (and so the
         // lock) until its exec closes it (O_CLOEXEC): wait that out briefly before refusing.
         guard mf.tryLock(exclusive: !readOnly, waitingUpTo: 0.5) else {
-            throw PoolError.invalid("\(metadataPath): the pool is in use by another process")
+            throw PoolError.busy(metadataPath)
         }
         let mdev = try FileMetadataDevice(file: mf)
         metadataFile = mf
@@ -117,6 +125,7 @@ public final class ThinPool {
         self.sidecarPath = sidecarPath
         sidecar = try sidecarPath.map(PoolSidecar.load) ?? PoolSidecar()
         metadata = try PoolMetadata(device: mdev, name: metadataPath)
+        sidecar = sidecar.resolved(transaction: metadata.committedSuperblock.transactionID)
         if readOnly { mode = .readOnly(.requested) }
         try afterOpen()
     }
@@ -128,6 +137,7 @@ public final class ThinPool {
         self.sidecarPath = sidecarPath
         sidecar = try sidecarPath.map(PoolSidecar.load) ?? PoolSidecar()
         metadata = try PoolMetadata(device: metadataDevice)
+        sidecar = sidecar.resolved(transaction: metadata.committedSuperblock.transactionID)
         try afterOpen()
     }
 
@@ -188,7 +198,19 @@ public final class ThinPool {
 
     /// Virtual blocks of `dev` (its size rounded up to whole blocks).
     public func virtualBlocks(of dev: UInt64) throws -> UInt64 {
-        (try virtualSize(of: dev) + dataBlockSize - 1) / dataBlockSize
+        let size = try virtualSize(of: dev)
+        return size / dataBlockSize + (size % dataBlockSize == 0 ? 0 : 1)
+    }
+
+    /// The largest virtual size a thin device may have: 2^63 bytes (8 EiB; dm sizes are 64-bit
+    /// sector counts, and every byte offset inside the device must stay representable).
+    public static let maxVirtualSize: UInt64 = 1 << 63
+
+    /// Refuses a virtual size beyond `maxVirtualSize`.
+    public static func validateVirtualSize(_ size: UInt64) throws {
+        guard size <= maxVirtualSize else {
+            throw PoolError.invalid("virtual size \(size) bytes is beyond the largest a thin device may have (\(maxVirtualSize) bytes, 8 EiB)")
+        }
     }
 
     /// The external origin file of `dev`, if any.
@@ -317,20 +339,38 @@ public final class ThinPool {
             if let sidecarPath, try PoolSidecar.load(sidecarPath) != sidecar { try sidecar.save(sidecarPath) }
             return
         }
+        // Once the metadata commit has begun, a failure (a flush that fails after the superblock
+        // was written) leaves it unknown whether the new blocks are referenced on disk: the
+        // rollback then must not punch them.
+        var metadataCommitStarted = false
         do {
             try dataFile.sync()
             // The sidecar is saved with additions before the metadata commit and exact after
             // it, so a crash in between never loses the size of a device that exists.
+            // Annotations of a commit that changes the transaction id are atomic with it: saved
+            // as pending (the committed ones kept beside them) and taken only if the metadata
+            // holds the new id (`PoolSidecar.resolved`). Others are saved before, as additions.
+            let committedTransaction = metadata.committedSuperblock.transactionID
             if let sidecarPath {
-                var merged = try PoolSidecar.load(sidecarPath)
+                var merged = try PoolSidecar.load(sidecarPath).resolved(transaction: committedTransaction)
                 merged.devices.merge(sidecar.devices) { _, new in new }
                 merged.dataLowWaterMark = sidecar.dataLowWaterMark
-                if let a = sidecar.annotations { merged.annotations = (merged.annotations ?? [:]).merging(a) { _, new in new } }
+                if metadata.transactionID != committedTransaction {
+                    merged.pending = .init(transaction: metadata.transactionID, annotations: sidecar.annotations ?? [:])
+                } else if let a = sidecar.annotations {
+                    merged.annotations = (merged.annotations ?? [:]).merging(a) { _, new in new }
+                }
                 try merged.save(sidecarPath)
             }
+            try FaultInjection.step(.commit)
+            metadataCommitStarted = true
             try metadata.commit()
+            // Committed: these blocks are referenced now and must never be punched by a rollback.
+            provisionedThisTransaction.removeAll()
+            try FaultInjection.step(.commit)
             if let sidecarPath { try sidecar.save(sidecarPath) }
         } catch {
+            if metadataCommitStarted { provisionedThisTransaction.removeAll() }
             try rollBack(after: error)
             throw error
         }
@@ -353,10 +393,20 @@ public final class ThinPool {
     /// Drops the open transaction; the pool is as it was at the last commit.
     public func abort() throws {
         try checkNotFailed()
+        // Data written into blocks allocated by this transaction is unreferenced now: punch it
+        // back out (a receive that hit ENOSPC on the host gives the space back).
+        let written = provisionedThisTransaction.sorted()
+        var i = 0
+        while i < written.count {
+            var j = i
+            while j + 1 < written.count && written[j + 1] == written[j] + 1 { j += 1 }
+            try? dataFile.discard(offset: written[i] * dataBlockSize, length: UInt64(j - i + 1) * dataBlockSize)
+            i = j + 1
+        }
         provisionedThisTransaction.removeAll()
         pendingPassdown.removeAll()
-        sidecar = try sidecarPath.map(PoolSidecar.load) ?? PoolSidecar()
         try metadata.abort()
+        sidecar = (try sidecarPath.map(PoolSidecar.load) ?? PoolSidecar()).resolved(transaction: metadata.committedSuperblock.transactionID)
     }
 
     /// Sets the userspace transaction id (compare-and-swap, FORMAT.md §5.3).

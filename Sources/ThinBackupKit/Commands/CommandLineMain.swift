@@ -1,4 +1,5 @@
 import ArgumentParser
+import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,6 +8,8 @@ import Glibc
 /// stderr with exit code 1 (usage errors: ArgumentParser's message, exit 64).
 public enum ThinBackupMain {
     public static func run(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Int32 {
+        // Cleanups registered by commands (e.g. a reserved metadata snapshot) also run on SIGINT/SIGTERM/SIGHUP.
+        Interrupts.shared.install()
         do {
             var command = try RootCommand.parseAsRoot(arguments)
             try command.run()
@@ -14,6 +17,11 @@ public enum ThinBackupMain {
         } catch let error as CommandFailure {
             writeStderr("thin-backup: \(error.message)\n")
             return error.exitCode
+        } catch let error as PoolError {
+            // Busy (another process holds the pool) is EX_TEMPFAIL, as for a held lock.
+            writeStderr("thin-backup: \(error)\n")
+            if case .busy = error { return lockedExitCode }
+            return 1
         } catch where isOperational(error) {
             writeStderr("thin-backup: \(String(describing: error))\n")
             return 1

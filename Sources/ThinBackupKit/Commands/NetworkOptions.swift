@@ -18,6 +18,12 @@ public struct NetworkOptions: ParsableArguments {
     @Option(help: "Attempts per request on connection errors (with backoff).")
     public var retries: Int = 6
 
+    @Option(help: ArgumentHelp("Seconds to establish a connection.", valueName: "seconds"))
+    public var connectTimeout: Int = 30
+
+    @Option(help: ArgumentHelp("Abandon (and retry) a transfer that moves under 1 byte/s for this many seconds.", valueName: "seconds"))
+    public var stallTimeout: Int = 300
+
     public init() {}
 
     func transportOptions(targetDevice: UInt64? = nil) throws -> TransportOptions {
@@ -29,6 +35,9 @@ public struct NetworkOptions: ParsableArguments {
         o.partSize = Int(part)
         o.tls.caFile = caFile
         o.retry = RetryPolicy(attempts: retries)
+        guard (1...86400).contains(connectTimeout) else { throw ValidationError("--connect-timeout: between 1 and 86400 seconds") }
+        guard (1...86400).contains(stallTimeout) else { throw ValidationError("--stall-timeout: between 1 and 86400 seconds") }
+        o.timeouts = NetworkTimeouts(connect: connectTimeout, stall: stallTimeout)
         o.targetDevice = targetDevice
         return o
     }

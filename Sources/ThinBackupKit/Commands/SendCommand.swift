@@ -34,6 +34,7 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
     @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
     public var size: String?
+    @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
@@ -49,6 +50,7 @@ public struct SendCommand: ParsableCommand {
     }
 
     public func run() throws {
+        if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
         var req = SendRequest(target: snap, destination: to)
         req.pool = pool; req.metadata = metadata; req.data = data; req.base = from; req.level = level
         if let threads { req.workers = threads }

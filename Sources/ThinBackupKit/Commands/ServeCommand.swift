@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 
 /// `thin-backup serve`: the HTTP receiver that replays streams sent with `send --to tb://…`.
 public struct ServeCommand: ParsableCommand {
@@ -38,6 +39,12 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("With --pool: commit a resumable checkpoint every SIZE bytes of data.", valueName: "size"))
     var checkpoint: String = "64M"
 
+    @Option(help: ArgumentHelp("Close a connection that sends nothing for this many seconds (a stalled sender: its receive ends interrupted, resumable).", valueName: "seconds"))
+    var idleTimeout: Double = 300
+
+    @Option(help: ArgumentHelp("Close a connection that does not take an answer within this many seconds.", valueName: "seconds"))
+    var writeTimeout: Double = 300
+
     @Option(help: "Write the port listened on to this file once listening (useful with port 0).")
     var portFile: String?
 
@@ -51,6 +58,9 @@ public struct ServeCommand: ParsableCommand {
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError(tlsCert == nil ? "--tls-key needs --tls-cert (the certificate it belongs to)"
                                                  : "--tls-cert needs --tls-key (the certificate's private key)")
+        }
+        for (name, v) in [("--idle-timeout", idleTimeout), ("--write-timeout", writeTimeout)] where !(v > 0 && v <= 86400) {
+            throw ValidationError("\(name): between 0 and 86400 seconds, got \(v)")
         }
     }
 
@@ -78,6 +88,8 @@ public struct ServeCommand: ParsableCommand {
         var config = ReceiverConfiguration(host: host, port: port, token: token)
         config.maxStreamBytes = maxStreamSize
         config.tls = tls
+        config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
+        config.writeTimeout = .milliseconds(Int64(writeTimeout * 1000))
         let server = try ReceiverServer.start(config, receiver: receiver)
         if let portFile {
             try "\(server.port)\n".write(toFile: portFile + ".tmp", atomically: false, encoding: .utf8)

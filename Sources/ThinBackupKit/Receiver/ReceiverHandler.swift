@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import ReceiverRequest
 
 /// One connection of the receiver: routes requests, checks the token, and bridges a PUT body
 /// into a `BoundedPipe` read by the receive thread. Runs on the channel's event loop only.
@@ -84,6 +85,27 @@ final class ReceiverHandler: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// Read idle (see `ReceiverConfiguration.idleTimeout`): a stalled sender, or an idle connection.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let e = event as? IdleStateHandler.IdleStateEvent, e == .read else {
+            return context.fireUserInboundEventTriggered(event)
+        }
+        // Reading paused because the receive is behind: the sender is not at fault.
+        if pendingRead { return }
+        let limit = shared.configuration.idleTimeout
+        switch state {
+        case .streaming(let s):
+            logger.warning("device \(s.device): nothing from the sender for \(limit.nanoseconds / 1_000_000_000) s: closing; the receive stays resumable")
+            s.inputBroken = true
+            s.pipe.fail(TransportError(.connection, "the sender sent nothing for \(limit.nanoseconds / 1_000_000_000) s (idle timeout)"))
+            context.close(promise: nil)
+        case .awaitingResult:
+            return  // the body is complete; the receive is working
+        case .idle, .discarding:
+            context.close(promise: nil)
+        }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.warning("connection error: \(ReceiverTLS.handshakeFailure(error) ?? "\(error)")")
         shared.metrics.error("connection")
@@ -92,46 +114,29 @@ final class ReceiverHandler: ChannelDuplexHandler {
 
     private func onHead(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         let config = shared.configuration
-        let headerBytes = head.uri.utf8.count + head.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        guard headerBytes <= config.maxHeaderBytes, head.headers.count <= 100 else {
-            return reject(context, .init(statusCode: 431), "request headers too large")
-        }
-        if head.method == .GET, head.uri.split(separator: "?", maxSplits: 1).first == "/metrics" {
+        switch ReceiverRequest.parse(head, token: config.token, maxHeaderBytes: config.maxHeaderBytes) {
+        case .failure(let r):
+            if r.status == .unauthorized { logger.warning("refused \(head.method) \(head.uri): missing or wrong bearer token") }
+            let extra = r.headers.compactMap { h -> (String, String)? in
+                guard let colon = h.firstIndex(of: ":") else { return nil }
+                return (String(h[..<colon]), String(h[h.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+            }
+            reject(context, r.status, r.message, extra: extra)
+        case .success(.metrics):
             // Counters only (no device names, no paths): served without the token, as exporters are.
             state = .discarding(closeAtEnd: false, dropped: 0)
-            return respondText(context, .ok, shared.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
-        }
-        let presented = head.headers.first(name: "authorization") ?? ""
-        guard presented.hasPrefix("Bearer "), constantTimeEqual(String(presented.dropFirst(7)), config.token) else {
-            logger.warning("refused \(head.method) \(head.uri): missing or wrong bearer token")
-            return reject(context, .unauthorized, "missing or wrong bearer token", extra: [("WWW-Authenticate", "Bearer")])
-        }
-        let parts = head.uri.split(separator: "?", maxSplits: 1)[0].split(separator: "/", omittingEmptySubsequences: false)
-        // "", "v1", "devices", D, "receive"
-        guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices", parts[4] == "receive",
-              let device = UInt64(parts[3]) else {
-            return reject(context, .notFound, "no such resource (use /v1/devices/N/receive)")
-        }
-        switch head.method {
-        case .GET:
+            respondText(context, .ok, shared.metrics.render(), contentType: "text/plain; version=0.0.4; charset=utf-8")
+        case .success(.status(let device)):
             let status = shared.registry.status(device)
             state = .discarding(closeAtEnd: false, dropped: 0)
             respond(context, .ok, json: status, close: false)
-        case .PUT:
-            beginReceive(context, head, device)
-        default:
-            reject(context, .methodNotAllowed, "use GET or PUT", extra: [("Allow", "GET, PUT")])
+        case .success(.receive(let device, let streamID, let offset)):
+            beginReceive(context, device, streamID: streamID, offset: offset)
         }
     }
 
-    private func beginReceive(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ device: UInt64) {
+    private func beginReceive(_ context: ChannelHandlerContext, _ device: UInt64, streamID: String, offset: UInt64) {
         let registry = shared.registry
-        guard let streamID = head.headers.first(name: "x-tb-stream-id"), (1...80).contains(streamID.count),
-              streamID.allSatisfy({ $0.isHexDigit || $0 == "-" }) else {
-            return reject(context, .badRequest, "missing or malformed X-TB-Stream-Id")
-        }
-        let offsetText = head.headers.first(name: "x-tb-offset") ?? "0"
-        guard let offset = UInt64(offsetText) else { return reject(context, .badRequest, "malformed X-TB-Offset") }
         let pipe = BoundedPipe(capacity: shared.configuration.bufferBytes)
         guard registry.begin(device, .init(streamID: streamID, startOffset: offset, pipe: pipe)) else {
             return reject(context, .conflict, "device \(device) is already receiving a stream")
@@ -294,7 +299,10 @@ final class ReceiverHandler: ChannelDuplexHandler {
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         let channel = context.channel
+        // A client that does not take the answer within the write timeout loses the connection.
+        let deadline = context.eventLoop.scheduleTask(in: shared.configuration.writeTimeout) { channel.close(promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            deadline.cancel()
             if close { channel.close(promise: nil) }
         }
     }

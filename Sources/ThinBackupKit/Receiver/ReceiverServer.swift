@@ -20,6 +20,13 @@ public struct ReceiverConfiguration: Sendable {
     public var logger = Logger(label: "thin-backup.serve")
     /// When set, the listener speaks only TLS (senders use tbs://); plain connections fail their handshake.
     public var tls: ReceiverTLS?
+    /// A connection that sends nothing for this long is closed: between requests, mid-headers,
+    /// or mid-stream (the receive then ends interrupted, resumable). Time spent with reading
+    /// paused because the receive is behind does not count. Default 5 minutes: a slow WAN
+    /// moves some bytes far more often than that; a dead one does not.
+    public var idleTimeout: TimeAmount = .seconds(300)
+    /// An answer the client does not take within this long closes the connection.
+    public var writeTimeout: TimeAmount = .seconds(300)
 
     public init(host: String, port: Int, token: String) {
         self.host = host
@@ -69,6 +76,7 @@ public final class ReceiverServer: @unchecked Sendable {
                     if let tls = configuration.tls {
                         try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
+                    try ch.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: configuration.idleTimeout))
                     try ch.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try ch.pipeline.syncOperations.addHandler(ReceiverHandler(shared: shared))
                 }
@@ -97,17 +105,4 @@ public final class ReceiverServer: @unchecked Sendable {
     public func wait() throws {
         try channel.closeFuture.wait()
     }
-}
-
-/// Compares two secrets in time that depends only on their lengths, not their contents.
-func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    let n = max(x.count, y.count)
-    for i in 0..<n {
-        let p = i < x.count ? x[i] : 0
-        let q = i < y.count ? y[i] : 0
-        diff |= p ^ q
-    }
-    return diff == 0
 }

@@ -96,13 +96,6 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         try pool.snapshot(origin: req.dev, as: snap)
         try pool.commit()
     }
-    func dropSnapshot() {
-        if let p = try? ThinPool(folder: req.pool) {
-            try? p.delete(snap)
-            try? p.commit()
-            p.close()
-        }
-    }
 
     req.whileLocked?()
 
@@ -110,6 +103,15 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
     // Encrypted: object names carry only the time (pool, device and kind are in the sealed catalog).
     let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs" : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+    // Undone on an error and on SIGINT/SIGTERM (after the send released its metadata snapshot and the pool).
+    let undo = Interrupts.shared.register("delete backup snapshot \(snap) and its partial stream") { [repo] in
+        if let p = try? ThinPool(folder: req.pool) {
+            try? p.delete(snap)
+            try? p.commit()
+            p.close()
+        }
+        try? repo.store.delete(object)
+    }
     var send = SendRequest(target: snap, destination: object)
     send.pool = req.pool
     send.base = base?.snapDev
@@ -117,6 +119,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     send.level = req.level
     send.workers = req.workers
     send.quiet = req.quiet
+    send.command = "backup"
     send.key = repo.key
     let sent: SendReport
     var record: BackupRecord
@@ -136,10 +139,10 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
         try repo.catalog.insert(&record)
         try repo.saveCatalog()
     } catch {
-        dropSnapshot()
-        try? repo.store.delete(object)
+        undo.run()
         throw error
     }
+    undo.dismiss()
 
     // 4. The new snapshot is this repository's base now; the previous one goes (no other repository's state names it).
     state.repository = repo.store.displayName

@@ -20,6 +20,7 @@ public final class HTTPStore: ObjectStore {
     func request(_ method: String, _ name: String) -> HTTPRequest {
         var r = HTTPRequest(method: method, url: url(name))
         r.tls = options.tls
+        r.apply(options.timeouts)
         return r
     }
 

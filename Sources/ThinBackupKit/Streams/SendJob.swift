@@ -20,6 +20,8 @@ public struct SendRequest {
     public var resumeToken: String?
     public var virtualSize: UInt64?
     public var quiet = true
+    /// The command named as the metadata snapshot's owner while it is held.
+    public var command = "send"
     /// For network destinations (token file, S3 endpoint, retries).
     public var transport = TransportOptions()
     /// Encrypt the stream (format version 2); a passphrase keyring derives with the stream id as salt.
@@ -50,26 +52,30 @@ public struct SendReport: Codable {
 /// Runs a send: metadata snapshot (reserved and released, or the held one), diff, read, compress, write.
 public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws -> SendReport {
     let src = try PoolSource(pool: req.pool, metadata: req.metadata, data: req.data)
-    var reserved: ThinPool?
+    var reservation: SnapshotReservation?
     var reader = try MetadataReader(path: src.metadataPath)
     if req.useHeldSnapshot {
         guard reader.superblock.heldRoot != 0 else { throw CommandFailure("-m: no metadata snapshot is held in \(src.metadataPath)") }
     } else if !req.liveMetadata {
-        guard reader.superblock.heldRoot == 0 else {
-            throw CommandFailure("a metadata snapshot is already held in \(src.metadataPath): pass -m to read through it")
-        }
         let pool = try ThinPool(metadataPath: src.metadataPath, dataPath: src.dataPath, sidecarPath: src.sidecarPath)
-        if pool.annotation("pool.id") == nil, reader.superblock.uuid.allSatisfy({ $0 == 0 }) {
-            try pool.setAnnotation("pool.id", randomDigest().description)
+        do {
+            if pool.annotation("pool.id") == nil, reader.superblock.uuid.allSatisfy({ $0 == 0 }) {
+                try pool.setAnnotation("pool.id", randomDigest().description)
+            }
+            // Released on every way out: return, error, SIGINT/SIGTERM (Interrupts).
+            reservation = try SnapshotReservation(pool: pool, metadataPath: src.metadataPath, command: req.command) {
+                ThinBackupMain.writeStderr("thin-backup: \($0)\n")
+            }
+        } catch {
+            pool.close()
+            throw error
         }
-        try pool.reserveMetadataSnapshot()
-        reserved = pool
         reader = try MetadataReader(path: src.metadataPath)
     }
     defer {
-        if let pool = reserved {
-            try? pool.releaseMetadataSnapshot()
-            pool.close()
+        if let reservation {
+            reservation.release()
+            reservation.pool.close()
         }
     }
     let view = req.liveMetadata ? reader.live : try reader.metadataSnapshot()

@@ -1,4 +1,6 @@
 import Delta
+import Foundation
+import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,10 +90,19 @@ public final class FileSink: ByteSink {
             if fd != 1 && !closed { close(fd); closed = true }
             return
         }
+        try FaultInjection.step(.sync)
         guard fsync(fd) == 0 else { throw LocalIOError.errno("fsync", p) }
         close(fd)
         closed = true
+        try FaultInjection.step(.rename)
         guard rename(p, path) == 0 else { throw LocalIOError.errno("rename to \(path)", p) }
+        // The rename is durable before anything that relies on the file (a catalog naming it).
+        let dir = (path as NSString).deletingLastPathComponent
+        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
+        }
     }
 }
 

@@ -17,9 +17,15 @@ struct HTTPRequest {
     var sigV4: (provider: String, userPassword: String)? = nil
     var tls = TLSOptions()
     /// Seconds to establish a connection.
-    var connectTimeout = 15
+    var connectTimeout = NetworkTimeouts().connect
     /// Abort when fewer than 1 byte/s move for this many seconds (0 = never).
-    var stallTimeout = 60
+    var stallTimeout = NetworkTimeouts().stall
+
+    /// Takes the timeouts of `t`.
+    mutating func apply(_ t: NetworkTimeouts) {
+        connectTimeout = t.connect
+        stallTimeout = t.stall
+    }
 
     init(method: String, url: String) {
         self.method = method
@@ -48,4 +54,17 @@ struct HTTPResponse {
     var isSuccess: Bool { (200...299).contains(status) }
     var bodyText: String { String(decoding: body, as: UTF8.self) }
     func header(_ name: String) -> String? { headers[name.lowercased()] }
+}
+
+/// Client-side timeouts of every HTTP exchange (libcurl: CONNECTTIMEOUT, LOW_SPEED_LIMIT/TIME).
+public struct NetworkTimeouts: Sendable, Equatable {
+    /// Seconds to establish a connection (TCP and TLS).
+    public var connect = 30
+    /// Seconds under 1 byte/s after which a transfer is abandoned (and retried): a stalled peer.
+    /// Default 5 minutes, the receiver's idle timeout: a slow WAN moves bytes far more often.
+    public var stall = 300
+    public init(connect: Int = 30, stall: Int = 300) {
+        self.connect = connect
+        self.stall = stall
+    }
 }

@@ -77,6 +77,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
         var r = HTTPRequest(method: method, url: baseURL)
         r.headers.append(("Authorization", "Bearer \(token)"))
         r.tls = options.tls
+        r.apply(options.timeouts)
         return r
     }
 

@@ -14,6 +14,7 @@ public enum Transport {
         case .http(let url):
             var request = HTTPRequest(method: "PUT", url: url)
             request.tls = options.tls
+            request.apply(options.timeouts)
             return HTTPPutSink(request: request, retry: options.retry)
         case .s3(let bucket, let key):
             return try S3UploadSink(client: s3Client(bucket, key, options), retry: options.retry, partSize: options.partSize)
@@ -38,6 +39,7 @@ public enum Transport {
         case .http(let url):
             var request = HTTPRequest(method: "GET", url: url)
             request.tls = options.tls
+            request.apply(options.timeouts)
             return HTTPGetSource(request: request, retry: options.retry, startOffset: startOffset)
         case .s3(let bucket, let key):
             return s3Source(try s3Client(bucket, key, options), retry: options.retry, startOffset: startOffset)
@@ -57,6 +59,6 @@ public enum Transport {
     static func s3Client(_ bucket: String, _ key: String, _ options: TransportOptions) throws -> S3Client {
         let credentials = try S3Credentials.resolve(environment: options.environment)
         let endpoint = options.s3Endpoint ?? options.environment["AWS_ENDPOINT_URL_S3"] ?? options.environment["AWS_ENDPOINT_URL"]
-        return try S3Client(bucket: bucket, key: key, credentials: credentials, endpoint: endpoint, tls: options.tls)
+        return try S3Client(bucket: bucket, key: key, credentials: credentials, endpoint: endpoint, tls: options.tls, timeouts: options.timeouts)
     }
 }

@@ -12,6 +12,7 @@ public struct TransportOptions: Sendable {
     public var targetDevice: UInt64?
     public var retry = RetryPolicy()
     public var tls = TLSOptions()
+    public var timeouts = NetworkTimeouts()
     /// Where credentials come from (a parameter so tests need not touch the process environment).
     public var environment: [String: String] = ProcessInfo.processInfo.environment
 

@@ -2,6 +2,7 @@ import Delta
 import Foundation
 import Testing
 import TestSupport
+import ReceiverRequest
 @testable import ThinBackupKit
 
 /// A `serve` receiver in this process, with a spool directory as its receiver.

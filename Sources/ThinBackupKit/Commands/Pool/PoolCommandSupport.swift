@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import PoolCore
 
 /// `--pool DIR`, shared by the pool commands that change a pool.
@@ -46,5 +47,16 @@ extension ThinPool {
     /// Commits after a CLI command; a failure is reported as one line.
     func commitForCLI() throws {
         try commit()
+    }
+}
+
+/// Refuses to replace an existing regular file unless `force` (devices, FIFOs and /dev/null are written in place).
+func refuseOverwrite(_ path: String, force: Bool) throws {
+    var isDir: ObjCBool = false
+    guard !force, FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return }
+    if isDir.boolValue { throw CommandFailure("\(path) is a folder") }
+    let attrs = try? FileManager.default.attributesOfItem(atPath: path)
+    if attrs?[.type] as? FileAttributeType == .typeRegular {
+        throw CommandFailure("\(path) exists: pass --force to overwrite it")
     }
 }

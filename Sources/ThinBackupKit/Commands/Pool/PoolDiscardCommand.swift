@@ -22,8 +22,9 @@ extension PoolCommand {
             let p = try pool.open()
             let bs = p.dataBlockSize
             let size = try p.virtualSize(of: dev)
-            guard offset <= size, length <= size - offset else { throw PoolError.beyondEnd(dev: dev, offset: offset + length, size: size) }
-            let first = (offset + bs - 1) / bs
+            // Checked before any arithmetic: offset + length cannot overflow past here.
+            guard offset <= size, length <= size - offset else { throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(length), size: size) }
+            let first = offset / bs + (offset % bs == 0 ? 0 : 1)
             let end = (offset + length) / bs
             if first < end { try p.discard(dev, blocks: first..<end) }
             try p.commitForCLI()

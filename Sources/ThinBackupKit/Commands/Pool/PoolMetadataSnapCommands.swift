@@ -32,6 +32,11 @@ extension PoolCommand {
         public func run() throws {
             let p = try pool.open()
             try p.releaseMetadataSnapshot()
+            // A release by hand also forgets who reserved it (a send or backup that was killed).
+            if SnapshotOwner.recorded(in: p) != nil {
+                try p.setAnnotation(SnapshotOwner.annotation, nil)
+                try p.commit()
+            }
         }
     }
 }

@@ -13,10 +13,12 @@ extension PoolCommand {
         public var dev: UInt64
         @Option(name: .long, help: "The file to write.")
         public var to: String
+        @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
 
         public init() {}
 
         public func run() throws {
+            try refuseOverwrite(to, force: force)
             let p = try pool.open()
             let size = try p.virtualSize(of: dev)
             let out = try RandomAccessFile(path: to, writable: true, create: true)

@@ -1,5 +1,8 @@
 import ArgumentParser
 import PoolCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension PoolCommand {
     /// `thin-backup pool write`: copies a file's bytes into a thin device.
@@ -11,7 +14,7 @@ extension PoolCommand {
         @OptionGroup public var pool: PoolDirOption
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
-        @Option(name: .long, help: "The file to copy in.")
+        @Option(name: .long, help: "The file to copy in: a regular file or block device (its size), or a pipe, FIFO, character device or - for stdin (read to its end).")
         public var from: String
         @Option(name: .long, help: "Byte offset in the device.")
         public var offset: UInt64 = 0
@@ -25,10 +28,54 @@ extension PoolCommand {
         public init() {}
 
         public func run() throws {
+            let input = try StreamInput(from)
+            defer { input.close() }
             let p = try pool.open()
-            let src = try RandomAccessFile(path: from, writable: false)
-            try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset, commitEvery: commitEvery.bytes)
+            if input.isSeekable {
+                let src = try RandomAccessFile(path: from, writable: false)
+                try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset, commitEvery: commitEvery.bytes)
+            } else {
+                // A pipe has no size: read it to its end.
+                try p.copyIn(to: dev, offset: offset, commitEvery: commitEvery.bytes) { try input.read(into: $0) }
+            }
             try p.commitForCLI()
         }
     }
+}
+
+/// The input of `pool write --from`: a path or `-` (stdin), told apart by what it is.
+final class StreamInput {
+    let fd: Int32
+    let path: String
+    /// A regular file or block device (read by offset, sized); otherwise read sequentially to its end.
+    let isSeekable: Bool
+    private let owned: Bool
+
+    init(_ path: String) throws {
+        self.path = path
+        if path == "-" {
+            fd = 0
+            owned = false
+        } else {
+            fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+            owned = true
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw CommandFailure("cannot stat \(path): \(String(cString: strerror(errno)))") }
+        let kind = st.st_mode & S_IFMT
+        if kind == S_IFDIR { throw CommandFailure("--from \(path) is a folder, not a file") }
+        isSeekable = path != "-" && (kind == S_IFREG || kind == S_IFBLK)
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw CommandFailure("reading \(path == "-" ? "stdin" : path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func close() { if owned { _ = Glibc.close(fd) } }
 }

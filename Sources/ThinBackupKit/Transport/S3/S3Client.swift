@@ -12,7 +12,11 @@ struct S3Client: Sendable {
     let endpoint: String?
     let tls: TLSOptions
 
-    init(bucket: String, key: String, credentials: S3Credentials, endpoint: String?, tls: TLSOptions) throws {
+    let timeouts: NetworkTimeouts
+
+    init(bucket: String, key: String, credentials: S3Credentials, endpoint: String?, tls: TLSOptions,
+         timeouts: NetworkTimeouts = NetworkTimeouts()) throws {
+        self.timeouts = timeouts
         guard !bucket.isEmpty, !key.isEmpty else {
             throw TransportError(.usage, "s3: expected s3://BUCKET/KEY")
         }
@@ -64,6 +68,7 @@ struct S3Client: Sendable {
                    userPassword: "\(credentials.accessKeyID):\(credentials.secretAccessKey)")
         r.body = body
         r.tls = tls
+        r.apply(timeouts)
         return r
     }
 

@@ -1,0 +1,170 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Cleanups that must run however a command ends: normally, by an error, or by SIGINT/SIGTERM/SIGHUP.
+///
+/// A command registers a cleanup right after it takes something that outlives the process if
+/// left behind (a reserved metadata snapshot, a suspended device), and calls `run()` on the
+/// returned `Cleanup` when it is done (a `defer`): the cleanup runs exactly once, on whichever
+/// path comes first. On a signal, a watcher thread (never the signal handler itself) runs every
+/// registered cleanup, newest first, then re-raises the signal with its default action, so the
+/// process ends with the status a shell expects (130 for SIGINT, 143 for SIGTERM). A second
+/// signal while cleanups run ends the process at once.
+///
+///     let release = Interrupts.shared.register("release the metadata snapshot") { try? pool.release() }
+///     defer { release.run() }
+public final class Interrupts: @unchecked Sendable {
+    public static let shared = Interrupts()
+
+    /// One registered cleanup; `run()` runs it once and unregisters it.
+    public final class Cleanup: @unchecked Sendable {
+        public let name: String
+        private let body: () -> Void
+        private let lock = NSLock()
+        private var finished = false
+        fileprivate weak var owner: Interrupts?
+
+        fileprivate init(name: String, body: @escaping () -> Void) {
+            self.name = name
+            self.body = body
+        }
+
+        /// Runs the cleanup unless it already ran (or was dismissed); waits for a run in progress.
+        public func run() {
+            lock.lock()
+            defer { lock.unlock() }
+            guard !finished else { return }
+            finished = true
+            owner?.remove(self)
+            body()
+        }
+
+        /// Forgets the cleanup without running it (the thing it would undo was handed on or undone otherwise).
+        public func dismiss() {
+            lock.lock()
+            defer { lock.unlock() }
+            finished = true
+            owner?.remove(self)
+        }
+
+        /// Whether it ran or was dismissed.
+        public var isFinished: Bool {
+            lock.lock()
+            defer { lock.unlock() }
+            return finished
+        }
+    }
+
+    private let lock = NSLock()
+    private var registered: [Cleanup] = []
+    private var installed = false
+    /// Lines written to stderr when a signal arrives (tests read them; nil: stderr).
+    public var log: (@Sendable (String) -> Void)?
+
+    public init() {}
+
+    /// Registers `body` to run on a signal, and returns the handle whose `run()` the caller calls when done.
+    @discardableResult
+    public func register(_ name: String, _ body: @escaping () -> Void) -> Cleanup {
+        let c = Cleanup(name: name, body: body)
+        c.owner = self
+        lock.lock()
+        registered.append(c)
+        lock.unlock()
+        return c
+    }
+
+    /// Runs `work`, with `cleanup` registered for its duration and run after it however it ends.
+    public func guarded<T>(_ name: String, cleanup: @escaping () -> Void, _ work: () throws -> T) rethrows -> T {
+        let c = register(name, cleanup)
+        defer { c.run() }
+        return try work()
+    }
+
+    /// Names of the cleanups registered now, oldest first.
+    public var pending: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return registered.map(\.name)
+    }
+
+    fileprivate func remove(_ c: Cleanup) {
+        lock.lock()
+        registered.removeAll { $0 === c }
+        lock.unlock()
+    }
+
+    /// Runs every registered cleanup, newest first (what a signal does before the process ends).
+    public func runAll() {
+        lock.lock()
+        let all = registered.reversed()
+        lock.unlock()
+        for c in all { c.run() }
+    }
+
+    /// Installs the handlers for SIGINT, SIGTERM and SIGHUP (once per process; later calls do nothing).
+    public func install() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !installed else { return }
+        installed = true
+        // A parent may have left these blocked (a spawning test runner does): unblock them first,
+        // so the watcher and every later thread inherit the open mask (raise() must not stay pending).
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { return }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        interruptPipe = fds[1]
+        let readEnd = fds[0]
+        let thread = Thread { [self] in watch(readEnd) }
+        thread.name = "interrupts"
+        thread.start()
+        for s in [SIGINT, SIGTERM, SIGHUP] { signal(s, interruptsSignalHandler) }
+    }
+
+    private func watch(_ fd: Int32) {
+        var byte: UInt8 = 0
+        while true {
+            let n = read(fd, &byte, 1)
+            if n == 1 { break }
+            if n < 0 && errno == EINTR { continue }
+            return
+        }
+        let sig = Int32(byte)
+        let names = pending
+        let line = "thin-backup: interrupted by \(signalName(sig))"
+            + (names.isEmpty ? "\n" : "; cleaning up: \(names.reversed().joined(separator: ", "))\n")
+        if let log { log(line) } else { ThinBackupMain.writeStderr(line) }
+        runAll()
+        signal(sig, SIG_DFL)
+        raise(sig)
+        _exit(128 + sig)
+    }
+}
+
+/// Write end of the pipe the signal handler wakes the watcher with (-1 until installed).
+nonisolated(unsafe) private var interruptPipe: Int32 = -1
+/// Set by the first signal; a second one ends the process at once.
+nonisolated(unsafe) private var interruptSeen: Int32 = 0
+
+/// The signal handler: async-signal-safe calls only (write, _exit).
+private func interruptsSignalHandler(_ sig: Int32) {
+    if interruptSeen != 0 { _exit(128 + sig) }
+    interruptSeen = sig
+    var b = UInt8(truncatingIfNeeded: sig)
+    _ = write(interruptPipe, &b, 1)
+}
+
+func signalName(_ sig: Int32) -> String {
+    switch sig {
+    case SIGINT: return "SIGINT"
+    case SIGTERM: return "SIGTERM"
+    case SIGHUP: return "SIGHUP"
+    default: return "signal \(sig)"
+    }
+}

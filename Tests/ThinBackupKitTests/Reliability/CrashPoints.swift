@@ -1,0 +1,70 @@
+import Foundation
+import PoolCore
+@testable import ThinBackupKit
+import TestSupport
+
+/// Runs the built binary with a crash point (`THIN_BACKUP_FAULT`, see PoolCore's FaultInjection).
+enum CrashPoints {
+    static var binary: String { Repo.root + "/.build/debug/thin-backup" }
+
+    /// Runs `arguments` with `fault` ("count:FILE", "kill:N", "fail:N", or nil for none).
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var ok: Bool { status == 0 }
+    }
+
+    /// Exit status, or 128 + the signal that ended the process.
+    static func run(_ arguments: [String], fault: String?, stdin: Data? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary)
+        p.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["THIN_BACKUP_FAULT"] = fault
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return Result(status: status, stdout: String(decoding: outData, as: UTF8.self),
+                           stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// The durability steps `arguments` takes, in order ("sync", "rename", "commit").
+    static func steps(_ arguments: [String], in dir: TempDir) throws -> [String] {
+        let file = dir.file("steps-\(UInt32.random(in: 0 ... .max))")
+        let r = try run(arguments, fault: "count:\(file)")
+        guard r.ok else { throw CommandFailure("counting run failed: \(r.stderr)") }
+        let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    /// A byte-for-byte copy of a pool folder (sparse data file kept sparse).
+    static func copyPool(_ from: String, _ to: String) throws {
+        let r = try Tool.run("cp", ["-a", "--sparse=always", from, to])
+        guard r.ok else { throw CommandFailure("cp: \(r.stderr)") }
+    }
+
+    /// Content digest recomputed from the device's bytes (nil when the device does not exist).
+    static func deviceDigest(_ pool: String, _ dev: UInt64) throws -> Digest128? {
+        let p = try ThinPool(folder: pool, readOnly: true)
+        defer { p.close() }
+        guard try p.deviceExists(dev) else { return nil }
+        return try p.contentDigest(of: dev)
+    }
+}
+
+import Delta
