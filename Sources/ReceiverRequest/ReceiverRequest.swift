@@ -32,27 +32,24 @@ public enum ReceiverRequest: Equatable, Sendable {
             return .failure(Rejection(.init(statusCode: 431), "request headers too large"))
         }
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        if head.method == .GET, path == "/metrics" { return .success(.metrics) }
-        let presented = head.headers.first(name: "authorization") ?? ""
-        guard presented.hasPrefix("Bearer "), constantTimeEqual(String(presented.dropFirst(7)), token) else {
-            return .failure(Rejection(.unauthorized, "missing or wrong bearer token", headers: ["WWW-Authenticate: Bearer"]))
+        if head.method == .GET, path == ReceiverWire.metricsPath { return .success(.metrics) }
+        let presented = head.headers.first(name: ReceiverWire.authorization) ?? ""
+        guard let presentedToken = ReceiverWire.token(inCredentials: presented), constantTimeEqual(String(presentedToken), token) else {
+            return .failure(Rejection(.unauthorized, "missing or wrong bearer token", headers: ["WWW-Authenticate: \(ReceiverWire.bearer)"]))
         }
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        // "", "v1", "devices", D, "receive"
-        guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "devices", parts[4] == "receive",
-              let device = decimalNumber(parts[3]) else {
-            return .failure(Rejection(.notFound, "no such resource (use /v1/devices/N/receive)"))
+        guard let d = ReceiverWire.deviceText(inPath: path), let device = decimalNumber(d) else {
+            return .failure(Rejection(.notFound, "no such resource (use \(ReceiverWire.pathTemplate))"))
         }
         switch head.method {
         case .GET:
             return .success(.status(device: device))
         case .PUT:
-            guard let streamID = head.headers.first(name: "x-tb-stream-id"), (1...80).contains(streamID.utf8.count),
+            guard let streamID = head.headers.first(name: ReceiverWire.streamID), (1...80).contains(streamID.utf8.count),
                   streamID.utf8.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: "-") }) else {
-                return .failure(Rejection(.badRequest, "missing or malformed X-TB-Stream-Id"))
+                return .failure(Rejection(.badRequest, "missing or malformed \(ReceiverWire.streamID)"))
             }
-            guard let offset = decimalNumber(Substring(head.headers.first(name: "x-tb-offset") ?? "0")) else {
-                return .failure(Rejection(.badRequest, "malformed X-TB-Offset"))
+            guard let offset = decimalNumber(Substring(head.headers.first(name: ReceiverWire.offset) ?? "0")) else {
+                return .failure(Rejection(.badRequest, "malformed \(ReceiverWire.offset)"))
             }
             return .success(.receive(device: device, streamID: streamID, offset: offset))
         default:

@@ -98,18 +98,18 @@ import TestSupport
 
     @Test func metadataSnapArgumentSpellings() throws {
         func opts(_ args: [String]) throws -> PoolDump.Options { try Dump.parse(["--metadata", "x"] + args).options }
-        #expect(try opts([]).metadataSnap == false)
+        #expect(try opts([]).mode == .live)
         for args in [["-m"], ["--metadata-snap"], ["-m", "--dev-id", "3"]] {
             let o = try opts(args)
-            #expect(o.metadataSnap && o.snapBlock == nil, "\(args)")
+            #expect(o.mode == .held(block: nil), "\(args)")
         }
         for args in [["-m5"], ["-m", "5"], ["--metadata-snap=5"], ["--metadata-snap", "5"]] {
             let o = try opts(args)
-            #expect(o.metadataSnap && o.snapBlock == 5, "\(args)")
+            #expect(o.mode == .held(block: 5), "\(args)")
         }
         #expect(try opts(["-m", "--dev-id", "3"]).deviceIDs == [3])
         #expect(throws: (any Error).self) { try Dump.parse(["--metadata", "x", "-mfoo"]) }
-        #expect(try PoolCommand.Ls.parse(["--metadata", "x", "-m7"]).snap.metadataSnapBlock == 7)
+        #expect(try PoolCommand.Ls.parse(["--metadata", "x", "-m7"]).snap.mode() == .held(block: 7))
     }
 
     /// Run merging, on hand-made input: equal times only, across any boundary, singles for runs of one.

@@ -60,6 +60,6 @@ import TestSupport
     }
 
     @Test func unknownFieldIsRejected() {
-        #expect(throws: CommandFailure.self) { try PoolListing.fields("DEV,BOGUS") }
+        #expect(throws: JobError.self) { try PoolListing.fields("DEV,BOGUS") }
     }
 }

@@ -76,10 +76,39 @@ public final class Replayer {
         }
     }
 
+    /// What `resolve` decided: where the stream goes and how it continues.
+    private struct Plan {
+        let header: StreamHeader
+        let dev: UInt64
+        var digest: ContentDigest
+        /// Records below this sequence were applied before (a whole stream sent again to resume).
+        let skipBelow: UInt64
+        /// The interrupted receive being resumed.
+        let checkpoint: PartialReceive?
+        let resume: Bool
+    }
+
+    private enum Resolution {
+        case apply(Plan)
+        case alreadyReceived(ReceiveSummary)
+    }
+
     private func run(_ source: ByteSource, resume: Bool, continuing: Bool) throws -> ReceiveSummary {
         decoder = StreamDecoder(keyring: keyring)
         streamBytes = 0
         sourceDone = false
+        switch try resolve(source, resume: resume, continuing: continuing) {
+        case let .alreadyReceived(summary):
+            return summary
+        case var .apply(plan):
+            let trailer = try apply(&plan, source, freshDevice: !plan.header.isIncremental)
+            return try finish(plan, trailer, source)
+        }
+    }
+
+    /// Reads the header and decides the target: a resumed receive, a stream received before
+    /// (checked through, nothing changed), a snapshot of the local copy of the base, or a new device.
+    private func resolve(_ source: ByteSource, resume: Bool, continuing: Bool) throws -> Resolution {
         let receipts = try pool.receipts()
         let header: StreamHeader
         if continuing {
@@ -98,10 +127,6 @@ public final class Replayer {
             throw ReplayError.blockSizeMismatch(stream: header.blockSize, pool: pool.blockSize)
         }
         let dev = targetID ?? header.target.device
-        let bs = pool.blockSize
-        var digest: ContentDigest
-        var skipBelow: UInt64 = 0
-        var checkpoint: PartialReceive?
         let existing = receipts[dev]
 
         if resume {
@@ -112,16 +137,15 @@ public final class Replayer {
             guard expectHeader == header else {
                 throw ReplayError.notTheInterruptedStream("its header differs from the interrupted stream's")
             }
-            digest = ContentDigest(p.digest)
-            checkpoint = p
-            if header.resumeSequence == 0 && !continuing { skipBelow = p.progress.nextSequence }
+            let skip = header.resumeSequence == 0 && !continuing ? p.progress.nextSequence : 0
+            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(p.digest), skipBelow: skip, checkpoint: p, resume: true))
         } else if let r = existing, r.partial == nil, r.sourcePool == header.sourcePool, r.source == header.target,
                   try pool.deviceExists(dev) {
             // Already received: check the stream through to its end, change nothing.
             while let rec = try nextRecord(source) { if case .trailer = rec { break } }
             try drain(source)
-            return ReceiveSummary(outcome: .alreadyReceived, device: dev, header: header, trailer: decoder.trailer,
-                                  contentDigest: r.contentDigest, streamBytes: streamBytes)
+            return .alreadyReceived(ReceiveSummary(outcome: .alreadyReceived, device: dev, header: header, trailer: decoder.trailer,
+                                                   contentDigest: r.contentDigest, streamBytes: streamBytes))
         } else if try pool.deviceExists(dev) {
             throw ReplayError.deviceExists(dev)
         } else if let base = header.base {
@@ -138,29 +162,33 @@ public final class Replayer {
                 throw ReplayError.baseModified(local: local, base: base)
             }
             try pool.createSnapshot(dev, of: local, virtualSize: header.virtualSize)
-            digest = ContentDigest(r.contentDigest)
+            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(r.contentDigest), skipBelow: 0, checkpoint: nil, resume: false))
         } else if header.readsOrigin {
             guard let make = createOverOrigin else { throw ReplayError.needsOrigin(header.target) }
             try make(dev, header.virtualSize)
-            digest = ContentDigest()
+            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false))
         } else {
             try pool.createThin(dev, virtualSize: header.virtualSize)
-            digest = ContentDigest()
+            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false))
         }
+    }
 
-        let maxRaw = Int(header.maxRecordRaw)
+    /// Applies every record up to the trailer (returned), keeping the content digest and
+    /// committing checkpoints as asked. `freshDevice`: a full stream writes a new, empty device
+    /// in ascending order, so no old content has to be read for the digest.
+    private func apply(_ plan: inout Plan, _ source: ByteSource, freshDevice: Bool) throws -> StreamTrailer {
+        let bs = pool.blockSize
+        let dev = plan.dev
+        let maxRaw = Int(plan.header.maxRecordRaw)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
         let old = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
         defer { raw.deallocate(); old.deallocate() }
         let z = try ZstdDecompressor()
-        let expected = header.expectedBlocks * UInt64(bs)
+        let expected = plan.header.expectedBlocks * UInt64(bs)
         var applied: UInt64 = 0
         var sinceCheckpoint: UInt64 = 0
-        var trailer: StreamTrailer?
 
         /// Removes the old content of blocks about to change from the digest (reads them from the device).
-        /// A full stream writes a new, empty device in ascending order: nothing to read there.
-        let freshDevice = !header.isIncremental
         func forget(_ first: UInt64, _ count: UInt64) throws {
             if freshDevice { return }
             var i: UInt64 = 0
@@ -169,19 +197,16 @@ public final class Replayer {
                 let n = min(per, count - i)
                 let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<Int(n) * bs])
                 try pool.read(dev, block: first + i, into: buf)
-                digest.remove(blocks: UnsafeRawBufferPointer(buf), from: first + i, blockSize: bs)
+                plan.digest.remove(blocks: UnsafeRawBufferPointer(buf), from: first + i, blockSize: bs)
                 i += n
             }
         }
 
         while let rec = try nextRecord(source) {
             let seq = decoder.progress.nextSequence &- 1
-            if case .trailer(let t) = rec {
-                trailer = t
-                break
-            }
-            if seq < skipBelow {
-                if decoder.progress.nextSequence == skipBelow, let c = checkpoint, decoder.progress != c.progress {
+            if case .trailer(let t) = rec { return t }
+            if seq < plan.skipBelow {
+                if decoder.progress.nextSequence == plan.skipBelow, let c = plan.checkpoint, decoder.progress != c.progress {
                     throw ReplayError.notTheInterruptedStream("its records differ from those already applied")
                 }
                 continue
@@ -198,13 +223,13 @@ public final class Replayer {
                 }
                 guard got == n else { throw StreamError.payload(sequence: seq, reason: "decompressed to \(got) bytes, expected \(n)") }
                 try forget(first, UInt64(count))
-                digest.add(blocks: UnsafeRawBufferPointer(out), from: first, blockSize: bs)
+                plan.digest.add(blocks: UnsafeRawBufferPointer(out), from: first, blockSize: bs)
                 try pool.write(dev, block: first, UnsafeRawBufferPointer(out))
                 applied += UInt64(n)
                 sinceCheckpoint += UInt64(n)
             case let .zero(first, count):
                 try forget(first, count)
-                if header.readsOrigin {
+                if plan.header.readsOrigin {
                     // Unmapped would read the origin's bytes: these blocks read zeros, so they are written.
                     try writeZeros(dev, first, count, buffer: raw)
                 } else {
@@ -219,31 +244,39 @@ public final class Replayer {
             }
             onProgress?(applied, streamBytes, expected)
             if let every = checkpointBytes, sinceCheckpoint >= every {
-                let p = PartialReceive(header: header, progress: decoder.progress, digest: digest.value,
-                                       streamOffset: decoder.consumedBytes, label: label)
-                try pool.setReceipt(Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
-                                            contentDigest: .zero, mappingDigest: .zero, partial: p), for: dev)
-                try pool.commitReceive()
+                try checkpoint(plan)
                 sinceCheckpoint = 0
-                onCheckpoint?(p.progress.token)
             }
         }
-        guard let trailer else { throw StreamError.truncated(offset: streamBytes) }
-        try drain(source)
-        if resume {
-            // A resumed receive is checked against the device as built, not against a running
-            // digest that trusts the checkpoint it started from.
-            digest = ContentDigest(try pool.contentDigest(of: dev))
-        }
-        if let want = trailer.targetDigest, want != digest.value {
-            throw ReplayError.targetDigestMismatch(expected: want, computed: digest.value)
-        }
-        let receipt = Receipt(sourcePool: header.sourcePool, source: header.target, streamID: header.streamID,
-                              contentDigest: digest.value, mappingDigest: try pool.mappingDigest(of: dev))
-        try pool.setReceipt(receipt, for: dev)
+        throw StreamError.truncated(offset: streamBytes)
+    }
+
+    /// Commits what was applied so far as a resumable checkpoint.
+    private func checkpoint(_ plan: Plan) throws {
+        let p = PartialReceive(header: plan.header, progress: decoder.progress, digest: plan.digest.value,
+                               streamOffset: decoder.consumedBytes, label: label)
+        try pool.setReceipt(Receipt(sourcePool: plan.header.sourcePool, source: plan.header.target, streamID: plan.header.streamID,
+                                    contentDigest: .zero, mappingDigest: .zero, partial: p), for: plan.dev)
         try pool.commitReceive()
-        return ReceiveSummary(outcome: resume ? .resumed : .received, device: dev, header: header, trailer: trailer,
-                              contentDigest: digest.value, streamBytes: streamBytes)
+        onCheckpoint?(p.progress.token)
+    }
+
+    /// After the trailer: the source must end, the content digest match the trailer's; then the
+    /// receipt is recorded and everything committed.
+    private func finish(_ plan: Plan, _ trailer: StreamTrailer, _ source: ByteSource) throws -> ReceiveSummary {
+        try drain(source)
+        // A resumed receive is checked against the device as built, not against a running
+        // digest that trusts the checkpoint it started from.
+        let digest = plan.resume ? try pool.contentDigest(of: plan.dev) : plan.digest.value
+        if let want = trailer.targetDigest, want != digest {
+            throw ReplayError.targetDigestMismatch(expected: want, computed: digest)
+        }
+        let receipt = Receipt(sourcePool: plan.header.sourcePool, source: plan.header.target, streamID: plan.header.streamID,
+                              contentDigest: digest, mappingDigest: try pool.mappingDigest(of: plan.dev))
+        try pool.setReceipt(receipt, for: plan.dev)
+        try pool.commitReceive()
+        return ReceiveSummary(outcome: plan.resume ? .resumed : .received, device: plan.dev, header: plan.header, trailer: trailer,
+                              contentDigest: digest, streamBytes: streamBytes)
     }
 
     /// Writes zeros over `count` blocks from `first`, a buffer at a time.

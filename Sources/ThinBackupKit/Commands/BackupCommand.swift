@@ -14,7 +14,7 @@ public struct BackupCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String
+    @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Thin device to back up.", valueName: "id")) public var dev: UInt64
     @Option(help: ArgumentHelp("Repository: folder, http(s)://URL or s3://BUCKET/PREFIX.", valueName: "dest")) public var repo: String
     @Option(help: ArgumentHelp("Record this time instead of now (2026-01-31T02:00:00Z; also $THIN_BACKUP_NOW).", valueName: "time"))
@@ -27,7 +27,9 @@ public struct BackupCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        var req = BackupRequest(pool: pool, dev: dev, repo: repo)
+        let access = try pool.open()
+        defer { access.close() }
+        var req = BackupRequest(pool: access, dev: dev, repo: repo)
         req.keyring = try key.keyring()
         req.now = try WorkflowClock.now(now)
         req.level = level

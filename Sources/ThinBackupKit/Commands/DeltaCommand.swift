@@ -16,11 +16,7 @@ public struct DeltaCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Metadata device or file of the pool.", valueName: "file"))
-    public var metadata: String?
-
-    @Option(name: .long, help: ArgumentHelp("Pool folder (holds a file named `metadata`).", valueName: "dir"))
-    public var pool: String?
+    @OptionGroup public var pool: PoolOptions
 
     @Option(name: [.customLong("thin1"), .customLong("snap1")], help: ArgumentHelp("Left (older) thin device id.", valueName: "id"))
     public var thin1: UInt64
@@ -42,11 +38,7 @@ public struct DeltaCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        switch (metadata, pool) {
-        case (nil, nil): throw ValidationError("give the pool as --metadata FILE or --pool DIR")
-        case (_?, _?): throw ValidationError("give either --metadata or --pool, not both")
-        default: break
-        }
+        if !pool.isGiven { throw ValidationError("give the pool as --metadata FILE or --pool DIR") }
         if verbose && format == .json { throw ValidationError("--verbose applies to the xml format only") }
     }
 
@@ -54,9 +46,11 @@ public struct DeltaCommand: ParsableCommand {
 
     /// Runs the command with its output going to `out` (tests pass a memory output).
     /// On failure the unwritten part of the output is dropped.
-    public func run(to out: TextOutput, source: (any BlockReading)? = nil) throws {
+    public func run(to out: TextOutput) throws {
+        let access = try pool.open()
+        defer { access.close() }
         do {
-            try execute(to: out, source: source)
+            try execute(access, to: out)
             try out.flush()
         } catch {
             out.discard()
@@ -64,23 +58,13 @@ public struct DeltaCommand: ParsableCommand {
         }
     }
 
-    /// The path of the metadata device or file.
-    var metadataPath: String { metadata ?? "\(pool!)/metadata" }
-
-    private func execute(to out: TextOutput, source: (any BlockReading)?) throws {
-        let reader = try source.map { s throws(MetadataError) in try MetadataReader(source: s) }
-            ?? MetadataReader(path: metadataPath)
-        let view: MetadataView
-        if snap.metadataSnap {
-            view = try reader.metadataSnapshot(block: snap.metadataSnapBlock)
-        } else {
-            view = reader.live
-        }
+    private func execute(_ access: any PoolAccess, to out: TextOutput) throws {
+        let view = try snap.mode().view(try access.readMetadata())
         let diff: MappingDiff
         do {
             diff = try MappingDiff(view: view, left: thin1, right: thin2)
         } catch {
-            throw CommandFailure(message(for: error))
+            throw JobError(message(for: error, in: access.name))
         }
         let sb = view.superblock
         let header = DeltaHeader(
@@ -97,12 +81,12 @@ public struct DeltaCommand: ParsableCommand {
                 try diff.all { try printer.add($0) }
             }
         } catch let error as MappingDiffError {
-            throw CommandFailure(message(for: error))
+            throw JobError(message(for: error, in: access.name))
         }
         printer.end()
     }
 
-    private func message(for error: MappingDiffError) -> String {
+    private func message(for error: MappingDiffError, in metadataPath: String) -> String {
         func name(_ side: MappingDiffError.Side) -> String {
             side == .left ? "thin1 (\(thin1))" : "thin2 (\(thin2))"
         }

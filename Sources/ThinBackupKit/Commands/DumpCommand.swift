@@ -7,8 +7,7 @@ public struct Dump: ParsableCommand {
         abstract: "Print a pool's metadata as XML, byte-identical to thin_dump 0.9.0."
     )
 
-    @Option(name: .long, help: "The metadata device or file.")
-    public var metadata: String
+    @OptionGroup public var pool: PoolOptions
 
     @OptionGroup public var snap: MetadataSnapOptions
 
@@ -21,13 +20,14 @@ public struct Dump: ParsableCommand {
     public init() {}
 
     public var options: PoolDump.Options {
-        PoolDump.Options(metadataSnap: snap.metadataSnap, snapBlock: snap.metadataSnapBlock,
-                         deviceIDs: devIDs, skipMappings: skipMappings)
+        PoolDump.Options(mode: snap.mode(), deviceIDs: devIDs, skipMappings: skipMappings)
     }
 
     /// Runs the command with its output going to `out` (tests pass a memory output).
     public func run(to out: TextOutput) throws {
-        try PoolDump.dump(metadata: metadata, options: options, to: out)
+        let access = try pool.open()
+        defer { access.close() }
+        try PoolDump.dump(try access.readMetadata(), options: options, to: out)
     }
 
     public func run() throws { try run(to: .standardOutput()) }

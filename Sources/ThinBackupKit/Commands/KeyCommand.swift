@@ -40,13 +40,13 @@ func createKeyFile(_ path: String, _ key: StreamKey) throws {
     let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
         let e = errno
-        throw CommandFailure(e == EEXIST ? "key file \(path) already exists: not replacing it" : "key file \(path): \(String(cString: strerror(e)))")
+        throw JobError(e == EEXIST ? "key file \(path) already exists: not replacing it" : "key file \(path): \(String(cString: strerror(e)))")
     }
     defer { close(fd) }
     let text = Array(key.fileText.utf8)
     let n = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     guard n == text.count, fsync(fd) == 0 else {
         unlink(path)
-        throw CommandFailure("key file \(path): could not write it")
+        throw JobError("key file \(path): could not write it")
     }
 }

@@ -2,7 +2,8 @@ import ArgumentParser
 
 /// `-m|--metadata-snap [BLOCK]`: read through the held metadata snapshot, optionally
 /// naming the block it must be at. Spellings: `-m`, `--metadata-snap`, `-m5`, `-m 5`,
-/// `--metadata-snap=5`, `--metadata-snap 5` (the same option `delta` takes).
+/// `--metadata-snap=5`, `--metadata-snap 5`. The one definition of `-m`: send, dump, delta
+/// and `pool ls` take this group.
 public struct MetadataSnapOptions: ParsableArguments {
     @Option(name: [.customShort("m", allowingJoined: true), .customLong("metadata-snap")], defaultAsFlag: MetadataSnapChoice.held,
             parsing: .next, help: ArgumentHelp("Read through the held metadata snapshot (its block, if given, must match).", valueName: "block"))
@@ -10,22 +11,18 @@ public struct MetadataSnapOptions: ParsableArguments {
 
     public init() {}
 
-    /// Whether to read through the held snapshot.
-    public var metadataSnap: Bool { choice != nil }
-
-    /// The block the held snapshot must be at, if one was given.
-    public var metadataSnapBlock: UInt64? {
-        if case let .block(b)? = choice { return b }
-        return nil
+    /// The metadata to read: the held snapshot when `-m` was given, else `otherwise`.
+    public func mode(otherwise: MetadataSnapMode = .live) -> MetadataSnapMode {
+        switch choice {
+        case nil: return otherwise
+        case let .block(b)?: return .held(block: b)
+        case .held?, .text?: return .held(block: nil)
+        }
     }
 
     public func validate() throws {
         if case let .text(t)? = choice { throw ValidationError("Couldn't parse metadata snapshot block: '\(t)'") }
     }
-
-    /// Formerly rewrote `-mN` spellings before parsing; ArgumentParser now takes them all
-    /// itself, so this returns `args` unchanged (kept for existing callers).
-    public static func normalize(_ args: [String]) -> [String] { args }
 }
 
 /// The value of `-m|--metadata-snap [BLOCK]`.

@@ -14,10 +14,10 @@ public struct MigrateCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Source pool folder.", valueName: "dir")) public var pool: String
+    @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Thin device to migrate.", valueName: "id")) public var dev: UInt64
     @Option(help: ArgumentHelp("tb://HOST:PORT or a pool folder.", valueName: "dest")) public var to: String
-    @Option(help: ArgumentHelp("Freeze once a round changed less than SIZE (e.g. 64M).", valueName: "size")) public var untilDelta: String = "64M"
+    @Option(help: ArgumentHelp("Freeze once a round changed less than SIZE (e.g. 64M).", valueName: "size")) public var untilDelta = ByteSize(bytes: 64 << 20)
     @Option(help: "Freeze after at most this many live rounds.") public var maxRounds = 10
     @Option(help: ArgumentHelp("Shell command run before the final round.", valueName: "cmd")) public var freezeCmd: String?
     @Option(help: ArgumentHelp("Shell command run after the final round.", valueName: "cmd")) public var thawCmd: String?
@@ -29,12 +29,13 @@ public struct MigrateCommand: ParsableCommand {
 
     public func validate() throws {
         if maxRounds < 1 { throw ValidationError("--max-rounds must be at least 1") }
-        _ = try parseSize(untilDelta)
     }
 
     public func run() throws {
-        var req = MigrateRequest(pool: pool, dev: dev, to: to)
-        req.untilDelta = try parseSize(untilDelta)
+        let access = try pool.open()
+        defer { access.close() }
+        var req = MigrateRequest(pool: access, dev: dev, to: to)
+        req.untilDelta = untilDelta.bytes
         req.maxRounds = maxRounds
         req.freezeCommand = freezeCmd
         req.thawCommand = thawCmd

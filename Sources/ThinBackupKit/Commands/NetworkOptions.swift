@@ -10,7 +10,7 @@ public struct NetworkOptions: ParsableArguments {
     public var endpoint: String?
 
     @Option(help: ArgumentHelp("S3 multipart part size (at least 5M).", valueName: "size"))
-    public var partSize: String = "8M"
+    public var partSize = ByteSize(bytes: 8 << 20)
 
     @Option(help: ArgumentHelp("CA bundle (PEM) to verify TLS servers with, instead of the system's.", valueName: "file"))
     public var caFile: String?
@@ -30,7 +30,7 @@ public struct NetworkOptions: ParsableArguments {
         var o = TransportOptions()
         o.tokenFile = tokenFile
         o.s3Endpoint = endpoint
-        let part = try parseSize(partSize)
+        let part = partSize.bytes
         guard part >= 5 << 20, part <= 5 << 30 else { throw ValidationError("--part-size: between 5M and 5G (S3's limits)") }
         o.partSize = Int(part)
         o.tls.caFile = caFile

@@ -13,7 +13,7 @@ public struct ReceiveCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String
+    @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://BUCKET/KEY.", valueName: "src"))
     public var from: String = "-"
     @OptionGroup public var network: NetworkOptions
@@ -23,7 +23,7 @@ public struct ReceiveCommand: ParsableCommand {
     public var originFile: String?
     @Flag(help: "Continue an interrupted receive (or start one when none was interrupted).") public var resume = false
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
-    public var checkpoint: String?
+    public var checkpoint: ByteSize?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
@@ -31,18 +31,19 @@ public struct ReceiveCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
+        let access = try pool.open()
+        defer { access.close() }
         if resumeToken {
-            print(try ThinBackupKit.resumeToken(pool: pool, device: asDevice))
+            print(try ThinBackupKit.resumeToken(access, device: asDevice))
             return
         }
-        var req = ReceiveRequest(pool: pool)
+        var req = ReceiveRequest(pool: access)
         req.source = from; req.targetID = asDevice; req.resume = resume; req.originFile = originFile
-        req.checkpointBytes = try checkpoint.map(parseSize)
+        req.checkpointBytes = checkpoint?.bytes
         req.quiet = output.quiet
         req.keyring = try key.keyring()
-        let source = try Endpoint(parsing: from).isRemote
-            ? try Transport.source(for: from, options: network.transportOptions()) : nil
-        let r = try runReceive(req, source: source)
+        req.transport = try network.transportOptions()
+        let r = try runReceive(req)
         let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : "received"
         try output.report(r, line: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full"); "
             + "\(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks); digest \(r.contentDigest)")

@@ -19,6 +19,6 @@ func runRepoVerify(_ repo: String, deep: Bool, options: TransportOptions, output
         try output.report(r, line: head + ": OK")
     }
     if !r.ok {
-        throw CommandFailure("\(head): \(r.problems.count) problem\(r.problems.count == 1 ? "" : "s") found")
+        throw JobError("\(head): \(r.problems.count) problem\(r.problems.count == 1 ? "" : "s") found")
     }
 }

@@ -44,7 +44,7 @@ public struct RunCommand: ParsableCommand {
         do {
             config = try JobConfig.load(path: path)
         } catch let e as JobFileError {
-            throw CommandFailure(e.description, exitCode: 64)
+            throw JobError(.usage, e.description, cause: e)
         }
         var options = JobRunOptions()
         options.now = try now.map { try WorkflowClock.now($0) } ?? (ProcessInfo.processInfo.environment["THIN_BACKUP_NOW"] != nil ? try WorkflowClock.now(nil) : nil)
@@ -56,7 +56,7 @@ public struct RunCommand: ParsableCommand {
             do {
                 try JobPreflight.check(config, options: config.transportOptions)
             } catch let e as JobFileError {
-                throw CommandFailure(e.description, exitCode: e.isUsage ? 64 : 1)
+                throw JobError(e.isUsage ? .usage : .failure, e.description, cause: e)
             }
             if !output.quiet { print("job \(config.name): \(config.file) is good (\(config.volumes.count) volume(s), repository \(config.repository))") }
             return
@@ -65,7 +65,7 @@ public struct RunCommand: ParsableCommand {
         do {
             report = try runJob(config, options)
         } catch let e as JobFileError {
-            throw CommandFailure(e.description, exitCode: e.isUsage ? 64 : 1)
+            throw JobError(e.isUsage ? .usage : .failure, e.description, cause: e)
         }
         let failed = report.volumes.filter { !$0.ok }
         if !output.json {
@@ -77,8 +77,8 @@ public struct RunCommand: ParsableCommand {
             + (report.prune.map { $0.ok ? ", \($0.removed.count) pruned" : ", prune failed" } ?? "")
             + (report.verify.map { $0.ok ? ", verified" : ", verify found problems" } ?? ""))
         if report.exitCode != 0 {
-            throw CommandFailure("job \(report.job): " + (failed.isEmpty ? "failed" : "\(failed.count) of \(report.volumes.count) volume(s) failed"),
-                                 exitCode: report.exitCode)
+            throw JobError(report.exitCode == ExitStatus.partial ? .partial : .failure,
+                           "job \(report.job): " + (failed.isEmpty ? "failed" : "\(failed.count) of \(report.volumes.count) volume(s) failed"))
         }
     }
 }

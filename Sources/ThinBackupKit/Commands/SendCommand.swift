@@ -14,11 +14,9 @@ public struct SendCommand: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("Pool folder (metadata, data, pool.json).", valueName: "dir")) public var pool: String?
-    @Option(help: ArgumentHelp("Metadata device or file (with --data).", valueName: "file")) public var metadata: String?
-    @Option(help: ArgumentHelp("Data device or file (with --metadata).", valueName: "file")) public var data: String?
+    @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Base snapshot id: send only the changes since it.", valueName: "id")) public var from: UInt64?
-    @Option(help: ArgumentHelp("Snapshot to send.", valueName: "id")) public var snap: UInt64
+    @Option(name: .customLong("snap"), help: ArgumentHelp("Snapshot to send.", valueName: "id")) public var target: UInt64
     @Option(help: ArgumentHelp("Destination: a file, - for stdout, http(s)://…, s3://BUCKET/KEY, or a serve receiver tb://HOST:PORT (tbs:// with TLS).",
                                valueName: "dest")) public var to: String
     @Option(name: .customLong("as"), help: ArgumentHelp("Device id on a tb:// receiver (default: the snapshot's id).", valueName: "id"))
@@ -26,14 +24,13 @@ public struct SendCommand: ParsableCommand {
     @OptionGroup public var network: NetworkOptions
     @Option(help: "zstd level (1–19; negative: faster).") public var level: Int32 = 3
     @Option(help: "Compression threads (default: one per core).") public var threads: Int32?
-    @Flag(name: [.customShort("m"), .customLong("metadata-snap")], help: "Read through the metadata snapshot already held.")
-    public var metadataSnap = false
+    @OptionGroup public var snap: MetadataSnapOptions
     @Flag(help: "Read the live metadata without a metadata snapshot (a pool nobody uses).") public var liveMetadata = false
     @Option(help: ArgumentHelp("Content digest of the base (printed by its send); saves reading the whole base.", valueName: "hex"))
     public var baseDigest: String?
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
     @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
-    public var size: String?
+    public var size: ByteSize?
     @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
@@ -41,26 +38,30 @@ public struct SendCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        if pool == nil && (metadata == nil || data == nil) { throw ValidationError("give --pool DIR, or --metadata FILE and --data FILE") }
-        if pool != nil && (metadata != nil || data != nil) { throw ValidationError("give either --pool or --metadata/--data, not both") }
-        if metadataSnap && liveMetadata { throw ValidationError("-m and --live-metadata exclude each other") }
+        if pool.pool == nil && (pool.metadata == nil || pool.data == nil) { throw ValidationError("give --pool DIR, or --metadata FILE and --data FILE") }
+        if snap.choice != nil && liveMetadata { throw ValidationError("-m and --live-metadata exclude each other") }
         if let d = baseDigest, Digest128(hex: d) == nil { throw ValidationError("--base-digest: expected 32 hex digits") }
         if baseDigest != nil && from == nil { throw ValidationError("--base-digest needs --from") }
-        if from == snap { throw ValidationError("--from and --snap name the same device") }
+        if let size, size.bytes % 512 != 0 {
+            throw ValidationError("--size \(size.bytes) bytes is not a whole number of 512-byte sectors")
+        }
+        if from == target { throw ValidationError("--from and --snap name the same device") }
     }
 
     public func run() throws {
         if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
-        var req = SendRequest(target: snap, destination: to)
-        req.pool = pool; req.metadata = metadata; req.data = data; req.base = from; req.level = level
+        let access = try pool.open()
+        defer { access.close() }
+        var req = SendRequest(pool: access, target: target, destination: to)
+        req.base = from; req.level = level
         if let threads { req.workers = threads }
-        req.useHeldSnapshot = metadataSnap; req.liveMetadata = liveMetadata
+        req.metadataMode = snap.mode(otherwise: liveMetadata ? .live : .reserve)
         req.baseDigest = baseDigest.flatMap { Digest128(hex: $0) }
         req.resumeToken = resumeFrom
-        req.virtualSize = try size.map(parseSize)
+        req.virtualSize = size?.bytes
         req.quiet = output.quiet
         req.keyring = try key.keyring()
-        req.transport = try network.transportOptions(targetDevice: asDevice ?? snap)
+        req.transport = try network.transportOptions(targetDevice: asDevice ?? target)
         // A tb:// receiver holding an interrupted receive of this device: continue at its checkpoint.
         if req.resumeToken == nil, let token = try Transport.receiverResumeToken(for: to, options: req.transport) {
             req.resumeToken = token

@@ -15,8 +15,7 @@ public struct ServeCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "The pool to replay streams into (a folder holding metadata and data).")
-    var pool: String?
+    @OptionGroup var pool: PoolOptions
 
     @Option(help: "Keep each stream as DIR/<device>.stream instead of replaying it (for a later receive).")
     var spool: String?
@@ -33,11 +32,11 @@ public struct ServeCommand: ParsableCommand {
     @Option(help: "TLS private key (PEM, unencrypted) of --tls-cert.")
     var tlsKey: String?
 
-    @Option(help: "The largest stream accepted, in bytes.")
-    var maxStreamSize: UInt64 = 16 << 40
+    @Option(help: ArgumentHelp("The largest stream accepted.", valueName: "size"))
+    var maxStreamSize = ByteSize(bytes: 16 << 40)
 
     @Option(help: ArgumentHelp("With --pool: commit a resumable checkpoint every SIZE bytes of data.", valueName: "size"))
-    var checkpoint: String = "64M"
+    var checkpoint = ByteSize(bytes: 64 << 20)
 
     @Option(help: ArgumentHelp("Close a connection that sends nothing for this many seconds (a stalled sender: its receive ends interrupted, resumable).", valueName: "seconds"))
     var idleTimeout: Double = 300
@@ -54,7 +53,7 @@ public struct ServeCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        guard (pool == nil) != (spool == nil) else { throw ValidationError("give exactly one of --pool and --spool") }
+        guard pool.isGiven != (spool != nil) else { throw ValidationError("give exactly one of --pool and --spool") }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError(tlsCert == nil ? "--tls-key needs --tls-cert (the certificate it belongs to)"
                                                  : "--tls-cert needs --tls-key (the certificate's private key)")
@@ -69,10 +68,10 @@ public struct ServeCommand: ParsableCommand {
         var options = TransportOptions()
         options.tokenFile = tokenFile
         let token: String
-        do { token = try options.token() } catch { throw CommandFailure("\(error)") }
+        do { token = try options.token() } catch { throw JobError("\(error)") }
         var tls: ReceiverTLS?
         if let tlsCert, let tlsKey {
-            do { tls = try ReceiverTLS(certificateFile: tlsCert, keyFile: tlsKey) } catch { throw CommandFailure("\(error)") }
+            do { tls = try ReceiverTLS(certificateFile: tlsCert, keyFile: tlsKey) } catch { throw JobError("\(error)") }
         }
         let receiver: any StreamReceiving
         if let spool {
@@ -82,11 +81,11 @@ public struct ServeCommand: ParsableCommand {
             }
             receiver = try SpoolReceiver(directory: spool)
         } else {
-            receiver = try PoolStreamReceiver(pool: pool!, checkpointBytes: try parseSize(checkpoint), keyring: try key.keyring())
+            receiver = try PoolStreamReceiver(pool: pool.open(), checkpointBytes: checkpoint.bytes, keyring: try key.keyring())
         }
         logging.bootstrap()
         var config = ReceiverConfiguration(host: host, port: port, token: token)
-        config.maxStreamBytes = maxStreamSize
+        config.maxStreamBytes = maxStreamSize.bytes
         config.tls = tls
         config.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         config.writeTimeout = .milliseconds(Int64(writeTimeout * 1000))

@@ -31,16 +31,3 @@ public struct ReportOptions: ParsableArguments {
         }
     }
 }
-
-/// Parses "64k", "1M", "2G" or plain bytes.
-func parseSize(_ s: String) throws -> UInt64 {
-    let units: [Character: UInt64] = ["k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30, "t": 1 << 40, "T": 1 << 40]
-    var body = Substring(s)
-    var mult: UInt64 = 1
-    if let last = body.last, let m = units[last] { mult = m; body = body.dropLast() }
-    if body.hasSuffix("i") || body.hasSuffix("B") { body = body.dropLast() }
-    guard let n = UInt64(body), n.multipliedReportingOverflow(by: mult).overflow == false else {
-        throw ValidationError("not a size: \(s)")
-    }
-    return n * mult
-}

@@ -8,9 +8,7 @@ public struct VerifyCommand: ParsableCommand {
     )
 
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var stream: String?
-    @Option(help: ArgumentHelp("Pool folder.", valueName: "dir")) public var pool: String?
-    @Option(help: ArgumentHelp("Metadata device or file (with --data).", valueName: "file")) public var metadata: String?
-    @Option(help: ArgumentHelp("Data device or file (with --metadata).", valueName: "file")) public var data: String?
+    @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Thin device id.", valueName: "id")) public var dev: UInt64?
     @Option(help: ArgumentHelp("Expected content digest (32 hex digits).", valueName: "hex")) public var digest: String?
     @Option(help: ArgumentHelp("Backup repository: check every stream and chain.", valueName: "dest")) public var repo: String?
@@ -23,11 +21,11 @@ public struct VerifyCommand: ParsableCommand {
 
     public func validate() throws {
         if repo != nil {
-            if stream != nil || pool != nil || metadata != nil { throw ValidationError("--repo excludes --stream and --pool") }
+            if stream != nil || pool.isGiven { throw ValidationError("--repo excludes --stream and --pool") }
             return
         }
         if deep { throw ValidationError("--deep needs --repo") }
-        let poolMode = pool != nil || metadata != nil
+        let poolMode = pool.isGiven
         if (stream != nil) == poolMode { throw ValidationError("give either --stream SRC, or --pool DIR --dev N --digest D") }
         if poolMode && (dev == nil || digest == nil) { throw ValidationError("--pool needs --dev N and --digest D") }
     }
@@ -50,7 +48,9 @@ public struct VerifyCommand: ParsableCommand {
                 + "\(r.records) records, \(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks"
                 + (r.contentChecked ? ", content digest \(r.targetDigest ?? "") checked" : ""))
         } else {
-            let d = try verifyDevice(pool: pool, metadata: metadata, data: data, device: dev!, digest: digest!, quiet: output.quiet)
+            let access = try pool.open()
+            defer { access.close() }
+            let d = try verifyDevice(access, device: dev!, digest: digest!, quiet: output.quiet)
             try output.report(DeviceReport(ok: true, device: dev!, digest: d), line: "thin device \(dev!) matches digest \(d)")
         }
     }

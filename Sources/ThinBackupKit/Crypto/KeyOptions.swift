@@ -25,7 +25,7 @@ public struct KeyOptions: ParsableArguments {
         if let passphraseFile { return try passphraseKeyring(file: passphraseFile) }
         if let p = environment["THIN_BACKUP_PASSPHRASE"] {
             do { return try StreamKeyring(passphrase: Array(p.utf8)) } catch {
-                throw CommandFailure("THIN_BACKUP_PASSPHRASE: \(error.message)")
+                throw JobError("THIN_BACKUP_PASSPHRASE: \(error.message)")
             }
         }
         return nil
@@ -34,16 +34,16 @@ public struct KeyOptions: ParsableArguments {
 
 /// Reads and checks a key file (one line; see `StreamKey.fileText`).
 public func readKeyFile(_ path: String) throws -> StreamKey {
-    guard let d = FileManager.default.contents(atPath: path) else { throw CommandFailure("key file \(path): cannot read it") }
-    guard d.count < 4096, let text = String(data: d, encoding: .utf8) else { throw CommandFailure("key file \(path): not a thin-backup key file") }
-    do { return try StreamKey(fileText: text) } catch { throw CommandFailure("key file \(path): \(error.message)") }
+    guard let d = FileManager.default.contents(atPath: path) else { throw JobError("key file \(path): cannot read it") }
+    guard d.count < 4096, let text = String(data: d, encoding: .utf8) else { throw JobError("key file \(path): not a thin-backup key file") }
+    do { return try StreamKey(fileText: text) } catch { throw JobError("key file \(path): \(error.message)") }
 }
 
 /// A passphrase from a file (one trailing newline dropped); warns when others may read the file.
 func passphraseKeyring(file: String) throws -> StreamKeyring {
     var st = stat()
     guard stat(file, &st) == 0, let d = FileManager.default.contents(atPath: file) else {
-        throw CommandFailure("passphrase file \(file): cannot read it")
+        throw JobError("passphrase file \(file): cannot read it")
     }
     if st.st_mode & 0o077 != 0 {
         ThinBackupMain.writeStderr("thin-backup: warning: passphrase file \(file) is readable by others (chmod 600 it)\n")
@@ -51,5 +51,5 @@ func passphraseKeyring(file: String) throws -> StreamKeyring {
     var bytes = [UInt8](d)
     if bytes.last == 10 { bytes.removeLast() }
     if bytes.last == 13 { bytes.removeLast() }
-    do { return try StreamKeyring(passphrase: bytes) } catch { throw CommandFailure("passphrase file \(file): \(error.message)") }
+    do { return try StreamKeyring(passphrase: bytes) } catch { throw JobError("passphrase file \(file): \(error.message)") }
 }

@@ -1,6 +1,3 @@
-/// Exit code of `run` when some volumes failed and the others were backed up (restic uses 3 alike).
-public let someVolumesFailedExitCode: Int32 = 3
-
 /// What `run` did (`--json`), one entry per volume in the job file's order.
 public struct JobReport: Codable, Sendable {
     public struct VolumeResult: Codable, Sendable {
@@ -36,11 +33,11 @@ public struct JobReport: Codable, Sendable {
     public var verify: VerifyResult?
     public var exitCode: Int32
 
-    /// 0 when everything succeeded; `someVolumesFailedExitCode` when some volumes failed and
+    /// 0 when everything succeeded; `ExitStatus.partial` when some volumes failed and
     /// others were backed up; 1 when every volume failed, or the prune or the verify failed.
     static func exitCode(volumes: [VolumeResult], prune: PruneResult?, verify: VerifyResult?) -> Int32 {
         let failed = volumes.filter { !$0.ok }.count
         if failed == volumes.count || prune?.ok == false || verify?.ok == false { return 1 }
-        return failed > 0 ? someVolumesFailedExitCode : 0
+        return failed > 0 ? ExitStatus.partial : 0
     }
 }

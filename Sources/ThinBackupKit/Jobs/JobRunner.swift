@@ -48,7 +48,7 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
         }
         switch v.source {
         case let .poolFolder(path, dev):
-            var req = BackupRequest(pool: path, dev: dev, repo: job.repository)
+            var req = BackupRequest(pool: UserspacePool(folder: path), dev: dev, repo: job.repository)
             req.now = options.now ?? Date()
             req.level = job.level
             req.workers = job.workers

@@ -33,7 +33,7 @@ public struct JobState: Codable, Equatable, Sendable {
         do {
             return try JSONDecoder().decode(JobState.self, from: data)
         } catch {
-            throw CommandFailure("job \(job.name): the state file \(p) is damaged (\(error)); move it away to start afresh")
+            throw JobError("job \(job.name): the state file \(p) is damaged (\(error)); move it away to start afresh")
         }
     }
 
@@ -49,11 +49,11 @@ public struct JobState: Codable, Equatable, Sendable {
 func atomicWrite(_ data: Data, to path: String) throws {
     let tmp = "\(path).tmp-\(getpid())"
     guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-        throw CommandFailure("cannot write \(tmp): \(String(cString: strerror(errno)))")
+        throw JobError("cannot write \(tmp): \(String(cString: strerror(errno)))")
     }
     guard rename(tmp, path) == 0 else {
         let e = errno
         unlink(tmp)
-        throw CommandFailure("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
+        throw JobError("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
     }
 }

@@ -104,4 +104,4 @@ public final class KernelThinPool {
 }
 
 /// The job layer's failure for kernel-pool errors (exit 1).
-func kernelFailure(_ message: String) -> Error { CommandFailure(message) }
+func kernelFailure(_ message: String) -> Error { JobError(message) }

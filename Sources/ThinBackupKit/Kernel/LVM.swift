@@ -90,7 +90,7 @@ public enum LVM {
     public static func volume(_ name: String) throws -> LogicalVolume {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw CommandFailure("\(name): expected VG/LV", exitCode: 64)
+            throw JobError(.usage, "\(name): expected VG/LV")
         }
         let all = try volumes([String(parts[0])])
         guard let lv = all.first(where: { $0.name == parts[1] }) else {

@@ -58,8 +58,7 @@ public enum MetadataSnapLease {
                 + "pass -m to read through it (thin-backup never releases a snapshot it did not take)")
         }
         if running(rec.pid) && rec.pid != getpid() {
-            throw CommandFailure("\(pool.dmName): thin-backup (pid \(rec.pid)) holds the metadata snapshot; wait for it to finish",
-                                 exitCode: 75)
+            throw JobError(.busy, "\(pool.dmName): thin-backup (pid \(rec.pid)) holds the metadata snapshot; wait for it to finish")
         }
         try DeviceMapper.message(pool.dmName, "release_metadata_snap")
         forget(pool)

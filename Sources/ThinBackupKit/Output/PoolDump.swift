@@ -3,29 +3,21 @@ import PoolCore
 /// `thin-backup dump`: a pool's metadata as thin_dump 0.9.0's XML.
 public enum PoolDump {
     public struct Options: Sendable {
-        /// Read through the held metadata snapshot instead of the live superblock.
-        public var metadataSnap = false
-        /// With `metadataSnap`: the block the held snapshot must be at.
-        public var snapBlock: UInt64?
+        /// The live superblock, or the held metadata snapshot (`-m [BLOCK]`).
+        public var mode = MetadataSnapMode.live
         /// Only these devices (all when empty), like repeated `--dev-id`.
         public var deviceIDs: [UInt64] = []
         /// Devices without their mappings.
         public var skipMappings = false
-        public init(metadataSnap: Bool = false, snapBlock: UInt64? = nil, deviceIDs: [UInt64] = [], skipMappings: Bool = false) {
-            self.metadataSnap = metadataSnap
-            self.snapBlock = snapBlock
+        public init(mode: MetadataSnapMode = .live, deviceIDs: [UInt64] = [], skipMappings: Bool = false) {
+            self.mode = mode
             self.deviceIDs = deviceIDs
             self.skipMappings = skipMappings
         }
     }
 
-    /// Writes the dump of the metadata at `path` to `out`. On a failure the unwritten
-    /// rest of the output is dropped (no closing tag is ever written) and the error thrown.
-    public static func dump(metadata path: String, options: Options, to out: TextOutput) throws {
-        let reader = try MetadataReader(path: path)
-        try dump(reader, options: options, to: out)
-    }
-
+    /// Writes the dump to `out`. On a failure the unwritten rest of the output is dropped
+    /// (no closing tag is ever written) and the error thrown.
     public static func dump(_ reader: MetadataReader, options: Options, to out: TextOutput) throws {
         do {
             try write(reader, options: options, to: out)
@@ -37,7 +29,7 @@ public enum PoolDump {
     }
 
     private static func write(_ reader: MetadataReader, options: Options, to out: TextOutput) throws {
-        let view = options.metadataSnap ? try reader.metadataSnapshot(block: options.snapBlock) : reader.live
+        let view = try options.mode.view(reader)
         let sb = view.superblock
         var devices = try view.devices()
         if !options.deviceIDs.isEmpty {

@@ -32,7 +32,7 @@ public enum PoolListing {
     public static func fields(_ list: String) throws -> [Field] {
         try list.split(separator: ",", omittingEmptySubsequences: false).map { name in
             guard let f = Field(rawValue: String(name)) else {
-                throw CommandFailure("unknown field '\(name)' (fields: \(Field.allCases.map(\.rawValue).joined(separator: ",")))")
+                throw JobError("unknown field '\(name)' (fields: \(Field.allCases.map(\.rawValue).joined(separator: ",")))")
             }
             return f
         }

@@ -78,29 +78,13 @@ public final class TextOutput {
         case .memory:
             captured.append(contentsOf: buffer)
         case let .fileDescriptor(fd):
-            try buffer.withUnsafeBytes { raw in
-                var done = 0
-                while done < raw.count {
-                    let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw OutputError(errno: errno)
-                    }
-                    done += n
-                }
-            }
+            try buffer.withUnsafeBytes { try writeAll(fd, $0, name: "output") }
         }
         buffer.removeAll(keepingCapacity: true)
     }
 
     /// Drops whatever is buffered and not yet written.
     public func discard() { buffer.removeAll(keepingCapacity: true) }
-}
-
-/// Writing the command's output failed (e.g. a closed pipe).
-public struct OutputError: Error, CustomStringConvertible {
-    public let errno: Int32
-    public var description: String { "writing output failed: \(String(cString: strerror(errno)))" }
 }
 
 extension TextOutput {

@@ -2,8 +2,8 @@ import Delta
 import Foundation
 import PoolCore
 
-/// `serve --pool`: replays each stream into the pool exactly as `thin-backup receive` does
-/// (`runReceive`: same base checks, commit only after the trailer verified, checkpoints).
+/// `serve --pool`: replays each stream into the pool through the receive core `thin-backup
+/// receive` uses (`receiveStream`: same base checks, commit only after the trailer verified, checkpoints).
 ///
 /// Receives run one at a time (the pool is one transaction stream); the server already refuses a
 /// second receive into the same device with 409, and receives into other devices wait here.
@@ -11,7 +11,7 @@ import PoolCore
 /// status for its resume token and sends with `--resume-from` (send does that by itself for
 /// tb://), or sends the whole stream again: both continue from the checkpoint.
 public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
-    public let pool: String
+    public let pool: any PoolAccess
     let checkpointBytes: UInt64?
     /// The key of encrypted streams (nil: only clear streams are accepted).
     let keyring: StreamKeyring?
@@ -19,12 +19,9 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     private let cacheLock = NSLock()
     private var cache: [UInt64: PendingReceive?] = [:]
 
-    public init(pool: String, checkpointBytes: UInt64? = 64 << 20, keyring: StreamKeyring? = nil) throws {
-        guard FileManager.default.fileExists(atPath: "\(pool)/metadata") else {
-            throw CommandFailure("serve: \(pool) is not a pool folder (no metadata file)")
-        }
+    public init(pool: any PoolAccess, checkpointBytes: UInt64? = 64 << 20, keyring: StreamKeyring? = nil) throws {
         // Fails now, not at the first stream, if the pool cannot be opened.
-        try ThinPool(folder: pool, readOnly: true).close()
+        try openReceiving(pool, readOnly: true).close()
         self.pool = pool
         self.checkpointBytes = checkpointBytes
         self.keyring = keyring
@@ -42,7 +39,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     }
 
     private func lookUp(_ device: UInt64) throws -> PendingReceive? {
-        let p = try ThinPool(folder: pool, readOnly: true)
+        let p = try openReceiving(pool, readOnly: true)
         defer { p.close() }
         var pending: PendingReceive?
         if let partial = try p.receipts()[device]?.partial, try p.deviceExists(device) {
@@ -60,25 +57,17 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         defer { lock.unlock() }
         let tracked = TrackedSource(source)
         do {
-            let p = try ThinPool(folder: pool)
+            let p = try openReceiving(pool)
             defer { p.close() }
-            let r = Replayer(pool: p)
-            r.targetID = device
-            r.checkpointBytes = checkpointBytes
-            r.keyring = keyring
-            r.label = streamID  // a checkpoint records the stream id and byte offset it reached
-            let partial = try p.receipts()[device]?.partial
-            let s: ReceiveSummary
-            if offset > 0 {
-                // The same stream, continued at the checkpoint's byte offset (a connection that broke).
-                guard let partial, partial.label == streamID, partial.streamOffset == offset else {
-                    throw ReceiveRefused("no interrupted receive of this stream at byte \(offset) for device \(device)")
-                }
-                s = try r.receiveContinuing(from: tracked)
-            } else {
-                // A new stream, the whole stream again, or one sent with --resume-from.
-                s = try r.receive(from: tracked, resume: partial != nil && (try p.deviceExists(device)))
-            }
+            var o = ReceiveOptions(targetID: device)
+            o.checkpointBytes = checkpointBytes
+            o.keyring = keyring
+            o.label = streamID  // a checkpoint records the stream id and byte offset it reached
+            // offset > 0: the same stream, continued at the checkpoint's byte offset (a connection that broke);
+            // else a new stream, the whole stream again, or one sent with --resume-from.
+            o.resume = true
+            o.continuingAt = offset > 0 ? offset : nil
+            let s = try receiveStream(into: p, from: tracked, o).summary
             p.close()
             _ = try? lookUp(device)
             let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : s.outcome.rawValue

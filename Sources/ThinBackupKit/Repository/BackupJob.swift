@@ -4,7 +4,7 @@ import PoolCore
 
 /// What `backup` is asked to do.
 public struct BackupRequest {
-    public var pool: String
+    public var pool: any PoolAccess
     public var dev: UInt64
     public var repo: String
     /// The time recorded for this backup (injected by tests and --now).
@@ -18,7 +18,7 @@ public struct BackupRequest {
     /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
     public var whileLocked: (() -> Void)?
 
-    public init(pool: String, dev: UInt64, repo: String) {
+    public init(pool: any PoolAccess, dev: UInt64, repo: String) {
         self.pool = pool
         self.dev = dev
         self.repo = repo
@@ -44,21 +44,9 @@ public struct BackupReport: Codable {
     public var seconds: Double
 }
 
-/// The pool's identity as streams record it (sets a sidecar pool.id when the superblock has no UUID).
-func ensurePoolID(_ pool: ThinPool, metadataPath: String) throws -> String {
-    let sb = try MetadataReader(path: metadataPath).superblock
-    if sb.uuid.contains(where: { $0 != 0 }) {
-        return sb.uuid.map { String(format: "%02x", $0) }.joined()
-    }
-    if let id = pool.annotation("pool.id") { return id }
-    let id = randomDigest().description
-    try pool.setAnnotation("pool.id", id)
-    return id
-}
-
 /// The next free device id: above every device in the pool and every snapshot the catalog names.
-func freshDeviceID(_ pool: ThinPool, used: [UInt64]) throws -> UInt64 {
-    (([try pool.devices().max() ?? 0] + used).max() ?? 0) + 1
+func freshDeviceID(_ devices: [UInt64], used: [UInt64]) -> UInt64 {
+    ((devices + used).max() ?? 0) + 1
 }
 
 /// One backup: snapshot, send (full the first time into this repository, else incremental from
@@ -70,32 +58,26 @@ func freshDeviceID(_ pool: ThinPool, used: [UInt64]) throws -> UInt64 {
 /// and `note` says why.
 public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let started = ProgressMeter.now()
-    let poolLock = try PoolLock(pool: req.pool, command: "backup --dev \(req.dev)")
+    let pool = req.pool
+    let dir = try pool.stateDirectory()
+    let poolLock = try PoolLock(pool: dir, command: "backup --dev \(req.dev)")
     defer { poolLock.release() }
-    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(req.pool) --dev \(req.dev)",
+    let repo = try BackupRepository(req.repo, options: req.options, lockFor: "backup --pool \(dir) --dev \(req.dev)",
                                     mustExist: false,
                                     keyring: req.keyring, adoptKey: true)
     defer { repo.close() }
     let repoID = try repo.identity(create: true)!
-    var state = try LocalBackupState.load(pool: req.pool, repository: repoID, name: repo.store.displayName)
+    var state = try LocalBackupState.load(pool: dir, repository: repoID, name: repo.store.displayName)
     let previous = state.devices[String(req.dev)]
 
     // 1. Snapshot the device.
-    let pool = try ThinPool(folder: req.pool)
-    let poolID: String
-    let snap: UInt64
-    var base: BackupRecord?
-    var note: String?
-    do {
-        defer { pool.close() }
-        guard try pool.deviceExists(req.dev) else { throw CommandFailure("pool \(req.pool) has no thin device \(req.dev)") }
-        poolID = try ensurePoolID(pool, metadataPath: "\(req.pool)/metadata")
-        let records = try repo.catalog.all().filter { $0.poolID == poolID }
-        (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
-        snap = try freshDeviceID(pool, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: req.pool).map(\.device))
-        try pool.snapshot(origin: req.dev, as: snap)
-        try pool.commit()
-    }
+    let devices = try pool.devices()
+    guard devices.contains(req.dev) else { throw JobError("pool \(dir) has no thin device \(req.dev)") }
+    let poolID = try pool.identity(create: true).description
+    let records = try repo.catalog.all().filter { $0.poolID == poolID }
+    let (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
+    let snap = freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device))
+    try pool.createSnapshot(of: req.dev, as: snap)
 
     req.whileLocked?()
 
@@ -105,15 +87,10 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs" : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
     // Undone on an error and on SIGINT/SIGTERM (after the send released its metadata snapshot and the pool).
     let undo = Interrupts.shared.register("delete backup snapshot \(snap) and its partial stream") { [repo] in
-        if let p = try? ThinPool(folder: req.pool) {
-            try? p.delete(snap)
-            try? p.commit()
-            p.close()
-        }
+        try? pool.deleteDevice(snap)
         try? repo.store.delete(object)
     }
-    var send = SendRequest(target: snap, destination: object)
-    send.pool = req.pool
+    var send = SendRequest(pool: pool, target: snap, destination: object)
     send.base = base?.snapDev
     send.baseDigest = base.flatMap { Digest128(hex: $0.digest) }
     send.level = req.level
@@ -126,12 +103,11 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let snapIdentity: SnapshotIdentity
     do {
         sent = try runSend(send, sink: try repo.store.sink(object))
-        guard let digest = sent.targetDigest else { throw CommandFailure("send of snapshot \(snap) reported no content digest") }
-        let probe = try ThinPool(folder: req.pool, readOnly: true)
-        let vsize = try probe.virtualSize(of: snap)
-        let bs = probe.dataBlockSize
-        snapIdentity = try probe.snapshotIdentity(snap)!
-        probe.close()
+        guard let digest = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
+        let vsize = try pool.virtualSize(of: snap)
+        let bs = UInt64(try pool.readMetadata().superblock.dataBlockSize) * 512
+        guard let identity = try pool.snapshotIdentity(snap) else { throw JobError("snapshot \(snap) is gone from \(pool.name)") }
+        snapIdentity = identity
         // 3. Record it; the catalog travels with the backup.
         record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
                               object: object, streamBytes: sent.streamBytes, rawBytes: sent.rawBytes, dataBlocks: sent.dataBlocks,
@@ -147,16 +123,12 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     // 4. The new snapshot is this repository's base now; the previous one goes (no other repository's state names it).
     state.repository = repo.store.displayName
     state.devices[String(req.dev)] = .init(backup: record.id!, snapshot: snapIdentity, digest: record.digest)
-    try state.save(pool: req.pool, repository: repoID)
+    try state.save(pool: dir, repository: repoID)
     var deleted: UInt64?
-    if let old = previous?.snapshot, !LocalBackupState.allSnapshots(pool: req.pool).contains(old) {
-        let p = try ThinPool(folder: req.pool)
-        defer { p.close() }
-        if try p.snapshotIdentity(old.device) == old {
-            try p.delete(old.device)
-            try p.commit()
-            deleted = old.device
-        }
+    if let old = previous?.snapshot, !LocalBackupState.allSnapshots(pool: dir).contains(old),
+       try pool.snapshotIdentity(old.device) == old {
+        try pool.deleteDevice(old.device)
+        deleted = old.device
     }
     return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,
                         createdAt: WorkflowClock.format(req.now), object: object, rawBytes: sent.rawBytes,
@@ -165,7 +137,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
 }
 
 /// The base for the next incremental into `repo`, or nil (a full backup) with the reason.
-func chooseBase(_ kept: LocalBackupState.Base?, last: BackupRecord?, pool: ThinPool,
+func chooseBase(_ kept: LocalBackupState.Base?, last: BackupRecord?, pool: any PoolAccess,
                 repo: BackupRepository) throws -> (BackupRecord?, String?) {
     let name = repo.store.displayName
     guard let kept else {

@@ -42,26 +42,26 @@ public final class BackupRepository {
             case (let k?, true):
                 guard let plain = SealedBlob.open(sealed, key: k, label: "catalog") else {
                     lock?.release()
-                    throw RepositoryError(.damaged, "repository \(store.displayName): its catalog does not authenticate with its key (damaged or replaced)")
+                    throw JobError("repository \(store.displayName): its catalog does not authenticate with its key (damaged or replaced)")
                 }
                 remote = plain
             case (nil, true):
                 lock?.release()
-                throw RepositoryError(.damaged, "repository \(store.displayName): its catalog is encrypted but its \(RepositoryKeyRecord.objectName) is missing")
+                throw JobError("repository \(store.displayName): its catalog is encrypted but its \(RepositoryKeyRecord.objectName) is missing")
             case (.some, false):
                 lock?.release()
-                throw RepositoryError(.damaged, "repository \(store.displayName) is encrypted but its catalog is not (replaced?)")
+                throw JobError("repository \(store.displayName) is encrypted but its catalog is not (replaced?)")
             case (nil, false):
                 break
             }
         }
         if let remote {
             guard FileManager.default.createFile(atPath: path, contents: Data(remote)) else {
-                throw RepositoryError(.other, "cannot write the catalog copy \(path)")
+                throw JobError("cannot write the catalog copy \(path)")
             }
         } else if mustExist {
             lock?.release()
-            throw RepositoryError(.missing, "\(store.displayName) is not a backup repository (no \(Catalog.objectName))")
+            throw JobError("\(store.displayName) is not a backup repository (no \(Catalog.objectName))")
         }
         catalog = try Catalog(path: path)
     }
@@ -72,7 +72,7 @@ public final class BackupRepository {
         if let b = try store.get(Self.identityObject) {
             let id = String(decoding: b, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard id.count == 32, id.allSatisfy(\.isHexDigit) else {
-                throw RepositoryError(.damaged, "\(store.displayName): \(Self.identityObject) does not hold a repository id")
+                throw JobError("\(store.displayName): \(Self.identityObject) does not hold a repository id")
             }
             return id
         }

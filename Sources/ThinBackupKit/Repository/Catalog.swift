@@ -74,13 +74,13 @@ public final class Catalog {
             }
             try m.migrate(db)
         } catch let e as DatabaseError {
-            throw RepositoryError(.damaged, "catalog \(path): \(e.message ?? "\(e)")")
+            throw JobError("catalog \(path): \(e.message ?? "\(e)")")
         }
     }
 
     func wrap<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let e as DatabaseError {
-            throw RepositoryError(.damaged, "catalog \(path): \(e.message ?? "\(e)")")
+            throw JobError("catalog \(path): \(e.message ?? "\(e)")")
         }
     }
 
@@ -141,9 +141,9 @@ public final class Catalog {
         var cur = record
         while let b = cur.baseID {
             guard let base = try backup(b) else {
-                throw RepositoryError(.damaged, "backup \(cur.id!) needs backup \(b), which is not in the catalog")
+                throw JobError("backup \(cur.id!) needs backup \(b), which is not in the catalog")
             }
-            guard seen.insert(b).inserted else { throw RepositoryError(.damaged, "backup \(b): its chain loops") }
+            guard seen.insert(b).inserted else { throw JobError("backup \(b): its chain loops") }
             out.append(base)
             cur = base
         }
@@ -153,7 +153,7 @@ public final class Catalog {
     /// The database file's bytes (the catalog is in rollback-journal mode: consistent between transactions).
     func bytes() throws -> [UInt8] {
         guard let d = FileManager.default.contents(atPath: path) else {
-            throw RepositoryError(.other, "cannot read the catalog \(path)")
+            throw JobError("cannot read the catalog \(path)")
         }
         return [UInt8](d)
     }

@@ -15,7 +15,7 @@ public enum WorkflowClock {
     public static func now(_ given: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Date {
         if let s = given ?? environment["THIN_BACKUP_NOW"] {
             guard let d = parse(s) else {
-                throw CommandFailure("not a time: \(s) (use 2026-01-31T02:00:00Z, 2026-01-31 or @SECONDS)", exitCode: 64)
+                throw JobError(.usage, "not a time: \(s) (use 2026-01-31T02:00:00Z, 2026-01-31 or @SECONDS)")
             }
             return d
         }

@@ -12,11 +12,11 @@ public final class FolderStore: ObjectStore {
         root = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: root, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw RepositoryError(.usage, "\(root) is not a folder") }
+            guard isDir.boolValue else { throw JobError(.usage, "\(root) is not a folder") }
         } else if create {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         } else {
-            throw RepositoryError(.missing, "\(root) is not a backup repository (no such folder)")
+            throw JobError("\(root) is not a backup repository (no such folder)")
         }
     }
 
@@ -31,7 +31,7 @@ public final class FolderStore: ObjectStore {
 
     public func source(_ name: String) throws -> any ByteSource {
         guard FileManager.default.fileExists(atPath: path(name)) else {
-            throw RepositoryError(.missing, "\(path(name)) is missing from the repository")
+            throw JobError("\(path(name)) is missing from the repository")
         }
         return try FileSource(path: path(name))
     }
@@ -39,7 +39,7 @@ public final class FolderStore: ObjectStore {
     public func get(_ name: String) throws -> [UInt8]? {
         guard FileManager.default.fileExists(atPath: path(name)) else { return nil }
         guard let d = FileManager.default.contents(atPath: path(name)) else {
-            throw RepositoryError(.other, "cannot read \(path(name))")
+            throw JobError("cannot read \(path(name))")
         }
         return [UInt8](d)
     }
@@ -48,14 +48,14 @@ public final class FolderStore: ObjectStore {
         var st = stat()
         if stat(path(name), &st) != 0 {
             if errno == ENOENT { return nil }
-            throw RepositoryError(.other, "cannot stat \(path(name)): \(String(cString: strerror(errno)))")
+            throw JobError("cannot stat \(path(name)): \(String(cString: strerror(errno)))")
         }
         return UInt64(st.st_size)
     }
 
     public func delete(_ name: String) throws {
         if unlink(path(name)) != 0 && errno != ENOENT {
-            throw RepositoryError(.other, "cannot delete \(path(name)): \(String(cString: strerror(errno)))")
+            throw JobError("cannot delete \(path(name)): \(String(cString: strerror(errno)))")
         }
     }
 

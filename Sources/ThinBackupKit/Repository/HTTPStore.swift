@@ -52,7 +52,7 @@ public final class HTTPStore: ObjectStore {
             if response.status == 404 { return nil }
             guard response.isSuccess else { throw httpError(r, response) }
             guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
-                throw RepositoryError(.other, "\(redacted(r.url)): HEAD gave no Content-Length")
+                throw JobError("\(redacted(r.url)): HEAD gave no Content-Length")
             }
             return n
         }

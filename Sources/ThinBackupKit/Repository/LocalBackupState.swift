@@ -31,7 +31,7 @@ struct LocalBackupState: Codable, Equatable {
         do {
             return try JSONDecoder().decode(LocalBackupState.self, from: data)
         } catch {
-            throw CommandFailure("\(p): not a backup state file (\(error))")
+            throw JobError("\(p): not a backup state file (\(error))")
         }
     }
 
@@ -63,16 +63,17 @@ struct LocalBackupState: Codable, Equatable {
             f.close()
         } catch {
             f.close()
-            throw CommandFailure("cannot write \(tmp): \(error)")
+            throw JobError("cannot write \(tmp): \(error)")
         }
-        guard rename(tmp, p) == 0 else { throw CommandFailure("cannot rename \(tmp) to \(p): \(String(cString: strerror(errno)))") }
+        guard rename(tmp, p) == 0 else { throw JobError("cannot rename \(tmp) to \(p): \(String(cString: strerror(errno)))") }
     }
 }
 
-extension ThinPool {
+extension PoolAccess {
     /// The identity of `dev` as a stream names it, or nil when the pool has no such device.
     func snapshotIdentity(_ dev: UInt64) throws -> SnapshotIdentity? {
-        guard try deviceExists(dev) else { return nil }
-        return SnapshotIdentity(dev, try details(of: dev))
+        let live = try readMetadata().live
+        guard try live.devices().contains(where: { $0.id == dev }) else { return nil }
+        return SnapshotIdentity(dev, try live.details(of: dev))
     }
 }

@@ -4,7 +4,7 @@ import PoolCore
 
 /// What `migrate` is asked to do.
 public struct MigrateRequest {
-    public var pool: String
+    public var pool: any PoolAccess
     public var dev: UInt64
     /// tb://HOST:PORT (a `serve --pool` receiver) or a local pool folder.
     public var to: String
@@ -24,7 +24,7 @@ public struct MigrateRequest {
     /// Called after each round (tests, progress).
     public var onRound: ((MigrateRound) -> Void)?
 
-    public init(pool: String, dev: UInt64, to: String) {
+    public init(pool: any PoolAccess, dev: UInt64, to: String) {
         self.pool = pool
         self.dev = dev
         self.to = to
@@ -68,13 +68,17 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
     switch endpoint {
     case .receiver(_, _, _, let device):
         guard device == nil else {
-            throw CommandFailure("\(req.to): give tb://HOST:PORT without a device; each round's device is its snapshot id", exitCode: 64)
+            throw JobError(.usage, "\(req.to): give tb://HOST:PORT without a device; each round's device is its snapshot id")
         }
     case .file(let path) where FileManager.default.fileExists(atPath: "\(path)/metadata"):
         localPool = path
     default:
-        throw CommandFailure("\(req.to): migrate sends to a `serve --pool` receiver (tb://HOST:PORT) or a local pool folder", exitCode: 64)
+        throw JobError(.usage, "\(req.to): migrate sends to a `serve --pool` receiver (tb://HOST:PORT) or a local pool folder")
     }
+    let pool = req.pool
+    let dir = try pool.stateDirectory()
+    let receiving = localPool.map { UserspacePool(folder: $0) }
+    defer { receiving?.close() }
     var rounds: [MigrateRound] = []
     var prev: (snap: UInt64, digest: String)?
     var received: [UInt64] = []
@@ -83,29 +87,33 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
         let t0 = ProgressMeter.now()
         // Snapshot and hold a metadata snapshot, under the pool lock.
         let snap: UInt64
+        let hold: MetadataSnapshotHold
         do {
-            let lock = try PoolLock(pool: req.pool, command: "migrate", wait: true)
+            let lock = try PoolLock(pool: dir, command: "migrate", wait: true)
             defer { lock.release() }
-            let pool = try ThinPool(folder: req.pool)
-            defer { pool.close() }
-            guard try pool.deviceExists(req.dev) else { throw CommandFailure("pool \(req.pool) has no thin device \(req.dev)") }
-            _ = try ensurePoolID(pool, metadataPath: "\(req.pool)/metadata")
-            snap = try freshDeviceID(pool, used: [])
-            try pool.snapshot(origin: req.dev, as: snap)
-            try pool.reserveMetadataSnapshot()
+            let devices = try pool.devices()
+            guard devices.contains(req.dev) else { throw JobError("pool \(dir) has no thin device \(req.dev)") }
+            _ = try pool.identity(create: true)
+            snap = freshDeviceID(devices, used: [])
+            try pool.createSnapshot(of: req.dev, as: snap)
+            // Detached (not held open): the device's writers keep writing during the round's send.
+            let p = try pool.userspacePool(readOnly: false)
+            defer { p.close() }
+            try p.reserveMetadataSnapshot()
+            hold = MetadataSnapshotHold {
+                let p = try pool.userspacePool(readOnly: false)
+                defer { p.close() }
+                if p.heldMetadataSnapshot != nil { try p.releaseMetadataSnapshot() }
+            }
         }
         func finishPool(delete devs: [UInt64]) throws {
-            let lock = try PoolLock(pool: req.pool, command: "migrate", wait: true)
+            let lock = try PoolLock(pool: dir, command: "migrate", wait: true)
             defer { lock.release() }
-            let pool = try ThinPool(folder: req.pool)
-            defer { pool.close() }
-            if pool.heldMetadataSnapshot != nil { try pool.releaseMetadataSnapshot() }
-            for d in devs { try pool.delete(d) }
-            try pool.commit()
+            try hold.release()
+            for d in devs { try pool.deleteDevice(d) }
         }
-        var send = SendRequest(target: snap, destination: req.to)
-        send.pool = req.pool
-        send.useHeldSnapshot = true
+        var send = SendRequest(pool: pool, target: snap, destination: req.to)
+        send.metadataMode = .held(block: nil)
         send.base = prev?.snap
         send.baseDigest = prev.flatMap { Digest128(hex: $0.digest) }
         send.level = req.level
@@ -118,7 +126,7 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
                 let tmp = "\(localPool)/.migrate-\(snap).tbs"
                 defer { unlink(tmp) }
                 sent = try runSend(send, sink: try FileSink(path: tmp))
-                var rr = ReceiveRequest(pool: localPool)
+                var rr = ReceiveRequest(pool: receiving!)
                 rr.source = tmp
                 rr.targetID = snap
                 rr.keyring = req.keyring
@@ -140,7 +148,7 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
             throw error
         }
         try finishPool(delete: prev.map { [$0.snap] } ?? [])
-        guard let digest = sent.targetDigest else { throw CommandFailure("send of snapshot \(snap) reported no content digest") }
+        guard let digest = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
         let r = MigrateRound(round: rounds.count + 1, snapshot: snap, base: prev?.snap, frozen: frozen,
                              rawBytes: sent.rawBytes, streamBytes: sent.streamBytes, seconds: ProgressMeter.now() - t0)
         rounds.append(r)
@@ -180,6 +188,6 @@ func runShell(_ command: String, what: String) throws {
     try p.run()
     p.waitUntilExit()
     guard p.terminationStatus == 0 else {
-        throw CommandFailure("\(what) `\(command)` exited with status \(p.terminationStatus)")
+        throw JobError("\(what) `\(command)` exited with status \(p.terminationStatus)")
     }
 }

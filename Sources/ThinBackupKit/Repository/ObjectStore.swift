@@ -9,7 +9,7 @@ public protocol ObjectStore: AnyObject {
     var displayName: String { get }
     /// A sink that creates (or replaces) `name` when finished; nothing appears under `name` before.
     func sink(_ name: String) throws -> any ByteSink
-    /// Reads `name`; a missing object throws `RepositoryError.missing`.
+    /// Reads `name`; a missing object throws a `JobError`.
     func source(_ name: String) throws -> any ByteSource
     /// The whole object, or nil when it does not exist.
     func get(_ name: String) throws -> [UInt8]?
@@ -33,18 +33,6 @@ extension ObjectStore {
     public func exists(_ name: String) throws -> Bool { try size(name) != nil }
 }
 
-/// A failure of the repository layer: one line naming the repository and what is wrong.
-public struct RepositoryError: Error, CustomStringConvertible {
-    public enum Kind: Equatable, Sendable { case missing, locked, damaged, usage, other }
-    public let kind: Kind
-    public let message: String
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-    public var description: String { message }
-}
-
 /// Opens the object store a repository string names: a folder path, http(s)://… or s3://BUCKET/PREFIX.
 /// `create`: a missing folder is created (backup); read-only commands pass false.
 public func openObjectStore(_ repo: String, options: TransportOptions = TransportOptions(), create: Bool = true) throws -> any ObjectStore {
@@ -56,7 +44,7 @@ public func openObjectStore(_ repo: String, options: TransportOptions = Transpor
     case .s3(let bucket, let key):
         return S3Store(bucket: bucket, prefix: key, options: options)
     case .stdio, .receiver:
-        throw RepositoryError(.usage, "\(repo): a repository is a folder, an http(s):// URL or s3://BUCKET/PREFIX")
+        throw JobError(.usage, "\(repo): a repository is a folder, an http(s):// URL or s3://BUCKET/PREFIX")
     }
 }
 

@@ -127,11 +127,11 @@ func consolidate(_ k: BackupRecord, onto a: BackupRecord?, byID: [Int64: BackupR
     do {
         summary = try composer.compose()
     } catch {
-        throw CommandFailure("prune: consolidating backup \(k.id!): \(error)")
+        throw JobError("prune: consolidating backup \(k.id!): \(error)")
     }
     guard summary.targetDigest?.description == k.digest, summary.header.target.device == k.snapDev,
           a.map({ summary.header.baseFingerprint.description == $0.digest && summary.header.base?.device == $0.snapDev }) ?? !summary.header.isIncremental else {
-        throw CommandFailure("prune: consolidating backup \(k.id!) gave a stream of \(summary.header.target) digest \(summary.targetDigest?.description ?? "-"), the catalog says snapshot \(k.snapDev) digest \(k.digest)")
+        throw JobError("prune: consolidating backup \(k.id!) gave a stream of \(summary.header.target) digest \(summary.targetDigest?.description ?? "-"), the catalog says snapshot \(k.snapDev) digest \(k.digest)")
     }
     return summary
 }
@@ -142,7 +142,7 @@ func chainOf(_ b: BackupRecord, _ byID: [Int64: BackupRecord]) throws -> [Backup
     var cur = b
     while let id = cur.baseID {
         guard let base = byID[id], out.count <= byID.count else {
-            throw RepositoryError(.damaged, "backup \(cur.id!) needs backup \(id), which is not in the catalog")
+            throw JobError("backup \(cur.id!) needs backup \(id), which is not in the catalog")
         }
         out.append(base)
         cur = base

@@ -53,20 +53,20 @@ func resolveRepositoryKey(_ store: any ObjectStore, keyring: StreamKeyring?, has
     guard let raw = try store.get(RepositoryKeyRecord.objectName) else {
         guard let keyring else { return nil }
         guard adopt && !hasBackups else {
-            throw RepositoryError(.usage, "repository \(name) holds unencrypted backups: it takes no key")
+            throw JobError(.usage, "repository \(name) holds unencrypted backups: it takes no key")
         }
         return (try keyring.keyForWriting(salt: Sodium.randomBytes(Sodium.saltBytes)), true)
     }
     guard let rec = try? JSONDecoder().decode(RepositoryKeyRecord.self, from: Data(raw)), let derivation = rec.derivation else {
-        throw RepositoryError(.damaged, "repository \(name): its \(RepositoryKeyRecord.objectName) is damaged")
+        throw JobError("repository \(name): its \(RepositoryKeyRecord.objectName) is damaged")
     }
     guard let keyring else {
-        throw RepositoryError(.usage, "repository \(name) is encrypted (key \(rec.keyID)): give its key (--encrypt-key FILE, --passphrase-file FILE or THIN_BACKUP_PASSPHRASE)")
+        throw JobError(.usage, "repository \(name) is encrypted (key \(rec.keyID)): give its key (--encrypt-key FILE, --passphrase-file FILE or THIN_BACKUP_PASSPHRASE)")
     }
     let key: StreamKey
-    do { key = try keyring.key(for: derivation) } catch { throw RepositoryError(.usage, "repository \(name): \(error.message)") }
+    do { key = try keyring.key(for: derivation) } catch { throw JobError(.usage, "repository \(name): \(error.message)") }
     guard key.id.description == rec.keyID else {
-        throw RepositoryError(.usage, "repository \(name) is encrypted with key \(rec.keyID), not with the key given (\(key.id))")
+        throw JobError(.usage, "repository \(name) is encrypted with key \(rec.keyID), not with the key given (\(key.id))")
     }
     return (key, false)
 }

@@ -45,20 +45,20 @@ public struct RestoreReport: Codable {
 /// Picks the backup of `dev` a restore or a check names.
 func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poolID: String?, repo: String) throws -> BackupRecord {
     if let id {
-        guard let r = all.first(where: { $0.id == id }) else { throw CommandFailure("\(repo): no backup \(id)") }
-        guard r.dev == dev else { throw CommandFailure("\(repo): backup \(id) is of device \(r.dev), not \(dev)") }
+        guard let r = all.first(where: { $0.id == id }) else { throw JobError("\(repo): no backup \(id)") }
+        guard r.dev == dev else { throw JobError("\(repo): backup \(id) is of device \(r.dev), not \(dev)") }
         return r
     }
     var mine = all.filter { $0.dev == dev }
     if let poolID { mine = mine.filter { $0.poolID == poolID } }
-    guard !mine.isEmpty else { throw CommandFailure("\(repo): no backup of device \(dev)") }
+    guard !mine.isEmpty else { throw JobError("\(repo): no backup of device \(dev)") }
     let pools = Set(mine.map(\.poolID))
     guard pools.count == 1 else {
-        throw CommandFailure("\(repo): device \(dev) was backed up from \(pools.count) pools; name one with --pool-id (\(pools.sorted().joined(separator: ", ")))")
+        throw JobError("\(repo): device \(dev) was backed up from \(pools.count) pools; name one with --pool-id (\(pools.sorted().joined(separator: ", ")))")
     }
     if let at {
         guard let r = mine.last(where: { $0.createdAt <= at.timeIntervalSince1970 }) else {
-            throw CommandFailure("\(repo): no backup of device \(dev) at or before \(WorkflowClock.format(at)) (the first is from \(WorkflowClock.format(mine[0].date)))")
+            throw JobError("\(repo): no backup of device \(dev) at or before \(WorkflowClock.format(at)) (the first is from \(WorkflowClock.format(mine[0].date)))")
         }
         return r
     }
@@ -75,11 +75,11 @@ func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: Backu
             let r = try verifyStream(source: try store.source(b.object), quiet: quiet, keyring: keyring)
             reports.append(r)
             guard r.device == b.snapDev, r.targetDigest == b.digest else {
-                throw RepositoryError(.damaged, "its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
+                throw JobError("its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
             }
         } catch {
             let why = b.id == target.id ? "" : ", which backup \(target.id!) needs"
-            throw CommandFailure("backup \(b.id!) (\(b.object)) is damaged\(why): \(error)")
+            throw JobError("backup \(b.id!) (\(b.object)) is damaged\(why): \(error)")
         }
     }
     return reports
@@ -97,7 +97,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     let chain = try repo.catalog.chain(of: target)
     let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring)
     if reports.contains(where: \.readsOrigin), req.origin == nil {
-        throw CommandFailure("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
+        throw JobError("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
     }
     var bytes: UInt64 = 0
     var device: UInt64?
@@ -115,7 +115,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         let tmp = req.to + ".partial"
         unlink(tmp)
         guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
-            throw CommandFailure("cannot create \(tmp)")
+            throw JobError("cannot create \(tmp)")
         }
         do {
             if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
@@ -128,7 +128,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
             if try f.size() < target.virtualSize { try f.truncate(to: target.virtualSize) }
             try f.sync()
             f.close()
-            guard rename(tmp, req.to) == 0 else { throw CommandFailure("cannot rename \(tmp) to \(req.to): \(String(cString: strerror(errno)))") }
+            guard rename(tmp, req.to) == 0 else { throw JobError("cannot rename \(tmp) to \(req.to): \(String(cString: strerror(errno)))") }
         } catch {
             unlink(tmp)
             throw error
@@ -155,18 +155,16 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
             let pool = try ThinPool(folder: path)
             defer { pool.close() }
             let last = i == chain.count - 1
-            let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool, used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
-            let r = Replayer(pool: pool)
-            r.targetID = dev
-            r.keyring = keyring
-            if let overOrigin { r.createOverOrigin = { try overOrigin(pool, $0, $1) } }
-            let meter = ProgressMeter(label: "restore \(i + 1)/\(chain.count)", quiet: quiet)
-            r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
-            let s = try r.receive(from: try store.source(b.object))
-            meter.finish()
+            let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool.devices(), used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
+            var o = ReceiveOptions(targetID: dev)
+            o.keyring = keyring
+            if let overOrigin { o.createOverOrigin = { try overOrigin(pool, $0, $1) } }
+            o.progressLabel = "restore \(i + 1)/\(chain.count)"
+            o.quiet = quiet
+            let s = try receiveStream(into: pool, from: try store.source(b.object), o).summary
             live.append(dev)
             guard s.contentDigest.description == b.digest else {
-                throw CommandFailure("backup \(b.id!): restored content digest \(s.contentDigest), the catalog says \(b.digest)")
+                throw JobError("backup \(b.id!): restored content digest \(s.contentDigest), the catalog says \(b.digest)")
             }
             onBytes(s.streamBytes)
             if let prev = received.last, !keep(prev.record) {

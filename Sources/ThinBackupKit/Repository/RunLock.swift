@@ -21,9 +21,6 @@ public struct LockHolder: Codable, Sendable, Equatable {
     var isStale: Bool { host == ProcessInfo.processInfo.hostName && kill(pid, 0) != 0 && errno == ESRCH }
 }
 
-/// Exit code of a run refused because another run holds a lock (EX_TEMPFAIL: try again later).
-public let lockedExitCode: Int32 = 75
-
 /// The repository lock: an object "lock" naming its holder. In a folder it is created with
 /// O_EXCL (atomic); over HTTP/S3 it is checked then written (two hosts starting within the same
 /// second could both pass — run one host's jobs per repository). A lock whose holder process is
@@ -50,7 +47,7 @@ public final class RepositoryLock {
                     return
                 }
                 guard errno == EEXIST else {
-                    throw RepositoryError(.other, "cannot create the lock \(p): \(String(cString: strerror(errno)))")
+                    throw JobError("cannot create the lock \(p): \(String(cString: strerror(errno)))")
                 }
             } else if try store.get(Self.name) == nil {
                 try store.put(Self.name, [UInt8](bytes))
@@ -63,10 +60,10 @@ public final class RepositoryLock {
                 continue
             }
             let who = other?.description ?? "an unknown run"
-            throw CommandFailure("repository \(store.displayName) is locked by \(who); "
-                                 + "if no such run is active, delete \(store.displayName)/\(Self.name)", exitCode: lockedExitCode)
+            throw JobError(.busy, "repository \(store.displayName) is locked by \(who); "
+                                 + "if no such run is active, delete \(store.displayName)/\(Self.name)")
         }
-        throw CommandFailure("repository \(store.displayName): could not take the lock", exitCode: lockedExitCode)
+        throw JobError(.busy, "repository \(store.displayName): could not take the lock")
     }
 
     public func release() {
@@ -93,13 +90,13 @@ public final class PoolLock {
     public init(path: String, what: String, command: String, wait: Bool = false) throws {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw JobError("cannot open \(path): \(String(cString: strerror(errno)))") }
         if flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
             var buf = [UInt8](repeating: 0, count: 4096)
             let n = pread(fd, &buf, buf.count, 0)
             close(fd)
             let other = n > 0 ? try? JSONDecoder().decode(LockHolder.self, from: Data(buf[0..<n])) : nil
-            throw CommandFailure("\(what) is in use by \(other?.description ?? "another run")", exitCode: lockedExitCode)
+            throw JobError(.busy, "\(what) is in use by \(other?.description ?? "another run")")
         }
         let bytes = (try? JSONEncoder().encode(LockHolder.current(command))) ?? Data()
         ftruncate(fd, 0)

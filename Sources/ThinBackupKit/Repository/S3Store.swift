@@ -52,7 +52,7 @@ public final class S3Store: ObjectStore {
             if response.status == 404 { return nil }
             guard response.isSuccess else { throw c.s3Error(r, response) }
             guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
-                throw RepositoryError(.other, "\(displayName)/\(name): HEAD gave no Content-Length")
+                throw JobError("\(displayName)/\(name): HEAD gave no Content-Length")
             }
             return n
         }

@@ -73,7 +73,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 report.dataBlocks += UInt64(count)
                 applied += UInt64(len)
             case let .discard(first, count) where header!.readsOrigin:
-                guard let originFile else { throw CommandFailure(originNeeded(stream)) }
+                guard let originFile else { throw JobError(originNeeded(stream)) }
                 let bs = UInt64(header!.blockSize)
                 var off = first * bs
                 let end = min((first + count) * bs, max(header!.virtualSize, off))
@@ -119,5 +119,5 @@ private func originNeeded(_ stream: String) -> String {
 
 /// Refuses, before anything is written, a stream whose discards need the origin's bytes when none is given.
 func requireOrigin(_ r: StreamVerifyReport, origin: String?, stream: String) throws {
-    if r.readsOrigin, r.discardBlocks > 0, origin == nil { throw CommandFailure(originNeeded(stream)) }
+    if r.readsOrigin, r.discardBlocks > 0, origin == nil { throw JobError(originNeeded(stream)) }
 }

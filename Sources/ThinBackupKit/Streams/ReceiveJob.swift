@@ -4,19 +4,21 @@ import PoolCore
 
 /// What `receive` is asked to do.
 public struct ReceiveRequest {
-    public var pool: String
+    public var pool: any PoolAccess
     public var source: String = "-"
     public var targetID: UInt64?
     public var resume = false
     /// Commit a resumable checkpoint every this many bytes (nil: only at the end).
     public var checkpointBytes: UInt64?
     public var quiet = true
+    /// For network sources (S3 endpoint, CA file, retries).
+    public var transport = TransportOptions()
     /// The key of an encrypted stream; nil refuses one.
     public var keyring: StreamKeyring?
     /// External origin for a stream whose unmapped blocks read one (`receive --origin-file`).
     public var originFile: String?
 
-    public init(pool: String) { self.pool = pool }
+    public init(pool: any PoolAccess) { self.pool = pool }
 }
 
 /// What `receive` did (`--json`).
@@ -32,37 +34,89 @@ public struct ReceiveReport: Codable {
     public var seconds: Double
 }
 
-/// Receives a stream into the pool folder `req.pool`; on failure the pool is left as it was
+/// Receives a stream into `req.pool`; on failure the pool is left as it was
 /// (or at its last checkpoint, whose resume token the error names).
 public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = nil) throws -> ReceiveReport {
-    let pool = try ThinPool(folder: req.pool)
+    let pool = try openReceiving(req.pool)
     defer { pool.close() }
-    let source = try givenSource ?? Transport.source(for: req.source)
-    let meter = ProgressMeter(label: "receive", quiet: req.quiet)
-    let r = Replayer(pool: pool)
-    r.targetID = req.targetID
-    r.checkpointBytes = req.checkpointBytes
-    r.keyring = req.keyring
+    let source = try givenSource ?? Transport.source(for: req.source, options: req.transport)
+    var o = ReceiveOptions(targetID: req.targetID)
+    o.checkpointBytes = req.checkpointBytes
+    o.resume = req.resume
+    o.keyring = req.keyring
     if let origin = req.originFile {
-        r.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
+        o.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
     }
-    r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
-    let resume = try req.resume && resumePoint(pool, req.targetID) != nil
+    o.quiet = req.quiet
     do {
-        let s = try r.receive(from: source, resume: resume)
-        meter.finish()
-        let t = s.trailer
-        return ReceiveReport(outcome: s.outcome.rawValue, device: s.device, incremental: s.header.isIncremental,
-                             contentDigest: s.contentDigest.description, dataBlocks: t?.dataBlocks ?? 0,
+        let s = try receiveStream(into: pool, from: source, o)
+        let t = s.summary.trailer
+        return ReceiveReport(outcome: s.summary.outcome.rawValue, device: s.summary.device, incremental: s.summary.header.isIncremental,
+                             contentDigest: s.summary.contentDigest.description, dataBlocks: t?.dataBlocks ?? 0,
                              zeroBlocks: t?.zeroBlocks ?? 0, discardBlocks: t?.discardBlocks ?? 0,
-                             streamBytes: s.streamBytes, seconds: meter.elapsed)
+                             streamBytes: s.summary.streamBytes, seconds: s.seconds)
     } catch {
-        meter.finish()
         if let (dev, token) = try? resumePoint(pool, req.targetID) {
-            throw CommandFailure("\(error); receive of thin device \(dev) can resume: receive --resume, or send --resume-from \(token)")
+            throw JobError("\(error); receive of thin device \(dev) can resume: receive --resume, or send --resume-from \(token)", cause: error)
         }
         throw error
     }
+}
+
+/// How `receiveStream` runs.
+struct ReceiveOptions {
+    /// Local id of the received device (default: the sender's).
+    var targetID: UInt64?
+    /// Commit a resumable checkpoint every this many bytes of data (nil: only at the end).
+    var checkpointBytes: UInt64?
+    /// The caller's name for the stream, kept with checkpoints (serve: the transport's stream id).
+    var label: String?
+    /// Continue the interrupted receive of the target when there is one.
+    var resume = false
+    /// The key of an encrypted stream; nil refuses one.
+    var keyring: StreamKeyring?
+    /// Makes the device (id, virtual size) for a stream whose unmapped blocks read an external origin.
+    var createOverOrigin: ((UInt64, UInt64) throws -> Void)?
+    /// The source starts at this byte of the interrupted stream (a connection that broke).
+    var continuingAt: UInt64?
+    var progressLabel = "receive"
+    var quiet = true
+}
+
+/// The one receive core of `receive`, `serve` and `restore`: replays `source` into `pool`
+/// (Delta's `Replayer`: base checks, commit only after the trailer verified, checkpoints).
+func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOptions) throws -> (summary: ReceiveSummary, seconds: Double) {
+    let meter = ProgressMeter(label: o.progressLabel, quiet: o.quiet)
+    defer { meter.finish() }
+    let r = Replayer(pool: pool)
+    r.targetID = o.targetID
+    r.checkpointBytes = o.checkpointBytes
+    r.label = o.label
+    r.createOverOrigin = o.createOverOrigin
+    r.keyring = o.keyring
+    r.onProgress = { applied, read, expected in meter.update(done: applied, total: expected, streamBytes: read) }
+    let s: ReceiveSummary
+    if let offset = o.continuingAt {
+        guard let dev = o.targetID, let partial = try pool.receipts()[dev]?.partial,
+              partial.label == o.label, partial.streamOffset == offset else {
+            throw ReceiveRefused("no interrupted receive of this stream at byte \(offset) for device \(o.targetID ?? 0)")
+        }
+        s = try r.receiveContinuing(from: source)
+    } else {
+        s = try r.receive(from: source, resume: o.resume && resumePoint(pool, o.targetID) != nil)
+    }
+    return (s, meter.elapsed)
+}
+
+/// The pool a receive replays into. Receipts (what was received from where, resume points)
+/// are kept in pool.json, so the pool must have one.
+func openReceiving(_ access: any PoolAccess, readOnly: Bool = false) throws -> ThinPool {
+    let pool = try access.userspacePool(readOnly: readOnly)
+    guard pool.sidecarPath != nil else {
+        pool.close()
+        throw JobError(.usage, "\(access.name): a receive keeps its receipts in the pool folder's pool.json: give --pool DIR")
+    }
+    return pool
 }
 
 /// The interrupted (checkpointed) receive in the pool, if any: device and resume token.
@@ -74,11 +128,11 @@ func resumePoint(_ pool: ThinPool, _ dev: UInt64?) throws -> (UInt64, String)? {
 }
 
 /// `receive --resume-token`: prints the resume point of an interrupted receive.
-public func resumeToken(pool path: String, device: UInt64?) throws -> String {
-    let pool = try ThinPool(folder: path, readOnly: true)
+public func resumeToken(_ access: any PoolAccess, device: UInt64?) throws -> String {
+    let pool = try openReceiving(access, readOnly: true)
     defer { pool.close() }
     guard let (_, token) = try resumePoint(pool, device) else {
-        throw CommandFailure("no interrupted receive in \(path)")
+        throw JobError("no interrupted receive in \(access.name)")
     }
     return token
 }

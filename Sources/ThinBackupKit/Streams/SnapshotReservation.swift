@@ -99,12 +99,11 @@ public final class SnapshotReservation: @unchecked Sendable {
     private func reserve(metadataPath: String, command: String, note: (String) -> Void) throws {
         if let held = pool.heldMetadataSnapshot {
             guard let owner = SnapshotOwner.recorded(in: pool), owner.block == nil || owner.block == held else {
-                throw CommandFailure("a metadata snapshot is already held in \(metadataPath) (not reserved by thin-backup): "
+                throw JobError("a metadata snapshot is already held in \(metadataPath) (not reserved by thin-backup): "
                                      + "pass -m to read through it, or release it with `pool release-metadata-snap`")
             }
             guard owner.isGone else {
-                throw CommandFailure("a metadata snapshot is already held in \(metadataPath) by \(owner.description), which is still running",
-                                     exitCode: lockedExitCode)
+                throw JobError(.busy, "a metadata snapshot is already held in \(metadataPath) by \(owner.description), which is still running")
             }
             try pool.releaseMetadataSnapshot()
             try pool.setAnnotation(SnapshotOwner.annotation, nil)

@@ -79,21 +79,17 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
 }
 
 /// `verify --pool DIR --dev N --digest D`: recomputes a device's content digest and compares.
-public func verifyDevice(pool: String?, metadata: String?, data: String?, device: UInt64, digest: String,
-                         quiet: Bool) throws -> String {
-    guard let want = Digest128(hex: digest) else { throw CommandFailure("--digest: expected 32 hex digits, got \(digest)", exitCode: 64) }
-    let src = try PoolSource(pool: pool, metadata: metadata, data: data)
-    let reader = try MetadataReader(path: src.metadataPath)
-    let view = reader.live
-    let file = try RandomAccessFile(path: src.dataPath, writable: false)
+public func verifyDevice(_ pool: any PoolAccess, device: UInt64, digest: String, quiet: Bool) throws -> String {
+    guard let want = Digest128(hex: digest) else { throw JobError(.usage, "--digest: expected 32 hex digits, got \(digest)") }
+    let view = try pool.readMetadata().live
     let bs = Int(view.superblock.dataBlockSize) * 512
     let meter = ProgressMeter(label: "verify", quiet: quiet)
-    let got = try deviceDigest(view, device, reader: FileDataBlockReader(file: file, blockSize: bs)) {
+    let got = try deviceDigest(view, device, reader: pool.dataReader(blockSize: bs)) {
         meter.update(done: $0, total: 0, streamBytes: 0)
     }
     meter.finish()
     guard got == want else {
-        throw CommandFailure("thin device \(device) has content digest \(got), not \(want)")
+        throw JobError("thin device \(device) has content digest \(got), not \(want)")
     }
     return got.description
 }

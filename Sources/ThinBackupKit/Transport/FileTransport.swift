@@ -5,15 +5,6 @@ import PoolCore
 import Glibc
 #endif
 
-/// A failure of a local file or pipe transport, naming the path and the call.
-public struct LocalIOError: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
-    static func errno(_ call: String, _ path: String) -> LocalIOError {
-        LocalIOError(message: "\(call) \(path): \(String(cString: strerror(Glibc.errno)))")
-    }
-}
-
 /// Writes a stream to a file or to standard output ("-"), buffered in 1 MiB writes.
 ///
 /// A regular file is written as `FILE.partial` and renamed to FILE by `finish()` after an fsync, so an
@@ -37,13 +28,13 @@ public final class FileSink: ByteSink {
         } else if special {
             // A device, FIFO or /dev/null: written in place (never renamed over).
             let f = open(path, O_WRONLY | O_CLOEXEC)
-            guard f >= 0 else { throw LocalIOError.errno("open", path) }
+            guard f >= 0 else { throw JobError.system("open", path) }
             fd = f
             partialPath = nil
         } else {
             let p = path + ".partial"
             let f = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard f >= 0 else { throw LocalIOError.errno("open", p) }
+            guard f >= 0 else { throw JobError.system("open", p) }
             fd = f
             partialPath = p
         }
@@ -72,15 +63,7 @@ public final class FileSink: ByteSink {
     }
 
     private func writeAll(_ b: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < b.count {
-            let n = Glibc.write(fd, b.baseAddress! + done, b.count - done)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LocalIOError.errno("write", path == "-" ? "standard output" : path)
-            }
-            done += n
-        }
+        try ThinBackupKit.writeAll(fd, b, name: path == "-" ? "standard output" : path)
         bytesWritten += UInt64(b.count)
     }
 
@@ -91,11 +74,11 @@ public final class FileSink: ByteSink {
             return
         }
         try FaultInjection.step(.sync)
-        guard fsync(fd) == 0 else { throw LocalIOError.errno("fsync", p) }
+        guard fsync(fd) == 0 else { throw JobError.system("fsync", p) }
         close(fd)
         closed = true
         try FaultInjection.step(.rename)
-        guard rename(p, path) == 0 else { throw LocalIOError.errno("rename to \(path)", p) }
+        guard rename(p, path) == 0 else { throw JobError.system("rename to \(path)", p) }
         // The rename is durable before anything that relies on the file (a catalog naming it).
         let dir = (path as NSString).deletingLastPathComponent
         let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -121,10 +104,10 @@ public final class FileSource: ByteSource {
             fd = 0
         } else {
             let f = open(path, O_RDONLY | O_CLOEXEC)
-            guard f >= 0 else { throw LocalIOError.errno("open", path) }
+            guard f >= 0 else { throw JobError.system("open", path) }
             fd = f
             if startOffset > 0, lseek(f, off_t(startOffset), SEEK_SET) < 0 {
-                let e = LocalIOError.errno("seek to \(startOffset) in", path)
+                let e = JobError.system("seek to \(startOffset) in", path)
                 close(f)
                 throw e
             }
@@ -136,14 +119,8 @@ public final class FileSource: ByteSource {
     deinit { if fd > 2 { close(fd) } }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw LocalIOError.errno("read", path == "-" ? "standard input" : path)
-            }
-            bytesRead += UInt64(n)
-            return n
-        }
+        let n = try sysCall("read", path == "-" ? "standard input" : path) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        bytesRead += UInt64(n)
+        return n
     }
 }

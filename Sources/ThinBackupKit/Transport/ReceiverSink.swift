@@ -1,12 +1,10 @@
 import Delta
 import Foundation
+import ReceiverRequest
 
 /// Sends a stream to a `thin-backup serve` receiver (`tb://HOST:PORT`, `tbs://` over TLS).
 ///
-/// Protocol (ReceiverProtocol.swift on the server side): `GET /v1/devices/D/receive` reports the
-/// device's receive status and resume point; `PUT /v1/devices/D/receive` with `X-TB-Offset: N`
-/// and `X-TB-Stream-Id` streams the bytes from offset N on; every request carries
-/// `Authorization: Bearer TOKEN`.
+/// Protocol: see `ReceiverWire` (the names both sides use).
 ///
 /// Resume: the stream id is a hash of the stream's first 64 KiB (which hold its header, naming
 /// source, target and base). Before uploading, the sink asks for the status; if the receiver holds
@@ -36,7 +34,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
 
     init(host: String, port: Int, tls: Bool, device: UInt64, options: TransportOptions, windowLimit: Int = 32 << 20) throws {
         let h = host.contains(":") ? "[\(host)]" : host
-        baseURL = "\(tls ? "https" : "http")://\(h):\(port)/v1/devices/\(device)/receive"
+        baseURL = "\(tls ? "https" : "http")://\(h):\(port)\(ReceiverWire.path(device: device))"
         self.device = device
         token = try options.token()
         self.options = options
@@ -75,7 +73,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
 
     private func request(_ method: String) -> HTTPRequest {
         var r = HTTPRequest(method: method, url: baseURL)
-        r.headers.append(("Authorization", "Bearer \(token)"))
+        r.headers.append((ReceiverWire.authorization, ReceiverWire.credentials(token)))
         r.tls = options.tls
         r.apply(options.timeouts)
         return r
@@ -131,8 +129,8 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
                                      + "this send kept: run the same send again to resume there")
         }
         var r = request("PUT")
-        r.headers.append(("X-TB-Offset", "\(from)"))
-        r.headers.append(("X-TB-Stream-Id", streamID!))
+        r.headers.append((ReceiverWire.offset, "\(from)"))
+        r.headers.append((ReceiverWire.streamID, streamID!))
         r.headers.append(("Content-Type", "application/octet-stream"))
         let sink = HTTPPutSink(request: r, retry: .none)
         put = sink

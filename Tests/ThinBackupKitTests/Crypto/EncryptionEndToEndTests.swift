@@ -143,10 +143,10 @@ struct EncryptionEndToEndTests {
         #expect(try SourceChain.image(fromSpool, s[0]) == src.image(s[0]))
         // tb:// into a pool: with the key it applies; a receiver without it refuses and keeps the pool.
         let dst = try emptyPool(out)
-        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: dst, keyring: keyring) })
+        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: dst), keyring: keyring) })
         let plain = try emptyPool(out, "no-key")
         let meta = try fileBytes("\(plain)/metadata")
-        let rxNoKey = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: plain) })
+        let rxNoKey = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: plain)) })
         let e = try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", "tb://127.0.0.1:\(rxNoKey.server.port)",
                          "--token-file", rxNoKey.tokenFile, "--encrypt-key", key, "-q"])
         #expect(e?.contains("encrypted") == true, "\(e ?? "accepted")")
@@ -164,7 +164,7 @@ struct EncryptionEndToEndTests {
         #expect(try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", full, "--encrypt-key", key, "-q"]) == nil)
         let dst2 = try emptyPool(out, "dst2")
         let meta2 = try fileBytes("\(dst2)/metadata")
-        let rx2 = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: dst2, keyring: keyring) })
+        let rx2 = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: dst2), keyring: keyring) })
         let sink = try Transport.sink(for: "tb://127.0.0.1:\(rx2.server.port)", options: {
             var o = try rx2.options()
             o.targetDevice = s[0]

@@ -24,7 +24,7 @@ struct NetworkEndToEndTests {
         let src = try SourceChain(seed: 601, rounds: 4, label: "repl-src")
         let out = TempDir("repl-dst")
         let dst = try emptyPool(out)
-        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: dst) })
+        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: dst)) })
         let to = "tb://127.0.0.1:\(rx.server.port)"
         var base: UInt64?
         for snap in src.snapshots {
@@ -40,7 +40,7 @@ struct NetworkEndToEndTests {
         }
         // A stream for a base this pool never received is refused; the reason reaches the sender.
         let other = try emptyPool(out, "fresh")
-        let rx2 = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: other) })
+        let rx2 = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: other)) })
         let meta = try fileBytes("\(other)/metadata")
         let s = src.snapshots
         let error = try cli(["send", "--pool", src.path, "--from", "\(s[0])", "--snap", "\(s[2])",
@@ -54,7 +54,7 @@ struct NetworkEndToEndTests {
         let src = try SourceChain(seed: 604, rounds: 1, label: "cut-src")
         let out = TempDir("cut-dst")
         let dst = try emptyPool(out)
-        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: dst, checkpointBytes: 256 << 10) })
+        let rx = try LocalReceiver(receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: dst), checkpointBytes: 256 << 10) })
         let snap = src.snapshots[0]
         let size = try send(src.path, snap, to: out.file("probe.tbs")).streamBytes
         #expect(size > 256 << 10)

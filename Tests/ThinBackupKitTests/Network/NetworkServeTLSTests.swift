@@ -13,7 +13,7 @@ struct NetworkServeTLSTests {
         let out = TempDir("tls-dst")
         let dst = try emptyPool(out)
         let tls = try ReceiverTLS(certificateFile: pem.cert, keyFile: pem.key)
-        let rx = try LocalReceiver(tls: tls, receiver: { _ in try PoolStreamReceiver(pool: dst) })
+        let rx = try LocalReceiver(tls: tls, receiver: { _ in try PoolStreamReceiver(pool: UserspacePool(folder: dst)) })
         let to = "tbs://127.0.0.1:\(rx.server.port)"
         let (full, incremental) = (src.snapshots[0], src.snapshots[1])
         let metaBefore = try fileBytes("\(dst)/metadata")

@@ -110,7 +110,7 @@ struct JobRunTests {
         let holder = try PoolLock(pool: f.poolB, command: "test holding pool B")
         let r = try runJob(job, jobOptions("2026-03-01T02:00:00Z", metrics: f.dir.file("m.prom")))
         holder.release()
-        #expect(r.exitCode == someVolumesFailedExitCode)
+        #expect(r.exitCode == ExitStatus.partial)
         #expect(r.volumes.map(\.ok) == [true, false, true])
         let err = r.volumes[1].error ?? ""
         #expect(err.hasPrefix("job nightly, volume b: "), "\(err)")
@@ -180,7 +180,7 @@ struct JobRunTests {
         let r = try runJob(job, o)
         #expect(r.volumes.map(\.ok) == [true, true, false], "\(r.volumes)")
         #expect(r.volumes[2].error?.contains("max-runtime") == true)
-        #expect(r.exitCode == someVolumesFailedExitCode)
+        #expect(r.exitCode == ExitStatus.partial)
         #expect(try f.devices(f.poolA).count == 3, "a's snapshot stays; c was never snapshotted")
     }
 
@@ -193,8 +193,8 @@ struct JobRunTests {
         do {
             _ = try runJob(job, jobOptions("2026-03-01T02:00:00Z"))
             Issue.record("ran while the job lock was held")
-        } catch let e as CommandFailure {
-            #expect(e.exitCode == lockedExitCode)
+        } catch let e as JobError {
+            #expect(ExitStatus.code(e.code) == 75)
             #expect(e.message.contains("job nightly is in use"), "\(e.message)")
         }
         #expect(!FileManager.default.fileExists(atPath: f.repo))

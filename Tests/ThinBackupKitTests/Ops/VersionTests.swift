@@ -11,7 +11,7 @@ enum OpsBinary {
     /// Runs the executable; throws (the test fails) when it was not built.
     static func run(_ args: [String], environment: [String: String] = [:]) throws -> Tool.Result {
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw CommandFailure("build the executable first (swift build --build-tests): \(path)")
+            throw JobError("build the executable first (swift build --build-tests): \(path)")
         }
         if environment.isEmpty { return try Tool.run(path, args) }
         return try Tool.run("env", environment.map { "\($0.key)=\($0.value)" } + [path] + args)

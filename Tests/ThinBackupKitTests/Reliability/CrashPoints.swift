@@ -47,7 +47,7 @@ enum CrashPoints {
     static func steps(_ arguments: [String], in dir: TempDir) throws -> [String] {
         let file = dir.file("steps-\(UInt32.random(in: 0 ... .max))")
         let r = try run(arguments, fault: "count:\(file)")
-        guard r.ok else { throw CommandFailure("counting run failed: \(r.stderr)") }
+        guard r.ok else { throw JobError("counting run failed: \(r.stderr)") }
         let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").map(String.init)
     }
@@ -55,7 +55,7 @@ enum CrashPoints {
     /// A byte-for-byte copy of a pool folder (sparse data file kept sparse).
     static func copyPool(_ from: String, _ to: String) throws {
         let r = try Tool.run("cp", ["-a", "--sparse=always", from, to])
-        guard r.ok else { throw CommandFailure("cp: \(r.stderr)") }
+        guard r.ok else { throw JobError("cp: \(r.stderr)") }
     }
 
     /// Content digest recomputed from the device's bytes (nil when the device does not exist).

@@ -48,7 +48,7 @@ import TestSupport
         var config = ReceiverConfiguration(host: "127.0.0.1", port: 0, token: LocalReceiver.token)
         config.logger.logLevel = .critical
         config.idleTimeout = .seconds(2)
-        let server = try ReceiverServer.start(config, receiver: try PoolStreamReceiver(pool: dst, checkpointBytes: 256 << 10))
+        let server = try ReceiverServer.start(config, receiver: try PoolStreamReceiver(pool: UserspacePool(folder: dst), checkpointBytes: 256 << 10))
         defer { server.stop() }
         let tokenFile = out.file("token")
         try "\(LocalReceiver.token)\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)

@@ -31,7 +31,7 @@ import TestSupport
         _ = try send(src.path, s[0], to: out.file("full"))
         _ = try send(src.path, s[1], from: s[0], to: out.file("inc"))
         let dst = try emptyPool(out)
-        let receiver = try PoolStreamReceiver(pool: dst, checkpointBytes: 64 << 10)
+        let receiver = try PoolStreamReceiver(pool: UserspacePool(folder: dst), checkpointBytes: 64 << 10)
         for (file, dev) in [(out.file("full"), s[0]), (out.file("inc"), s[1])] {
             let bytes = try fileBytes(file)
             #expect(throws: CutSource.Broken.self) {
@@ -55,7 +55,7 @@ import TestSupport
         bad[200] ^= 1
         let other = try emptyPool(out, "other")
         #expect(throws: ReceiveRefused.self) {
-            _ = try PoolStreamReceiver(pool: other).receive(device: 5, streamID: "x", offset: 0, from: CutSource(bad))
+            _ = try PoolStreamReceiver(pool: UserspacePool(folder: other)).receive(device: 5, streamID: "x", offset: 0, from: CutSource(bad))
         }
     }
 }

@@ -23,7 +23,7 @@ import TestSupport
             let c = try thinCheck(dst)
             #expect(c.ok, "thin_check after \(snap): \(c.stderr)")
             // The digest the sender printed checks the received device.
-            #expect(try verifyDevice(pool: dst, metadata: nil, data: nil, device: snap, digest: sent.targetDigest!, quiet: true)
+            #expect(try verifyDevice(UserspacePool(folder: dst), device: snap, digest: sent.targetDigest!, quiet: true)
                     == sent.targetDigest)
             base = snap
             baseDigest = sent.targetDigest
@@ -71,9 +71,8 @@ import TestSupport
         pool.close()
         // Without -m: refused (someone else's snapshot is held).
         #expect(throws: (any Error).self) { _ = try send(src.path, src.snapshots[0], to: out.file("a")) }
-        var r = SendRequest(target: src.snapshots[0], destination: out.file("a"))
-        r.pool = src.path
-        r.useHeldSnapshot = true
+        var r = SendRequest(pool: UserspacePool(folder: src.path), target: src.snapshots[0], destination: out.file("a"))
+        r.metadataMode = .held(block: nil)
         let sent = try runSend(r)
         #expect(sent.dataBlocks > 0)
         // -m leaves the held snapshot held.
@@ -137,10 +136,10 @@ import TestSupport
         try Data(bytes).write(to: URL(fileURLWithPath: out.file("bad")))
         #expect(throws: StreamError.self) { _ = try verifyStream(source: try FileSource(path: out.file("bad")), quiet: true) }
         // The source device itself matches the digest its send printed; another device does not.
-        #expect(try verifyDevice(pool: src.path, metadata: nil, data: nil, device: src.snapshots[0], digest: full.targetDigest!, quiet: true)
+        #expect(try verifyDevice(UserspacePool(folder: src.path), device: src.snapshots[0], digest: full.targetDigest!, quiet: true)
                 == full.targetDigest)
         #expect(throws: (any Error).self) {
-            _ = try verifyDevice(pool: src.path, metadata: nil, data: nil, device: src.snapshots[1], digest: full.targetDigest!, quiet: true)
+            _ = try verifyDevice(UserspacePool(folder: src.path), device: src.snapshots[1], digest: full.targetDigest!, quiet: true)
         }
     }
 }

@@ -78,8 +78,7 @@ func thinCheck(_ pool: String) throws -> Tool.Result {
 }
 
 func send(_ src: String, _ snap: UInt64, from base: UInt64? = nil, to dest: String, baseDigest: String? = nil) throws -> SendReport {
-    var r = SendRequest(target: snap, destination: dest)
-    r.pool = src
+    var r = SendRequest(pool: UserspacePool(folder: src), target: snap, destination: dest)
     r.base = base
     r.baseDigest = baseDigest.flatMap { Digest128(hex: $0) }
     r.workers = 2
@@ -87,7 +86,7 @@ func send(_ src: String, _ snap: UInt64, from base: UInt64? = nil, to dest: Stri
 }
 
 func receive(_ pool: String, _ file: String, resume: Bool = false, checkpoint: UInt64? = nil) throws -> ReceiveReport {
-    var r = ReceiveRequest(pool: pool)
+    var r = ReceiveRequest(pool: UserspacePool(folder: pool))
     r.source = file
     r.resume = resume
     r.checkpointBytes = checkpoint

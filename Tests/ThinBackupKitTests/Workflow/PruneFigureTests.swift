@@ -82,7 +82,7 @@ struct PruneFigureTests {
             let r = try Tool.run(python, ["\(Net.scripts)/s3_usage.py", moto.endpoint, moto.bucket, prefix + "/",
                                           moto.accessKey, moto.secretKey])
             guard r.ok, let n = Int64(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                throw CommandFailure("s3_usage.py: \(r.stderr)")
+                throw JobError("s3_usage.py: \(r.stderr)")
             }
             return n
         }

@@ -11,7 +11,7 @@ struct ReadmeWalkthroughTests {
         let readme = try String(contentsOfFile: Repo.root + "/README.md", encoding: .utf8)
         guard let start = readme.range(of: "<!-- walkthrough:\(name) -->"),
               let end = readme.range(of: "<!-- /walkthrough -->", range: start.upperBound..<readme.endIndex) else {
-            throw CommandFailure("README.md has no walkthrough:\(name)")
+            throw JobError("README.md has no walkthrough:\(name)")
         }
         var out: [String] = []
         var inBlock = false

@@ -83,7 +83,7 @@ struct RemoteRepositoryTests {
         try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
         var config = ReceiverConfiguration(host: "127.0.0.1", port: 0, token: token)
         config.logger.logLevel = .critical
-        let server = try ReceiverServer.start(config, receiver: try PoolStreamReceiver(pool: dst))
+        let server = try ReceiverServer.start(config, receiver: try PoolStreamReceiver(pool: UserspacePool(folder: dst)))
         defer { server.stop() }
 
         // A writer keeps changing the device (under the pool lock, as the userspace pool's users must)
@@ -110,7 +110,7 @@ struct RemoteRepositoryTests {
             _ = FileManager.default.createFile(atPath: stopped, contents: nil)
         }
         writer.start()
-        var req = MigrateRequest(pool: w.pool, dev: 1, to: "tb://127.0.0.1:\(server.port)")
+        var req = MigrateRequest(pool: UserspacePool(folder: w.pool), dev: 1, to: "tb://127.0.0.1:\(server.port)")
         req.untilDelta = 3 * 65536
         req.maxRounds = 6
         req.freezeCommand = "touch '\(freeze)'; while [ ! -e '\(stopped)' ]; do sleep 0.01; done"

@@ -65,7 +65,7 @@ struct RepositoryFailureTests {
         let model = w.model
         let tb = try Net.thinBackup()
         var second: Tool.Result?
-        var req = BackupRequest(pool: w.pool, dev: 1, repo: repo)
+        var req = BackupRequest(pool: UserspacePool(folder: w.pool), dev: 1, repo: repo)
         req.now = nightly(1)
         // While the first run holds its locks, a second process tries the same backup.
         req.whileLocked = {
@@ -73,7 +73,7 @@ struct RepositoryFailureTests {
         }
         let r = try runBackup(req)
         let s = try #require(second)
-        #expect(s.status == lockedExitCode, "\(s.stderr)")
+        #expect(s.status == 75, "\(s.stderr)")
         #expect(s.stderr.contains("in use by `backup --dev 1` (pid \(getpid())"), "\(s.stderr)")
         // Nothing lost: the first run completed, the second left no trace.
         let cat = try BackupRepository(repo).catalog.all()
@@ -88,7 +88,7 @@ struct RepositoryFailureTests {
         let live = LockHolder(command: "prune", host: ProcessInfo.processInfo.hostName, pid: getpid(), since: "2026-03-02T04:00:00Z")
         try store.put("lock", [UInt8](try JSONEncoder().encode(live)))
         let refused = try Tool.run(tb, ["prune", "--repo", repo, "--keep-last", "1"])
-        #expect(refused.status == lockedExitCode && refused.stderr.contains("locked by `prune` (pid \(getpid())"), "\(refused.stderr)")
+        #expect(refused.status == 75 && refused.stderr.contains("locked by `prune` (pid \(getpid())"), "\(refused.stderr)")
         let dead = LockHolder(command: "prune", host: ProcessInfo.processInfo.hostName, pid: 4_000_000, since: "2026-03-02T04:00:00Z")
         try store.put("lock", [UInt8](try JSONEncoder().encode(dead)))
         let ok = try Tool.run(tb, ["prune", "--repo", repo, "--keep-last", "1", "--json"])

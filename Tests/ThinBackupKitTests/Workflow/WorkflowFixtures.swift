@@ -83,7 +83,7 @@ func thinCheckClean(_ pool: String) throws -> Bool {
 func nightly(_ day: Int) -> Date { Date(timeIntervalSince1970: 1_772_330_400 + Double(day) * 86400) }
 
 func backup(_ w: WorkflowPool, repo: String, at date: Date, options: TransportOptions = TransportOptions()) throws -> BackupReport {
-    var r = BackupRequest(pool: w.pool, dev: w.dev, repo: repo)
+    var r = BackupRequest(pool: UserspacePool(folder: w.pool), dev: w.dev, repo: repo)
     r.now = date
     r.options = options
     return try runBackup(r)

@@ -10,8 +10,7 @@ extension PoolCommand {
             discussion: "Exit 0 when clean; otherwise exit 1 with one line naming the first problem (block, what, where)."
         )
 
-        @Option(name: .long, help: "The metadata device or file.")
-        public var metadata: String
+        @OptionGroup public var pool: PoolOptions
         @Flag(name: .customLong("clear-needs-check"),
               help: "When the check is clean, clear the NEEDS_CHECK flag a failed metadata operation set (like thin_check --clear-needs-check-flag).")
         public var clearNeedsCheck = false
@@ -19,15 +18,17 @@ extension PoolCommand {
         public init() {}
 
         public func run(to out: TextOutput) throws {
+            let access = try pool.open()
+            defer { access.close() }
             if clearNeedsCheck {
-                let report = try ThinPool.clearNeedsCheck(metadataPath: metadata)
+                let report = try access.clearNeedsCheck()
                 var line = Self.summary(report)
                 if report.needsCheck { line += "NEEDS_CHECK flag cleared\n" }
                 out.append(line)
                 try out.flush()
                 return
             }
-            let report = try MetadataChecker(path: metadata).check()
+            let report = try MetadataChecker(source: access.readMetadata().source).check()
             out.append(Self.summary(report))
             try out.flush()
         }

@@ -13,7 +13,7 @@ extension PoolCommand {
         @Option(name: .customLong("data-size"), help: "Data device size (e.g. 10G).")
         public var dataSize: ByteSize
         @Option(name: .customLong("block-size"), help: "Data block size: a multiple of 64k up to 1g.")
-        public var blockSize: ByteSize = ByteSize(argument: "64k")!
+        public var blockSize = ByteSize(bytes: 64 << 10)
         @Option(name: .customLong("metadata-size"), help: "Metadata device size (default: 48 bytes per data block, at least 2M).")
         public var metadataSize: ByteSize?
         @Option(name: .customLong("low-water"), help: "Data low-water mark in blocks: a warning when free data blocks fall to it (default: 1/16 of the pool).")
@@ -24,7 +24,7 @@ extension PoolCommand {
         public func run() throws {
             // Checked before anything is created: a refused command leaves no pool behind.
             if let lowWater, blockSize.bytes > 0, lowWater > dataSize.bytes / blockSize.bytes {
-                throw CommandFailure("--low-water \(lowWater) is above the pool's \(dataSize.bytes / blockSize.bytes) data blocks")
+                throw JobError("--low-water \(lowWater) is above the pool's \(dataSize.bytes / blockSize.bytes) data blocks")
             }
             let p = try ThinPool.create(folder: pool, dataSize: dataSize.bytes, blockSize: blockSize.bytes, metadataSize: metadataSize?.bytes)
             if let lowWater {

@@ -8,7 +8,7 @@ extension PoolCommand {
             commandName: "create-thin",
             abstract: "Create an empty thin device (optionally over a read-only external origin file).")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id (0 … 16777215).")
         public var dev: UInt64
         @Option(name: .long, help: "Virtual size (e.g. 1G).")
@@ -19,9 +19,9 @@ extension PoolCommand {
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             try p.createThin(dev, virtualSize: size.bytes, originFile: originFile)
-            try p.commitForCLI()
+            try p.commit()
         }
     }
 }

@@ -8,16 +8,16 @@ extension PoolCommand {
             commandName: "delete",
             abstract: "Delete a thin device (blocks it shares with others stay).")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
 
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             try p.delete(dev)
-            try p.commitForCLI()
+            try p.commit()
         }
     }
 }

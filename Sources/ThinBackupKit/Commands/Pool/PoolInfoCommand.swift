@@ -8,12 +8,12 @@ extension PoolCommand {
             commandName: "info",
             abstract: "Show a pool's block size, space usage, transaction, held metadata snapshot and devices.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
 
         public init() {}
 
         public func run() throws {
-            let p = try ThinPool(folder: pool.pool, readOnly: true)
+            let p = try pool.open().userspacePool(readOnly: true)
             let md = p.metadata
             print("data block size: \(p.dataBlockSize) bytes")
             print("data blocks: \(p.dataBlockCount - p.freeDataBlocks) used / \(p.dataBlockCount)")

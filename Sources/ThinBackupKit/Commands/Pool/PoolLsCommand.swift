@@ -15,8 +15,7 @@ extension PoolCommand {
 
         public enum Format: String, ExpressibleByArgument, Sendable { case text, json }
 
-        @Option(name: .long, help: "The metadata device or file.")
-        public var metadata: String
+        @OptionGroup public var pool: PoolOptions
 
         @OptionGroup public var snap: MetadataSnapOptions
 
@@ -33,8 +32,9 @@ extension PoolCommand {
 
         public func run(to out: TextOutput) throws {
             let chosen = try fields.map(PoolListing.fields) ?? PoolListing.defaultFields
-            let reader = try MetadataReader(path: metadata)
-            let view = snap.metadataSnap ? try reader.metadataSnapshot(block: snap.metadataSnapBlock) : reader.live
+            let access = try pool.open()
+            defer { access.close() }
+            let view = try snap.mode().view(try access.readMetadata())
             let rows = try PoolListing.rows(view)
             let dbs = view.superblock.dataBlockSize
             switch format {

@@ -8,12 +8,12 @@ extension PoolCommand {
             commandName: "reserve-metadata-snap",
             abstract: "Take the pool's metadata snapshot (thin_dump -m reads it); only one may be held.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
 
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             try p.reserveMetadataSnapshot()
             print("metadata snapshot held at block \(p.heldMetadataSnapshot ?? 0)")
         }
@@ -25,12 +25,12 @@ extension PoolCommand {
             commandName: "release-metadata-snap",
             abstract: "Release the pool's metadata snapshot.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
 
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             try p.releaseMetadataSnapshot()
             // A release by hand also forgets who reserved it (a send or backup that was killed).
             if SnapshotOwner.recorded(in: p) != nil {

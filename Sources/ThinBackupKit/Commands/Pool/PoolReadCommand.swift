@@ -8,7 +8,7 @@ extension PoolCommand {
             commandName: "read",
             abstract: "Read a whole thin device into a file (unprovisioned blocks read as zeros or origin bytes).")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
         @Option(name: .long, help: "The file to write.")
@@ -19,7 +19,7 @@ extension PoolCommand {
 
         public func run() throws {
             try refuseOverwrite(to, force: force)
-            let p = try pool.open()
+            let p = try pool.openForChange()
             let size = try p.virtualSize(of: dev)
             let out = try RandomAccessFile(path: to, writable: true, create: true)
             let regular = !out.isBlockDevice

@@ -8,7 +8,7 @@ extension PoolCommand {
             commandName: "resize",
             abstract: "Grow the pool's data and/or metadata device (no shrinking), then commit.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .customLong("data-size"), help: "New data device size.")
         public var dataSize: ByteSize?
         @Option(name: .customLong("metadata-size"), help: "New metadata device size (usable up to 15.875 GiB).")
@@ -21,7 +21,7 @@ extension PoolCommand {
         }
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             let shown = p.warnings.count
             try p.resize(dataSize: dataSize?.bytes, metadataSize: metadataSize?.bytes)
             for w in p.warnings.dropFirst(shown) { ThinBackupMain.writeStderr("thin-backup: warning: \(w)\n") }

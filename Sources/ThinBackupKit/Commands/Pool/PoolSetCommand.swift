@@ -8,20 +8,20 @@ extension PoolCommand {
             commandName: "set",
             abstract: "Change a pool's settings (the data low-water mark), stored in pool.json.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .customLong("low-water"), help: "Data low-water mark in blocks: a warning when free data blocks fall to it.")
         public var lowWater: UInt64
 
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             defer { p.close() }
             guard lowWater <= p.dataBlockCount else {
-                throw CommandFailure("--low-water \(lowWater) is above the pool's \(p.dataBlockCount) data blocks")
+                throw JobError("--low-water \(lowWater) is above the pool's \(p.dataBlockCount) data blocks")
             }
             p.dataLowWaterMark = lowWater
-            try p.commitForCLI()
+            try p.commit()
             if p.freeDataBlocks <= lowWater {
                 ThinBackupMain.writeStderr("thin-backup: warning: \(PoolEvent.dataLow(freeBlocks: p.freeDataBlocks, lowWaterMark: lowWater))\n")
             }

@@ -8,7 +8,7 @@ extension PoolCommand {
             commandName: "snapshot",
             abstract: "Snapshot thin device --origin as new device --dev.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "The device to snapshot.")
         public var origin: UInt64
         @Option(name: .long, help: "Id of the new snapshot device.")
@@ -17,9 +17,9 @@ extension PoolCommand {
         public init() {}
 
         public func run() throws {
-            let p = try pool.open()
+            let p = try pool.openForChange()
             try p.snapshot(origin: origin, as: dev)
-            try p.commitForCLI()
+            try p.commit()
         }
     }
 }

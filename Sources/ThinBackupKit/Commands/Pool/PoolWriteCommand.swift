@@ -11,15 +11,15 @@ extension PoolCommand {
             commandName: "write",
             abstract: "Write a file's bytes into a thin device (provisioning / copy-on-write), committing periodically and at the end.")
 
-        @OptionGroup public var pool: PoolDirOption
+        @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
         @Option(name: .long, help: "The file to copy in: a regular file or block device (its size), or a pipe, FIFO, character device or - for stdin (read to its end).")
         public var from: String
-        @Option(name: .long, help: "Byte offset in the device.")
-        public var offset: UInt64 = 0
+        @Option(name: .long, help: "Byte offset in the device (e.g. 1M).")
+        public var offset = ByteSize(bytes: 0)
         @Option(name: .customLong("commit-every"), help: "Commit after this many bytes (e.g. 64M): memory stays bounded and a crash loses at most the last interval.")
-        public var commitEvery: ByteSize = ByteSize(argument: "64M")!
+        public var commitEvery = ByteSize(bytes: 64 << 20)
 
         public func validate() throws {
             if commitEvery.bytes == 0 { throw ValidationError("--commit-every must be at least one byte") }
@@ -30,15 +30,15 @@ extension PoolCommand {
         public func run() throws {
             let input = try StreamInput(from)
             defer { input.close() }
-            let p = try pool.open()
+            let p = try pool.openForChange()
             if input.isSeekable {
                 let src = try RandomAccessFile(path: from, writable: false)
-                try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset, commitEvery: commitEvery.bytes)
+                try p.copyIn(from: src, length: try src.size(), to: dev, offset: offset.bytes, commitEvery: commitEvery.bytes)
             } else {
                 // A pipe has no size: read it to its end.
-                try p.copyIn(to: dev, offset: offset, commitEvery: commitEvery.bytes) { try input.read(into: $0) }
+                try p.copyIn(to: dev, offset: offset.bytes, commitEvery: commitEvery.bytes) { try input.read(into: $0) }
             }
-            try p.commitForCLI()
+            try p.commit()
         }
     }
 }
@@ -58,13 +58,13 @@ final class StreamInput {
             owned = false
         } else {
             fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw CommandFailure("cannot open \(path): \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else { throw JobError("cannot open \(path): \(String(cString: strerror(errno)))") }
             owned = true
         }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw CommandFailure("cannot stat \(path): \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else { throw JobError("cannot stat \(path): \(String(cString: strerror(errno)))") }
         let kind = st.st_mode & S_IFMT
-        if kind == S_IFDIR { throw CommandFailure("--from \(path) is a folder, not a file") }
+        if kind == S_IFDIR { throw JobError("--from \(path) is a folder, not a file") }
         isSeekable = path != "-" && (kind == S_IFREG || kind == S_IFBLK)
     }
 
@@ -73,7 +73,7 @@ final class StreamInput {
             let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
             if n >= 0 { return n }
             if errno == EINTR { continue }
-            throw CommandFailure("reading \(path == "-" ? "stdin" : path): \(String(cString: strerror(errno)))")
+            throw JobError("reading \(path == "-" ? "stdin" : path): \(String(cString: strerror(errno)))")
         }
     }
 
