@@ -198,14 +198,14 @@ func isBlockDevice(_ path: String) -> Bool {
 private func restoreOntoDevice(_ chain: [BackupRecord], repo: BackupRepository, req: RestoreRequest, virtualSize: UInt64,
                                onBytes: (UInt64) -> Void) throws {
     guard req.origin == nil else {
-        throw CommandFailure("\(req.to): restoring a device over an external origin onto a block device is not supported; restore to a file")
+        throw JobError("\(req.to): restoring a device over an external origin onto a block device is not supported; restore to a file")
     }
     do {
         let dev = try RandomAccessFile(path: req.to, writable: true)
         defer { dev.close() }
         let size = try dev.size()
         guard size >= virtualSize else {
-            throw CommandFailure("\(req.to): the device holds \(size) bytes, the backup \(virtualSize): too small")
+            throw JobError("\(req.to): the device holds \(size) bytes, the backup \(virtualSize): too small")
         }
         try ZeroingTarget(dev).zero(offset: 0, length: virtualSize)
         try dev.sync()

@@ -61,7 +61,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 raw = .allocate(byteCount: Int(h.maxRecordRaw), alignment: 4096)
                 if regular, try out.size() < h.virtualSize { try out.truncate(to: h.virtualSize) }
                 if !regular, try out.size() < h.virtualSize {
-                    throw CommandFailure("\(target): the device holds \(try out.size()) bytes, the stream's device \(h.virtualSize): too small")
+                    throw JobError("\(target): the device holds \(try out.size()) bytes, the stream's device \(h.virtualSize): too small")
                 }
             case let .data(first, count, frame):
                 let bs = Int(header!.blockSize)
