@@ -18,7 +18,7 @@ want="thin-backup $(./scripts/package-deb.sh --print-version)"
 got=$(thin-backup --version)
 [ "$got" = "$want" ] || fail "--version printed '$got', expected '$want'"
 ldd /usr/bin/thin-backup | grep -q 'libswift' && fail "the installed binary needs Swift's runtime"
-man -w thin-backup-run >/dev/null 2>&1 || [ -f /usr/share/man/man1/thin-backup-run.1.gz ] || fail "no thin-backup-run man page"
+man -w thin-backup.run >/dev/null 2>&1 || [ -f /usr/share/man/man1/thin-backup.run.1.gz ] || fail "no thin-backup.run man page"
 zcat /usr/share/man/man1/thin-backup.1.gz | grep -q 'some volumes failed' || fail "the man page has no exit-code table"
 [ -s /usr/share/bash-completion/completions/thin-backup ] || fail "no bash completion"
 

@@ -6,9 +6,9 @@
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-# systemd: systemd-analyze verify on the units; dpkg-dev: dpkg-shlibdeps for the package (scripts/package-deb.sh).
+# systemd, man-db: systemd-analyze verify on the units (it opens their man pages); dpkg-dev: dpkg-shlibdeps for the package (scripts/package-deb.sh).
 # libdevmapper-dev: live kernel pools (device-mapper messages, tables, status).
-PKGS="libzstd-dev libsodium-dev libcurl4-openssl-dev libsqlite3-dev libdevmapper-dev thin-provisioning-tools zstd nginx python3 python3-pip openssl systemd dpkg-dev"
+PKGS="libzstd-dev libsodium-dev libcurl4-openssl-dev libsqlite3-dev libdevmapper-dev thin-provisioning-tools zstd nginx python3 python3-pip openssl systemd dpkg-dev man-db"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

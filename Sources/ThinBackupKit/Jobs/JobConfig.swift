@@ -32,6 +32,9 @@ public struct JobConfig: Equatable, Sendable {
     public var maxRuntime: TimeInterval?
     public var s3Endpoint: String?
     public var caFile: String?
+    /// A key file (`thin-backup key create`): the repository is encrypted with it.
+    public var keyFile: String?
+    public var keyFileLine = 0
     /// Where the run keeps its lock and state (last success, last verify).
     public var stateDir = "/var/lib/thin-backup"
     public var volumes: [JobVolume] = []
@@ -101,8 +104,9 @@ public struct JobConfig: Equatable, Sendable {
                 guard e.value.hasPrefix("/") else { throw err(e.line, "state-dir must be an absolute path") }
                 job.stateDir = e.value
             case "key-file":
-                // Encrypted repositories (issue #16) are not in this build: refuse rather than back up in the clear.
-                throw err(e.line, "key-file: this build cannot encrypt backups yet; remove the key to back up unencrypted")
+                guard !e.value.isEmpty else { throw err(e.line, "key-file is empty") }
+                job.keyFile = e.value
+                job.keyFileLine = e.line
             default: break
             }
         }

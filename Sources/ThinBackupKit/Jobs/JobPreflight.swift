@@ -53,6 +53,9 @@ enum JobPreflight {
         } catch {
             throw fail(job.repositoryLine, "repository \(job.repository) is not reachable: \(error)")
         }
+        if let keyFile = job.keyFile {
+            do { _ = try readKeyFile(keyFile) } catch { throw fail(job.keyFileLine, "\(error)") }
+        }
         if let ca = job.caFile, !FileManager.default.isReadableFile(atPath: ca) {
             throw fail(0, "ca-file \(ca) cannot be read")
         }

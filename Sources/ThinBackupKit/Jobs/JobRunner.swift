@@ -1,3 +1,4 @@
+import Delta
 import Foundation
 import Logging
 
@@ -23,6 +24,7 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
     let lock = try PoolLock(path: "\(job.stateDir)/\(job.name).lock", what: "job \(job.name)", command: "run \(job.name)")
     defer { lock.release() }
 
+    let keyring = try job.keyFile.map { StreamKeyring(key: try readKeyFile($0)) }
     var state = try JobState.load(job)
     var log = options.logger
     log[metadataKey: "job"] = "\(job.name)"
@@ -54,6 +56,7 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
             req.workers = job.workers
             req.quiet = options.quiet
             req.options = transport
+            req.keyring = keyring
             do {
                 let r = try runBackup(req)
                 let seconds = options.clock() - t0
@@ -84,6 +87,7 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
         req.level = job.level
         req.quiet = options.quiet
         req.options = transport
+        req.keyring = keyring
         do {
             let p = try runPrune(req)
             log.info("prune: removed \(p.removed.count) backup(s), kept \(p.kept.count), consolidated \(p.rebased.count)")
@@ -97,7 +101,7 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
     let now = options.now ?? Date()
     if let every = job.verifyEvery, state.lastVerify.map({ now.timeIntervalSince1970 - $0 >= every }) ?? true {
         do {
-            let r = try verifyRepository(job.repository, deep: job.verifyDeep, quiet: options.quiet, options: transport)
+            let r = try verifyRepository(job.repository, deep: job.verifyDeep, quiet: options.quiet, options: transport, keyring: keyring)
             let problems = r.problems.map { "backup \($0.backup): \($0.message)" }
             verify = .init(ok: r.ok, deep: job.verifyDeep, streamsChecked: r.streamsChecked, problems: problems)
             if r.ok {
@@ -113,7 +117,7 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
     }
 
     // Backups kept per volume, from the catalog as it is after the prune.
-    if results.contains(where: \.ok), let repo = try? BackupRepository(job.repository, options: transport) {
+    if results.contains(where: \.ok), let repo = try? BackupRepository(job.repository, options: transport, keyring: keyring) {
         let all = (try? repo.catalog.all()) ?? []
         repo.close()
         for (i, r) in results.enumerated() {

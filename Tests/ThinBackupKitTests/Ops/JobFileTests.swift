@@ -68,7 +68,7 @@ struct JobFileTests {
         ("repository = /r\n[volume a b]\n", 2, "unknown section"),
         ("repository = /r\n[pools]\n", 2, "unknown section"),
         ("repository = /r\njust words\n", 2, "expected KEY = VALUE"),
-        ("repository = /r\nkey-file = /etc/k\n[volume a]\npool = /p\ndev = 1\n", 2, "cannot encrypt"),
+        ("repository = /r\nkey-file = \"\"\n[volume a]\npool = /p\ndev = 1\n", 2, "key-file is empty"),
         ("repository = /r\n[volume a]\nlv = vg0/data\n", 3, "kernel pool kinds"),
         ("repository = /r\nstate-dir = relative\n[volume a]\npool = /p\ndev = 1\n", 2, "absolute"),
     ])

@@ -61,3 +61,36 @@ struct VersionTests {
         #expect(obj?["kind"] as? String == "full")
     }
 }
+
+@Suite("serve: the startup log line names the version, in JSON when asked")
+struct ServeStartupLogTests {
+    @Test func startupLineCarriesVersion() throws {
+        guard FileManager.default.isExecutableFile(atPath: OpsBinary.path) else {
+            throw CommandFailure("build the executable first (swift build --build-tests): \(OpsBinary.path)")
+        }
+        let dir = TempDir("tb-serve-log")
+        try "tok\n".write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: dir.file("spool"), withIntermediateDirectories: true)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: OpsBinary.path)
+        p.arguments = ["serve", "--spool", dir.file("spool"), "--listen", "127.0.0.1:0", "--token-file", dir.file("token"),
+                       "--port-file", dir.file("port"), "--log-format", "json"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        var port: String?
+        for _ in 0..<200 where port == nil {
+            port = (try? String(contentsOfFile: dir.file("port"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            if port == nil { usleep(50_000) }
+        }
+        // SIGKILL: children of the test runner inherit a mask blocking SIGTERM.
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let first = text.split(separator: "\n").first.map(String.init) ?? ""
+        let obj = try JSONSerialization.jsonObject(with: Data(first.utf8)) as? [String: String]
+        #expect(obj?["message"] == "thin-backup \(ThinBackupVersion.current) listening on 127.0.0.1:\(port ?? "?")", "\(text)")
+        #expect(obj?["level"] == "info" && obj?["label"] == "thin-backup.serve")
+    }
+}
