@@ -11,8 +11,11 @@ cd "$(dirname "$0")/.."
 W=${1:-/dev/shm/tb-enc-bench}
 SIZE=${2:-1}
 ROUNDS=${3:-5}
-swift build -c release --product thin-backup >/dev/null
-TB=$PWD/.build/release/thin-backup
+# TB=path/to/thin-backup skips the release build (and measures that binary instead).
+if [ -z "${TB:-}" ]; then
+    swift build -c release --product thin-backup >/dev/null
+    TB=$PWD/.build/release/thin-backup
+fi
 rm -rf "$W"; mkdir -p "$W"
 trap 'rm -rf "$W"' EXIT
 python3 Benchmarks/make_mixed_pool.py "$W/pool" "$SIZE" 0.05 >/dev/null
@@ -25,6 +28,7 @@ timed() {  # timed CMD...: prints "wall cpu"
     read -r secs usr sys < "$W/t"
     echo "$secs $(echo "$usr + $sys" | bc -l)"
 }
+echo "binary: $TB"
 echo "device: $SIZE GiB mixed data; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| round | plain wall | plain CPU | encrypted wall | encrypted CPU |"

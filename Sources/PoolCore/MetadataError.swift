@@ -7,6 +7,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
     case io(call: String, errno: Int32, detail: String)
     /// The device ends before `block` (it has `blockCount` blocks).
     case truncated(block: UInt64, blockCount: UInt64)
+    /// Bytes given as block `block` are `size` long, not a whole 4096-byte block.
+    case shortBlock(block: UInt64, size: Int)
     /// The stored checksum of `block` is not the one computed for a `kind` block.
     case badChecksum(block: UInt64, kind: BlockKind, stored: UInt32, computed: UInt32)
     /// The block's own-location field says `found` but it was read from `block`.
@@ -41,6 +43,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(call) failed on \(detail): \(String(cString: strerror(errno))) (errno \(errno))"
         case let .truncated(block, count):
             return "block \(block): beyond the end of the metadata device (\(count) blocks of 4096 bytes)"
+        case let .shortBlock(block, size):
+            return "block \(block): \(size) bytes where a 4096-byte block was expected"
         case let .badChecksum(block, kind, stored, computed):
             return "block \(block): bad \(kind) checksum (stored 0x\(hex(stored)), computed 0x\(hex(computed)))"
         case let .wrongLocation(block, kind, found):

@@ -44,19 +44,7 @@ extension ThinPool: ReceivingPool {
 
     /// Digest of the device's details and every (virtual block, data block, time) of its mapping, in the open transaction.
     public func mappingDigest(of dev: UInt64) throws -> Digest128 {
-        let view = try currentView().live
-        let d = try view.details(of: dev)
-        var hi: UInt64 = d.mappedBlocks &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(d.creationTime) << 32 ^ d.transactionID
-        var lo: UInt64 = 0
-        try view.forEachMapping(of: dev) { v, m in
-            var z = (v &* 0xBF58_476D_1CE4_E5B9) ^ m.raw
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            hi &+= z
-            lo = (lo ^ z) &* 0x100_0000_01B3 &+ v
-        }
-        return Digest128(high: hi, low: lo)
+        try currentView().live.mappingDigest(of: dev)
     }
 
     /// Content digest from the device's bytes: its mapped blocks (every block when an external origin shows through).
@@ -124,4 +112,24 @@ extension ThinPool: ReceivingPool {
     }
 
     public func abortReceive() throws { try abort() }
+}
+
+extension MetadataView {
+    /// Digest of a device's details and every (virtual block, data block, time) of its mapping:
+    /// any write, discard or snapshot that reaches the device's mappings changes it. The same on a
+    /// userspace pool and on a kernel pool read through its metadata snapshot.
+    public func mappingDigest(of dev: UInt64) throws -> Digest128 {
+        let d = try details(of: dev)
+        var hi: UInt64 = d.mappedBlocks &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(d.creationTime) << 32 ^ d.transactionID
+        var lo: UInt64 = 0
+        try forEachMapping(of: dev) { v, m in
+            var z = (v &* 0xBF58_476D_1CE4_E5B9) ^ m.raw
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            hi &+= z
+            lo = (lo ^ z) &* 0x100_0000_01B3 &+ v
+        }
+        return Digest128(high: hi, low: lo)
+    }
 }

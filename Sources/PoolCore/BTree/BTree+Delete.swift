@@ -2,7 +2,7 @@
 extension BTree {
     /// Drops one reference to the tree at `root` (`dm_btree_del`): shared nodes are only
     /// decremented; exclusive ones are freed after their children/values are released.
-    public func deleteTree(root: UInt64) throws {
+    func deleteTree(root: UInt64) throws {
         try del(root, depth: 0)
     }
 

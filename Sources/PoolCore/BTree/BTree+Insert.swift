@@ -2,14 +2,14 @@
 extension BTree {
     /// Inserts or overwrites `key`; returns the new root.
     @discardableResult
-    public func insert(root: UInt64, key: UInt64, value: [UInt8]) throws -> UInt64 {
+    func insert(root: UInt64, key: UInt64, value: [UInt8]) throws -> UInt64 {
         try update(root: root, key: key) { _ in value }.root
     }
 
     /// Inserts or overwrites `key` with what `body` computes from the old value. `body` runs
     /// after the leaf was shadowed (so a two-level update shadows top-down, like the kernel).
     /// Returns the new root and the old value.
-    public func update(root: UInt64, key: UInt64, _ body: ([UInt8]?) throws -> [UInt8]) throws -> (root: UInt64, old: [UInt8]?) {
+    func update(root: UInt64, key: UInt64, _ body: ([UInt8]?) throws -> [UInt8]) throws -> (root: UInt64, old: [UInt8]?) {
         var old: [UInt8]? = nil
         let parts = try insertRec(root, key, body, &old, depth: 0)
         if parts.count == 1 { return (parts[0].block, old) }

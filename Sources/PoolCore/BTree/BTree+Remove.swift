@@ -2,8 +2,8 @@
 extension BTree {
     /// Removes `key` if present; returns the new root and the removed value.
     @discardableResult
-    public func remove(root: UInt64, key: UInt64) throws -> (root: UInt64, removed: [UInt8]?) {
-        guard try lookup(root: root, key: key) != nil else { return (root, nil) }
+    func remove(root: UInt64, key: UInt64) throws -> (root: UInt64, removed: [UInt8]?) {
+        guard try BTreeReader(source: tm, root: root, leafValueSize: leafValueSize).find(key) != nil else { return (root, nil) }
         var removed: [UInt8]? = nil
         var r = try removeRec(root, key, &removed, depth: 0)
         // A root internal node left with one child hands the tree to that child.

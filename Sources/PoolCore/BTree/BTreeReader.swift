@@ -1,27 +1,5 @@
-/// Anything that hands out metadata blocks by number (a device, a transaction's view).
-public protocol BlockReading: AnyObject {
-    var blockCount: UInt64 { get }
-    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8]
-}
-
-extension FileMetadataDevice: BlockReading {}
-extension MemoryMetadataDevice: BlockReading {}
-
-/// Counts the blocks read through it (tests and benchmarks of the diff's cost).
-public final class CountingReader: BlockReading, @unchecked Sendable {
-    public let base: any BlockReading
-    public private(set) var reads = 0
-    public private(set) var distinct = Set<UInt64>()
-    public init(_ base: any BlockReading) { self.base = base }
-    public var blockCount: UInt64 { base.blockCount }
-    public func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] {
-        reads += 1
-        distinct.insert(block)
-        return try base.readBlock(block)
-    }
-}
-
-/// Read access to one B-tree: lookup and ordered, validated walks.
+/// Read access to one B-tree: lookup and ordered, validated walks. The one read path:
+/// metadata on disk, a held snapshot and the open transaction are all read through it.
 public struct BTreeReader {
     public let source: any BlockReading
     public let root: UInt64
@@ -41,7 +19,7 @@ public struct BTreeReader {
         if block >= source.blockCount || block == 0 {
             throw .pointerOutOfRange(from: from ?? block, to: block, blockCount: source.blockCount)
         }
-        return try Node(decoding: source.readBlock(block), location: block, leafValueSize: leafValueSize)
+        return try Node(decoding: source.validBlock(block, kind: .node), location: block, leafValueSize: leafValueSize)
     }
 
     /// The leaf node and entry index holding `key`, or nil.
@@ -110,6 +88,26 @@ public struct BTreeReader {
         try walkNodes { n, _ in
             if n.isLeaf { for i in 0..<n.count { try body(n.key(i), n, i) } }
             return .children
+        }
+    }
+
+    /// Every (key, 8-byte value) with the key in `range`, ascending; reads only the nodes
+    /// whose key range meets `range`.
+    public func entries64(in range: Range<UInt64>) throws -> [(UInt64, UInt64)] {
+        var out: [(UInt64, UInt64)] = []
+        try collect(root, range, depth: 0, &out)
+        return out
+    }
+
+    private func collect(_ b: UInt64, _ r: Range<UInt64>, depth: Int, _ out: inout [(UInt64, UInt64)]) throws {
+        if depth > BTreeReader.maxDepth { throw MetadataError.cycle(block: b) }
+        let n = try node(b)
+        var i = max(0, n.lowerBound(r.lowerBound))
+        while i < n.count {
+            let k = n.key(i)
+            if k >= r.upperBound { break }
+            if n.isInternal { try collect(n.value64(i), r, depth: depth + 1, &out) } else if k >= r.lowerBound { out.append((k, n.value64(i))) }
+            i += 1
         }
     }
 

@@ -1,7 +1,8 @@
 /// A B-tree node block, FORMAT.md §3.1: 32-byte header, `maxEntries` keys, then `maxEntries` values.
 ///
 /// The node keeps its raw 4096 bytes; accessors decode on demand. Decoding with
-/// `init(decoding:location:valueSize:)` validates everything a reader relies on.
+/// `init(decoding:location:leafValueSize:)` checks everything the accessors rely on, so
+/// they never read outside the block.
 public struct Node: Sendable {
     public static let internalFlag: UInt32 = 1
     public static let leafFlag: UInt32 = 2
@@ -27,10 +28,12 @@ public struct Node: Sendable {
         return 3 * (n / 3)
     }
 
-    /// Decodes and validates a node read from `location` for a tree whose leaves hold
-    /// `valueSize`-byte values (internal nodes always hold 8-byte child pointers).
+    /// Decodes a node read from `location` for a tree whose leaves hold `valueSize`-byte
+    /// values (internal nodes always hold 8-byte child pointers) and checks its structure:
+    /// flags, value size, capacity, count, ascending keys. The checksum and location were
+    /// checked where the block was read (`BlockValidator`).
     public init(decoding block: [UInt8], location: UInt64, leafValueSize: Int) throws(MetadataError) {
-        try Checksum.validate(block, kind: .node, location: location)
+        guard block.count == metadataBlockSize else { throw .shortBlock(block: location, size: block.count) }
         bytes = block
         self.location = location
         let f = flags
@@ -60,7 +63,7 @@ public struct Node: Sendable {
     }
 
     /// A new empty node (zero-filled, unsealed).
-    public init(emptyLeaf: Bool, valueSize: Int, location: UInt64) {
+    init(emptyLeaf: Bool, valueSize: Int, location: UInt64) {
         bytes = .zeroBlock()
         self.location = location
         bytes.setLE32(4, emptyLeaf ? Node.leafFlag : Node.internalFlag)
@@ -69,7 +72,7 @@ public struct Node: Sendable {
     }
 
     /// Wraps bytes already validated (e.g. a copy of a node being shadowed).
-    public init(unchecked bytes: [UInt8], location: UInt64) {
+    init(unchecked bytes: [UInt8], location: UInt64) {
         self.bytes = bytes
         self.location = location
     }
@@ -103,18 +106,18 @@ public struct Node: Sendable {
 
     // MARK: mutation (write path)
 
-    public mutating func setCount(_ n: Int) { bytes.setLE32(16, UInt32(n)) }
-    public mutating func setFlags(_ f: UInt32) { bytes.setLE32(4, f) }
-    public mutating func setKey(_ i: Int, _ k: UInt64) { bytes.setLE64(Node.headerSize + 8 * i, k) }
-    public mutating func setValue64(_ i: Int, _ v: UInt64) { bytes.setLE64(valueOffset(i), v) }
-    public mutating func setValueBytes(_ i: Int, _ v: some Collection<UInt8>) {
+    mutating func setCount(_ n: Int) { bytes.setLE32(16, UInt32(n)) }
+    mutating func setFlags(_ f: UInt32) { bytes.setLE32(4, f) }
+    mutating func setKey(_ i: Int, _ k: UInt64) { bytes.setLE64(Node.headerSize + 8 * i, k) }
+    mutating func setValue64(_ i: Int, _ v: UInt64) { bytes.setLE64(valueOffset(i), v) }
+    mutating func setValueBytes(_ i: Int, _ v: some Collection<UInt8>) {
         precondition(v.count == valueSize)
         let o = valueOffset(i)
         bytes.replaceSubrange(o..<(o + valueSize), with: v)
     }
 
     /// Moves `length` bytes inside the block (overlap allowed).
-    public mutating func shift(from: Int, to: Int, length: Int) {
+    mutating func shift(from: Int, to: Int, length: Int) {
         guard length > 0 else { return }
         bytes.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
@@ -125,7 +128,7 @@ public struct Node: Sendable {
     @inline(__always) mutating func setByte(_ i: Int, _ b: UInt8) { bytes[i] = b }
 
     /// The block to write: own location and checksum filled in.
-    public func sealed() -> [UInt8] {
+    func sealed() -> [UInt8] {
         var b = bytes
         Checksum.seal(&b, kind: .node, location: location)
         return b

@@ -218,7 +218,7 @@ public final class MetadataChecker {
     private func walkNew(_ block: UInt64, tree: Tree, from: UInt64, depth: Int) throws -> Summary {
         let n: Node
         do {
-            n = try Node(decoding: source.readBlock(block), location: block, leafValueSize: tree.leafValueSize)
+            n = try Node(decoding: source.validBlock(block, kind: .node), location: block, leafValueSize: tree.leafValueSize)
         } catch {
             throw CheckProblem("\(error) (\(tree.name), reached from block \(from))")
         }

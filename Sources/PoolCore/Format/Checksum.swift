@@ -35,26 +35,16 @@ public enum Checksum {
         bytes.withUnsafeBytes { raw($0) }
     }
 
-    /// The value stored at offset 0 of a block of `kind`: CRC of bytes 4..<4096, XOR the salt.
-    public static func block(_ block: [UInt8], kind: BlockKind) -> UInt32 {
+    /// The value stored at offset 0 of a block of `kind`: CRC of bytes 4..<4096, XOR the salt
+    /// (a whole block: callers hold validated or freshly built blocks).
+    static func block(_ block: [UInt8], kind: BlockKind) -> UInt32 {
         block.withUnsafeBytes { raw(UnsafeRawBufferPointer(rebasing: $0[4...])) } ^ kind.salt
     }
 
-    /// Checks the checksum and the own-location field of a block read from `location`.
-    public static func validate(_ block: [UInt8], kind: BlockKind, location: UInt64) throws(MetadataError) {
-        let stored = block.le32(0)
-        let computed = Checksum.block(block, kind: kind)
-        if stored != computed {
-            throw .badChecksum(block: location, kind: kind, stored: stored, computed: computed)
-        }
-        let found = block.le64(8)
-        if found != location {
-            throw .wrongLocation(block: location, kind: kind, found: found)
-        }
-    }
-
     /// Writes the own-location field and the checksum into a block about to be written.
+    /// (Public for writers outside PoolCore: the fuzz driver reseals damaged blocks.)
     public static func seal(_ block: inout [UInt8], kind: BlockKind, location: UInt64) {
+        precondition(block.count == metadataBlockSize, "seal needs a whole 4096-byte block")
         block.setLE64(8, location)
         block.setLE32(0, Checksum.block(block, kind: kind))
     }

@@ -18,14 +18,14 @@ public struct DeviceDetails: Equatable, Sendable {
         self.snapshottedTime = snapshottedTime
     }
 
-    public init(decoding b: [UInt8], at off: Int) {
+    init(decoding b: [UInt8], at off: Int) {
         mappedBlocks = b.le64(off)
         transactionID = b.le64(off + 8)
         creationTime = b.le32(off + 16)
         snapshottedTime = b.le32(off + 20)
     }
 
-    public func encode(into b: inout [UInt8], at off: Int) {
+    func encode(into b: inout [UInt8], at off: Int) {
         b.setLE64(off, mappedBlocks)
         b.setLE64(off + 8, transactionID)
         b.setLE32(off + 16, creationTime)
@@ -67,13 +67,13 @@ public struct IndexEntry: Equatable, Sendable {
         self.noneFreeBefore = noneFreeBefore
     }
 
-    public init(decoding b: [UInt8], at off: Int) {
+    init(decoding b: [UInt8], at off: Int) {
         bitmapBlock = b.le64(off)
         freeCount = b.le32(off + 8)
         noneFreeBefore = b.le32(off + 12)
     }
 
-    public func encode(into b: inout [UInt8], at off: Int) {
+    func encode(into b: inout [UInt8], at off: Int) {
         b.setLE64(off, bitmapBlock)
         b.setLE32(off + 8, freeCount)
         b.setLE32(off + 12, noneFreeBefore)

@@ -37,10 +37,11 @@ public struct Superblock: Equatable, Sendable {
 
     public init() {}
 
-    /// Decodes and validates (location, magic, checksum) a superblock read from `location`.
+    /// Decodes a superblock read from `location` and checks its magic (checksum and location
+    /// were checked where it was read, `BlockValidator`).
     public init(decoding block: [UInt8], location: UInt64) throws(MetadataError) {
-        if location == 0 && block.allSatisfy({ $0 == 0 }) { throw .unformatted }
-        try Checksum.validate(block, kind: .superblock, location: location)
+        // (`metadataBlockSize` here would be the field below, 8 sectors.)
+        guard block.count == PoolCore.metadataBlockSize else { throw .shortBlock(block: location, size: block.count) }
         let magic = block.le64(0x20)
         guard magic == superblockMagic else { throw .badMagic(block: location, found: magic) }
         flags = block.le32(0x04)
@@ -107,14 +108,14 @@ public struct SpaceMapRoot: Equatable, Sendable {
         self.refCountRoot = refCountRoot
     }
 
-    public init(decoding b: [UInt8], at off: Int) {
+    init(decoding b: [UInt8], at off: Int) {
         blockCount = b.le64(off)
         allocatedCount = b.le64(off + 8)
         bitmapRoot = b.le64(off + 16)
         refCountRoot = b.le64(off + 24)
     }
 
-    public func encode(into b: inout [UInt8], at off: Int) {
+    func encode(into b: inout [UInt8], at off: Int) {
         b.setLE64(off, blockCount)
         b.setLE64(off + 8, allocatedCount)
         b.setLE64(off + 16, bitmapRoot)

@@ -1,11 +1,8 @@
 /// Where metadata blocks live: a file or block device, or memory in tests.
 ///
 /// Blocks are 4096 bytes; block N is at byte N × 4096. Implementations do no
-/// validation: checksums are checked by the layer above.
-public protocol MetadataDevice: AnyObject {
-    /// Number of whole 4096-byte blocks the device holds.
-    var blockCount: UInt64 { get }
-    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8]
+/// validation: readers check blocks with `validBlock` (`BlockValidator`).
+public protocol MetadataDevice: BlockReading {
     func writeBlock(_ block: UInt64, _ bytes: [UInt8]) throws(MetadataError)
     /// Makes every earlier write durable before any later one.
     func flush() throws(MetadataError)

@@ -8,7 +8,13 @@ public final class MetadataReader {
     public init(source: any BlockReading) throws(MetadataError) {
         self.source = source
         guard source.blockCount > 0 else { throw .truncated(block: 0, blockCount: 0) }
-        superblock = try Superblock(decoding: source.readBlock(0), location: 0)
+        superblock = try Superblock(decoding: source.validBlock(0, kind: .superblock), location: 0)
+    }
+
+    /// A reader over `source` whose live superblock is `superblock` (an open transaction's).
+    init(source: any BlockReading, superblock: Superblock) {
+        self.source = source
+        self.superblock = superblock
     }
 
     public convenience init(path: String) throws(MetadataError) {
@@ -26,7 +32,7 @@ public final class MetadataReader {
         guard held < source.blockCount else {
             throw .pointerOutOfRange(from: 0, to: held, blockCount: source.blockCount)
         }
-        let sb = try Superblock(decoding: source.readBlock(held), location: held)
+        let sb = try Superblock(decoding: source.validBlock(held, kind: .superblock), location: held)
         return MetadataView(source: source, superblock: sb, isSnapshot: true)
     }
 }
@@ -72,6 +78,16 @@ public struct MetadataView {
     /// The bottom-level tree of a device (virtual block → block-time).
     public func mappingTree(of dev: UInt64) throws(MetadataError) -> BTreeReader {
         BTreeReader(source: source, root: try mappingRoot(of: dev), leafValueSize: 8)
+    }
+
+    /// The mapping of virtual block `vblock` of `dev`, or nil when unprovisioned.
+    public func mapping(of dev: UInt64, at vblock: UInt64) throws(MetadataError) -> BlockTime? {
+        try mappingTree(of: dev).lookup64(vblock).map(BlockTime.init(raw:))
+    }
+
+    /// The mappings of `dev` whose virtual block is in `range`, ascending.
+    public func mappings(of dev: UInt64, in range: Range<UInt64>) throws -> [(vblock: UInt64, mapping: BlockTime)] {
+        try mappingTree(of: dev).entries64(in: range).map { ($0.0, BlockTime(raw: $0.1)) }
     }
 
     /// Every (virtual block, mapping) of a device in ascending order.

@@ -7,7 +7,7 @@
 /// unusable: the caller must `abort()`.
 public final class PoolMetadata {
     public let device: any MetadataDevice
-    public private(set) var tm: TransactionManager
+    private(set) var tm: TransactionManager
     /// The superblock of the open transaction (roots current; space-map roots as of the last commit).
     public private(set) var superblock: Superblock
     /// The superblock on disk.
@@ -31,7 +31,7 @@ public final class PoolMetadata {
         self.device = device
         guard device.blockCount > 0 else { throw PoolError.unformatted(name) }
         let sb: Superblock
-        do { sb = try Superblock(decoding: device.readBlock(0), location: 0) } catch .unformatted { throw PoolError.unformatted(name) }
+        do { sb = try Superblock(decoding: device.validBlock(0, kind: .superblock), location: 0) } catch .unformatted { throw PoolError.unformatted(name) }
         superblock = sb
         committedSuperblock = sb
         tm = try TransactionManager(device: device, superblock: sb)
@@ -72,38 +72,30 @@ public final class PoolMetadata {
     public var time: UInt32 { superblock.time }
     public var transactionID: UInt64 { superblock.transactionID }
 
+    /// The trees of the open transaction, read through the one read path (`MetadataView`
+    /// over the transaction manager). Device details changed in this transaction reach the
+    /// details tree at commit: read them with `details(of:)`, which sees them.
+    public var view: MetadataView { MetadataView(source: tm, superblock: superblock, isSnapshot: false) }
+
     public func exists(_ dev: UInt64) throws -> Bool {
         if pendingDetails[dev] != nil { return true }
-        return try detailsTree.lookup(root: superblock.deviceDetailsRoot, key: dev) != nil
+        return try view.detailsTree.lookup(dev) != nil
     }
 
     /// Ids of all thin devices, ascending.
     public func deviceIDs() throws -> [UInt64] {
-        let inTree = try detailsTree.entries64(root: superblock.deviceDetailsRoot, in: 0..<UInt64.max).map(\.0)
-        return Array(Set(inTree).union(pendingDetails.keys)).sorted()
+        Array(Set(try view.devices().map(\.id)).union(pendingDetails.keys)).sorted()
     }
 
+    /// A device's details as they stand in this transaction.
     public func details(of dev: UInt64) throws -> DeviceDetails {
         if let d = pendingDetails[dev] { return d }
-        guard let v = try detailsTree.lookup(root: superblock.deviceDetailsRoot, key: dev) else { throw PoolError.unknownDevice(dev) }
-        return DeviceDetails(decoding: v, at: 0)
+        do { return try view.details(of: dev) } catch .unknownDevice { throw PoolError.unknownDevice(dev) }
     }
 
-    /// Root of the device's bottom-level mapping tree.
-    public func mappingRoot(of dev: UInt64) throws -> UInt64 {
-        guard let r = try top.lookup64(root: superblock.dataMappingRoot, key: dev) else { throw PoolError.unknownDevice(dev) }
-        return r
-    }
-
-    /// The mapping of virtual block `vblock`, or nil when unprovisioned.
-    public func lookup(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
-        guard let v = try bottom.lookup64(root: try mappingRoot(of: dev), key: vblock) else { return nil }
-        return BlockTime(raw: v)
-    }
-
-    /// Mappings of `dev` in `range`, ascending.
-    public func mappings(_ dev: UInt64, in range: Range<UInt64> = 0..<UInt64.max) throws -> [(vblock: UInt64, mapping: BlockTime)] {
-        try bottom.entries64(root: try mappingRoot(of: dev), in: range).map { ($0.0, BlockTime(raw: $0.1)) }
+    /// The mapping of `vblock` of `dev` in this transaction, or nil; `PoolError` for an unknown device.
+    func mapping(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
+        do { return try view.mapping(of: dev, at: vblock) } catch .unknownDevice { throw PoolError.unknownDevice(dev) }
     }
 
     /// Whether the block mapped at `vblock` is really shared (FORMAT.md §6.4 exact rule): its data
@@ -111,7 +103,7 @@ public final class PoolMetadata {
     /// has a metadata count above 1. A held metadata snapshot counts as an owner.
     /// Nil when unmapped.
     public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
-        guard let m = try lookup(dev, vblock) else { return nil }
+        guard let m = try mapping(dev, vblock) else { return nil }
         if tm.dataCounts[m.dataBlock] > 1 { return true }
         // The top-level path: a shared top-level leaf shares every subtree it holds.
         var b = superblock.dataMappingRoot
@@ -121,7 +113,7 @@ public final class PoolMetadata {
             if n.isLeaf { break }
             b = n.value64(max(0, n.lowerBound(dev)))
         }
-        b = try mappingRoot(of: dev)
+        b = try view.mappingRoot(of: dev)
         while true {
             if tm.metadataCounts[b] > 1 { return true }
             let n = try tm.node(b, leafValueSize: 8)
@@ -161,7 +153,7 @@ public final class PoolMetadata {
         guard try exists(origin) else { throw PoolError.unknownDevice(origin) }
         guard try !exists(dev) else { throw PoolError.deviceExists(dev) }
         guard superblock.time < (1 << 24) - 1 else { throw PoolError.invalid("pool time would exceed 24 bits") }
-        let root = try mappingRoot(of: origin)
+        let root = try view.mappingRoot(of: origin)
         var od = try details(of: origin)
         tm.incMetadata(root)
         var v = [UInt8](repeating: 0, count: 8)
@@ -221,7 +213,7 @@ public final class PoolMetadata {
     /// Unmaps `vblock` of `dev`; returns the removed mapping (its data block decremented).
     @discardableResult
     public func removeMapping(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
-        guard try lookup(dev, vblock) != nil else { return nil }
+        guard try mapping(dev, vblock) != nil else { return nil }
         var old: BlockTime? = nil
         let bottom = self.bottom
         let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
@@ -291,7 +283,7 @@ public final class PoolMetadata {
         pendingDetails.removeAll()
         changedThisTransaction = false
         changedDevices.removeAll()
-        let sb = try Superblock(decoding: device.readBlock(0), location: 0)
+        let sb = try Superblock(decoding: device.validBlock(0, kind: .superblock), location: 0)
         superblock = sb
         committedSuperblock = sb
         tm = try TransactionManager(device: device, superblock: sb)
@@ -339,7 +331,7 @@ public final class PoolMetadata {
     public func releaseMetadataSnapshot() throws {
         let h = superblock.heldRoot
         guard h != 0 else { throw PoolError.noMetadataSnapshot }
-        let copy = try Superblock(decoding: tm.sealedBlock(h), location: h)
+        let copy = try Superblock(decoding: tm.validBlock(h, kind: .superblock), location: h)
         try top.deleteTree(root: copy.dataMappingRoot)
         try detailsTree.deleteTree(root: copy.deviceDetailsRoot)
         try tm.decMetadata(h)
@@ -368,28 +360,11 @@ public final class PoolMetadata {
     /// space-map roots are those of the last commit (use `dataRefCount` for live counts).
     public func currentView() throws -> MetadataReader {
         try flushDetails()
-        return try MetadataReader(source: TransactionView(self))
+        return MetadataReader(source: tm, superblock: superblock)
     }
 
     /// Read access to the last committed transaction (as on disk).
     public func committedView() throws -> MetadataReader {
-        try MetadataReader(source: DeviceReader(device))
-    }
-
-    func sealedBlock(_ b: UInt64) throws -> [UInt8] {
-        if b == 0 { return superblock.encode(location: 0) }
-        return try tm.sealedBlock(b)
-    }
-}
-
-/// BlockReading over the open transaction of a `PoolMetadata`.
-final class TransactionView: BlockReading {
-    let md: PoolMetadata
-    init(_ md: PoolMetadata) { self.md = md }
-    var blockCount: UInt64 { md.device.blockCount }
-    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] {
-        do { return try md.sealedBlock(block) } catch let e as MetadataError { throw e } catch {
-            throw MetadataError.badSpaceMap(block: block, reason: "\(error)")
-        }
+        try MetadataReader(source: device)
     }
 }

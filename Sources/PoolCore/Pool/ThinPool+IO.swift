@@ -35,7 +35,7 @@ extension ThinPool {
             let (at, over) = vblock.multipliedReportingOverflow(by: dataBlockSize)
             throw PoolError.beyondEnd(dev: dev, offset: over ? UInt64.max : at, size: try virtualSize(of: dev))
         }
-        if let m = try metadata.lookup(dev, vblock) { return try readData(block: m.dataBlock) }
+        if let m = try metadata.mapping(dev, vblock) { return try readData(block: m.dataBlock) }
         return try unprovisioned(dev, vblock)
     }
 
@@ -55,7 +55,7 @@ extension ThinPool {
     public func discard(_ dev: UInt64, blocks range: Range<UInt64>) throws {
         try checkWritable()
         guard try metadata.exists(dev) else { throw PoolError.unknownDevice(dev) }
-        let maps = try metadata.mappings(dev, in: range)
+        let maps = try metadata.view.mappings(of: dev, in: range)
         try metadataStep {
             for (v, _) in maps {
                 if let old = try metadata.removeMapping(dev, v), discardPassdown, metadata.dataRefCount(old.dataBlock) == 0 {
@@ -82,7 +82,7 @@ extension ThinPool {
             let v = pos / bs, inBlock = Int(pos % bs)
             let n = Int(min(bs - UInt64(inBlock), end - pos))
             let blk: [UInt8]
-            if let m = try metadata.lookup(dev, v) { blk = try readData(block: m.dataBlock) } else { blk = try unprovisioned(dev, v) }
+            if let m = try metadata.mapping(dev, v) { blk = try readData(block: m.dataBlock) } else { blk = try unprovisioned(dev, v) }
             out.append(contentsOf: blk[inBlock..<(inBlock + n)])
             pos += UInt64(n)
         }
@@ -110,7 +110,7 @@ extension ThinPool {
         if nblocks > metadata.allocatableDataBlocks {
             let snapTime = try metadata.details(of: dev).snapshottedTime
             var need: UInt64 = 0
-            for v in first...last where !(try canWriteInPlace(try metadata.lookup(dev, v), snapTime)) { need += 1 }
+            for v in first...last where !(try canWriteInPlace(try metadata.mapping(dev, v), snapTime)) { need += 1 }
             if need > metadata.allocatableDataBlocks {
                 mode = .readOnly(.outOfDataSpace)
                 raiseEvents()
@@ -137,7 +137,7 @@ extension ThinPool {
     }
 
     private func writeInBlock(_ dev: UInt64, _ v: UInt64, _ inBlock: Int, _ part: UnsafeRawBufferPointer) throws {
-        let m = try metadata.lookup(dev, v)
+        let m = try metadata.mapping(dev, v)
         let snapTime = try metadata.details(of: dev).snapshottedTime
         if let m, canWriteInPlace(m, snapTime) {
             try writeData(block: m.dataBlock, part, at: inBlock)

@@ -219,7 +219,7 @@ public final class ThinPool {
     /// Mapping of `vblock`, or nil when unprovisioned.
     public func lookup(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
         try checkNotFailed()
-        return try metadata.lookup(dev, vblock)
+        return try metadata.mapping(dev, vblock)
     }
 
     /// Whether the block at `vblock` of `dev` is really shared with another device or the

@@ -7,24 +7,24 @@
 /// Allocation follows FORMAT.md §4.5: a block is handed out only when it is free now
 /// **and** was not freed in this transaction (so it is also free in the last
 /// committed space map); the search starts after the last allocation and wraps.
-public struct RefCounts: Sendable {
+struct RefCounts: Sendable {
     private var small: [UInt8]
     private var big: [UInt64: UInt32] = [:]
     /// Blocks managed.
-    public private(set) var blockCount: UInt64
+    private(set) var blockCount: UInt64
     /// Blocks with a non-zero count.
-    public private(set) var allocatedCount: UInt64 = 0
+    private(set) var allocatedCount: UInt64 = 0
     /// Blocks whose count dropped to zero in this transaction (not reusable before commit).
-    public private(set) var freedThisTransaction = Set<UInt64>()
+    private(set) var freedThisTransaction = Set<UInt64>()
     /// Bitmaps (index = block / 16320) whose counts changed since the last commit.
-    public internal(set) var dirtyBitmaps = Set<Int>()
+    internal(set) var dirtyBitmaps = Set<Int>()
     /// Bumped by every count change (the commit's fixpoint loop watches it).
-    public private(set) var changeCounter: UInt64 = 0
+    private(set) var changeCounter: UInt64 = 0
     private var cursor: UInt64 = 0
     /// Zero-count blocks per bitmap range (lets allocation skip full ranges).
     private var freeInBitmap: [UInt32] = []
 
-    public init(blockCount: UInt64) {
+    init(blockCount: UInt64) {
         self.blockCount = blockCount
         small = [UInt8](repeating: 0, count: Int(blockCount))
         freeInBitmap = RefCounts.freeCounts(from: 0, to: blockCount)
@@ -42,17 +42,17 @@ public struct RefCounts: Sendable {
     }
 
     /// Blocks free now (count 0), including those freed in this transaction.
-    public var freeCount: UInt64 { blockCount - allocatedCount }
+    var freeCount: UInt64 { blockCount - allocatedCount }
     /// Blocks that `allocate()` may hand out now.
-    public var allocatableCount: UInt64 { blockCount - allocatedCount - UInt64(freedThisTransaction.count) }
+    var allocatableCount: UInt64 { blockCount - allocatedCount - UInt64(freedThisTransaction.count) }
 
-    public subscript(_ b: UInt64) -> UInt32 {
+    subscript(_ b: UInt64) -> UInt32 {
         let s = small[Int(b)]
         return s == 255 ? big[b]! : UInt32(s)
     }
 
     /// Sets a count directly (loading from disk, bootstrap).
-    public mutating func set(_ b: UInt64, _ c: UInt32) {
+    mutating func set(_ b: UInt64, _ c: UInt32) {
         let old = self[b]
         if old == c { return }
         if c >= 255 { small[Int(b)] = 255; big[b] = c } else { small[Int(b)] = UInt8(c); big[b] = nil }
@@ -70,11 +70,11 @@ public struct RefCounts: Sendable {
         changeCounter &+= 1
     }
 
-    public mutating func inc(_ b: UInt64, by n: UInt32 = 1) { set(b, self[b] + n) }
+    mutating func inc(_ b: UInt64, by n: UInt32 = 1) { set(b, self[b] + n) }
 
     /// Decrements and returns the new count. Decrementing a free block is a logic error in the caller.
     @discardableResult
-    public mutating func dec(_ b: UInt64) throws(MetadataError) -> UInt32 {
+    mutating func dec(_ b: UInt64) throws(MetadataError) -> UInt32 {
         let c = self[b]
         guard c > 0 else { throw .badSpaceMap(block: b, reason: "reference count of block \(b) would drop below zero") }
         set(b, c - 1)
@@ -82,7 +82,7 @@ public struct RefCounts: Sendable {
     }
 
     /// A free block not freed in this transaction, now counted 1; nil when none is left.
-    public mutating func allocate() -> UInt64? {
+    mutating func allocate() -> UInt64? {
         guard allocatableCount > 0 else { return nil }
         let n = blockCount
         var b = cursor < n ? cursor : 0
@@ -108,13 +108,13 @@ public struct RefCounts: Sendable {
     }
 
     /// Called after a commit: freed blocks become allocatable, nothing is dirty.
-    public mutating func committed() {
+    mutating func committed() {
         freedThisTransaction.removeAll(keepingCapacity: true)
         dirtyBitmaps.removeAll(keepingCapacity: true)
     }
 
     /// Grows the map (resize); new blocks are free; the bitmaps covering them are dirty.
-    public mutating func grow(to n: UInt64) {
+    mutating func grow(to n: UInt64) {
         guard n > blockCount else { return }
         let oldBitmaps = Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap)
         small.append(contentsOf: [UInt8](repeating: 0, count: Int(n - blockCount)))
@@ -133,10 +133,10 @@ public struct RefCounts: Sendable {
         changeCounter &+= 1
     }
 
-    public var bitmapCount: Int { Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+    var bitmapCount: Int { Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
 
     /// Renders bitmap `i` (unsealed) and its index entry's free count and hint (FORMAT.md §4.2, §4.3; kernel convention).
-    public func renderBitmap(_ i: Int, location: UInt64) -> (block: [UInt8], entry: IndexEntry) {
+    func renderBitmap(_ i: Int, location: UInt64) -> (block: [UInt8], entry: IndexEntry) {
         var b = [UInt8].zeroBlock()
         let base = UInt64(i) * entriesPerBitmap
         let end = min(blockCount, base + entriesPerBitmap)
@@ -170,7 +170,7 @@ public struct RefCounts: Sendable {
     }
 
     /// Blocks of bitmap `i` with a count ≥ 3 (what its range of the overflow tree must hold).
-    public func overflowEntries(ofBitmap i: Int) -> [UInt64: UInt32] {
+    func overflowEntries(ofBitmap i: Int) -> [UInt64: UInt32] {
         let base = UInt64(i) * entriesPerBitmap
         let end = min(blockCount, base + entriesPerBitmap)
         var out: [UInt64: UInt32] = [:]

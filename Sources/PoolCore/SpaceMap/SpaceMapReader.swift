@@ -33,8 +33,7 @@ public struct SpaceMapReader {
             guard loc > 0, loc < source.blockCount else {
                 throw MetadataError.pointerOutOfRange(from: 0, to: loc, blockCount: source.blockCount)
             }
-            let b = try source.readBlock(loc)
-            try Checksum.validate(b, kind: .index, location: loc)
+            let b = try source.validBlock(loc, kind: .index)
             guard bitmapCount <= metadataIndexCapacity else {
                 throw MetadataError.badSpaceMap(block: loc, reason: "\(root.blockCount) blocks need more than 255 index entries")
             }
@@ -61,14 +60,12 @@ public struct SpaceMapReader {
         guard loc > 0, loc < source.blockCount else {
             throw MetadataError.pointerOutOfRange(from: root.bitmapRoot, to: loc, blockCount: source.blockCount)
         }
-        let b = try source.readBlock(loc)
-        try Checksum.validate(b, kind: .bitmap, location: loc)
-        return b
+        return try source.validBlock(loc, kind: .bitmap)
     }
 
     /// The 2-bit value of entry `e` in a bitmap block (lower-numbered bit is worth 2).
     @inline(__always)
-    public static func bitmapValue(_ b: [UInt8], _ e: Int) -> UInt32 {
+    static func bitmapValue(_ b: [UInt8], _ e: Int) -> UInt32 {
         let word = b.le64(16 + 8 * (e / 32))
         let p = UInt64(2 * (e % 32))
         let hi = (word >> p) & 1, lo = (word >> (p + 1)) & 1

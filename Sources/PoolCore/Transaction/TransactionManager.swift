@@ -7,12 +7,12 @@
 /// * a block freed in this transaction is not reused before the next commit;
 /// * dirty blocks stay in memory until `commitSpaceMaps` + `writeOut`, then the caller
 ///   writes the superblock last, after a flush.
-public final class TransactionManager {
-    public let device: any MetadataDevice
+final class TransactionManager: BlockReading {
+    let device: any MetadataDevice
     /// Metadata block counts (authoritative in core).
-    public internal(set) var metadataCounts: RefCounts
+    internal(set) var metadataCounts: RefCounts
     /// Data block counts (authoritative in core).
-    public internal(set) var dataCounts: RefCounts
+    internal(set) var dataCounts: RefCounts
 
     /// Unsealed contents of blocks changed in this transaction.
     var dirty: [UInt64: [UInt8]] = [:]
@@ -35,11 +35,11 @@ public final class TransactionManager {
     var dataOverflowOnDisk: [UInt64: UInt32]
 
     /// Metadata blocks read from the device (tests count them).
-    public private(set) var deviceReads = 0
+    private(set) var deviceReads = 0
     static let cleanCacheLimit = 16384
 
     /// Loads the space maps of the committed superblock `sb` into core.
-    public init(device: any MetadataDevice, superblock sb: Superblock) throws {
+    init(device: any MetadataDevice, superblock sb: Superblock) throws {
         self.device = device
         let m = try LoadedSpaceMap(device, sb.metadataSpaceMapRoot, .metadata)
         metadataCounts = m.counts
@@ -61,7 +61,7 @@ public final class TransactionManager {
     /// Bootstraps fresh space maps for a device of `metadataBlocks` blocks (FORMAT.md §4.6):
     /// block 0 superblock, 1 index, 2 metadata overflow leaf, then the bitmaps; then the
     /// data sm's empty index and overflow leaves. Nothing is written until commit.
-    public init(formatting device: any MetadataDevice, metadataBlocks: UInt64) throws {
+    init(formatting device: any MetadataDevice, metadataBlocks: UInt64) throws {
         self.device = device
         metadataCounts = RefCounts(blockCount: metadataBlocks)
         dataCounts = RefCounts(blockCount: 0)
@@ -87,30 +87,41 @@ public final class TransactionManager {
         dataOverflowRoot = try newNode(leaf: true, valueSize: 4).location
     }
 
-    // MARK: blocks
+    // MARK: blocks (BlockReading: the open transaction as readers see it)
 
-    /// Current contents (unsealed when dirty) of a block; validated against `kind` when read from disk.
-    public func read(_ b: UInt64, kind: BlockKind = .node) throws -> [UInt8] {
+    var blockCount: UInt64 { device.blockCount }
+
+    /// Current contents of block `b`: unsealed when changed in this transaction (our own
+    /// bytes, not checked), else as committed, checked by `BlockValidator` once when first
+    /// read from the device and cached.
+    func validBlock(_ b: UInt64, kind: BlockKind) throws(MetadataError) -> [UInt8] {
         if let d = dirty[b] { return d }
         if let c = clean[b] { return c }
         guard b > 0, b < device.blockCount else {
-            throw MetadataError.pointerOutOfRange(from: b, to: b, blockCount: device.blockCount)
+            throw .pointerOutOfRange(from: b, to: b, blockCount: device.blockCount)
         }
-        let bytes = try device.readBlock(b)
+        let bytes = try BlockValidator.check(device.readBlock(b), kind: kind, location: b)
         deviceReads += 1
-        try Checksum.validate(bytes, kind: kind, location: b)
         if clean.count >= TransactionManager.cleanCacheLimit { clean.removeAll(keepingCapacity: true) }
         clean[b] = bytes
         return bytes
     }
 
-    /// A node as it stands in this transaction.
-    public func node(_ b: UInt64, leafValueSize: Int) throws -> Node {
+    /// The sealed bytes of block `b` as it stands in this transaction.
+    func readBlock(_ b: UInt64) throws(MetadataError) -> [UInt8] {
+        if var d = dirty[b] {
+            Checksum.seal(&d, kind: kind(of: b), location: b)
+            return d
+        }
+        if let c = clean[b] { return c }
+        return try device.readBlock(b)
+    }
+
+    /// A node as it stands in this transaction (its structure checked when first read from disk).
+    func node(_ b: UInt64, leafValueSize: Int) throws -> Node {
         if let d = dirty[b] { return Node(unchecked: d, location: b) }
         if let c = clean[b] { return Node(unchecked: c, location: b) }
-        _ = try read(b, kind: .node)
-        let n = try Node(decoding: clean[b]!, location: b, leafValueSize: leafValueSize)
-        return n
+        return try Node(decoding: validBlock(b, kind: .node), location: b, leafValueSize: leafValueSize)
     }
 
     /// Stores a changed block (unsealed) for write-out at commit.
@@ -121,7 +132,7 @@ public final class TransactionManager {
     func put(_ n: Node) { dirty[n.location] = n.bytes }
 
     /// A fresh metadata block counted 1, or `PoolError.outOfMetadataSpace`.
-    public func allocateMetadata() throws -> UInt64 {
+    func allocateMetadata() throws -> UInt64 {
         guard let b = metadataCounts.allocate() else { throw PoolError.outOfMetadataSpace }
         newThisTransaction.insert(b)
         clean[b] = nil
@@ -129,30 +140,30 @@ public final class TransactionManager {
     }
 
     /// A new, empty node (already placed in the dirty set).
-    public func newNode(leaf: Bool, valueSize: Int) throws -> Node {
+    func newNode(leaf: Bool, valueSize: Int) throws -> Node {
         let b = try allocateMetadata()
         let n = Node(emptyLeaf: leaf, valueSize: leaf ? valueSize : 8, location: b)
         put(n)
         return n
     }
 
-    public func incMetadata(_ b: UInt64) { metadataCounts.inc(b) }
+    func incMetadata(_ b: UInt64) { metadataCounts.inc(b) }
 
     /// Drops one reference to a metadata block; a block reaching zero is forgotten (not written).
-    public func decMetadata(_ b: UInt64) throws {
+    func decMetadata(_ b: UInt64) throws {
         if try metadataCounts.dec(b) == 0 {
             dirty[b] = nil
             newThisTransaction.remove(b)
         }
     }
 
-    public func incData(_ b: UInt64) throws {
+    func incData(_ b: UInt64) throws {
         guard b < dataCounts.blockCount else { throw MetadataError.badSpaceMap(block: b, reason: "data block \(b) beyond the data device") }
         dataCounts.inc(b)
     }
 
     @discardableResult
-    public func decData(_ b: UInt64) throws -> UInt32 {
+    func decData(_ b: UInt64) throws -> UInt32 {
         guard b < dataCounts.blockCount else { throw MetadataError.badSpaceMap(block: b, reason: "data block \(b) beyond the data device") }
         return try dataCounts.dec(b)
     }
@@ -160,7 +171,7 @@ public final class TransactionManager {
     /// Makes block `b` writable in this transaction (FORMAT.md §3.7): in place when it is new in this
     /// transaction and counted once; otherwise copied to a new block, `b` decremented, and —
     /// when `b` was shared — everything the copy points at incremented.
-    public func shadow(_ b: UInt64, leafValueSize: Int, policy: ValuePolicy) throws -> Node {
+    func shadow(_ b: UInt64, leafValueSize: Int, policy: ValuePolicy) throws -> Node {
         var n = try node(b, leafValueSize: leafValueSize)
         let count = metadataCounts[b]
         if newThisTransaction.contains(b) && count == 1 { return n }
@@ -182,95 +193,8 @@ public final class TransactionManager {
         return n
     }
 
-    // MARK: commit
-
-    /// Step 3–4 of FORMAT.md §5.1 for both space maps: write back dirty bitmaps, the data index tree,
-    /// both overflow trees and a new metadata index block. Returns the two space-map roots.
-    public func commitSpaceMaps() throws -> (data: SpaceMapRoot, metadata: SpaceMapRoot) {
-        // Data space map (its tree updates allocate metadata blocks, so it goes first).
-        let dirtyData = dataCounts.dirtyBitmaps.sorted()
-        for i in dirtyData {
-            if i >= dataCounts.bitmapCount { continue }
-            while dataBitmaps.count <= i { dataBitmaps.append(0) }
-            let old = dataBitmaps[i]
-            if old == 0 || !newThisTransaction.contains(old) {
-                let nb = try allocateMetadata()
-                if old != 0 { try decMetadata(old) }
-                dataBitmaps[i] = nb
-            }
-            let (block, entry) = dataCounts.renderBitmap(i, location: dataBitmaps[i])
-            put(block, at: dataBitmaps[i])
-            var v = [UInt8](repeating: 0, count: IndexEntry.diskSize)
-            entry.encode(into: &v, at: 0)
-            dataIndexRoot = try BTree(tm: self, leafValueSize: IndexEntry.diskSize, policy: .none)
-                .insert(root: dataIndexRoot, key: UInt64(i), value: v)
-            dataOverflowRoot = try syncOverflow(root: dataOverflowRoot, onDisk: &dataOverflowOnDisk,
-                                                want: dataCounts.overflowEntries(ofBitmap: i), bitmap: i)
-        }
-        // Metadata space map: iterate until its own updates stop changing counts.
-        if !newThisTransaction.contains(metadataIndexBlock) {
-            let nb = try allocateMetadata()
-            try decMetadata(metadataIndexBlock)
-            metadataIndexBlock = nb
-        }
-        var rounds = 0
-        while true {
-            rounds += 1
-            if rounds > 1000 { throw MetadataError.badSpaceMap(block: metadataIndexBlock, reason: "metadata space map commit does not converge") }
-            let before = metadataCounts.changeCounter
-            for i in metadataCounts.dirtyBitmaps.sorted() where i < metadataCounts.bitmapCount {
-                while metadataBitmaps.count <= i { metadataBitmaps.append(0) }
-                let old = metadataBitmaps[i]
-                if old == 0 || !newThisTransaction.contains(old) {
-                    let nb = try allocateMetadata()
-                    if old != 0 { try decMetadata(old) }
-                    metadataBitmaps[i] = nb
-                }
-            }
-            for i in metadataCounts.dirtyBitmaps.sorted() where i < metadataCounts.bitmapCount {
-                metadataOverflowRoot = try syncOverflow(root: metadataOverflowRoot, onDisk: &metadataOverflowOnDisk,
-                                                        want: metadataCounts.overflowEntries(ofBitmap: i), bitmap: i)
-            }
-            if metadataCounts.changeCounter == before { break }
-        }
-        var index = [UInt8].zeroBlock()
-        for i in metadataCounts.dirtyBitmaps.sorted() where i < metadataCounts.bitmapCount {
-            let (block, _) = metadataCounts.renderBitmap(i, location: metadataBitmaps[i])
-            put(block, at: metadataBitmaps[i])
-        }
-        for i in 0..<metadataCounts.bitmapCount {
-            let (_, entry) = metadataCounts.renderBitmap(i, location: metadataBitmaps[i])
-            entry.encode(into: &index, at: 16 + 16 * i)
-        }
-        put(index, at: metadataIndexBlock)
-        let d = SpaceMapRoot(blockCount: dataCounts.blockCount, allocatedCount: dataCounts.allocatedCount,
-                             bitmapRoot: dataIndexRoot, refCountRoot: dataOverflowRoot)
-        let m = SpaceMapRoot(blockCount: metadataCounts.blockCount, allocatedCount: metadataCounts.allocatedCount,
-                             bitmapRoot: metadataIndexBlock, refCountRoot: metadataOverflowRoot)
-        return (d, m)
-    }
-
-    /// Brings the overflow tree's entries for bitmap `i` in line with `want`.
-    private func syncOverflow(root: UInt64, onDisk: inout [UInt64: UInt32], want: [UInt64: UInt32], bitmap i: Int) throws -> UInt64 {
-        let base = UInt64(i) * entriesPerBitmap, end = base + entriesPerBitmap
-        var root = root
-        let tree = BTree(tm: self, leafValueSize: 4, policy: .none)
-        let stale = onDisk.keys.filter { $0 >= base && $0 < end && want[$0] == nil }.sorted()
-        for k in stale {
-            root = try tree.remove(root: root, key: k).root
-            onDisk[k] = nil
-        }
-        for k in want.keys.sorted() where onDisk[k] != want[k] {
-            var v = [UInt8](repeating: 0, count: 4)
-            v.setLE32(0, want[k]!)
-            root = try tree.insert(root: root, key: k, value: v)
-            onDisk[k] = want[k]
-        }
-        return root
-    }
-
     /// Writes every dirty block (sealed) and flushes the device. The superblock is not among them.
-    public func writeOut() throws {
+    func writeOut() throws {
         let bitmaps = Set(metadataBitmaps).union(dataBitmaps)
         for b in dirty.keys.sorted() {
             var bytes = dirty[b]!
@@ -281,7 +205,7 @@ public final class TransactionManager {
     }
 
     /// Called after the superblock is on disk: the transaction's blocks become committed ones.
-    public func finishCommit() {
+    func finishCommit() {
         let bitmaps = Set(metadataBitmaps).union(dataBitmaps)
         for (b, bytes) in dirty {
             var s = bytes
@@ -304,24 +228,14 @@ public final class TransactionManager {
         return .node
     }
 
-    /// The sealed bytes of block `b` as it stands in this transaction (for read-only views).
-    public func sealedBlock(_ b: UInt64) throws -> [UInt8] {
-        if var d = dirty[b] {
-            Checksum.seal(&d, kind: kind(of: b), location: b)
-            return d
-        }
-        if let c = clean[b] { return c }
-        return try device.readBlock(b)
-    }
-
     /// Grows the data space map to `blocks` (shrinking is refused).
-    public func growData(to blocks: UInt64) throws {
+    func growData(to blocks: UInt64) throws {
         guard blocks >= dataCounts.blockCount else { throw PoolError.invalid("the data device cannot shrink (\(dataCounts.blockCount) → \(blocks) blocks)") }
         dataCounts.grow(to: blocks)
     }
 
     /// Grows the metadata space map to `blocks` (capped to the usable maximum by the caller).
-    public func growMetadata(to blocks: UInt64) throws {
+    func growMetadata(to blocks: UInt64) throws {
         guard blocks >= metadataCounts.blockCount else { throw PoolError.invalid("the metadata device cannot shrink") }
         guard blocks <= device.blockCount else { throw PoolError.invalid("the metadata device holds only \(device.blockCount) blocks") }
         metadataCounts.grow(to: blocks)
@@ -329,7 +243,7 @@ public final class TransactionManager {
 }
 
 /// What a B-tree's leaf values refer to, for the increments done when a shared leaf is copied.
-public enum ValuePolicy: Sendable {
+enum ValuePolicy: Sendable {
     /// Details, space-map index and overflow trees: values hold no references.
     case none
     /// Bottom-level mapping leaves: each value holds a data block (`value >> 24`).
@@ -338,25 +252,3 @@ public enum ValuePolicy: Sendable {
     case subtrees
 }
 
-/// A MetadataDevice seen as BlockReading (for the space-map readers at load time).
-final class DeviceReader: BlockReading {
-    let device: any MetadataDevice
-    init(_ d: any MetadataDevice) { device = d }
-    var blockCount: UInt64 { device.blockCount }
-    func readBlock(_ block: UInt64) throws(MetadataError) -> [UInt8] { try device.readBlock(block) }
-}
-
-/// One space map as read from disk: every count, the bitmap locations, the overflow tree's contents.
-private struct LoadedSpaceMap {
-    var counts: RefCounts
-    var bitmaps: [UInt64]
-    var overflow: [UInt64: UInt32]
-
-    init(_ device: any MetadataDevice, _ root: SpaceMapRoot, _ kind: SpaceMapKind) throws {
-        let reader = SpaceMapReader(source: DeviceReader(device), root: root, kind: kind)
-        bitmaps = try reader.indexEntries().map(\.bitmapBlock)
-        counts = RefCounts(blockCount: root.blockCount)
-        for (b, c) in try reader.allCounts().enumerated() where c > 0 { counts.set(UInt64(b), c) }
-        overflow = try reader.overflowCounts()
-    }
-}

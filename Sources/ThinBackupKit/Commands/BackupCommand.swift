@@ -15,7 +15,7 @@ public struct BackupCommand: ParsableCommand {
     )
 
     @OptionGroup public var pool: PoolOptions
-    @Option(help: ArgumentHelp("Thin device to back up.", valueName: "id")) public var dev: UInt64
+    @Option(help: ArgumentHelp("Thin device to back up (with --lv: that volume's thin id).", valueName: "id")) public var dev: UInt64?
     @Option(help: ArgumentHelp("Repository: folder, http(s)://URL or s3://BUCKET/PREFIX.", valueName: "dest")) public var repo: String
     @Option(help: ArgumentHelp("Record this time instead of now (2026-01-31T02:00:00Z; also $THIN_BACKUP_NOW).", valueName: "time"))
     public var now: String?
@@ -29,6 +29,7 @@ public struct BackupCommand: ParsableCommand {
     public func run() throws {
         let access = try pool.open()
         defer { access.close() }
+        guard let dev = try dev ?? pool.volumeDevice() else { throw JobError(.usage, "give the thin device to back up: --dev ID (or --lv VG/LV)") }
         var req = BackupRequest(pool: access, dev: dev, repo: repo)
         req.keyring = try key.keyring()
         req.now = try WorkflowClock.now(now)

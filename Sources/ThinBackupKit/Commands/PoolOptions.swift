@@ -3,7 +3,7 @@ import PoolCore
 
 /// How every command names a pool: `--pool DIR` (a pool folder), or `--metadata FILE` with
 /// `--data FILE` (the pool's devices or copies of them; commands that read only metadata need
-/// no `--data`). A new kind of pool adds its options here and one line in `open()`
+/// no `--data`), or a live kernel pool: `--dm-pool NAME`, `--thin-pool VG/POOL`, `--lv VG/LV`. A new kind of pool adds its options here and one line in `open()`
 /// (see `PoolAccess`); the commands only call `open()`.
 public struct PoolOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Pool folder (metadata, data, pool.json).", valueName: "dir"))
@@ -12,22 +12,42 @@ public struct PoolOptions: ParsableArguments {
     public var metadata: String?
     @Option(help: ArgumentHelp("Data device or file (with --metadata).", valueName: "file"))
     public var data: String?
+    @Option(name: .customLong("dm-pool"), help: ArgumentHelp("A live kernel thin pool: the device-mapper name of its thin-pool target.", valueName: "name"))
+    public var dmPool: String?
+    @Option(name: .customLong("thin-pool"), help: ArgumentHelp("A live LVM thin pool.", valueName: "vg/pool"))
+    public var thinPool: String?
+    @Option(name: .customLong("lv"), help: ArgumentHelp("A live LVM thin volume: names its pool (devices are thin ids).", valueName: "vg/lv"))
+    public var lv: String?
 
     public init() {}
 
     public func validate() throws {
         if pool != nil && (metadata != nil || data != nil) { throw ValidationError("give either --pool or --metadata/--data, not both") }
         if data != nil && metadata == nil { throw ValidationError("--data needs --metadata") }
+        let kinds = [pool != nil || metadata != nil, dmPool != nil, thinPool != nil, lv != nil].filter { $0 }.count
+        if kinds > 1 { throw ValidationError("name one pool: --pool, --metadata/--data, --dm-pool, --thin-pool or --lv") }
     }
 
     /// Whether a pool was named at all (commands where the pool is optional).
-    public var isGiven: Bool { pool != nil || metadata != nil }
+    public var isGiven: Bool { pool != nil || metadata != nil || dmPool != nil || thinPool != nil || lv != nil }
 
     /// The named pool.
     public func open() throws -> any PoolAccess {
         if let pool { return UserspacePool(folder: pool) }
-        if let metadata { return UserspacePool(metadata: metadata, data: data) }
-        throw JobError(.usage, "give the pool as --pool DIR or as --metadata FILE --data FILE")
+        if let metadata {
+            try MetadataPathCheck.check(metadata)
+            return UserspacePool(metadata: metadata, data: data)
+        }
+        if let dmPool { return try KernelPoolAccess(dmName: dmPool) }
+        if let thinPool { return try LVMPoolAccess(thinPool: thinPool) }
+        if let lv { return try LVMPoolAccess(lv: lv) }
+        throw JobError(.usage, "give the pool as --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV")
+    }
+
+    /// With `--lv VG/LV`: that volume's thin id (the device commands act on by default).
+    public func volumeDevice() throws -> UInt64? {
+        guard let lv else { return nil }
+        return try LVM.thinVolume(lv).lv.thinID
     }
 
     /// The named pool as a userspace pool to change; its warnings and low-space events

@@ -16,7 +16,7 @@ public struct SendCommand: ParsableCommand {
 
     @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Base snapshot id: send only the changes since it.", valueName: "id")) public var from: UInt64?
-    @Option(name: .customLong("snap"), help: ArgumentHelp("Snapshot to send.", valueName: "id")) public var target: UInt64
+    @Option(name: .customLong("snap"), help: ArgumentHelp("Snapshot to send (with --lv: that volume's thin id).", valueName: "id")) public var target: UInt64?
     @Option(help: ArgumentHelp("Destination: a file, - for stdout, http(s)://…, s3://BUCKET/KEY, or a serve receiver tb://HOST:PORT (tbs:// with TLS).",
                                valueName: "dest")) public var to: String
     @Option(name: .customLong("as"), help: ArgumentHelp("Device id on a tb:// receiver (default: the snapshot's id).", valueName: "id"))
@@ -38,20 +38,23 @@ public struct SendCommand: ParsableCommand {
     public init() {}
 
     public func validate() throws {
-        if pool.pool == nil && (pool.metadata == nil || pool.data == nil) { throw ValidationError("give --pool DIR, or --metadata FILE and --data FILE") }
+        if !pool.isGiven { throw ValidationError("give --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV") }
+        if pool.metadata != nil && pool.data == nil { throw ValidationError("--metadata needs --data (send reads data blocks)") }
         if snap.choice != nil && liveMetadata { throw ValidationError("-m and --live-metadata exclude each other") }
         if let d = baseDigest, Digest128(hex: d) == nil { throw ValidationError("--base-digest: expected 32 hex digits") }
         if baseDigest != nil && from == nil { throw ValidationError("--base-digest needs --from") }
         if let size, size.bytes % 512 != 0 {
             throw ValidationError("--size \(size.bytes) bytes is not a whole number of 512-byte sectors")
         }
-        if from == target { throw ValidationError("--from and --snap name the same device") }
+        if target == nil && pool.lv == nil { throw ValidationError("give the snapshot to send: --snap ID (or --lv VG/LV)") }
+        if from != nil && from == target { throw ValidationError("--from and --snap name the same device") }
     }
 
     public func run() throws {
         if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
         let access = try pool.open()
         defer { access.close() }
+        guard let target = try target ?? pool.volumeDevice() else { throw JobError(.usage, "give the snapshot to send: --snap ID") }
         var req = SendRequest(pool: access, target: target, destination: to)
         req.base = from; req.level = level
         if let threads { req.workers = threads }

@@ -45,6 +45,10 @@ public protocol PoolAccess: AnyObject {
     /// A snapshot of `origin` as `dev`, committed.
     func createSnapshot(of origin: UInt64, as dev: UInt64) throws
 
+    /// A snapshot of `origin`, as `dev` where the pool lets its user choose (LVM picks its own
+    /// thin id); returns the snapshot's id.
+    func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64
+
     /// Deletes `dev`, committed.
     func deleteDevice(_ dev: UInt64) throws
 
@@ -62,6 +66,11 @@ public protocol PoolAccess: AnyObject {
 }
 
 extension PoolAccess {
+    public func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
+        try createSnapshot(of: origin, as: dev)
+        return dev
+    }
+
     public func stateDirectory() throws -> String {
         throw JobError(.usage, "\(name): backup and migrate need a pool folder (--pool DIR) to keep their lock and catalog")
     }

@@ -76,8 +76,8 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let poolID = try pool.identity(create: true).description
     let records = try repo.catalog.all().filter { $0.poolID == poolID }
     let (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
-    let snap = freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device))
-    try pool.createSnapshot(of: req.dev, as: snap)
+    let snap = try pool.createSnapshot(
+        of: req.dev, preferring: freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device)))
 
     req.whileLocked?()
 

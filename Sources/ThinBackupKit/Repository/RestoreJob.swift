@@ -10,7 +10,8 @@ public struct RestoreRequest {
     public var at: Date?
     /// Exactly this backup.
     public var id: Int64?
-    /// A pool folder (receive the chain) or a file (merge the chain onto zeros).
+    /// A pool folder (receive the chain), a file (merge the chain onto a new sparse file) or a block
+    /// device (discarded, then the chain merged onto it).
     public var to: String
     /// Device id in the target pool (default: `dev`).
     public var asDevice: UInt64?
@@ -108,6 +109,8 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring,
                         overOrigin: overOrigin) { bytes += $0 }
         device = dev
+    } else if isBlockDevice(req.to) {
+        try restoreOntoDevice(chain, repo: repo, req: req, virtualSize: target.virtualSize) { bytes += $0 }
     } else {
         let tmp = req.to + ".partial"
         unlink(tmp)
@@ -183,6 +186,35 @@ private func cleanUp(_ devices: [UInt64], _ path: String) {
     for d in devices { try? pool.delete(d) }
     try? pool.commit()
     pool.close()
+}
+
+func isBlockDevice(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFBLK
+}
+
+/// Restores onto an existing block device: the device's first `virtualSize` bytes are made to read
+/// zeros without allocating (discards, `ZeroingTarget`), then the chain is merged onto it.
+private func restoreOntoDevice(_ chain: [BackupRecord], repo: BackupRepository, req: RestoreRequest, virtualSize: UInt64,
+                               onBytes: (UInt64) -> Void) throws {
+    guard req.origin == nil else {
+        throw JobError("\(req.to): restoring a device over an external origin onto a block device is not supported; restore to a file")
+    }
+    do {
+        let dev = try RandomAccessFile(path: req.to, writable: true)
+        defer { dev.close() }
+        let size = try dev.size()
+        guard size >= virtualSize else {
+            throw JobError("\(req.to): the device holds \(size) bytes, the backup \(virtualSize): too small")
+        }
+        try ZeroingTarget(dev).zero(offset: 0, length: virtualSize)
+        try dev.sync()
+    }
+    for b in chain {
+        let r = try runMerge(stream: b.object, into: req.to, quiet: req.quiet, source: try repo.store.source(b.object),
+                               keyring: repo.keyring)
+        onBytes(r.streamBytes)
+    }
 }
 
 /// Copies the first `length` bytes of `source` (zeros past its end) to the new file `path`.

@@ -6,19 +6,26 @@ import PoolCore
 public struct MergeReport: Codable {
     public var target: String
     public var dataBlocks: UInt64
+    /// Blocks of zero and discard runs made to read zeros (holes in a file, discards on a device).
     public var zeroedBlocks: UInt64
+    /// Of those, bytes left unallocated (holes punched, whole receiver blocks discarded) and bytes
+    /// that had to be written as zeros (unaligned edges, a device without discards).
+    public var unmappedBytes: UInt64 = 0
+    public var zeroWrittenBytes: UInt64 = 0
     /// Discarded blocks given the external origin's bytes (a stream with `readsOrigin`).
     public var originBlocks: UInt64 = 0
     public var streamBytes: UInt64
     public var seconds: Double
 }
 
-/// Applies a stream onto a file or block device: data records are written, zero runs zeroed,
+/// Applies a stream onto a file or block device: data records are written, zero runs made to read
+/// zeros without allocating (holes in a file, discards on a block device: `ZeroingTarget`),
 /// discarded runs made to read what the device reads there — zeros, or for a stream whose unmapped
 /// blocks read its external origin (`readsOrigin`), the bytes of `origin` at the same offset.
 /// Blocks a stream does not name are left as they are (a full stream over an origin is merged onto
 /// a copy of that origin). A regular-file stream is verified completely before the first write;
-/// a pipe is applied as it arrives (a bad record stops it there).
+/// a pipe is applied as it arrives (a bad record stops it there). A missing target file is created
+/// at the stream's virtual size; a block device smaller than that is refused before any write.
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
                      origin: String? = nil, keyring: StreamKeyring? = nil) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
@@ -27,16 +34,16 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     let source = try givenSource ?? Transport.source(for: stream)
     let originFile = try origin.map { try RandomAccessFile(path: $0, writable: false) }
     defer { originFile?.close() }
-    let out = try RandomAccessFile(path: target, writable: true)
+    let out = try openMergeTarget(target)
+    defer { out.close() }
+    let zeroing = ZeroingTarget(out)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
     var d = StreamDecoder(keyring: keyring)
     let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
-    let zeros = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-    zeros.initializeMemory(as: UInt8.self, repeating: 0)
-    let originBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: zeros.count, alignment: 4096)
-    defer { raw.deallocate(); zeros.deallocate(); originBuf.deallocate() }
+    let originBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+    defer { raw.deallocate(); originBuf.deallocate() }
     var header: StreamHeader?
     var report = MergeReport(target: target, dataBlocks: 0, zeroedBlocks: 0, streamBytes: 0, seconds: 0)
     var applied: UInt64 = 0
@@ -53,6 +60,9 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 raw.deallocate()
                 raw = .allocate(byteCount: Int(h.maxRecordRaw), alignment: 4096)
                 if regular, try out.size() < h.virtualSize { try out.truncate(to: h.virtualSize) }
+                if !regular, try out.size() < h.virtualSize {
+                    throw JobError("\(target): the device holds \(try out.size()) bytes, the stream's device \(h.virtualSize): too small")
+                }
             case let .data(first, count, frame):
                 let bs = Int(header!.blockSize)
                 let len = Int(count) * bs
@@ -68,7 +78,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 var off = first * bs
                 let end = min((first + count) * bs, max(header!.virtualSize, off))
                 while off < end {
-                    let k = Int(min(UInt64(zeros.count), end - off))
+                    let k = Int(min(UInt64(originBuf.count), end - off))
                     let chunk = UnsafeMutableRawBufferPointer(rebasing: originBuf[0..<k])
                     let got = try originFile.read(into: chunk, at: off)
                     if got < k { UnsafeMutableRawBufferPointer(rebasing: chunk[got...]).initializeMemory(as: UInt8.self, repeating: 0) }
@@ -78,13 +88,9 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                 report.originBlocks += count
             case let .zero(first, count), let .discard(first, count):
                 let bs = UInt64(header!.blockSize)
-                var off = first * bs
+                let off = first * bs
                 let end = min((first + count) * bs, max(header!.virtualSize, off))
-                while off < end {
-                    let k = Int(min(UInt64(zeros.count), end - off))
-                    try out.write(UnsafeRawBufferPointer(rebasing: zeros[0..<k]), at: off)
-                    off += UInt64(k)
-                }
+                try zeroing.zero(offset: off, length: end - off)
                 report.zeroedBlocks += count
             case .trailer, .sealed:
                 break
@@ -95,8 +101,16 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     try d.finish()
     try out.sync()
     meter.finish()
+    report.unmappedBytes = zeroing.unmappedBytes
+    report.zeroWrittenBytes = zeroing.zeroWrittenBytes
     report.seconds = meter.elapsed
     return report
+}
+
+/// Opens a merge target for writing; a missing one is created as a regular file (never under /dev).
+func openMergeTarget(_ target: String) throws -> RandomAccessFile {
+    let create = !FileManager.default.fileExists(atPath: target) && !target.hasPrefix("/dev/")
+    return try RandomAccessFile(path: target, writable: true, create: create)
 }
 
 private func originNeeded(_ stream: String) -> String {

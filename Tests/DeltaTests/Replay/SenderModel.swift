@@ -96,14 +96,14 @@ final class SenderModel {
     }
 
     func send(_ target: UInt64, from base: UInt64?, streamID: UInt64, resumeAt: StreamProgress? = nil,
-              baseFingerprint: Digest128? = nil) throws -> [UInt8] {
+              baseFingerprint: Digest128? = nil, key: StreamKey? = nil) throws -> [UInt8] {
         let header = StreamHeader(blockSize: UInt32(blockSize), virtualSize: sizes[target]!,
                                   streamID: Digest128(high: streamID, low: ~streamID), sourcePool: pool,
                                   target: identities[target]!, base: base.map { identities[$0]! },
                                   baseFingerprint: baseFingerprint ?? base.map { digest($0) } ?? .zero)
         let sink = MemorySink()
         let sender = StreamSender(header: header, reader: reader, compressor: try ZstdCompressor(level: 1, workers: 0),
-                                  sink: sink, baseDigest: base.map { digest($0) } ?? .zero, resumeAt: resumeAt)
+                                  sink: sink, baseDigest: base.map { digest($0) } ?? .zero, resumeAt: resumeAt, key: key)
         let runs = self.runs(from: base, to: target)
         _ = try sender.send { body in for r in runs { try body(r) } }
         return sink.bytes

@@ -66,7 +66,7 @@ struct VersionTests {
 struct ServeStartupLogTests {
     @Test func startupLineCarriesVersion() throws {
         guard FileManager.default.isExecutableFile(atPath: OpsBinary.path) else {
-            throw CommandFailure("build the executable first (swift build --build-tests): \(OpsBinary.path)")
+            throw JobError("build the executable first (swift build --build-tests): \(OpsBinary.path)")
         }
         let dir = TempDir("tb-serve-log")
         try "tok\n".write(toFile: dir.file("token"), atomically: true, encoding: .utf8)

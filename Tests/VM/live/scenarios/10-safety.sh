@@ -4,7 +4,8 @@
 #    holding those blocks must carry the kernel's bytes (O_DIRECT reads);
 #  * never write a device device-mapper holds: send without -m (which reserves the metadata
 #    snapshot itself in userspace on a pool folder: the corrupted pool of issue #12) is
-#    refused, and the metadata device stays byte for byte as it was.
+#    refused, and the metadata device stays byte for byte as it was;
+#  * the pool device itself given as metadata gets a helpful error.
 . /scenarios/lib.sh
 pool pool $META $DATA
 dmsetup message pool 0 "create_thin 20"
@@ -40,7 +41,13 @@ refused "send without -m on the held metadata device" "in use by device-mapper" 
 	thin-backup send --metadata $META --data $DATA --snap 21 --to s21.tbs
 same "metadata device unchanged after the refusal" "$(kernel_sha $META)" "$BEFORE"
 [ ! -e s21.tbs ] && ok "no stream left by the refusal" || fail "no stream left by the refusal" "s21.tbs exists"
+refused "pool reserve-metadata-snap on the held metadata device" "in use by device-mapper" \
+	thin-backup pool reserve-metadata-snap --metadata $META --data $DATA
 same "status: no metadata snapshot held" "$(status_field pool 4)" "-"
+
+# The pool device given as its metadata: says what it is and what to give instead.
+refused "the pool device as --metadata" "is the live thin pool pool, not its metadata device" \
+	thin-backup pool ls --metadata /dev/mapper/pool
 
 dmsetup remove thin20; dmsetup remove thin22; dmsetup remove pool
 run "thin_check after the scenario" thin_check $META

@@ -10,8 +10,9 @@ fail() { echo "LP|FAIL|$SCENARIO|$1|$2"; }
 run() {
 	_c=$1; shift
 	f=$(echo "$_c" | tr ' /' '__')
-	if "$@" > "$f.out" 2> "$f.err"; then ok "$_c"; return 0; fi
+	"$@" > "$f.out" 2> "$f.err"
 	rc=$?
+	if [ $rc = 0 ]; then ok "$_c"; return 0; fi
 	fail "$_c" "exit $rc: $(tail -1 "$f.err" | tr '|' '/')"
 	return 1
 }

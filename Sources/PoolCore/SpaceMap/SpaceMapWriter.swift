@@ -1,0 +1,105 @@
+/// The space-map writer (FORMAT.md §4, §5.1 steps 3–4): at commit, the in-core counts of
+/// both space maps go back to disk as bitmaps, the data index tree, the metadata index
+/// block and the two overflow trees. The readers are `SpaceMapReader`; loading counts into
+/// core at open is `LoadedSpaceMap`.
+extension TransactionManager {
+    /// Step 3–4 of FORMAT.md §5.1 for both space maps: write back dirty bitmaps, the data index tree,
+    /// both overflow trees and a new metadata index block. Returns the two space-map roots.
+    func commitSpaceMaps() throws -> (data: SpaceMapRoot, metadata: SpaceMapRoot) {
+        // Data space map (its tree updates allocate metadata blocks, so it goes first).
+        let dirtyData = dataCounts.dirtyBitmaps.sorted()
+        for i in dirtyData {
+            if i >= dataCounts.bitmapCount { continue }
+            while dataBitmaps.count <= i { dataBitmaps.append(0) }
+            let old = dataBitmaps[i]
+            if old == 0 || !newThisTransaction.contains(old) {
+                let nb = try allocateMetadata()
+                if old != 0 { try decMetadata(old) }
+                dataBitmaps[i] = nb
+            }
+            let (block, entry) = dataCounts.renderBitmap(i, location: dataBitmaps[i])
+            put(block, at: dataBitmaps[i])
+            var v = [UInt8](repeating: 0, count: IndexEntry.diskSize)
+            entry.encode(into: &v, at: 0)
+            dataIndexRoot = try BTree(tm: self, leafValueSize: IndexEntry.diskSize, policy: .none)
+                .insert(root: dataIndexRoot, key: UInt64(i), value: v)
+            dataOverflowRoot = try syncOverflow(root: dataOverflowRoot, onDisk: &dataOverflowOnDisk,
+                                                want: dataCounts.overflowEntries(ofBitmap: i), bitmap: i)
+        }
+        // Metadata space map: iterate until its own updates stop changing counts.
+        if !newThisTransaction.contains(metadataIndexBlock) {
+            let nb = try allocateMetadata()
+            try decMetadata(metadataIndexBlock)
+            metadataIndexBlock = nb
+        }
+        var rounds = 0
+        while true {
+            rounds += 1
+            if rounds > 1000 { throw MetadataError.badSpaceMap(block: metadataIndexBlock, reason: "metadata space map commit does not converge") }
+            let before = metadataCounts.changeCounter
+            for i in metadataCounts.dirtyBitmaps.sorted() where i < metadataCounts.bitmapCount {
+                while metadataBitmaps.count <= i { metadataBitmaps.append(0) }
+                let old = metadataBitmaps[i]
+                if old == 0 || !newThisTransaction.contains(old) {
+                    let nb = try allocateMetadata()
+                    if old != 0 { try decMetadata(old) }
+                    metadataBitmaps[i] = nb
+                }
+            }
+            for i in metadataCounts.dirtyBitmaps.sorted() where i < metadataCounts.bitmapCount {
+                metadataOverflowRoot = try syncOverflow(root: metadataOverflowRoot, onDisk: &metadataOverflowOnDisk,
+                                                        want: metadataCounts.overflowEntries(ofBitmap: i), bitmap: i)
+            }
+            if metadataCounts.changeCounter == before { break }
+        }
+        var index = [UInt8].zeroBlock()
+        for i in metadataCounts.dirtyBitmaps.sorted() where i < metadataCounts.bitmapCount {
+            let (block, _) = metadataCounts.renderBitmap(i, location: metadataBitmaps[i])
+            put(block, at: metadataBitmaps[i])
+        }
+        for i in 0..<metadataCounts.bitmapCount {
+            let (_, entry) = metadataCounts.renderBitmap(i, location: metadataBitmaps[i])
+            entry.encode(into: &index, at: 16 + 16 * i)
+        }
+        put(index, at: metadataIndexBlock)
+        let d = SpaceMapRoot(blockCount: dataCounts.blockCount, allocatedCount: dataCounts.allocatedCount,
+                             bitmapRoot: dataIndexRoot, refCountRoot: dataOverflowRoot)
+        let m = SpaceMapRoot(blockCount: metadataCounts.blockCount, allocatedCount: metadataCounts.allocatedCount,
+                             bitmapRoot: metadataIndexBlock, refCountRoot: metadataOverflowRoot)
+        return (d, m)
+    }
+
+    /// Brings the overflow tree's entries for bitmap `i` in line with `want`.
+    private func syncOverflow(root: UInt64, onDisk: inout [UInt64: UInt32], want: [UInt64: UInt32], bitmap i: Int) throws -> UInt64 {
+        let base = UInt64(i) * entriesPerBitmap, end = base + entriesPerBitmap
+        var root = root
+        let tree = BTree(tm: self, leafValueSize: 4, policy: .none)
+        let stale = onDisk.keys.filter { $0 >= base && $0 < end && want[$0] == nil }.sorted()
+        for k in stale {
+            root = try tree.remove(root: root, key: k).root
+            onDisk[k] = nil
+        }
+        for k in want.keys.sorted() where onDisk[k] != want[k] {
+            var v = [UInt8](repeating: 0, count: 4)
+            v.setLE32(0, want[k]!)
+            root = try tree.insert(root: root, key: k, value: v)
+            onDisk[k] = want[k]
+        }
+        return root
+    }
+}
+
+/// One space map as read from disk: every count, the bitmap locations, the overflow tree's contents.
+struct LoadedSpaceMap {
+    var counts: RefCounts
+    var bitmaps: [UInt64]
+    var overflow: [UInt64: UInt32]
+
+    init(_ device: any MetadataDevice, _ root: SpaceMapRoot, _ kind: SpaceMapKind) throws {
+        let reader = SpaceMapReader(source: device, root: root, kind: kind)
+        bitmaps = try reader.indexEntries().map(\.bitmapBlock)
+        counts = RefCounts(blockCount: root.blockCount)
+        for (b, c) in try reader.allCounts().enumerated() where c > 0 { counts.set(UInt64(b), c) }
+        overflow = try reader.overflowCounts()
+    }
+}
