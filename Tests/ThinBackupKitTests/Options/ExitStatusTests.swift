@@ -39,6 +39,10 @@ import TestSupport
         #expect(noDev.status == 1 && oneLine(noDev), "\(noDev.stderr)")
         // Usage: 64, from the parser and from the job layer alike.
         #expect(try tb("send", "--pool", pool, "--snap", "1").status == 64)
+        // --help and `help SUB` print the subcommand's help on stdout and exit 0.
+        for help in [try tb("pool", "read", "--help"), try tb("help", "pool", "read")] {
+            #expect(help.status == 0 && help.stdout.contains("OVERVIEW: Read a whole thin device") && help.stdout.contains("--dev"), "\(help.stdout)\(help.stderr)")
+        }
         #expect(try tb("restore", "--repo", tmp.file("r"), "--dev", "1", "--to", tmp.file("o"), "--at", "yesterday").status == 64)
         let noData = try tb("verify", "--metadata", "\(pool)/metadata", "--dev", "1", "--digest", String(repeating: "0", count: 32))
         #expect(noData.status == 64 && oneLine(noData), "\(noData.stderr)")
