@@ -48,7 +48,7 @@ mkdir -p "$R/out" "$R/scenarios"
 vm_copy_bin "$R" "$(command -v dmsetup)"
 vm_copy_bin "$R" "$TB"
 [ "$(basename "$TB")" = thin-backup ] || mv "$R/sbin/$(basename "$TB")" "$R/sbin/thin-backup"
-for b in thin_check thin_dump thin_ls; do vm_copy_bin "$R" "$(command -v $b)"; done
+for b in thin_check thin_dump thin_ls thin_delta; do vm_copy_bin "$R" "$(command -v $b)"; done
 # lvm2 from its .deb (not installed on the host), with the libraries it needs beyond the host's.
 LX=$(vm_extract "$(vm_fetch_deb lvm2)")
 EX=$(vm_extract "$(vm_fetch_deb libdevmapper-event1.02.1)")
