@@ -16,17 +16,22 @@ enum DirectIO {
         return a % UInt(alignment) == 0 && count % alignment == 0 && offset % UInt64(alignment) == 0
     }
 
+    /// The aligned device range a bounced transfer of up to `remaining` bytes at `pos` covers:
+    /// its start, the bytes to skip at its head, how many caller bytes it carries, its length.
+    static func window(at pos: UInt64, remaining: Int) -> (start: UInt64, skip: Int, count: Int, span: Int) {
+        let start = pos - pos % UInt64(alignment)
+        let skip = Int(pos - start)
+        let count = min(remaining, chunk - skip)
+        return (start, skip, count, (skip + count + alignment - 1) / alignment * alignment)
+    }
+
     static func readUnaligned(_ file: RandomAccessFile, into buffer: UnsafeMutableRawBufferPointer,
                               at offset: UInt64) throws(MetadataError) -> Int {
         let bounce = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: alignment)
         defer { bounce.deallocate() }
         var done = 0
         while done < buffer.count {
-            let pos = offset + UInt64(done)
-            let start = pos - pos % UInt64(alignment)
-            let skip = Int(pos - start)
-            let want = min(buffer.count - done, chunk - skip)
-            let span = (skip + want + alignment - 1) / alignment * alignment
+            let (start, skip, want, span) = window(at: offset + UInt64(done), remaining: buffer.count - done)
             let n = try file.preadFully(into: UnsafeMutableRawBufferPointer(rebasing: bounce[0..<span]), at: start)
             let got = max(0, min(want, n - skip))
             if got > 0 {
@@ -43,11 +48,7 @@ enum DirectIO {
         defer { bounce.deallocate() }
         var done = 0
         while done < buffer.count {
-            let pos = offset + UInt64(done)
-            let start = pos - pos % UInt64(alignment)
-            let skip = Int(pos - start)
-            let take = min(buffer.count - done, chunk - skip)
-            let span = (skip + take + alignment - 1) / alignment * alignment
+            let (start, skip, take, span) = window(at: offset + UInt64(done), remaining: buffer.count - done)
             let window = UnsafeMutableRawBufferPointer(rebasing: bounce[0..<span])
             if skip != 0 || take % alignment != 0 {
                 // Partial edges keep the device's bytes around the write.
