@@ -23,7 +23,9 @@ let package = Package(
     targets: [
         // C libraries from Debian (libzstd-dev, libcurl4-openssl-dev, libsodium-dev, libdevmapper-dev).
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl's header only: CCurlShim loads libcurl.so.4 on first use (dlopen), so a command that
+        // never talks HTTP does not load it and the ~30 libraries it links (process start, docs/BENCHMARKS.md).
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libsodium-dev: XChaCha20-Poly1305, BLAKE2b, Argon2id and randombytes for encrypted streams.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CDevMapper", pkgConfig: "devmapper", providers: [.apt(["libdevmapper-dev"])]),

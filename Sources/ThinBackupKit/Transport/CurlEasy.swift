@@ -1,4 +1,4 @@
-// The only Swift file that imports libcurl: one easy handle, typed options through CCurlShim,
+// The only Swift file that imports libcurl (loaded on first use by CCurlShim): one easy handle, typed options through CCurlShim,
 // callbacks bridged to Swift closures, every CURLcode turned into a TransportError at once.
 internal import CCurl
 internal import CCurlShim
@@ -9,17 +9,17 @@ import Foundation
 final class CurlEasy {
     private let handle: UnsafeMutableRawPointer
     private static let globalInit: Bool = {
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+        csys_curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
     }()
 
     init() throws {
-        guard CurlEasy.globalInit, let h = curl_easy_init() else {
-            throw TransportError(.local, "libcurl: cannot initialise")
+        guard CurlEasy.globalInit, let h = csys_curl_easy_init() else {
+            throw TransportError(.local, "libcurl: " + (csys_curl_load_error().map { String(cString: $0) } ?? "cannot initialise"))
         }
         handle = h
     }
 
-    deinit { curl_easy_cleanup(handle) }
+    deinit { csys_curl_easy_cleanup(handle) }
 
     /// What the C callbacks reach through their userdata pointer.
     private final class Context {
@@ -49,7 +49,7 @@ final class CurlEasy {
     func perform(_ request: HTTPRequest,
                  onBody: ((UnsafeRawBufferPointer) throws -> Void)? = nil,
                  headersReady: ((Int, [String: String]) throws -> Void)? = nil) throws -> HTTPResponse {
-        curl_easy_reset(handle)
+        csys_curl_easy_reset(handle)
         let ctx = Context()
         ctx.upload = request.body
         ctx.onBody = onBody
@@ -57,7 +57,7 @@ final class CurlEasy {
         ctx.handle = handle
         let userdata = Unmanaged.passUnretained(ctx).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
-        defer { if let l = headerList { curl_slist_free_all(l) } }
+        defer { if let l = headerList { csys_curl_slist_free_all(l) } }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
         let code: CURLcode = try errorBuffer.withUnsafeMutableBufferPointer { eb in
@@ -108,7 +108,7 @@ final class CurlEasy {
             }
             for (name, value) in headers {
                 let line = value.isEmpty ? "\(name):" : "\(name): \(value)"
-                guard let l = curl_slist_append(headerList, line) else {
+                guard let l = csys_curl_slist_append(headerList, line) else {
                     throw TransportError(.local, "libcurl: out of memory building headers")
                 }
                 headerList = l
@@ -121,7 +121,7 @@ final class CurlEasy {
             try check(csys_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, userdata), "CURLOPT_WRITEDATA")
             try check(csys_curl_setopt_io(handle, CURLOPT_HEADERFUNCTION, Self.curlHeader), "CURLOPT_HEADERFUNCTION")
             try check(csys_curl_setopt_ptr(handle, CURLOPT_HEADERDATA, userdata), "CURLOPT_HEADERDATA")
-            return curl_easy_perform(handle)
+            return csys_curl_easy_perform(handle)
         }
         lastBytesUploaded = ctx.bytesUploaded
         lastBytesDownloaded = ctx.bytesDownloaded
@@ -136,7 +136,7 @@ final class CurlEasy {
             }
             let buffered = String(decoding: errorBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) },
                                   as: UTF8.self)
-            let detail = buffered.isEmpty ? String(cString: curl_easy_strerror(code)) : buffered
+            let detail = buffered.isEmpty ? String(cString: csys_curl_easy_strerror(code)) : buffered
             throw TransportError(Self.kind(of: code),
                                  "\(request.method) \(redacted(request.url)): \(detail) (curl error \(code.rawValue))")
         }
@@ -171,12 +171,12 @@ final class CurlEasy {
     }
     private func check(_ code: CURLcode, _ what: String) throws {
         guard code == CURLE_OK else {
-            throw TransportError(.local, "libcurl: cannot set \(what): \(String(cString: curl_easy_strerror(code)))")
+            throw TransportError(.local, "libcurl: cannot set \(what): \(String(cString: csys_curl_easy_strerror(code)))")
         }
     }
 
     /// The libcurl version line (for `--version`-style diagnostics and the benchmark notes).
-    static var version: String { String(cString: curl_version()) }
+    static var version: String { String(cString: csys_curl_version()) }
 
     // MARK: C callbacks (non-capturing; state reached through the userdata pointer)
 
