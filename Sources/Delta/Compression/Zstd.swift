@@ -48,6 +48,53 @@ public final class ZstdCompressor {
     /// The largest frame `count` input bytes can become.
     public static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
 
+    /// Writes `src` as one zstd frame of raw (stored) blocks into `dst` (at least `bound(src.count)` bytes);
+    /// returns its size. What zstd itself emits for data it cannot compress, without trying: any zstd
+    /// decoder reads it. Frame header: single segment, 4-byte content size, no checksum (docs/STREAM.md).
+    public static func store(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) -> Int {
+        precondition(src.count <= Int(UInt32.max) && dst.count >= bound(src.count))
+        dst.storeBytes(of: UInt32(0xFD2F_B528).littleEndian, toByteOffset: 0, as: UInt32.self)
+        dst[4] = 0xA0  // Frame_Header_Descriptor: FCS field 4 bytes, single segment, no checksum, no dictionary
+        dst.storeBytes(of: UInt32(src.count).littleEndian, toByteOffset: 5, as: UInt32.self)
+        var o = 9
+        var i = 0
+        repeat {
+            let n = min(maxBlock, src.count - i)
+            let last: UInt32 = i + n == src.count ? 1 : 0
+            let head = last | UInt32(n) << 3  // Block_Type 0: raw
+            dst[o] = UInt8(head & 0xFF); dst[o + 1] = UInt8(head >> 8 & 0xFF); dst[o + 2] = UInt8(head >> 16)
+            o += 3
+            if n > 0 { (dst.baseAddress! + o).copyMemory(from: src.baseAddress! + i, byteCount: n) }
+            o += n
+            i += n
+        } while i < src.count
+        return o
+    }
+
+    /// zstd's largest block (Block_Maximum_Size).
+    static let maxBlock = 128 << 10
+
+    /// True when a sample of `bytes` has its byte values spread almost evenly (random or already
+    /// compressed data, which zstd would end up storing as it is): the sender then stores such a block
+    /// without trying. The sample is 4 × 1 KiB spread over the block, its test a chi-square against
+    /// the uniform distribution: random data scores 255 ± 23, zstd's own output about 370, text or
+    /// records thousands; below 512 the byte spread leaves entropy coding under 1% to gain. Blocks under 4 KiB: never.
+    public static func looksIncompressible(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let n = bytes.count
+        guard n >= 4096, let base = bytes.baseAddress else { return false }
+        return withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 256) { counts in
+            counts.initialize(repeating: 0)
+            let step = (n - 1024) / 3
+            for s in 0..<4 {
+                let p = (base + s * step).assumingMemoryBound(to: UInt8.self)
+                for k in 0..<1024 { counts[Int(p[k])] &+= 1 }
+            }
+            var chi2: UInt32 = 0  // Σ (c − 16)² · 16 / 16, over 4096 samples (16 expected per value)
+            for c in counts { let d = Int32(bitPattern: c) - 16; chi2 &+= UInt32(d * d) }
+            return chi2 / 16 < 512
+        }
+    }
+
     /// Compresses `src` into one frame written to `dst` (at least `bound(src.count)` bytes); returns its size.
     public func compress(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws(ZstdError) -> Int {
         try check(ZSTD_compress2(cctx, dst.baseAddress, dst.count, src.baseAddress, src.count), "compress")

@@ -14,7 +14,8 @@ public struct SendSummary: Sendable {
 }
 
 /// Reads the changed blocks a diff names, finds all-zero blocks, compresses the
-/// rest into independent zstd frames and writes the records to a sink.
+/// rest into independent zstd frames (stored as they are, without trying, where a block
+/// looks incompressible) and writes the records to a sink.
 ///
 /// Records are compressed a batch at a time, one frame per compressor, in parallel
 /// (frames are independent), and written in order. Memory: per compressor one
@@ -46,6 +47,8 @@ public final class StreamSender {
     private let maxBlocks: Int
     private var raw: UnsafeMutableRawBufferPointer
     private var old: UnsafeMutableRawBufferPointer
+    /// What each block of the chunk being split is (one entry per block of a record).
+    private var kinds: [BlockKind]
     private var digest: ContentDigest?
     private var pendingZero: (first: UInt64, count: UInt64)?
     private var pendingDiscard: (first: UInt64, count: UInt64)?
@@ -76,6 +79,7 @@ public final class StreamSender {
         let bytes = maxBlocks * blockSize
         raw = .allocate(byteCount: bytes, alignment: 4096)
         old = .allocate(byteCount: bytes, alignment: 4096)
+        kinds = Array(repeating: .zero, count: maxBlocks)
         for c in compressors {
             slots.append((.allocate(byteCount: bytes, alignment: 4096), .allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096)))
             jobs.append(CompressionJob(compressor: c))
@@ -178,13 +182,14 @@ public final class StreamSender {
         }
     }
 
-    /// Splits a chunk of consecutive blocks into zero runs and data records.
+    /// Splits a chunk of consecutive blocks into zero runs and data records: a record per run of
+    /// blocks that zstd compresses, and one per run of blocks that look incompressible (stored).
     private func chunk(_ buf: UnsafeRawBufferPointer, from first: UInt64) throws {
         let n = buf.count / blockSize
+        for b in 0..<n { kinds[b] = kind(UnsafeRawBufferPointer(rebasing: buf[b * blockSize..<(b + 1) * blockSize])) }
         var i = 0
         while i < n {
-            let blk = UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<(i + 1) * blockSize])
-            if isAllZero(blk) {
+            if kinds[i] == .zero {
                 let v = first + UInt64(i)
                 if let p = pendingZero, p.first + p.count == v {
                     pendingZero = (p.first, p.count + 1)
@@ -196,24 +201,40 @@ public final class StreamSender {
                 continue
             }
             var j = i + 1
-            while j < n && !isAllZero(UnsafeRawBufferPointer(rebasing: buf[j * blockSize..<(j + 1) * blockSize])) { j += 1 }
+            while j < n && kinds[j] == kinds[i] { j += 1 }
             try flushZero()
-            try dataRecord(UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<j * blockSize]), from: first + UInt64(i), blocks: j - i)
+            try dataRecord(UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<j * blockSize]), from: first + UInt64(i), blocks: j - i,
+                           store: kinds[i] == .stored, wholeBuffer: i == 0 && j == n && buf.baseAddress == UnsafeRawPointer(raw.baseAddress))
             i = j
         }
     }
 
-    private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int) throws {
+    private enum BlockKind { case zero, stored, compressed }
+
+    private func kind(_ block: UnsafeRawBufferPointer) -> BlockKind {
+        if isAllZero(block) { return .zero }
+        return ZstdCompressor.looksIncompressible(block) ? .stored : .compressed
+    }
+
+    /// Queues a data record. With `wholeBuffer` (`bytes` is all of the read buffer) the read buffer
+    /// becomes the slot's and the slot's the read buffer: the bytes are not copied.
+    private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int, store: Bool, wholeBuffer: Bool) throws {
         if try skip(first) { return }
         if inFlight == slots.count { try drain(all: false) }
         let slot = nextSlot
         nextSlot = (nextSlot + 1) % slots.count
-        UnsafeMutableRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]).copyMemory(from: bytes)
+        if wholeBuffer {
+            let r = slots[slot].raw
+            slots[slot].raw = raw
+            raw = r
+        } else {
+            UnsafeMutableRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]).copyMemory(from: bytes)
+        }
         queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count))
         queuedEnd = first + UInt64(blocks)
         inFlight += 1
         let job = jobs[slot]
-        job.start(UnsafeRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]), into: slots[slot].out)
+        job.start(UnsafeRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]), into: slots[slot].out, store: store)
         workQueue.async { job.run() }
     }
 
@@ -242,8 +263,17 @@ public final class StreamSender {
             case let .data(first, blocks, slot, bytes):
                 let size = try jobs[slot].wait()
                 inFlight -= 1
-                try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes,
-                                      frame: UnsafeRawBufferPointer(rebasing: slots[slot].out[0..<size])))
+                let frame = UnsafeRawBufferPointer(rebasing: slots[slot].out[0..<size])
+                if encoder.isEncrypted {
+                    try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes, frame: frame))
+                } else {
+                    // The frame goes to the sink from where it was compressed (no record copy of it).
+                    let (head, tail) = encoder.dataPieces(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes, frame: frame)
+                    try head.withUnsafeBytes { try sink.write($0) }
+                    try sink.write(frame)
+                    written += UInt64(head.count + frame.count)
+                    try emit(tail)
+                }
                 if !all { return }
             case let .zero(first, count):
                 try emit(encoder.zero(firstBlock: first, blockCount: count))
@@ -284,18 +314,25 @@ private final class CompressionJob: @unchecked Sendable {
     let compressor: ZstdCompressor
     private var src = UnsafeRawBufferPointer(start: nil, count: 0)
     private var dst = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    /// Store the bytes as they are (they look incompressible) instead of compressing them.
+    private var store = false
     private var result: Result<Int, ZstdError> = .success(0)
     private let done = DispatchSemaphore(value: 0)
 
     init(compressor: ZstdCompressor) { self.compressor = compressor }
 
-    func start(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) {
+    func start(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, store: Bool) {
         self.src = src
         self.dst = dst
+        self.store = store
     }
 
     func run() {
-        do { result = .success(try compressor.compress(src, into: dst)) } catch { result = .failure(error) }
+        if store {
+            result = .success(ZstdCompressor.store(src, into: dst))
+        } else {
+            do { result = .success(try compressor.compress(src, into: dst)) } catch { result = .failure(error) }
+        }
         done.signal()
     }
 

@@ -69,6 +69,40 @@ public struct StreamEncoder: Sendable {
         return frame(.data, w.bytes)
     }
 
+    /// The same record as `data`, in three pieces so that the frame is never copied: the caller
+    /// writes `head` (record head and body fields), then `frame` itself, then `tail` (the CRC).
+    /// Clear streams only (an encrypted record is sealed whole).
+    public mutating func dataPieces(firstBlock: UInt64, blockCount: UInt32, rawBytes: Int,
+                                    frame payload: UnsafeRawBufferPointer) -> (head: [UInt8], tail: [UInt8]) {
+        precondition(started && cipher == nil && blockCount > 0 && firstBlock >= progress.nextBlock)
+        let seq = progress.nextSequence
+        var head = FieldWriter()
+        head.bytes.reserveCapacity(StreamFormat.headSize + 16)
+        head.bytes.append(RecordType.data.rawValue); head.bytes.append(0); head.bytes.append(0); head.bytes.append(0)
+        head.u32(UInt32(16 + payload.count))
+        head.u64(seq)
+        let headCRC = head.bytes.withUnsafeBytes { Checksum.update(progress.chain, $0) }
+        head.u32(headCRC)
+        head.u64(firstBlock); head.u32(blockCount); head.u32(0)
+        let headAndFields = head.bytes.withUnsafeBytes { Checksum.update(progress.chain, $0) }
+        let crc = Checksum.update(headAndFields, payload)
+        var tail = FieldWriter()
+        tail.u32(crc)
+        var h = XXHash64.Streaming(seed: seq)
+        head.bytes.withUnsafeBytes { h.update($0) }
+        h.update(payload)
+        tail.bytes.withUnsafeBytes { h.update($0) }
+        progress.account(recordHash: h.finish(), sequence: seq, crc: crc)
+        progress.nextBlock = firstBlock + UInt64(blockCount)
+        progress.dataBlocks += UInt64(blockCount)
+        progress.rawBytes += UInt64(rawBytes)
+        progress.payloadBytes += UInt64(payload.count)
+        return (head.bytes, tail.bytes)
+    }
+
+    /// True for an encrypted stream (whose data records `dataPieces` cannot write).
+    public var isEncrypted: Bool { cipher != nil }
+
     public mutating func zero(firstBlock: UInt64, blockCount: UInt64) -> [UInt8] {
         range(.zero, firstBlock, blockCount)
     }

@@ -34,10 +34,15 @@ public struct StreamProgress: Equatable, Sendable, Codable {
 
     /// Accounts for one complete record (its bytes are `record`).
     mutating func account(_ record: UnsafeRawBufferPointer, sequence: UInt64, crc: UInt32) {
+        account(recordHash: XXHash64.hash(record, seed: sequence), sequence: sequence, crc: crc)
+    }
+
+    /// Accounts for one complete record whose XXH64 (seeded with its sequence) is `recordHash`.
+    mutating func account(recordHash: UInt64, sequence: UInt64, crc: UInt32) {
         chain = crc
         nextSequence = sequence + 1
         records += 1
-        streamDigest &+= XXHash64.hash(record, seed: sequence)
+        streamDigest &+= recordHash
     }
 
     /// A resume token: one printable word carrying this progress.

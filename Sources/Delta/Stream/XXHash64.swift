@@ -63,3 +63,91 @@ public enum XXHash64 {
         return h
     }
 }
+
+extension XXHash64 {
+    /// XXH64 over bytes given in pieces: the same value as `hash` over their concatenation
+    /// (a record hashed while its parts stay where they are, never copied together).
+    public struct Streaming {
+        private var v1: UInt64, v2: UInt64, v3: UInt64, v4: UInt64
+        private let seed: UInt64
+        private var total = 0
+        /// Up to 31 bytes not yet folded into a 32-byte stripe.
+        private var pending: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        private var pendingCount = 0
+
+        public init(seed: UInt64 = 0) {
+            self.seed = seed
+            v1 = seed &+ p1 &+ p2; v2 = seed &+ p2; v3 = seed; v4 = seed &- p1
+        }
+
+        @inline(__always) private mutating func stripe(_ p: UnsafeRawPointer) {
+            v1 = round(v1, p.loadUnaligned(as: UInt64.self).littleEndian)
+            v2 = round(v2, p.loadUnaligned(fromByteOffset: 8, as: UInt64.self).littleEndian)
+            v3 = round(v3, p.loadUnaligned(fromByteOffset: 16, as: UInt64.self).littleEndian)
+            v4 = round(v4, p.loadUnaligned(fromByteOffset: 24, as: UInt64.self).littleEndian)
+        }
+
+        public mutating func update(_ data: UnsafeRawBufferPointer) {
+            guard let base = data.baseAddress, data.count > 0 else { return }
+            total += data.count
+            var i = 0
+            var held = pending
+            withUnsafeMutableBytes(of: &held) { buf in
+                if pendingCount > 0 {
+                    let k = min(32 - pendingCount, data.count)
+                    buf.baseAddress!.advanced(by: pendingCount).copyMemory(from: base, byteCount: k)
+                    pendingCount += k
+                    i = k
+                    if pendingCount == 32 {
+                        stripe(UnsafeRawPointer(buf.baseAddress!))
+                        pendingCount = 0
+                    }
+                }
+                while i + 32 <= data.count {
+                    stripe(base + i)
+                    i += 32
+                }
+                if i < data.count {
+                    buf.baseAddress!.copyMemory(from: base + i, byteCount: data.count - i)
+                    pendingCount = data.count - i
+                }
+            }
+            pending = held
+        }
+
+        public func finish() -> UInt64 {
+            var h: UInt64
+            if total >= 32 {
+                h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
+                h = merge(h, v1); h = merge(h, v2); h = merge(h, v3); h = merge(h, v4)
+            } else {
+                h = seed &+ p5
+            }
+            h &+= UInt64(total)
+            var rest = pending
+            let n = pendingCount
+            return withUnsafeBytes(of: &rest) { data in
+                var i = 0
+                while i + 8 <= n {
+                    h ^= round(0, data.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian)
+                    h = rotl(h, 27) &* p1 &+ p4
+                    i += 8
+                }
+                if i + 4 <= n {
+                    h ^= UInt64(data.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian) &* p1
+                    h = rotl(h, 23) &* p2 &+ p3
+                    i += 4
+                }
+                while i < n {
+                    h ^= UInt64(data[i]) &* p5
+                    h = rotl(h, 11) &* p1
+                    i += 1
+                }
+                h ^= h >> 33; h &*= p2
+                h ^= h >> 29; h &*= p3
+                h ^= h >> 32
+                return h
+            }
+        }
+    }
+}

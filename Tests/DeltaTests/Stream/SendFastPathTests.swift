@@ -1,0 +1,121 @@
+import Delta
+import Foundation
+import Testing
+import TestSupport
+
+/// The send path's speed-ups keep the stream's bytes: records written in pieces (no frame copy),
+/// the record hash computed over pieces, and incompressible blocks stored as raw zstd blocks.
+@Suite struct SendFastPathTests {
+    @Test func streamingXXHashEqualsOneShotInAnySplit() {
+        var rng = SeededRNG(seed: 31)
+        for len in [0, 1, 31, 32, 33, 64, 100, 4096, 70_001] {
+            let data = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let whole = XXHash64.hash(data, seed: UInt64(len))
+            for _ in 0..<8 {
+                var h = XXHash64.Streaming(seed: UInt64(len))
+                var i = 0
+                while i < len {
+                    let n = min(len - i, Int.random(in: 1...80, using: &rng))
+                    data[i..<i + n].withUnsafeBytes { h.update($0) }
+                    i += n
+                }
+                #expect(h.finish() == whole, "length \(len)")
+            }
+        }
+    }
+
+    /// A data record written as head + frame + tail is byte for byte the record `data` builds,
+    /// and leaves the encoder in the same state (sequence, CRC chain, counts, stream digest).
+    @Test func dataPiecesGiveTheBytesOfData() {
+        let header = Scenario(seed: 1, blocks: 4).header()
+        var a = StreamEncoder(header: header), b = StreamEncoder(header: header)
+        #expect(a.start() == b.start())
+        var rng = SeededRNG(seed: 5)
+        var first: UInt64 = 0
+        for len in [1, 17, 1000, 65_536, 200_003] {
+            let frame = (0..<len).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let whole = frame.withUnsafeBytes { a.data(firstBlock: first, blockCount: 3, rawBytes: 3 * 65_536, frame: $0) }
+            let (head, tail) = frame.withUnsafeBytes { b.dataPieces(firstBlock: first, blockCount: 3, rawBytes: 3 * 65_536, frame: $0) }
+            #expect(head + frame + tail == whole, "frame of \(len) bytes")
+            #expect(a.progress == b.progress)
+            #expect(a.zero(firstBlock: first + 3, blockCount: 2) == b.zero(firstBlock: first + 3, blockCount: 2))
+            first += 5
+        }
+        #expect(a.finish(targetDigest: .zero) == b.finish(targetDigest: .zero))
+    }
+
+    /// A stored frame is a valid zstd frame: the zstd tool (an independent decoder) and libzstd
+    /// give back the input, and it declares its content size.
+    @Test(arguments: [1, 4096, 131_072, 131_073, 300_000, 4 << 20])
+    func storedFrameDecodesToItsInput(length: Int) throws {
+        var rng = SeededRNG(seed: UInt64(length))
+        let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var frame = [UInt8](repeating: 0, count: ZstdCompressor.bound(length))
+        let n = data.withUnsafeBytes { src in frame.withUnsafeMutableBytes { ZstdCompressor.store(src, into: $0) } }
+        frame.removeSubrange(n...)
+        // Header (9 bytes) and a 3-byte head per block of at most 128 KiB.
+        #expect(n == 9 + length + 3 * ((length + 131_071) / 131_072))
+        #expect(frame.withUnsafeBytes { ZstdDecompressor.contentSize(of: $0) } == UInt64(length))
+        var out = [UInt8](repeating: 0, count: length)
+        let got = try frame.withUnsafeBytes { f in try out.withUnsafeMutableBytes { try ZstdDecompressor().decompress(f, into: $0) } }
+        #expect(got == length && out == data)
+        let dir = TempDir("stored")
+        try Data(frame).write(to: URL(fileURLWithPath: dir.file("f.zst")))
+        let r = try Tool.run("zstd", ["-q", "-d", "-f", dir.file("f.zst"), "-o", dir.file("f")])
+        #expect(r.ok, "zstd -d: \(r)")
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.file("f")))) == data)
+    }
+
+    @Test func incompressibilityTestTellsRandomFromCompressible() throws {
+        var rng = SeededRNG(seed: 8)
+        let random = (0..<65_536).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let text = Array(String(repeating: "the quick brown fox jumps over the lazy dog 0123456789. ", count: 1200).utf8.prefix(65_536))
+        var records = [UInt8](repeating: 0, count: 65_536)
+        for i in stride(from: 0, to: 65_536, by: 16) { records[i] = UInt8(i >> 4 & 0xFF); records[i + 1] = UInt8(i >> 12 & 0xFF); records[i + 8] = 0xCA }
+        // zstd's own output of text is random-looking: stored, not compressed again.
+        let bigText = Array(String(repeating: "record \(UInt64.random(in: 0...UInt64.max, using: &rng)) ", count: 1).utf8)
+        var varied: [UInt8] = []
+        while varied.count < 600_000 { varied += Array("\(UInt32.random(in: 0...UInt32.max, using: &rng)) \(bigText.count) ".utf8) }
+        var z = [UInt8](repeating: 0, count: ZstdCompressor.bound(varied.count))
+        let zn = try varied.withUnsafeBytes { s in try z.withUnsafeMutableBytes { try ZstdCompressor(level: 19).compress(s, into: $0) } }
+        #expect(zn >= 65_536)
+        let compressed = Array(z[0..<65_536])
+        func test(_ b: [UInt8]) -> Bool { b.withUnsafeBytes { ZstdCompressor.looksIncompressible($0) } }
+        #expect(test(random))
+        #expect(test(compressed))
+        #expect(!test(text))
+        #expect(!test(records))
+        #expect(!test([UInt8](repeating: 0, count: 65_536)))
+        #expect(!test(Array(random.prefix(4095))), "blocks under 4 KiB are never stored")
+    }
+
+    /// The sender stores random blocks (frame = raw size + headers) and compresses the others; the
+    /// stream still gives the device's bytes.
+    @Test func senderStoresRandomBlocksAndCompressesTheRest() throws {
+        let s = Scenario(seed: 21, blocks: 120)
+        let (bytes, summary) = try s.send(parallel: 2)
+        let records = try decodeAll(bytes, pieces: [bytes.count])
+        #expect(try applyToImage(records, size: Int(s.virtualBlocks) * s.blockSize, blockSize: s.blockSize) == s.model())
+        let model = s.model()
+        var stored = 0, compressed = 0
+        for case let .data(first, count, frame) in records {
+            let raw = Int(count) * s.blockSize
+            let blocks = (0..<Int(count)).map { i in
+                model[(Int(first) + i) * s.blockSize..<(Int(first) + i + 1) * s.blockSize].withUnsafeBytes { ZstdCompressor.looksIncompressible($0) }
+            }
+            // A record holds blocks of one kind only.
+            #expect(Set(blocks).count == 1, "record at block \(first)")
+            if blocks[0] {
+                #expect(frame.count == 9 + raw + 3 * ((raw + 131_071) / 131_072))
+                stored += 1
+            } else {
+                #expect(frame.count < raw / 4)
+                compressed += 1
+            }
+        }
+        #expect(stored > 0 && compressed > 0)
+        var d = ContentDigest()
+        model.withUnsafeBytes { d.add(blocks: $0, from: 0, blockSize: s.blockSize) }
+        #expect(summary.targetDigest == d.value)
+    }
+}
