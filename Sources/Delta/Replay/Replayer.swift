@@ -26,6 +26,8 @@ public final class Replayer {
     public var onCheckpoint: ((String) -> Void)?
     /// Bytes read from the source per call.
     public var readSize = 1 << 20
+    /// Frames decompressed at the same time (default: one per core).
+    public var decompressionWorkers = FramePipeline.defaultWorkers
     /// The caller's name for the stream, kept with checkpoints (see `PartialReceive.label`).
     public var label: String?
     /// The key of an encrypted stream (nil: only clear streams are accepted).
@@ -183,7 +185,8 @@ public final class Replayer {
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
         let old = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
         defer { raw.deallocate(); old.deallocate() }
-        let z = try ZstdDecompressor()
+        // Frames decompress on every core while this thread applies records, in stream order.
+        let frames = try FramePipeline(workers: decompressionWorkers, maxRecordRaw: maxRaw)
         let expected = plan.header.expectedBlocks * UInt64(bs)
         var applied: UInt64 = 0
         var sinceCheckpoint: UInt64 = 0
@@ -202,31 +205,14 @@ public final class Replayer {
             }
         }
 
-        while let rec = try nextRecord(source) {
-            let seq = decoder.progress.nextSequence &- 1
-            if case .trailer(let t) = rec { return t }
-            if seq < plan.skipBelow {
-                if decoder.progress.nextSequence == plan.skipBelow, let c = plan.checkpoint, decoder.progress != c.progress {
-                    throw ReplayError.notTheInterruptedStream("its records differ from those already applied")
-                }
-                continue
-            }
-            switch rec {
-            case let .data(first, count, frame):
-                let n = Int(count) * bs
-                let out = UnsafeMutableRawBufferPointer(rebasing: raw[0..<n])
-                let got: Int
-                do {
-                    got = try frame.withUnsafeBytes { try z.decompress($0, into: out) }
-                } catch {
-                    throw StreamError.payload(sequence: seq, reason: "does not decompress: \(error)")
-                }
-                guard got == n else { throw StreamError.payload(sequence: seq, reason: "decompressed to \(got) bytes, expected \(n)") }
+        func applyRecord(_ r: FramePipeline.Decoded) throws {
+            switch r.record {
+            case let .data(first, count, _):
                 try forget(first, UInt64(count))
-                plan.digest.add(blocks: UnsafeRawBufferPointer(out), from: first, blockSize: bs)
-                try pool.write(dev, block: first, UnsafeRawBufferPointer(out))
-                applied += UInt64(n)
-                sinceCheckpoint += UInt64(n)
+                plan.digest.add(blocks: r.raw, from: first, blockSize: bs)
+                try pool.write(dev, block: first, r.raw)
+                applied += UInt64(r.raw.count)
+                sinceCheckpoint += UInt64(r.raw.count)
             case let .zero(first, count):
                 try forget(first, count)
                 if plan.header.readsOrigin {
@@ -240,12 +226,31 @@ public final class Replayer {
                 try forget(first, count)
                 try pool.discard(dev, blocks: first..<first + count)
             case .header, .trailer, .sealed:
-                throw StreamError.badRecord(sequence: seq, reason: "unexpected record")
+                throw StreamError.badRecord(sequence: r.sequence, reason: "unexpected record")
             }
             onProgress?(applied, streamBytes, expected)
-            if let every = checkpointBytes, sinceCheckpoint >= every {
-                try checkpoint(plan)
-                sinceCheckpoint = 0
+        }
+
+        while let rec = try nextRecord(source) {
+            let seq = decoder.progress.nextSequence &- 1
+            if case .trailer(let t) = rec {
+                try frames.drain(applyRecord)
+                return t
+            }
+            if seq < plan.skipBelow {
+                if decoder.progress.nextSequence == plan.skipBelow, let c = plan.checkpoint, decoder.progress != c.progress {
+                    throw ReplayError.notTheInterruptedStream("its records differ from those already applied")
+                }
+                continue
+            }
+            try frames.push(rec, sequence: seq, blockSize: bs, applyRecord)
+            if let every = checkpointBytes {
+                // A checkpoint names the decoder's position: everything decoded so far is applied first.
+                try frames.drain(applyRecord)
+                if sinceCheckpoint >= every {
+                    try checkpoint(plan)
+                    sinceCheckpoint = 0
+                }
             }
         }
         throw StreamError.truncated(offset: streamBytes)

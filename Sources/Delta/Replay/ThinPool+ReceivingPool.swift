@@ -38,8 +38,33 @@ extension ThinPool: ReceivingPool {
             }
             return
         }
-        let bytes = try read(dev, offset: block * dataBlockSize, count: buffer.count)
-        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        let bs = blockSize
+        let n = buffer.count / bs
+        guard buffer.count == n * bs, (block + UInt64(n)) * dataBlockSize <= (try virtualSize(of: dev)) else {
+            // A partial block or a read past the end (which throws): the byte-level path.
+            let bytes = try read(dev, offset: block * dataBlockSize, count: buffer.count)
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            return
+        }
+        // Straight into the caller's buffer (no intermediate arrays), one pread per run of
+        // consecutive data blocks: the receiver reads each block an incremental replaces.
+        var i = 0
+        while i < n {
+            guard let m = try lookup(dev, block + UInt64(i)) else {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[i * bs..<(i + 1) * bs]).initializeMemory(as: UInt8.self, repeating: 0)
+                i += 1
+                continue
+            }
+            var j = i + 1
+            while j < n, let next = try lookup(dev, block + UInt64(j)), next.dataBlock == m.dataBlock + UInt64(j - i) { j += 1 }
+            guard m.dataBlock + UInt64(j - i) <= dataBlockCount else {
+                throw PoolError.invalid("data block \(m.dataBlock + UInt64(j - i) - 1) beyond the data device (\(dataBlockCount) blocks)")
+            }
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[i * bs..<j * bs])
+            let got = try dataFile.read(into: dst, at: m.dataBlock * dataBlockSize)
+            if got < dst.count { UnsafeMutableRawBufferPointer(rebasing: dst[got...]).initializeMemory(as: UInt8.self, repeating: 0) }
+            i = j
+        }
     }
 
     /// Digest of the device's details and every (virtual block, data block, time) of its mapping, in the open transaction.

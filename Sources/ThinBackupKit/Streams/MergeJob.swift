@@ -39,65 +39,66 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     let zeroing = ZeroingTarget(out)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
     var d = StreamDecoder(keyring: keyring)
-    let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
-    var raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 0, alignment: 4096)
+    // Frames decompress on every core while this thread writes; records are applied in stream order.
+    var frames: FramePipeline?
     let originBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-    defer { raw.deallocate(); originBuf.deallocate() }
+    defer { originBuf.deallocate() }
     var header: StreamHeader?
     var report = MergeReport(target: target, dataBlocks: 0, zeroedBlocks: 0, streamBytes: 0, seconds: 0)
     var applied: UInt64 = 0
     let regular = !out.isBlockDevice
+    func apply(_ r: FramePipeline.Decoded) throws {
+        let h = header!
+        switch r.record {
+        case let .data(first, count, _):
+            try out.write(r.raw, at: first * UInt64(h.blockSize))
+            report.dataBlocks += UInt64(count)
+            applied += UInt64(r.raw.count)
+        case let .discard(first, count) where h.readsOrigin:
+            guard let originFile else { throw JobError(originNeeded(stream)) }
+            let bs = UInt64(h.blockSize)
+            var off = first * bs
+            let end = min((first + count) * bs, max(h.virtualSize, off))
+            while off < end {
+                let k = Int(min(UInt64(originBuf.count), end - off))
+                let chunk = UnsafeMutableRawBufferPointer(rebasing: originBuf[0..<k])
+                let got = try originFile.read(into: chunk, at: off)
+                if got < k { UnsafeMutableRawBufferPointer(rebasing: chunk[got...]).initializeMemory(as: UInt8.self, repeating: 0) }
+                try out.write(UnsafeRawBufferPointer(chunk), at: off)
+                off += UInt64(k)
+            }
+            report.originBlocks += count
+        case let .zero(first, count), let .discard(first, count):
+            let bs = UInt64(h.blockSize)
+            let off = first * bs
+            let end = min((first + count) * bs, max(h.virtualSize, off))
+            try zeroing.zero(offset: off, length: end - off)
+            report.zeroedBlocks += count
+        case .header, .trailer, .sealed:
+            break
+        }
+    }
     while true {
         let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
         if n == 0 { break }
         report.streamBytes += UInt64(n)
         buf.withUnsafeBytes { d.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         while let rec = try d.next() {
-            switch rec {
-            case .header(let h):
+            if case .header(let h) = rec {
                 header = h
-                raw.deallocate()
-                raw = .allocate(byteCount: Int(h.maxRecordRaw), alignment: 4096)
+                frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw))
                 if regular, try out.size() < h.virtualSize { try out.truncate(to: h.virtualSize) }
                 if !regular, try out.size() < h.virtualSize {
                     throw JobError("\(target): the device holds \(try out.size()) bytes, the stream's device \(h.virtualSize): too small")
                 }
-            case let .data(first, count, frame):
-                let bs = Int(header!.blockSize)
-                let len = Int(count) * bs
-                let dst = UnsafeMutableRawBufferPointer(rebasing: raw[0..<len])
-                let got = try frame.withUnsafeBytes { try z.decompress($0, into: dst) }
-                guard got == len else { throw StreamError.payload(sequence: d.progress.nextSequence - 1, reason: "wrong size") }
-                try out.write(UnsafeRawBufferPointer(dst), at: first * UInt64(bs))
-                report.dataBlocks += UInt64(count)
-                applied += UInt64(len)
-            case let .discard(first, count) where header!.readsOrigin:
-                guard let originFile else { throw JobError(originNeeded(stream)) }
-                let bs = UInt64(header!.blockSize)
-                var off = first * bs
-                let end = min((first + count) * bs, max(header!.virtualSize, off))
-                while off < end {
-                    let k = Int(min(UInt64(originBuf.count), end - off))
-                    let chunk = UnsafeMutableRawBufferPointer(rebasing: originBuf[0..<k])
-                    let got = try originFile.read(into: chunk, at: off)
-                    if got < k { UnsafeMutableRawBufferPointer(rebasing: chunk[got...]).initializeMemory(as: UInt8.self, repeating: 0) }
-                    try out.write(UnsafeRawBufferPointer(chunk), at: off)
-                    off += UInt64(k)
-                }
-                report.originBlocks += count
-            case let .zero(first, count), let .discard(first, count):
-                let bs = UInt64(header!.blockSize)
-                let off = first * bs
-                let end = min((first + count) * bs, max(header!.virtualSize, off))
-                try zeroing.zero(offset: off, length: end - off)
-                report.zeroedBlocks += count
-            case .trailer, .sealed:
-                break
+            } else if let frames, let h = header {
+                try frames.push(rec, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), apply)
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0) * UInt64(header?.blockSize ?? 0), streamBytes: report.streamBytes)
         }
     }
+    try frames?.drain(apply)
     try d.finish()
     try out.sync()
     meter.finish()

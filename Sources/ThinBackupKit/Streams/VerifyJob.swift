@@ -30,30 +30,31 @@ public struct StreamVerifyReport: Codable {
 /// and for a full stream the content digest. An encrypted stream without `keyring`: its framing only.
 public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring? = nil) throws -> StreamVerifyReport {
     var d = StreamDecoder(keyring: keyring, framingOnly: keyring == nil)
-    let z = try ZstdDecompressor()
     var buf = [UInt8](repeating: 0, count: 1 << 20)
-    var raw: [UInt8] = []
     var digest = ContentDigest()
     var bytes: UInt64 = 0
     let meter = ProgressMeter(label: "verify", quiet: quiet)
+    // Frames decompress on every core; the digest takes them in stream order.
+    var frames: FramePipeline?
+    let add: (FramePipeline.Decoded) -> Void = { r in
+        if case let .data(first, _, _) = r.record, let h = d.header {
+            digest.add(blocks: r.raw, from: first, blockSize: Int(h.blockSize))
+        }
+    }
     while true {
         let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
         if n == 0 { break }
         bytes += UInt64(n)
         buf.withUnsafeBytes { d.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         while let rec = try d.next() {
-            if case let .data(first, count, frame) = rec, let h = d.header {
-                let len = Int(count) * Int(h.blockSize)
-                if raw.count < len { raw = [UInt8](repeating: 0, count: len) }
-                let got = try raw.withUnsafeMutableBytes { r in
-                    try frame.withUnsafeBytes { try z.decompress($0, into: UnsafeMutableRawBufferPointer(rebasing: r[0..<len])) }
-                }
-                guard got == len else { throw StreamError.payload(sequence: d.progress.nextSequence - 1, reason: "wrong size") }
-                raw.withUnsafeBytes { digest.add(blocks: UnsafeRawBufferPointer(rebasing: $0[0..<len]), from: first, blockSize: Int(h.blockSize)) }
+            if case .data = rec, let h = d.header {
+                if frames == nil { frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw)) }
+                try frames!.push(rec, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), add)
             }
             meter.update(done: bytes, total: 0, streamBytes: bytes)
         }
     }
+    try frames?.drain(add)
     try d.finish()
     meter.finish()
     let h = d.header!

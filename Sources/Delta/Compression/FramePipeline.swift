@@ -1,0 +1,125 @@
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Decompresses a stream's data records on several threads and hands every record back in
+/// stream order, a data record together with its bytes: the next frames decompress on the other
+/// cores while the caller writes or hashes this one. Memory: `slots` raw buffers of the largest
+/// record (4 MiB each), whatever the stream's size.
+public final class FramePipeline {
+    /// A record handed back: for a data record, `raw` holds its decompressed bytes (valid until the
+    /// handler returns); for the others it is empty.
+    public struct Decoded {
+        public let record: StreamRecord
+        /// The record's sequence number in its stream (for errors).
+        public let sequence: UInt64
+        public let raw: UnsafeRawBufferPointer
+    }
+
+    private let jobs: [DecompressionJob]
+    /// Records pushed and not yet handed back, oldest first; a data record names its slot.
+    private var queue: [(record: StreamRecord, sequence: UInt64, slot: Int?)] = []
+    private var head = 0
+    private var nextSlot = 0
+    private var busy = 0
+    private let work = DispatchQueue(label: "thin-backup.decompress", attributes: .concurrent)
+
+    /// - Parameters:
+    ///   - workers: frames decompressed at the same time (give the number of cores); two slots each.
+    ///   - maxRecordRaw: the largest record's raw bytes (`StreamHeader.maxRecordRaw`).
+    public init(workers: Int, maxRecordRaw: Int) throws {
+        jobs = try (0..<max(2, 2 * workers)).map { _ in try DecompressionJob(capacity: maxRecordRaw) }
+    }
+
+    /// One worker per online core.
+    public static var defaultWorkers: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    deinit {
+        // Jobs still running (after an error) write into the buffers: wait for them first.
+        for item in queue[head...] { if let s = item.slot { jobs[s].wait() } }
+    }
+
+    /// Queues `record` (`sequence` in its stream); while every slot is busy, hands the oldest
+    /// records to `body` (in order) until one is free.
+    public func push(_ record: StreamRecord, sequence: UInt64, blockSize: Int, _ body: (Decoded) throws -> Void) throws {
+        guard case let .data(_, count, frame) = record else {
+            queue.append((record, sequence, nil))
+            return
+        }
+        let raw = Int(count) * blockSize
+        guard raw <= jobs[0].capacity else {
+            throw StreamError.payload(sequence: sequence, reason: "holds \(raw) bytes, more than a record may")
+        }
+        while busy == jobs.count { try deliverOne(body) }
+        let slot = nextSlot
+        nextSlot = (nextSlot + 1) % jobs.count
+        busy += 1
+        let job = jobs[slot]
+        job.start(frame, expected: raw)
+        queue.append((record, sequence, slot))
+        work.async { job.run() }
+    }
+
+    /// Hands every queued record to `body`, in order.
+    public func drain(_ body: (Decoded) throws -> Void) throws {
+        while head < queue.count { try deliverOne(body) }
+    }
+
+    private func deliverOne(_ body: (Decoded) throws -> Void) throws {
+        let item = queue[head]
+        head += 1
+        if head == queue.count || head > 64 {
+            queue.removeFirst(head)
+            head = 0
+        }
+        guard let s = item.slot else {
+            return try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(start: nil, count: 0)))
+        }
+        let job = jobs[s]
+        job.wait()
+        busy -= 1
+        let got: Int
+        switch job.result {
+        case let .success(n): got = n
+        case let .failure(e): throw StreamError.payload(sequence: item.sequence, reason: "does not decompress: \(e)")
+        }
+        guard got == job.expected else {
+            throw StreamError.payload(sequence: item.sequence, reason: "decompressed to \(got) bytes, expected \(job.expected)")
+        }
+        try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(rebasing: job.buffer[0..<got])))
+    }
+}
+
+/// One slot: a decompressor and its output buffer, used by one frame at a time.
+private final class DecompressionJob: @unchecked Sendable {
+    let z: ZstdDecompressor
+    let buffer: UnsafeMutableRawBufferPointer
+    var capacity: Int { buffer.count }
+    private var frame: [UInt8] = []
+    private(set) var expected = 0
+    private(set) var result: Result<Int, any Error> = .success(0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(capacity: Int) throws {
+        z = try ZstdDecompressor()
+        buffer = .allocate(byteCount: max(capacity, 1), alignment: 4096)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func start(_ frame: [UInt8], expected: Int) {
+        self.frame = frame
+        self.expected = expected
+    }
+
+    func run() {
+        let out = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<expected])
+        do { result = .success(try frame.withUnsafeBytes { try z.decompress($0, into: out) }) } catch { result = .failure(error) }
+        frame = []
+        done.signal()
+    }
+
+    /// Waits for the job (the semaphore orders the worker's writes before the caller's reads).
+    func wait() { done.wait() }
+}

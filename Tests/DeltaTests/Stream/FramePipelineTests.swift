@@ -1,0 +1,53 @@
+import Delta
+import Testing
+import TestSupport
+
+/// Frames decompressed on several threads come back in stream order, each with its own bytes.
+@Suite struct FramePipelineTests {
+    @Test(arguments: [1, 3])
+    func recordsComeBackInOrderWithTheirBytes(workers: Int) throws {
+        let s = Scenario(seed: 17, blocks: 300)
+        let (bytes, _) = try s.send(parallel: 2)
+        let records = try decodeAll(bytes, pieces: [bytes.count])
+        #expect(records.filter { if case .data = $0 { return true } else { return false } }.count > 2 * 2 * workers,
+                "more data records than slots, so slots are reused")
+        let pipe = try FramePipeline(workers: workers, maxRecordRaw: 4 << 20)
+        var got: [StreamRecord] = []
+        var image = [UInt8](repeating: 0, count: Int(s.virtualBlocks) * s.blockSize)
+        let take: (FramePipeline.Decoded) -> Void = { r in
+            got.append(r.record)
+            if case let .data(first, count, _) = r.record {
+                #expect(r.raw.count == Int(count) * s.blockSize)
+                image.replaceSubrange(Int(first) * s.blockSize..<Int(first) * s.blockSize + r.raw.count, with: r.raw)
+            }
+        }
+        for (i, r) in records.enumerated() { try pipe.push(r, sequence: UInt64(i), blockSize: s.blockSize, take) }
+        try pipe.drain(take)
+        #expect(got == records)
+        #expect(image == s.model())
+    }
+
+    @Test func aFrameThatDoesNotDecompressNamesItsRecord() throws {
+        let s = Scenario(seed: 18, blocks: 64)
+        let (bytes, _) = try s.send()
+        var records = try decodeAll(bytes, pieces: [bytes.count])
+        let k = try #require(records.lastIndex { if case .data = $0 { return true } else { return false } })
+        guard case let .data(first, count, frame) = records[k] else { return }
+        records[k] = .data(firstBlock: first, blockCount: count, frame: Array(frame.prefix(frame.count / 2)))
+        let pipe = try FramePipeline(workers: 2, maxRecordRaw: 4 << 20)
+        var delivered = 0
+        var failure: StreamError?
+        do {
+            for (i, r) in records.enumerated() { try pipe.push(r, sequence: UInt64(i), blockSize: s.blockSize) { _ in delivered += 1 } }
+            try pipe.drain { _ in delivered += 1 }
+        } catch let e as StreamError {
+            failure = e
+        }
+        guard case let .payload(seq, _)? = failure else {
+            Issue.record("expected a payload error, got \(String(describing: failure))")
+            return
+        }
+        #expect(seq == UInt64(k))
+        #expect(delivered == k, "every record before the bad one was handed back")
+    }
+}
