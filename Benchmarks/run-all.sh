@@ -15,6 +15,8 @@
 #   restore (full + 6 incr.) vs dd of the device's bytes (the newest backup of a 7-backup chain, into a file)
 #   process start            thin-backup --version vs thin_delta -V
 #   delta --changes-only     vs thin_delta, DELTA_BLOCKS mapped blocks, 1% clustered change (make_delta_pool.sh)
+# Receives, restores and their dd references write to DST (default /var/tmp/tb-all-dst, on the disk:
+# "at the disk's speed"; DST=/dev/shm/... measures CPU-bound copies instead); sources stay in WORKDIR.
 # Every output is checked against its reference: the streams received and compared by content
 # digest, decompressed outputs and restored files by cmp, the delta listing by cmp with thin_delta's.
 # Needs (beyond scripts/setup.sh): python3-numpy; about 6 × SIZE_MIB of free space in WORKDIR.
@@ -28,8 +30,9 @@ if [ -z "${TB:-}" ]; then
     swift build -c release --static-swift-stdlib --product thin-backup >/dev/null
     TB="$(swift build -c release --static-swift-stdlib --show-bin-path)/thin-backup"
 fi
-rm -rf "$W"; mkdir -p "$W"
-trap 'rm -rf "$W"' EXIT
+D=${DST:-/var/tmp/tb-all-dst}
+rm -rf "$W" "$D"; mkdir -p "$W" "$D"
+trap 'rm -rf "$W" "$D"' EXIT
 R=$W/results.jsonl
 pair() { python3 Benchmarks/paired.py "$R" "$@"; }
 fail() { echo "CHECK FAILED: $*" >&2; exit 1; }
@@ -68,22 +71,21 @@ SIZES=$(python3 -c "import os; s=lambda f: os.path.getsize('$W/'+f); print(f\"st
 echo "$SIZES"
 
 echo "== receive"
-mkdir -p "$W/dst"
 NDATA=$(grep -o 'nr_data_blocks="[0-9]*"' "$P/pool.xml" | grep -o '[0-9]*')
-"$TB" pool create --pool "$W/dst" --data-size $(( (NDATA * 3 + 64) * BS )) --metadata-size 64M >/dev/null
-"$TB" receive --pool "$W/dst" --from "$W/full.tbs" --quiet
+"$TB" pool create --pool "$D/dst" --data-size $(( (NDATA * 3 + 64) * BS )) --metadata-size 64M >/dev/null
+"$TB" receive --pool "$D/dst" --from "$W/full.tbs" --quiet
 pair "full receive vs dd (fdatasync) of the device's bytes" "≥ 0.95" "$RUNS" \
-    "$TB receive --pool $W/dst --from $W/full.tbs --as 100 --quiet" \
-    "dd if=$W/dev1.raw of=$W/dd.out bs=1M conv=fdatasync status=none" \
-    --cleanup-a "$TB pool delete --pool $W/dst --dev 100" --cleanup-b "rm -f $W/dd.out"
+    "$TB receive --pool $D/dst --from $W/full.tbs --as 100 --quiet" \
+    "dd if=$W/dev1.raw of=$D/dd.out bs=1M conv=fdatasync status=none" \
+    --cleanup-a "$TB pool delete --pool $D/dst --dev 100" --cleanup-b "rm -f $D/dd.out"
 pair "incr. receive vs dd (fdatasync) of the changed bytes" "≥ 0.9" "$RUNS" \
-    "$TB receive --pool $W/dst --from $W/inc.tbs --as 200 --quiet" \
-    "dd if=$W/changed.raw of=$W/dd.out bs=1M conv=fdatasync status=none" \
-    --cleanup-a "$TB pool delete --pool $W/dst --dev 200" --cleanup-b "rm -f $W/dd.out"
-"$TB" receive --pool "$W/dst" --from "$W/inc.tbs" --as 2 --quiet
-"$TB" verify --pool "$W/dst" --dev 1 --digest "$D1" --quiet || fail "received device 1"
-"$TB" verify --pool "$W/dst" --dev 2 --digest "$D2" --quiet || fail "received device 2"
-"$TB" pool read --pool "$W/dst" --dev 1 --to "$W/got.raw"
+    "$TB receive --pool $D/dst --from $W/inc.tbs --as 200 --quiet" \
+    "dd if=$W/changed.raw of=$D/dd.out bs=1M conv=fdatasync status=none" \
+    --cleanup-a "$TB pool delete --pool $D/dst --dev 200" --cleanup-b "rm -f $D/dd.out"
+"$TB" receive --pool "$D/dst" --from "$W/inc.tbs" --as 2 --quiet
+"$TB" verify --pool "$D/dst" --dev 1 --digest "$D1" --quiet || fail "received device 1"
+"$TB" verify --pool "$D/dst" --dev 2 --digest "$D2" --quiet || fail "received device 2"
+"$TB" pool read --pool "$D/dst" --dev 1 --to "$W/got.raw"
 cmp "$W/got.raw" "$W/dev1.raw" || fail "received device 1's bytes"
 rm -f "$W/got.raw"
 
@@ -112,18 +114,18 @@ PY
 done
 bash -c "$fullruns | $ddruns" > "$W/dev1-now.raw"
 pair "restore newest of 7 (full + 6 incr.) into a file vs dd" "≥ 0.8" "$RUNS" \
-    "$TB restore --repo $W/repo --dev 1 --to $W/restored.img --quiet" \
-    "dd if=$W/dev1-now.raw of=$W/dd.out bs=1M conv=fdatasync status=none" \
-    --cleanup-b "rm -f $W/dd.out" --setup-a "rm -f $W/restored.img"
-cmp "$W/restored.img" "$W/dev1-now.raw" || fail "restored file"
-rm -f "$W"/*.raw "$W/restored.img"
+    "$TB restore --repo $W/repo --dev 1 --to $D/restored.img --quiet" \
+    "dd if=$W/dev1-now.raw of=$D/dd.out bs=1M conv=fdatasync status=none" \
+    --cleanup-b "rm -f $D/dd.out" --setup-a "rm -f $D/restored.img"
+cmp "$D/restored.img" "$W/dev1-now.raw" || fail "restored file"
+rm -f "$W"/*.raw "$D/restored.img"
 
 echo "== process start"
 pair "process start: --version vs thin_delta -V (CPU)" "≤ 5 ms, ≤ 15 MiB" $((RUNS * 10)) "$TB --version" "thin_delta -V"
 "$TB" --version | grep -q '^thin-backup ' || fail "--version output"
 
 echo "== delta --changes-only ($DELTA_BLOCKS blocks, 1% clustered)"
-rm -rf "$W/pool" "$W/dst" "$W/repo"
+rm -rf "$W/pool" "$D/dst" "$W/repo"
 mkdir -p "$W/delta"
 Benchmarks/make_delta_pool.sh "$W/delta" "$DELTA_BLOCKS" "$TB" >/dev/null
 M=$W/delta/pool/metadata
