@@ -120,8 +120,9 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         do {
             if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
             for b in chain {
+                // One fsync for the whole chain (below, before the rename), not one per stream.
                 let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
-                                     origin: req.origin, keyring: repo.keyring)
+                                     origin: req.origin, keyring: repo.keyring, sync: false)
                 bytes += r.streamBytes
             }
             let f = try RandomAccessFile(path: tmp, writable: true)

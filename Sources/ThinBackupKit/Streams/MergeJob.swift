@@ -26,8 +26,9 @@ public struct MergeReport: Codable {
 /// a copy of that origin). A regular-file stream is verified completely before the first write;
 /// a pipe is applied as it arrives (a bad record stops it there). A missing target file is created
 /// at the stream's virtual size; a block device smaller than that is refused before any write.
+/// `sync: false` leaves the final fsync to the caller (a restore merging a chain syncs once, at its end).
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
-                     origin: String? = nil, keyring: StreamKeyring? = nil) throws -> MergeReport {
+                     origin: String? = nil, keyring: StreamKeyring? = nil, sync: Bool = true) throws -> MergeReport {
     if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
         try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring), origin: origin, stream: stream)
     }
@@ -100,7 +101,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     }
     try frames?.drain(apply)
     try d.finish()
-    try out.sync()
+    if sync { try out.sync() }
     meter.finish()
     report.unmappedBytes = zeroing.unmappedBytes
     report.zeroWrittenBytes = zeroing.zeroWrittenBytes

@@ -23,7 +23,12 @@ import TestSupport
         }
         for (i, r) in records.enumerated() { try pipe.push(r, sequence: UInt64(i), blockSize: s.blockSize, take) }
         try pipe.drain(take)
-        #expect(got == records)
+        // Data records come back with their frame emptied (their bytes are in `raw`).
+        let want = records.map { r -> StreamRecord in
+            if case let .data(first, count, _) = r { return .data(firstBlock: first, blockCount: count, frame: []) }
+            return r
+        }
+        #expect(got == want)
         #expect(image == s.model())
     }
 
