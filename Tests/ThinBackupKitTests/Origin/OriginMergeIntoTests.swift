@@ -180,6 +180,12 @@ struct OriginMergeIntoTests {
         #expect(none.code == 64, "\(none.message)")
     }
 
+    @Test func migrateWithoutADeviceIsAUsageErrorNamingDev() throws {
+        let f = try fixture("omerge-migrate-usage")
+        let r = run(["migrate", "--pool", f.pool, "--to", f.dir.file("elsewhere")])
+        #expect(r.code == 64 && r.message.contains("--dev"), "\(r.code): \(r.message)")
+    }
+
     @Test func runsAreSplitIntoPiecesInOrder() {
         let runs = [MappedRun(virtual: 0, data: 100, count: 5), MappedRun(virtual: 10, data: 7, count: 1)]
         #expect(mergePieces(runs, maxBlocks: 2) == [
