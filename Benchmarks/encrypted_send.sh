@@ -6,18 +6,11 @@
 # see the same machine load; prints every run (wall and CPU seconds from GNU time) and the ratios of
 # the medians. Checks that the encrypted stream receives to the same content digest.
 # Needs (beyond scripts/setup.sh): python3-numpy, bc, GNU time (/usr/bin/time).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 W=${1:-/dev/shm/tb-enc-bench}
 SIZE=${2:-1}
 ROUNDS=${3:-5}
-# TB=path/to/thin-backup skips the release build (and measures that binary instead).
-if [ -z "${TB:-}" ]; then
-    swift build -c release --product thin-backup >/dev/null
-    TB=$PWD/.build/release/thin-backup
-fi
-rm -rf "$W"; mkdir -p "$W"
-trap 'rm -rf "$W"' EXIT
+workdir "$W"
 python3 Benchmarks/make_mixed_pool.py "$W/pool" "$SIZE" 0.05 >/dev/null
 P=$W/pool
 $TB key create --to "$W/key" >/dev/null
