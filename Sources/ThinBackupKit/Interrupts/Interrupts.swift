@@ -49,13 +49,6 @@ public final class Interrupts: @unchecked Sendable {
             finished = true
             owner?.remove(self)
         }
-
-        /// Whether it ran or was dismissed.
-        public var isFinished: Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            return finished
-        }
     }
 
     private let lock = NSLock()
