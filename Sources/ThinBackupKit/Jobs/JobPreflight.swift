@@ -1,5 +1,4 @@
 import Foundation
-import PoolCore
 
 /// Checks what a job file names before anything starts: every volume's pool and device, the
 /// repository (reachable; a folder may be created), the state folder. The first problem is one
@@ -8,22 +7,21 @@ enum JobPreflight {
     static func check(_ job: JobConfig, options: TransportOptions) throws {
         func fail(_ line: Int, _ m: String) -> JobError { .jobFile(job.file, line: line, m, usage: false) }
         for v in job.volumes {
-            switch v.source {
-            case let .poolFolder(path, dev):
+            if case .folder(let path) = v.pool {
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
                     throw fail(v.line, "volume \(v.name): no pool folder \(path)")
                 }
-                let exists: Bool
-                do {
-                    let pool = try ThinPool(folder: path, readOnly: true)
-                    defer { pool.close() }
-                    exists = try pool.deviceExists(dev)
-                } catch {
-                    throw fail(v.line, "volume \(v.name): cannot open pool \(path): \(error)")
-                }
-                guard exists else { throw fail(v.line, "volume \(v.name): pool \(path) has no thin device \(dev)") }
             }
+            let exists: Bool, dev: UInt64
+            do {
+                let (access, d) = try v.pool.openVolume(dev: v.dev)
+                defer { access.close() }
+                (exists, dev) = (try access.deviceExists(d), d)
+            } catch {
+                throw fail(v.line, "volume \(v.name): cannot open \(v.pool.description): \(error)")
+            }
+            guard exists else { throw fail(v.line, "volume \(v.name): \(v.pool.description) has no thin device \(dev)") }
         }
         func unreachable(_ error: any Error) -> JobError {
             fail(job.repositoryLine, "repository \(job.repository) is not reachable: \(error)")
