@@ -11,7 +11,8 @@ import PoolCore
 ///    handle opened once (a live pool: its metadata device), `reserveMetadataSnapshot()` is the
 ///    kind's own way (dm: the `reserve_metadata_snap` message), `virtualSize(of:)` the size the
 ///    pool records (dm: the thin device's table length), `dataReader` its data device;
-/// 2. add its options to `PoolOptions` and one line to `PoolOptions.open()`.
+/// 2. add its options to `PoolOptions`, a case to `PoolSelection` and one line to its `open()`
+///    (job files name pools through `PoolSelection` too).
 /// No command changes: `-m`, `--live-metadata`, send, verify, dump, delta, backup and migrate
 /// are written against this protocol (`openMetadata(_:)` in MetadataSession.swift).
 /// Operations a kind cannot do (a userspace pool as a `receive` target, a state folder) keep
