@@ -56,8 +56,12 @@ public protocol PoolAccess: AnyObject {
     /// The folder where backup and migrate keep their lock and catalog copy for this pool.
     func stateDirectory() throws -> String
 
-    /// The pool as PoolCore's userspace pool (receive, restore, serve and `pool …` changes).
+    /// The pool as PoolCore's userspace pool (`pool …` changes).
     func userspacePool(readOnly: Bool) throws -> ThinPool
+
+    /// The pool opened as a receive target (receive, restore, serve); `readOnly`: only its
+    /// receipts are read.
+    func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget
 
     /// Checks the metadata and, when clean, clears NEEDS_CHECK (nobody may have the pool open).
     func clearNeedsCheck() throws -> MetadataChecker.Report
@@ -84,6 +88,10 @@ extension PoolAccess {
 
     public func userspacePool(readOnly: Bool) throws -> ThinPool {
         throw JobError(.usage, "\(name): this command works on a userspace pool (--pool DIR)")
+    }
+
+    public func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
+        throw JobError(.usage, "\(name): this kind of pool cannot receive streams")
     }
 
     public func clearNeedsCheck() throws -> MetadataChecker.Report {
