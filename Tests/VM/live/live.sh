@@ -71,7 +71,7 @@ devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" 
 activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
 global { use_lvmpolld = 0 thin_check_executable = "" thin_repair_executable = "" event_activation = 0 }
 EOF
-vm_modules "$R" virtio_pci virtio_blk dm-thin-pool dm-snapshot
+vm_modules "$R" virtio_pci virtio_blk dm-thin-pool dm-snapshot dm-flakey
 install -m 755 "$HERE/guest-init.sh" "$R/init"
 install -m 644 "$HERE/scenarios/lib.sh" "$R/scenarios/lib.sh"
 for s in "${SCENARIOS[@]}"; do install -m 755 "$HERE/scenarios/$s.sh" "$R/scenarios/$s.sh"; echo "$s" >> "$R/scenarios/order"; done
