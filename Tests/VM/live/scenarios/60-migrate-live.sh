@@ -9,7 +9,8 @@ pool pool $META $DATA
 dmsetup message pool 0 "create_thin 1"
 thin pool 1 src 65536                            # 32 MiB
 fill /dev/mapper/src 0 256
-thin-backup pool create --pool /tmp/dst --data-size 128M > /dev/null
+rm -rf /tmp/dst
+run "create the receiving pool" thin-backup pool create --pool /tmp/dst --data-size 128M
 printf %s "vm-migrate-token-0123456789abcdef" > token
 thin-backup serve --pool /tmp/dst --listen 127.0.0.1:0 --token-file token --port-file port 2> serve.log &
 S=$!
@@ -19,14 +20,14 @@ sh -c 'i=0; while :; do dd if=/dev/urandom of=/dev/mapper/src bs=65536 seek=$(( 
 W=$!
 sleep 2
 run "migrate with a writer running until the cutover" thin-backup migrate --dm-pool pool --dev 1 \
-	--to "tb://127.0.0.1:$(cat port)" --token-file token --until-delta 128k --max-rounds 3 --json
+	--to "tb://127.0.0.1:$(cat port)" --token-file token --until-delta 128k --max-rounds 3 --json || { kill $W $S; dmsetup resume src; exit 1; }
 R=migrate_with_a_writer_running_until_the_cutover.out
 FINAL=$(grep -o '"finalSnapshot":[0-9]*' $R | cut -d: -f2)
 echo "LP|INFO|migrate: $(grep -o '"downtimeSeconds":[0-9.]*' $R) rounds $(grep -o '"round":[0-9]*' $R | tr '\n' ' ')"
 same "the writer wrote during the rounds (more than one round)" "$(grep -c '"round":2' $R)" "1"
 same "the final round is the frozen one" "$(grep -o '"frozen":true' $R | wc -l)" "1"
 same "the source was left suspended" "$(dmsetup info src | grep -c SUSPENDED)" "1"
-same "the report names the suspended source" "$(grep -o '"suspendedSource":\["src"\]' $R)" '"suspendedSource":["src"]'
+same "the report names the suspended source" "$(grep -o '"frozenSource":\["src"\]' $R)" '"frozenSource":["src"]'
 kill $W
 dmsetup resume src
 wait $W 2>/dev/null
@@ -41,3 +42,4 @@ run "thin_check of the source pool" thin_check $META
 # thin_check opens with O_DIRECT, which this kernel's tmpfs refuses: check a copy on a disk.
 dd if=/tmp/dst/metadata of=$META2 bs=1M conv=fsync 2>/dev/null
 run "thin_check of the receiving pool" thin_check $META2
+rm -rf /tmp/dst
