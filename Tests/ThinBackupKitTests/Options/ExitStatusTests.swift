@@ -17,8 +17,7 @@ import TestSupport
         #expect(ExitStatus.of(TransportError(.usage, "bad url")).code == 64)
         #expect(ExitStatus.of(TransportError(.connection, "reset")).code == 1)
         #expect(ExitStatus.of(ValidationError("v")).code == 64)
-        struct Unknown: Error {}
-        #expect(ExitStatus.of(Unknown()).code == 1, "an error of no known kind is a failure, never a success")
+        #expect(ExitStatus.of(CocoaError(.fileNoSuchFile)).code == 1, "an error of no known kind is a failure, never a success")
     }
 
     @Test func exitCodesThroughTheBinary() throws {
