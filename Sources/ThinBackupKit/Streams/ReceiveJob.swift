@@ -85,7 +85,7 @@ struct ReceiveOptions {
 
 /// The one receive core of `receive`, `serve` and `restore`: replays `source` into `pool`
 /// (Delta's `Replayer`: base checks, commit only after the trailer verified, checkpoints).
-func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOptions) throws -> (summary: ReceiveSummary, seconds: Double) {
+func receiveStream(into pool: any ReceivingPool, from source: ByteSource, _ o: ReceiveOptions) throws -> (summary: ReceiveSummary, seconds: Double) {
     let meter = ProgressMeter(label: o.progressLabel, quiet: o.quiet)
     defer { meter.finish() }
     let r = Replayer(pool: pool)
@@ -120,7 +120,7 @@ func openReceiving(_ access: any PoolAccess, readOnly: Bool = false) throws -> T
 }
 
 /// The interrupted (checkpointed) receive in the pool, if any: device and resume token.
-func resumePoint(_ pool: ThinPool, _ dev: UInt64?) throws -> (UInt64, String)? {
+func resumePoint(_ pool: any ReceivingPool, _ dev: UInt64?) throws -> (UInt64, String)? {
     let receipts = try pool.receipts()
     let hit = dev.map { d in receipts[d].map { (d, $0) } } ?? receipts.first { $0.value.partial != nil }.map { ($0.key, $0.value) }
     guard let (d, r) = hit, let p = r.partial, try pool.deviceExists(d) else { return nil }
