@@ -87,6 +87,15 @@ public class KernelPoolAccess: PoolAccess {
         KernelPoolState.forgetOrigin(pool: pool.dmName, dev: dev)
     }
 
+    /// Versions of a chain a receive keeps (`receive --keep N`; nil: all).
+    public var keepVersions: Int?
+
+    public func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
+        let t = try KernelReceivingPool(pool, readOnly: readOnly)
+        t.keep = keepVersions
+        return t
+    }
+
     public func stateDirectory() throws -> String {
         try KernelPoolState.directory(for: "dm-\(pool.dmName)")
     }

@@ -11,7 +11,7 @@ import PoolCore
 /// takes the pool's lock, applies what was staged to the pool's transaction (create, discards,
 /// maps), records the receipt and commits — the receipt atomic with its commit as in `receive`
 /// — and releases the lock. Reads see the staged state over the committed one.
-final class PoolReceiveSession: ReceivingPool {
+final class PoolReceiveSession: ReceiveTarget {
     let shared: SharedReceivingPool
     let blockSize: Int
     private let data: RandomAccessFile
@@ -40,9 +40,12 @@ final class PoolReceiveSession: ReceivingPool {
 
     // MARK: the lock
 
+    /// Runs `body` under the lock (already held in a transaction: directly).
     private func withPool<T>(_ body: (ThinPool) throws -> T) throws -> T {
         if let held { return try body(held) }
-        return try shared.withPool(body)
+        let pool = shared.acquire()
+        defer { shared.relinquish() }
+        return try body(pool)
     }
 
     /// Takes the lock (kept until commit or abort) and applies what was staged.
@@ -125,25 +128,41 @@ final class PoolReceiveSession: ReceivingPool {
         return try withPool { try $0.virtualSize(of: dev) }
     }
 
-    func write(_ dev: UInt64, block: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+    func write(_ dev: UInt64, offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
         try claim(dev)
-        let bs = blockSize, n = bytes.count / bs
-        let (end, over) = block.addingReportingOverflow(UInt64(n))
         let size = try virtualSize(of: dev)
-        guard !over, end <= (size + UInt64(bs) - 1) / UInt64(bs) else {
-            throw PoolError.beyondEnd(dev: dev, offset: block.multipliedReportingOverflow(by: UInt64(bs)).partialValue, size: size)
+        guard offset <= size, UInt64(bytes.count) <= size - offset else {
+            throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(UInt64(bytes.count)), size: size)
         }
+        let bs = UInt64(blockSize)
+        var at = 0
+        while at < bytes.count {
+            let pos = offset + UInt64(at)
+            let v = pos / bs, inBlock = Int(pos % bs)
+            if inBlock == 0, bytes.count - at >= blockSize {
+                let n = (bytes.count - at) / blockSize
+                try writeWhole(v, UnsafeRawBufferPointer(rebasing: bytes[at..<at + n * blockSize]))
+                at += n * blockSize
+            } else {
+                let n = min(blockSize - inBlock, bytes.count - at)
+                try writePart(dev, v, inBlock, UnsafeRawBufferPointer(rebasing: bytes[at..<at + n]), size: size)
+                at += n
+            }
+        }
+    }
+
+    /// Whole blocks from virtual block `first`: written into set-aside blocks, runs with one call.
+    private func writeWhole(_ first: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+        let bs = blockSize, n = bytes.count / bs
         try takeSpare(n)
         let blocks = Array(spare.prefix(n))
         spare.removeFirst(n)
-        // Runs of consecutive data blocks are written with one call.
         var i = 0
         while i < n {
             var j = i
             while j + 1 < n && blocks[j + 1] == blocks[j] + 1 { j += 1 }
-            let part = UnsafeRawBufferPointer(rebasing: bytes[i * bs..<(j + 1) * bs])
             do {
-                try data.write(part, at: blocks[i] * UInt64(bs))
+                try data.write(UnsafeRawBufferPointer(rebasing: bytes[i * bs..<(j + 1) * bs]), at: blocks[i] * UInt64(bs))
             } catch {
                 spare += blocks  // given back (punched) with the others at the end
                 throw error
@@ -151,34 +170,47 @@ final class PoolReceiveSession: ReceivingPool {
             i = j + 1
         }
         for k in 0..<n {
-            if let old = written.updateValue(blocks[k], forKey: block + UInt64(k)) { spare.append(old) }
+            if let old = written.updateValue(blocks[k], forKey: first + UInt64(k)) { spare.append(old) }
         }
+    }
+
+    /// Part of block `v`: in place when this receive wrote the block already, else the block's
+    /// current bytes with the part over them go to a set-aside block.
+    private func writePart(_ dev: UInt64, _ v: UInt64, _ inBlock: Int, _ part: UnsafeRawBufferPointer, size: UInt64) throws {
+        let bs = UInt64(blockSize)
+        if let d = written[v] {
+            try data.write(part, at: d * bs + UInt64(inBlock))
+            return
+        }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 4096)
+        defer { buf.deallocate() }
+        buf.initializeMemory(as: UInt8.self, repeating: 0)
+        let have = Int(min(bs, size - v * bs))
+        try read(dev, offset: v * bs, into: UnsafeMutableRawBufferPointer(rebasing: buf[0..<have]))
+        UnsafeMutableRawBufferPointer(rebasing: buf[inBlock..<inBlock + part.count]).copyMemory(from: part)
+        try writeWhole(v, UnsafeRawBufferPointer(buf))
     }
 
     /// Makes `spare` hold at least `n` blocks (sets more aside, a batch at a time, under the lock).
     private func takeSpare(_ n: Int) throws {
         guard spare.count < n else { return }
         let want = n - spare.count
-        let got = try inLock { pool in try shared.setAsideBlocks(pool, upTo: max(want, 16)) }
+        let got = try withPool { pool in try shared.setAsideBlocks(pool, upTo: max(want, 16)) }
         spare.append(contentsOf: got)
         guard spare.count >= n else { throw PoolError.outOfDataSpace }
     }
 
-    /// Runs `body` under the lock (already held in a transaction: directly).
-    private func inLock<T>(_ body: (ThinPool) throws -> T) throws -> T {
-        if let held { return try body(held) }
-        let pool = shared.acquire()
-        defer { shared.relinquish() }
-        return try body(pool)
-    }
-
-    func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let bs = blockSize
-        for i in 0..<(buffer.count / bs) {
-            let v = block + UInt64(i)
-            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[i * bs..<(i + 1) * bs])
+    func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let bs = UInt64(blockSize)
+        var at = 0
+        while at < buffer.count {
+            let pos = offset + UInt64(at)
+            let v = pos / bs, inBlock = pos % bs
+            let n = min(Int(bs - inBlock), buffer.count - at)
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<at + n])
+            at += n
             if dev == target, let d = written[v] {
-                _ = try data.read(into: dst, at: d * UInt64(bs))
+                _ = try data.read(into: dst, at: d * bs + inBlock)
                 continue
             }
             var source: UInt64? = dev
@@ -197,7 +229,7 @@ final class PoolReceiveSession: ReceivingPool {
             // Committed blocks of this device (or of its origin) change only by this receive.
             let mapped = try withPool { pool -> BlockTime?? in
                 if pool.originFile(of: from) != nil {
-                    try pool.read(from, block: v, into: dst)
+                    try pool.read(from, offset: pos, into: dst)
                     return .none
                 }
                 return .some(try pool.lookup(from, v))
@@ -205,13 +237,18 @@ final class PoolReceiveSession: ReceivingPool {
             switch mapped {
             case .none: break
             case .some(nil): dst.initializeMemory(as: UInt8.self, repeating: 0)
-            case .some(let m?): _ = try data.read(into: dst, at: m.dataBlock * UInt64(bs))
+            case .some(let m?): _ = try data.read(into: dst, at: m.dataBlock * bs + inBlock)
             }
         }
     }
 
-    func discard(_ dev: UInt64, blocks range: Range<UInt64>) throws {
+    /// Whole receiver blocks unmapped, partial ones written with zeros.
+    func discard(_ dev: UInt64, bytes: Range<UInt64>) throws {
         try claim(dev)
+        try zeroEdges(dev, bytes) { try discardBlocks($0) }
+    }
+
+    private func discardBlocks(_ range: Range<UInt64>) throws {
         guard !range.isEmpty else { return }
         if UInt64(written.count) < range.count {
             for (v, d) in written where range.contains(v) {
@@ -234,9 +271,9 @@ final class PoolReceiveSession: ReceivingPool {
     }
 
     /// The final check of a resumed receive: computed in its transaction (the lock held while it reads).
-    func contentDigest(of dev: UInt64) throws -> Digest128 {
-        if dev == target { return try enter().contentDigest(of: dev) }
-        return try withPool { try $0.contentDigest(of: dev) }
+    func contentDigest(of dev: UInt64, blockSize bs: Int) throws -> Digest128 {
+        if dev == target { return try enter().contentDigest(of: dev, blockSize: bs) }
+        return try withPool { try $0.contentDigest(of: dev, blockSize: bs) }
     }
 
     func receipts() throws -> [UInt64: Receipt] { try withPool { try $0.receipts() } }

@@ -5,10 +5,11 @@ import PoolCore
 /// `serve --pool`: replays each stream into the pool through the receive core `thin-backup
 /// receive` uses (`receiveStream`: same base checks, commit only after the trailer verified, checkpoints).
 ///
-/// Receives into different devices run at once: each writes its data in parallel with the
-/// others and takes the pool's lock only for its metadata transaction (`PoolReceiveSession`),
-/// so a stalled sender holds nothing another receive needs. A second receive into the same
-/// device is refused by the server (409).
+/// Receives into different devices of a userspace pool run at once: each writes its data in
+/// parallel with the others and takes the pool's lock only for its metadata transaction
+/// (`PoolReceiveSession`), so a stalled sender holds nothing another receive needs. Into a
+/// kernel pool they run one at a time. A second receive into the same device is refused by the
+/// server (409).
 /// Resume: an interrupted receive keeps its last checkpoint; the sender asks the receiver's
 /// status for its resume token and sends with `--resume-from` (send does that by itself for
 /// tb://), or sends the whole stream again: both continue from the checkpoint.
@@ -32,13 +33,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
 
     public func pendingReceive(device: UInt64) throws -> PendingReceive? {
         // Called on the server's event loop: never wait for a receive's transaction.
-        let found = try shared.tryLocked { open -> PendingReceive? in
-            if let open { return try lookUp(device, in: open) }
-            let p = try openReceiving(pool, readOnly: true)
-            defer { p.close() }
-            return try lookUp(device, in: p)
-        }
-        guard let found else {
+        guard let found = try shared.tryLocked({ try lookUp(device, in: $0) }) else {
             cacheLock.lock()
             defer { cacheLock.unlock() }
             return cache[device] ?? nil
@@ -46,7 +41,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         return found
     }
 
-    private func lookUp(_ device: UInt64, in p: ThinPool) throws -> PendingReceive? {
+    private func lookUp(_ device: UInt64, in p: any ReceivingPool) throws -> PendingReceive? {
         var pending: PendingReceive?
         if let partial = try p.receipts()[device]?.partial, try p.deviceExists(device) {
             pending = PendingReceive(streamID: partial.label ?? "", resumeOffset: partial.label == nil ? 0 : partial.streamOffset,
@@ -59,16 +54,12 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     }
 
     private func refresh(_ device: UInt64) {
-        _ = try? shared.withPool { try lookUp(device, in: $0) }
+        _ = try? shared.withTarget { try lookUp(device, in: $0) }
     }
 
     public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
         let tracked = TrackedSource(source)
         do {
-            try shared.begin()
-            defer { shared.end() }
-            let session = PoolReceiveSession(shared: shared)
-            defer { session.close() }
             var o = ReceiveOptions(targetID: device)
             o.checkpointBytes = checkpointBytes
             o.keyring = keyring
@@ -77,8 +68,21 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
             // else a new stream, the whole stream again, or one sent with --resume-from.
             o.resume = true
             o.continuingAt = offset > 0 ? offset : nil
-            let s = try receiveStream(into: session, from: tracked, o).summary
-            session.close()
+            let s: ReceiveSummary
+            if pool is UserspacePool {
+                try shared.begin()
+                defer { shared.end() }
+                let session = PoolReceiveSession(shared: shared)
+                defer { session.close() }
+                s = try receiveStream(into: session, from: tracked, o).summary
+            } else {
+                // Another kind of pool (a kernel pool): one receive at a time, as one transaction stream.
+                s = try shared.exclusively {
+                    let target = try openReceiving(pool)
+                    defer { target.close() }
+                    return try receiveStream(into: target, from: tracked, o).summary
+                }
+            }
             refresh(device)
             let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : s.outcome.rawValue
             return ReceiverOutcome(bytes: s.streamBytes,

@@ -1,3 +1,4 @@
+import Delta
 import Foundation
 import PoolCore
 
@@ -26,12 +27,23 @@ final class SharedReceivingPool: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if pool == nil {
-            let p = try openReceiving(access)
+            let t = try openReceiving(access)
+            guard let p = t as? ThinPool else {
+                t.close()
+                throw JobError(.usage, "\(access.name): receives run at once only into a userspace pool")
+            }
             pool = p
             blockSize = Int(p.dataBlockSize)
             dataFile = p.dataFile
         }
         users += 1
+    }
+
+    /// Runs `body` holding the lock for all of it (receives into pools of other kinds, one at a time).
+    func exclusively<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
     }
 
     /// A receive ended: the last one closes the pool.
@@ -54,22 +66,26 @@ final class SharedReceivingPool: @unchecked Sendable {
 
     func relinquish() { lock.unlock() }
 
-    /// Runs `body` with the open pool, or nil (the pool is closed) — without waiting: nil when
-    /// a receive holds the lock (the caller answers from what it knew before).
-    func tryLocked<T>(_ body: (ThinPool?) throws -> T) rethrows -> T? {
+    /// Runs `body` with the open pool, or a target opened read-only when none is open — without
+    /// waiting: nil when a receive holds the lock (the caller answers from what it knew before).
+    func tryLocked<T>(_ body: (any ReceivingPool) throws -> T) throws -> T? {
         guard lock.try() else { return nil }
         defer { lock.unlock() }
-        return try body(pool)
+        return try withOpen(body)
     }
 
-    /// Runs `body` with the pool open (read-only when no receive has it open), waiting for the lock.
-    func withPool<T>(_ body: (ThinPool) throws -> T) throws -> T {
+    /// Runs `body` with the open pool, or a target opened read-only when none is open, waiting for the lock.
+    func withTarget<T>(_ body: (any ReceivingPool) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
+        return try withOpen(body)
+    }
+
+    private func withOpen<T>(_ body: (any ReceivingPool) throws -> T) throws -> T {
         if let pool { return try body(pool) }
-        let p = try openReceiving(access, readOnly: true)
-        defer { p.close() }
-        return try body(p)
+        let t = try openReceiving(access, readOnly: true)
+        defer { t.close() }
+        return try body(t)
     }
 
     /// Sets aside up to `count` free data blocks (the caller holds the lock: `pool` from `acquire`).
