@@ -206,16 +206,19 @@ private func roundMetadataSnapshot(_ pool: any PoolAccess) throws -> MetadataSna
     }
 }
 
-/// Runs `sh -c command` (its output goes to stderr, keeping stdout for the summary); a non-zero
-/// exit is a failure naming the command.
+/// Runs `sh -c command` (its output goes to stderr once it ends, keeping stdout for the summary);
+/// a non-zero exit is a failure naming the command, and so is one still running after 600 s
+/// (stopped). Through `ChildProcess`, not Foundation's `Process` (which lost a child's exit in the VM).
 func runShell(_ command: String, what: String) throws {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", command]
-    p.standardOutput = FileHandle.standardError
-    try p.run()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-        throw JobError("\(what) `\(command)` exited with status \(p.terminationStatus)")
+    let r: ChildProcess.Result
+    do {
+        r = try ChildProcess.run("/bin/sh", ["-c", command], environment: ProcessInfo.processInfo.environment, timeout: 600)
+    } catch let s as ChildProcess.Stalled {
+        throw JobError("\(what) `\(command)` did not finish within \(Int(s.seconds)) s and was stopped")
+    }
+    let said = r.stdout + r.stderr
+    if !said.isEmpty { ThinBackupMain.writeStderr(String(decoding: said, as: UTF8.self)) }
+    guard r.status == 0 else {
+        throw JobError("\(what) `\(command)` exited with status \(r.status)")
     }
 }
