@@ -276,6 +276,16 @@ final class PoolReceiveSession: ReceiveTarget {
         return try withPool { try $0.contentDigest(of: dev, blockSize: bs) }
     }
 
+    func devices() throws -> [UInt64] {
+        let committed = try withPool { try $0.devices() }
+        guard let dev = target, creation != nil else { return committed }
+        return (committed + [dev]).sorted()
+    }
+
+    func deleteReceived(_ dev: UInt64) throws {
+        throw PoolError.invalid("a receive into a shared pool does not delete devices (thin device \(dev))")
+    }
+
     func receipts() throws -> [UInt64: Receipt] { try withPool { try $0.receipts() } }
 
     func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {
