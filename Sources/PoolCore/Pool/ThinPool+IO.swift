@@ -163,7 +163,7 @@ extension ThinPool {
                 try blk.withUnsafeBytes { try writeData(block: d, $0) }
             }
         } catch {
-            try? metadata.releaseDataBlock(d)
+            _ = try? metadata.tm.decData(d)
             try? dataFile.discard(offset: d * dataBlockSize, length: dataBlockSize)
             throw error
         }

@@ -20,7 +20,7 @@ extension ThinPool {
             taken.append(b)
             if !excluding.contains(b) { found.append(b) }
         }
-        for b in taken { try metadata.releaseDataBlock(b) }
+        for b in taken { _ = try metadata.tm.decData(b) }
         return found
     }
 
