@@ -143,11 +143,16 @@ extension ThinPool {
             try writeData(block: m.dataBlock, part, at: inBlock)
             return
         }
-        try metadataStep {
+        let d = try metadataStep {
             guard let d = metadata.allocateDataBlock() else {
                 mode = .readOnly(.outOfDataSpace)
                 throw PoolError.outOfDataSpace
             }
+            return d
+        }
+        // A data write that fails (the host out of space, an I/O error) is not a metadata failure: the
+        // block is given back and punched (a write may fail half way), and the metadata stays sound.
+        do {
             if part.count == Int(dataBlockSize) {
                 try writeData(block: d, part)
             } else {
@@ -157,6 +162,12 @@ extension ThinPool {
                 }
                 try blk.withUnsafeBytes { try writeData(block: d, $0) }
             }
+        } catch {
+            _ = try? metadata.tm.decData(d)
+            try? dataFile.discard(offset: d * dataBlockSize, length: dataBlockSize)
+            throw error
+        }
+        try metadataStep {
             provisionedThisTransaction.insert(d)
             try metadata.insertMapping(dev, v, BlockTime(dataBlock: d, time: metadata.time))
         }
