@@ -230,7 +230,7 @@ public final class ThinPool {
     }
 
     /// Data reference count of a data block in the open transaction.
-    public func dataRefCount(_ block: UInt64) -> UInt32 { metadata.dataRefCount(block) }
+    public func dataRefCount(_ block: UInt64) throws -> UInt32 { try metadata.dataRefCount(block) }
 
     /// Metadata of the open transaction (uncommitted trees; space maps as last committed).
     public func currentView() throws -> MetadataReader { try metadata.currentView() }
@@ -375,7 +375,7 @@ public final class ThinPool {
             throw error
         }
         provisionedThisTransaction.removeAll()
-        let punch = pendingPassdown.filter { metadata.dataRefCount($0) == 0 }.sorted()
+        let punch = pendingPassdown.filter { (try? metadata.dataRefCount($0)) == 0 }.sorted()
         pendingPassdown.removeAll()
         var i = 0
         while i < punch.count {
