@@ -163,6 +163,29 @@ public final class MetadataChecker {
                       needsCheck: sb.needsCheck)
     }
 
+    /// Checks the held metadata snapshot only (a live kernel pool's metadata, which the kernel
+    /// changes while it is read): the snapshot superblock at `block` (or wherever the live
+    /// superblock says it is), its details and mapping trees — checksums, node invariants, key
+    /// order, cycles, details against mappings, data blocks inside the data device. Reference
+    /// counts are not compared: the snapshot keeps no space maps (the kernel wipes their roots
+    /// in its copy) and the live ones change. The report counts what the snapshot reaches.
+    public func checkHeldSnapshot(block: UInt64? = nil) throws -> Report {
+        let reader = try MetadataReader(source: source)
+        let held = try reader.metadataSnapshot(block: block)
+        let at = reader.superblock.heldRoot
+        let hs = held.superblock
+        // The kernel wipes the space-map roots in the snapshot's copy: the sizes are the live ones.
+        metadataLimit = source.blockCount
+        dataLimit = reader.superblock.dataSpaceMapRoot.blockCount
+        expectedMetadata = [UInt32](repeating: 0, count: Int(metadataLimit))
+        try ref(at, from: nil, role: "held metadata snapshot superblock")
+        let devices = try checkTrees(of: hs, at: at)
+        return Report(transactionID: hs.transactionID, devices: devices, leafMappings: leafMappings,
+                      metadataBlocksInUse: expectedMetadata.lazy.filter { $0 > 0 }.count, metadataBlockCount: metadataLimit,
+                      dataBlocksInUse: Set(dataRefs).count, dataBlockCount: dataLimit, heldRoot: at,
+                      needsCheck: reader.superblock.needsCheck)
+    }
+
     /// Walks the details and mapping trees of one superblock and checks they agree.
     private func checkTrees(of sb: Superblock, at location: UInt64) throws -> Int {
         let where_ = location == 0 ? "" : " of the metadata snapshot at block \(location)"

@@ -9,6 +9,7 @@ import PoolCore
 public class KernelPoolAccess: PoolAccess {
     public let pool: KernelThinPool
     public var name: String { "dm pool \(pool.dmName)" }
+    public var isLive: Bool { true }
 
     /// LVM picks thin ids itself (`LVMPoolAccess` overrides this); a raw pool takes `dev`.
     public func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {

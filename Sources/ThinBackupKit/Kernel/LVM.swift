@@ -34,26 +34,30 @@ public enum LVM {
     /// The tag on every snapshot ThinBackup makes (never on the user's volumes).
     public static let snapshotTag = "thin-backup"
 
-    /// Runs `lvm ARGS`; returns stdout, or throws stderr's last line.
-    static func run(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: lvmPath)
-        p.arguments = args
+    /// Runs `lvm ARGS` (through `ChildProcess`: both pipes drained, reaped, a deadline);
+    /// returns stdout, or throws stderr's last line. A command that does not end within
+    /// `timeout` seconds is killed and reported as stalled, naming the command.
+    static func run(_ args: [String], lvm: String = lvmPath, timeout: Double = timeout) throws -> String {
         var env = ProcessInfo.processInfo.environment
         env["LVM_SUPPRESS_FD_WARNINGS"] = "1"
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        do { try p.run() } catch { throw kernelFailure("cannot run \(lvmPath): \(error)") }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            let line = String(decoding: e, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? "exit \(p.terminationStatus)"
-            throw kernelFailure("lvm \(args.first ?? ""): \(line.trimmingCharacters(in: .whitespaces))")
+        let command = "lvm " + args.joined(separator: " ")
+        let r: ChildProcess.Result
+        do {
+            r = try ChildProcess.run(lvm, args, environment: env, timeout: timeout)
+        } catch let s as ChildProcess.Stalled {
+            let said = String(decoding: s.stderr, as: UTF8.self).split(separator: "\n").last.map { "; it said: \($0)" } ?? ""
+            throw kernelFailure("`\(command)` did not finish within \(Int(s.seconds)) s and was stopped\(said) "
+                + "(another LVM command holding the volume group's lock, or udev not answering?); "
+                + "check `lvs` before the next run. THIN_BACKUP_LVM_TIMEOUT=SECONDS sets the limit")
         }
-        return String(decoding: o, as: UTF8.self)
+        guard r.succeeded else { throw kernelFailure("lvm \(args.first ?? ""): \(r.lastErrorLine)") }
+        return String(decoding: r.stdout, as: UTF8.self)
+    }
+
+    /// Seconds an `lvm` command may take: $THIN_BACKUP_LVM_TIMEOUT, default 120.
+    static var timeout: Double {
+        if let t = ProcessInfo.processInfo.environment["THIN_BACKUP_LVM_TIMEOUT"], let v = Double(t), v > 0, v.isFinite { return v }
+        return 120
     }
 
     static var lvmPath: String {
@@ -118,7 +122,8 @@ public enum LVM {
     /// A thin snapshot `VG/NAME` of `origin` (no size: thin), tagged; returns it as LVM reports it.
     public static func snapshot(_ origin: LogicalVolume, name: String, tags: [String]) throws -> LogicalVolume {
         if try volumes([origin.vg]).contains(where: { $0.name == name }) {
-            throw kernelFailure("\(origin.vg)/\(name) exists; choose another snapshot name")
+            throw kernelFailure("\(origin.vg)/\(name) exists: thin-backup names its snapshot of \(origin.fullName) so and "
+                + "never takes over a volume it did not make; rename or remove that volume, or run again a second later")
         }
         _ = try run(["lvcreate", "-q", "-s", "-n", name] + tags.flatMap { ["--addtag", $0] } + [origin.fullName])
         return try volume("\(origin.vg)/\(name)")

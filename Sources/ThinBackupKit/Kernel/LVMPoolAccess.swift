@@ -50,14 +50,16 @@ public final class LVMPoolAccess: KernelPoolAccess {
         _ = try createSnapshot(of: origin, preferring: dev)
     }
 
-    /// LVM picks the thin id: a tagged snapshot `ORIGIN-tb-YYYYmmddHHMMSS`, its id returned.
+    /// LVM picks the thin id: a tagged snapshot `ORIGIN-tb-YYYYmmddHHMMSS` (UTC; the workflow
+    /// clock's time, so $THIN_BACKUP_NOW names it too), its id returned.
     public override func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
         guard let o = try volumes()[origin] else { throw JobError("\(name) has no thin volume with thin id \(origin)") }
         try pool.requireWritable()
         let f = DateFormatter()
         f.dateFormat = "yyyyMMddHHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
-        let snap = try LVM.snapshot(o, name: "\(o.name)-tb-\(f.string(from: Date()))",
+        f.locale = Locale(identifier: "en_US_POSIX")
+        let snap = try LVM.snapshot(o, name: "\(o.name)-tb-\(f.string(from: try WorkflowClock.now(nil)))",
                                     tags: [LVM.snapshotTag, "tb-origin-\(o.uuid)"])
         guard let id = snap.thinID else { throw JobError("lvcreate made \(snap.fullName) without a thin id") }
         return id

@@ -61,11 +61,17 @@ public protocol PoolAccess: AnyObject {
     /// Checks the metadata and, when clean, clears NEEDS_CHECK (nobody may have the pool open).
     func clearNeedsCheck() throws -> MetadataChecker.Report
 
+    /// Whether the kernel changes the pool while it is read (a live dm or LVM pool): a whole-pool
+    /// check then reads through a metadata snapshot.
+    var isLive: Bool { get }
+
     /// Closes what the access opened.
     func close()
 }
 
 extension PoolAccess {
+    public var isLive: Bool { false }
+
     public func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
         try createSnapshot(of: origin, as: dev)
         return dev

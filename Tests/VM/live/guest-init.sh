@@ -26,8 +26,10 @@ for d in /sys/block/vd*; do
 	esac
 done
 echo "LP|INFO|disks META=$META DATA=$DATA META2=$META2 DATA2=$DATA2 LVM=$LVMDISK OUT=$OUTDISK"
-# A clean slate for each scenario: no dm devices, no LVM signatures, zeroed metadata heads.
+# A clean slate for each scenario: no dm devices, no LVM signatures, zeroed metadata heads,
+# no thin-backup state (/var/lib/thin-backup) from the scenario before.
 reset_disks() {
+	rm -rf /var/lib/thin-backup
 	vgchange -an >/dev/null 2>&1
 	dmsetup remove_all -f >/dev/null 2>&1
 	for d in $META $META2 $LVMDISK; do dd if=/dev/zero of=$d bs=1M count=4 conv=fsync 2>/dev/null; done

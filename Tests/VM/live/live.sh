@@ -14,6 +14,7 @@
 #                   sections; one linked with --static-swift-stdlib makes the initramfs smaller)
 #   TB_VM_TIMEOUT   seconds before the VM is killed (default 1200)
 #   TB_VM_MEM       guest memory in MiB (default 1536)
+#   TB_VM_EXTRA     more host programs for the guest, e.g. "strace" (debugging a scenario)
 #   TB_VM_ROOT, TB_VM_KERNEL_PKG, TB_VM_ACCEL, TB_VM_KEEP_WORK=1: see ../vm-lib.sh
 #
 # The guest gets only image files: two pairs of disks for raw dm pools (META/DATA,
@@ -48,7 +49,10 @@ mkdir -p "$R/out" "$R/scenarios"
 vm_copy_bin "$R" "$(command -v dmsetup)"
 vm_copy_bin "$R" "$TB"
 [ "$(basename "$TB")" = thin-backup ] || mv "$R/sbin/$(basename "$TB")" "$R/sbin/thin-backup"
-for b in thin_check thin_dump thin_ls thin_delta; do vm_copy_bin "$R" "$(command -v $b)"; done
+for b in thin_check thin_dump thin_ls thin_delta ${TB_VM_EXTRA:-}; do
+	command -v "$b" >/dev/null || die "$b: not on this host"
+	vm_copy_bin "$R" "$(command -v "$b")"
+done
 # lvm2 from its .deb (not installed on the host), with the libraries it needs beyond the host's.
 LX=$(vm_extract "$(vm_fetch_deb lvm2)")
 EX=$(vm_extract "$(vm_fetch_deb libdevmapper-event1.02.1)")
@@ -91,7 +95,7 @@ rc=0
 timeout "${TB_VM_TIMEOUT:-1200}" qemu-system-x86_64 -nodefaults -no-user-config -no-reboot -display none \
 	-machine q35,accel="$ACCEL" -cpu "$CPU" -smp 2 -m "${TB_VM_MEM:-1536}" \
 	-kernel "$VMLINUZ" -initrd "$WORK/initramfs.cpio" \
-	-append "console=ttyS0,115200 panic=-1 loglevel=4" \
+	-append "console=ttyS0,115200 panic=-1 loglevel=4 no_timer_check" \
 	-chardev file,id=con,path="$OUTDIR/console.log" -serial chardev:con \
 	"${DRIVES[@]}" > "$OUTDIR/qemu.log" 2>&1 || rc=$?
 TV1=$(date +%s)
