@@ -178,6 +178,8 @@ public final class MetadataChecker {
         metadataLimit = source.blockCount
         dataLimit = reader.superblock.dataSpaceMapRoot.blockCount
         expectedMetadata = [UInt32](repeating: 0, count: Int(metadataLimit))
+        // No space map to compare with: the distinct data blocks are counted from every reference kept.
+        dataRefBudget = Int.max
         try ref(at, from: nil, role: "held metadata snapshot superblock")
         let devices = try checkTrees(of: hs, at: at)
         return Report(transactionID: hs.transactionID, devices: devices, leafMappings: leafMappings,
@@ -299,7 +301,8 @@ public final class MetadataChecker {
                     if bad == nil { bad = (k, d) }
                     return
                 }
-                refsPerBitmap[Int(d / entriesPerBitmap)] += 1
+                let bi = Int(d / entriesPerBitmap)
+                if bi < refsPerBitmap.count { refsPerBitmap[bi] += 1 }  // empty for a held snapshot alone
                 if !windowed { dataRefs.append(d) }
             }
             if let (k, d) = bad {
