@@ -140,8 +140,13 @@ int tbdm_names(char **out) {
 }
 
 int tbdm_create(const char *name, uint64_t start, uint64_t length, const char *type, const char *params) {
+    return tbdm_create_mode(name, start, length, type, params, 0);
+}
+
+int tbdm_create_mode(const char *name, uint64_t start, uint64_t length, const char *type, const char *params, int read_only) {
     struct dm_task *t = task(DM_DEVICE_CREATE, name);
     if (!t) return fail(NULL, "dm create");
+    if (read_only && !dm_task_set_ro(t)) return fail(t, "dm create");
     if (!dm_task_add_target(t, start, length, type, params)) return fail(t, "dm create");
     uint32_t cookie = 0;
     if (!dm_task_set_cookie(t, &cookie, 0)) return fail(t, "dm create");

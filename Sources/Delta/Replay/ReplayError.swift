@@ -10,11 +10,12 @@ public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
     case notTheInterruptedStream(String)
     case sourceEnded
     case needsOrigin(SnapshotIdentity)
+    case beyondDevice(UInt64)
 
     public var description: String {
         switch self {
         case let .blockSizeMismatch(s, p):
-            return "stream has blocks of \(s) bytes, the receiving pool \(p) bytes: refused"
+            return "stream has blocks of \(s) bytes, the receiving pool \(p) bytes and does not zero the rest of a new block (skip_block_zeroing): refused"
         case let .deviceExists(d):
             return "thin device \(d) already exists and was not received from this stream (choose another id with --as)"
         case let .baseNotFound(base, target):
@@ -31,6 +32,8 @@ public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
             return "cannot resume: \(why)"
         case .sourceEnded:
             return "the stream source ended early"
+        case let .beyondDevice(d):
+            return "a record reaches beyond the end of thin device \(d): refused"
         case let .needsOrigin(t):
             return "the stream's \(t) reads its unmapped blocks from an external origin: name that origin file (--origin-file) to receive it"
         }

@@ -123,9 +123,7 @@ public final class Replayer {
             }
             header = h
         }
-        guard Int(header.blockSize) == pool.blockSize else {
-            throw ReplayError.blockSizeMismatch(stream: header.blockSize, pool: pool.blockSize)
-        }
+        try pool.accept(streamBlockSize: Int(header.blockSize))
         let dev = targetID ?? header.target.device
         let existing = receipts[dev]
 
@@ -177,8 +175,9 @@ public final class Replayer {
     /// committing checkpoints as asked. `freshDevice`: a full stream writes a new, empty device
     /// in ascending order, so no old content has to be read for the digest.
     private func apply(_ plan: inout Plan, _ source: ByteSource, freshDevice: Bool) throws -> StreamTrailer {
-        let bs = pool.blockSize
+        let bs = Int(plan.header.blockSize)  // the stream's; the pool's may differ
         let dev = plan.dev
+        let size = plan.header.virtualSize
         let maxRaw = Int(plan.header.maxRecordRaw)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
         let old = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
@@ -196,7 +195,7 @@ public final class Replayer {
             while i < count {
                 let n = min(per, count - i)
                 let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<Int(n) * bs])
-                try pool.read(dev, block: first + i, into: buf)
+                try pool.readBlocks(dev, size: size, first: first + i, blockSize: bs, into: buf)
                 plan.digest.remove(blocks: UnsafeRawBufferPointer(buf), from: first + i, blockSize: bs)
                 i += n
             }
@@ -224,21 +223,23 @@ public final class Replayer {
                 guard got == n else { throw StreamError.payload(sequence: seq, reason: "decompressed to \(got) bytes, expected \(n)") }
                 try forget(first, UInt64(count))
                 plan.digest.add(blocks: UnsafeRawBufferPointer(out), from: first, blockSize: bs)
-                try pool.write(dev, block: first, UnsafeRawBufferPointer(out))
+                let r = try byteRange(dev, first, UInt64(count), bs, size)
+                try pool.write(dev, offset: r.lowerBound, UnsafeRawBufferPointer(rebasing: out[0..<r.count]))
                 applied += UInt64(n)
                 sinceCheckpoint += UInt64(n)
             case let .zero(first, count):
                 try forget(first, count)
+                let r = try byteRange(dev, first, count, bs, size)
                 if plan.header.readsOrigin {
                     // Unmapped would read the origin's bytes: these blocks read zeros, so they are written.
-                    try writeZeros(dev, first, count, buffer: raw)
+                    try writeZeros(dev, r, buffer: raw)
                 } else {
-                    try pool.zero(dev, blocks: first..<first + count)
+                    try pool.zero(dev, bytes: r)
                 }
                 applied += count * UInt64(bs)
             case let .discard(first, count):
                 try forget(first, count)
-                try pool.discard(dev, blocks: first..<first + count)
+                try pool.discard(dev, bytes: try byteRange(dev, first, count, bs, size))
             case .header, .trailer, .sealed:
                 throw StreamError.badRecord(sequence: seq, reason: "unexpected record")
             }
@@ -249,6 +250,18 @@ public final class Replayer {
             }
         }
         throw StreamError.truncated(offset: streamBytes)
+    }
+
+    /// The bytes of stream blocks `first..<first+count` (of `bs` bytes) inside a device of `size`
+    /// bytes: the last block of a device whose size is not whole blocks is cut at the end.
+    private func byteRange(_ dev: UInt64, _ first: UInt64, _ count: UInt64, _ bs: Int, _ size: UInt64) throws -> Range<UInt64> {
+        let (start, o1) = first.multipliedReportingOverflow(by: UInt64(bs))
+        let (len, o2) = count.multipliedReportingOverflow(by: UInt64(bs))
+        let (end, o3) = start.addingReportingOverflow(len)
+        guard !o1, !o2, !o3, count == 0 || start < size, end <= size || end - size < UInt64(bs) else {
+            throw ReplayError.beyondDevice(dev)
+        }
+        return start..<min(end, size)
     }
 
     /// Commits what was applied so far as a resumable checkpoint.
@@ -267,7 +280,7 @@ public final class Replayer {
         try drain(source)
         // A resumed receive is checked against the device as built, not against a running
         // digest that trusts the checkpoint it started from.
-        let digest = plan.resume ? try pool.contentDigest(of: plan.dev) : plan.digest.value
+        let digest = plan.resume ? try pool.contentDigest(of: plan.dev, blockSize: Int(plan.header.blockSize)) : plan.digest.value
         if let want = trailer.targetDigest, want != digest {
             throw ReplayError.targetDigestMismatch(expected: want, computed: digest)
         }
@@ -279,17 +292,15 @@ public final class Replayer {
                               contentDigest: digest, streamBytes: streamBytes)
     }
 
-    /// Writes zeros over `count` blocks from `first`, a buffer at a time.
-    private func writeZeros(_ dev: UInt64, _ first: UInt64, _ count: UInt64, buffer: UnsafeMutableRawBufferPointer) throws {
-        let bs = UInt64(pool.blockSize)
-        let per = UInt64(buffer.count) / bs
-        var i: UInt64 = 0
-        while i < count {
-            let n = min(per, count - i)
-            let b = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(n * bs)])
+    /// Writes zeros over the byte range `r`, a buffer at a time.
+    private func writeZeros(_ dev: UInt64, _ r: Range<UInt64>, buffer: UnsafeMutableRawBufferPointer) throws {
+        var at = r.lowerBound
+        while at < r.upperBound {
+            let n = Int(min(UInt64(buffer.count), r.upperBound - at))
+            let b = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<n])
             b.initializeMemory(as: UInt8.self, repeating: 0)
-            try pool.write(dev, block: first + i, UnsafeRawBufferPointer(b))
-            i += n
+            try pool.write(dev, offset: at, UnsafeRawBufferPointer(b))
+            at += UInt64(n)
         }
     }
 

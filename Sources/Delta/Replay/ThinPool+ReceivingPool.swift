@@ -20,26 +20,34 @@ extension ThinPool: ReceivingPool {
         if try self.virtualSize(of: dev) != virtualSize { try setVirtualSize(dev, virtualSize) }
     }
 
-    public func write(_ dev: UInt64, block: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
-        try write(dev, offset: block * dataBlockSize, bytes)
-    }
+    // write(_:offset:_:) is ThinPool's own (PoolCore).
 
-    public func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        if originFile(of: dev) != nil {
-            // Provisioned content only: an unmapped block is zeros here, not the origin's bytes.
-            let bs = blockSize
-            for i in 0..<(buffer.count / bs) {
-                let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[i * bs..<(i + 1) * bs])
-                if let m = try lookup(dev, block + UInt64(i)) {
-                    try readData(block: m.dataBlock).withUnsafeBytes { dst.copyMemory(from: $0) }
-                } else {
-                    dst.initializeMemory(as: UInt8.self, repeating: 0)
-                }
-            }
+    public func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard originFile(of: dev) != nil else {
+            let bytes = try read(dev, offset: offset, count: buffer.count)
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
             return
         }
-        let bytes = try read(dev, offset: block * dataBlockSize, count: buffer.count)
-        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        // Provisioned content only: an unmapped block is zeros here, not the origin's bytes.
+        let bs = dataBlockSize
+        var at = 0
+        while at < buffer.count {
+            let pos = offset + UInt64(at)
+            let v = pos / bs, inBlock = Int(pos % bs)
+            let n = min(Int(bs) - inBlock, buffer.count - at)
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<at + n])
+            if let m = try lookup(dev, v) {
+                try readData(block: m.dataBlock).withUnsafeBytes { dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[inBlock..<inBlock + n])) }
+            } else {
+                dst.initializeMemory(as: UInt8.self, repeating: 0)
+            }
+            at += n
+        }
+    }
+
+    /// Whole blocks unmapped, partial ones written with zeros.
+    public func discard(_ dev: UInt64, bytes: Range<UInt64>) throws {
+        try zeroEdges(dev, bytes) { try discard(dev, blocks: $0) }
     }
 
     /// Digest of the device's details and every (virtual block, data block, time) of its mapping, in the open transaction.
@@ -47,29 +55,16 @@ extension ThinPool: ReceivingPool {
         try currentView().live.mappingDigest(of: dev)
     }
 
-    /// Content digest from the device's bytes: its mapped blocks (every block when an external origin shows through).
-    public func contentDigest(of dev: UInt64) throws -> Digest128 {
+    /// Content digest from the device's bytes: the stream blocks its mapped blocks cover (every
+    /// block when an external origin shows through).
+    public func contentDigest(of dev: UInt64, blockSize bs: Int) throws -> Digest128 {
         let size = try virtualSize(of: dev)
-        let bs = dataBlockSize
-        var d = ContentDigest()
-        var block = [UInt8](repeating: 0, count: Int(bs))
-        func add(_ v: UInt64) throws {
-            let start = v * bs
-            guard start < size else { return }
-            let n = Int(min(bs, size - start))
-            let bytes = try read(dev, offset: start, count: n)
-            block.replaceSubrange(0..<n, with: bytes)
-            if n < block.count { block.replaceSubrange(n..<block.count, with: repeatElement(0, count: block.count - n)) }
-            block.withUnsafeBytes { d.add(block: v, $0) }
-        }
         if originFile(of: dev) != nil {
-            for v in 0..<((size + bs - 1) / bs) { try add(v) }
-        } else {
-            var mapped: [UInt64] = []
-            try currentView().live.forEachMapping(of: dev) { v, _ in mapped.append(v) }
-            for v in mapped { try add(v) }
+            return try contentDigest(of: dev, blockSize: bs, blocks: [0..<(size + UInt64(bs) - 1) / UInt64(bs)])
         }
-        return d.value
+        var mapped: [UInt64] = []
+        try currentView().live.forEachMapping(of: dev) { v, _ in mapped.append(v) }
+        return try contentDigest(of: dev, blockSize: bs, blocks: streamRuns(mapped: mapped, poolBlockSize: blockSize, streamBlockSize: bs))
     }
 
     private struct StoredReceipt: Codable {

@@ -10,17 +10,21 @@ public struct MigrateCommand: ParsableCommand {
             Rounds repeat until one moves less than --until-delta of changed data (or --max-rounds); then \
             --freeze-cmd runs (stop the service, suspend the device), a final round sends what is left, and \
             --thaw-cmd runs. Prints each round's bytes and the downtime window (freeze start to thaw end). \
-            DEST: tb://HOST:PORT (`serve --pool`; each round's device is its snapshot id) or a local pool folder.
+            DEST: tb://HOST:PORT (`serve --pool`; each round's device is its snapshot id) or a local pool folder. \
+            A kernel source (--dm-pool, --lv) is snapshotted live; for the final round its active dm devices are \
+            suspended (after --freeze-cmd) and stay suspended unless --resume-source.
             """
     )
 
     @OptionGroup public var pool: PoolOptions
-    @Option(help: ArgumentHelp("Thin device to migrate.", valueName: "id")) public var dev: UInt64
+    @Option(help: ArgumentHelp("Thin device to migrate (with --lv: that volume's thin id).", valueName: "id")) public var dev: UInt64?
     @Option(help: ArgumentHelp("tb://HOST:PORT or a pool folder.", valueName: "dest")) public var to: String
     @Option(help: ArgumentHelp("Freeze once a round changed less than SIZE (e.g. 64M).", valueName: "size")) public var untilDelta = ByteSize(bytes: 64 << 20)
     @Option(help: "Freeze after at most this many live rounds.") public var maxRounds = 10
     @Option(help: ArgumentHelp("Shell command run before the final round.", valueName: "cmd")) public var freezeCmd: String?
     @Option(help: ArgumentHelp("Shell command run after the final round.", valueName: "cmd")) public var thawCmd: String?
+    @Flag(help: "A kernel source (--dm-pool, --lv): resume its devices after the final round (by default they stay suspended: the source is retired).")
+    public var resumeSource = false
     @Option(help: ArgumentHelp("Bearer token file for tb://.", valueName: "file")) public var tokenFile: String?
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
@@ -34,7 +38,9 @@ public struct MigrateCommand: ParsableCommand {
     public func run() throws {
         let access = try pool.open()
         defer { access.close() }
+        guard let dev = try dev ?? pool.volumeDevice() else { throw JobError(.usage, "give the thin device to migrate: --dev ID (or --lv VG/LV)") }
         var req = MigrateRequest(pool: access, dev: dev, to: to)
+        req.resumeSource = resumeSource
         req.untilDelta = untilDelta.bytes
         req.maxRounds = maxRounds
         req.freezeCommand = freezeCmd
@@ -45,6 +51,8 @@ public struct MigrateCommand: ParsableCommand {
         let r = try runMigrate(req)
         let rounds = r.rounds.map { "round \($0.round)\($0.frozen ? " (frozen)" : ""): \(formatBytes($0.rawBytes)) changed, \(formatBytes($0.streamBytes)) sent" }
         try output.report(r, line: rounds.joined(separator: "\n") + "\nmigrated thin device \(dev) as device \(r.finalSnapshot) "
-            + "(digest \(r.digest)); downtime \(String(format: "%.2f", r.downtimeSeconds)) s; \(formatBytes(r.totalStreamBytes)) sent in \(r.rounds.count) rounds")
+            + "(digest \(r.digest)); downtime \(String(format: "%.2f", r.downtimeSeconds)) s; \(formatBytes(r.totalStreamBytes)) sent in \(r.rounds.count) rounds"
+            + (r.suspendedSource.isEmpty ? "" : r.sourceResumed ? "; source \(r.suspendedSource.joined(separator: ", ")) resumed"
+                : "; source \(r.suspendedSource.joined(separator: ", ")) left suspended (retired: dmsetup resume or remove it)"))
     }
 }

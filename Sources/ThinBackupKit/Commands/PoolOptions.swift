@@ -3,8 +3,8 @@ import PoolCore
 
 /// How every command names a pool: `--pool DIR` (a pool folder), or `--metadata FILE` with
 /// `--data FILE` (the pool's devices or copies of them; commands that read only metadata need
-/// no `--data`), or a live kernel pool: `--dm-pool NAME`, `--thin-pool VG/POOL`, `--lv VG/LV`. A new kind of pool adds its options here and one line in `open()`
-/// (see `PoolAccess`); the commands only call `open()`.
+/// no `--data`), or a live kernel pool: `--dm-pool NAME`, `--thin-pool VG/POOL`, `--lv VG/LV`. A new kind of pool adds its options here, a case to
+/// `PoolSelection` and one line in its `open()` (see `PoolAccess`); the commands only call `open()`.
 public struct PoolOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Pool folder (metadata, data, pool.json).", valueName: "dir"))
     public var pool: String?
@@ -31,24 +31,26 @@ public struct PoolOptions: ParsableArguments {
     /// Whether a pool was named at all (commands where the pool is optional).
     public var isGiven: Bool { pool != nil || metadata != nil || dmPool != nil || thinPool != nil || lv != nil }
 
+    /// The named pool, as a selection (nil: none named).
+    public var selection: PoolSelection? {
+        if let pool { return .folder(pool) }
+        if let metadata { return .files(metadata: metadata, data: data) }
+        if let dmPool { return .dmPool(dmPool) }
+        if let thinPool { return .thinPool(thinPool) }
+        if let lv { return .lv(lv) }
+        return nil
+    }
+
     /// The named pool.
     public func open() throws -> any PoolAccess {
-        if let pool { return UserspacePool(folder: pool) }
-        if let metadata {
-            try MetadataPathCheck.check(metadata)
-            return UserspacePool(metadata: metadata, data: data)
+        guard let selection else {
+            throw JobError(.usage, "give the pool as --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV")
         }
-        if let dmPool { return try KernelPoolAccess(dmName: dmPool) }
-        if let thinPool { return try LVMPoolAccess(thinPool: thinPool) }
-        if let lv { return try LVMPoolAccess(lv: lv) }
-        throw JobError(.usage, "give the pool as --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV")
+        return try selection.open()
     }
 
     /// With `--lv VG/LV`: that volume's thin id (the device commands act on by default).
-    public func volumeDevice() throws -> UInt64? {
-        guard let lv else { return nil }
-        return try LVM.thinVolume(lv).lv.thinID
-    }
+    public func volumeDevice() throws -> UInt64? { try selection?.volumeDevice() }
 
     /// The named pool as a userspace pool to change; its warnings and low-space events
     /// become warning lines on stderr.

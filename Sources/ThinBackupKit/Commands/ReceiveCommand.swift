@@ -25,10 +25,16 @@ public struct ReceiveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
     public var checkpoint: ByteSize?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
+    @Option(help: ArgumentHelp("Kernel pools: keep this many versions of the received chain (the newest and N-1 before it); older ones received here are deleted.", valueName: "n"))
+    public var keep: Int?
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
     public init() {}
+
+    public func validate() throws {
+        if let keep, keep < 1 { throw ValidationError("--keep: at least 1 (the version just received), got \(keep)") }
+    }
 
     public func run() throws {
         let access = try pool.open()
@@ -36,6 +42,10 @@ public struct ReceiveCommand: ParsableCommand {
         if resumeToken {
             print(try ThinBackupKit.resumeToken(access, device: asDevice))
             return
+        }
+        if let keep {
+            guard let k = access as? KernelPoolAccess else { throw JobError(.usage, "--keep works on kernel pools (--dm-pool)") }
+            k.keepVersions = keep
         }
         var req = ReceiveRequest(pool: access)
         req.source = from; req.targetID = asDevice; req.resume = resume; req.originFile = originFile

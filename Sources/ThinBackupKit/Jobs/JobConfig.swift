@@ -1,18 +1,22 @@
 import Foundation
 
-/// What a volume of a job reads from. Today: a thin device of a userspace pool folder. The kernel
-/// pool kinds (`lv = VG/LV`, `dm-pool` + `dev`) are reserved names: they become cases here once
-/// those pool kinds are on main, behind the same pool protocol `backup` uses.
-public enum JobVolumeSource: Equatable, Sendable {
-    case poolFolder(path: String, dev: UInt64)
-}
-
-/// One `[volume NAME]` section.
+/// One `[volume NAME]` section: a thin device on a pool folder (`pool = DIR`, `dev = N`), on a
+/// live kernel pool (`dm-pool = NAME`, `dev = N`), or an LVM thin volume (`lv = VG/LV`). `run`
+/// opens it through `PoolSelection`, as the commands open `--pool`, `--dm-pool` and `--lv`.
 public struct JobVolume: Equatable, Sendable {
     public var name: String
     /// The section header's line (errors about the volume name it).
     public var line: Int
-    public var source: JobVolumeSource
+    public var pool: PoolSelection
+    /// The thin device; nil for `lv` (LVM reports the volume's thin id).
+    public var dev: UInt64?
+
+    public init(name: String, line: Int, pool: PoolSelection, dev: UInt64?) {
+        self.name = name
+        self.line = line
+        self.pool = pool
+        self.dev = dev
+    }
 }
 
 /// A job file, checked key by key: `/etc/thin-backup/jobs/NAME.conf` (README, "Install and schedule").
@@ -121,29 +125,60 @@ public struct JobConfig: Equatable, Sendable {
 
     private static func volume(_ s: JobFileReader.Section, _ err: (Int, String) -> JobFileError) throws -> JobVolume {
         let name = s.volume!
-        var pool: String?
-        var dev: UInt64?
+        var pool: (selection: PoolSelection, key: String, line: Int)?
+        var dev: (id: UInt64, line: Int)?
         for e in s.entries {
             switch e.key {
-            case "pool":
-                guard !e.value.isEmpty else { throw err(e.line, "volume \(name): pool is empty") }
-                pool = e.value
+            case "pool", "dm-pool", "lv":
+                if let p = pool {
+                    throw err(e.line, "volume \(name): give one of pool, dm-pool and lv ('\(p.key)' is on line \(p.line))")
+                }
+                pool = (try selection(e, volume: name, err), e.key, e.line)
             case "dev":
                 guard let v = UInt64(e.value), v <= UInt64(1) << 24 - 1 else {
                     throw err(e.line, "volume \(name): dev must be a thin device id (0 to 16777215), got '\(e.value)'")
                 }
-                dev = v
-            case "lv", "dm-pool":
-                throw err(e.line, "volume \(name): '\(e.key)' needs the kernel pool kinds, which this build does not have yet (use pool = DIR and dev = N)")
+                dev = (v, e.line)
             default:
                 throw err(e.line, jobKeys.contains(e.key)
                           ? "volume \(name): '\(e.key)' is a job-wide key; put it before the first [volume] section"
                           : "volume \(name): unknown key '\(e.key)' (known: \(volumeKeys.sorted().joined(separator: ", ")))")
             }
         }
-        guard let pool else { throw err(s.line, "volume \(name): no 'pool = DIR'") }
-        guard let dev else { throw err(s.line, "volume \(name): no 'dev = N'") }
-        return JobVolume(name: name, line: s.line, source: .poolFolder(path: pool, dev: dev))
+        guard let pool else { throw err(s.line, "volume \(name): no 'pool = DIR', 'dm-pool = NAME' or 'lv = VG/LV'") }
+        if pool.key == "lv" {
+            if let dev { throw err(dev.line, "volume \(name): dev does not go with lv (the volume's thin id is its device)") }
+        } else if dev == nil {
+            throw err(s.line, "volume \(name): no 'dev = N' (the thin device on its \(pool.key))")
+        }
+        return JobVolume(name: name, line: s.line, pool: pool.selection, dev: dev?.id)
+    }
+
+    /// `pool = DIR`, `dm-pool = NAME` or `lv = VG/LV`, its value checked for form (whether it
+    /// exists is `JobPreflight`'s business).
+    private static func selection(_ e: JobFileReader.Entry, volume: String, _ err: (Int, String) -> JobFileError) throws -> PoolSelection {
+        let v = e.value
+        switch e.key {
+        case "pool":
+            guard !v.isEmpty else { throw err(e.line, "volume \(volume): pool is empty") }
+            return .folder(v)
+        case "dm-pool":
+            // Device-mapper names: up to 127 bytes, no '/'.
+            guard !v.isEmpty, v.utf8.count <= 127, !v.contains("/"), !v.contains(where: \.isWhitespace) else {
+                throw err(e.line, "volume \(volume): dm-pool must be a device-mapper name (no '/' or spaces, at most 127 bytes), got '\(v)'")
+            }
+            return .dmPool(v)
+        default:
+            // LVM names: letters, digits and + _ . -, not starting with '-'.
+            let parts = v.split(separator: "/", omittingEmptySubsequences: false)
+            let lvmName: (Substring) -> Bool = { p in
+                !p.isEmpty && p.first != "-" && p.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "+_.-".contains($0)) }
+            }
+            guard parts.count == 2, parts.allSatisfy(lvmName) else {
+                throw err(e.line, "volume \(volume): lv must be VG/LV (LVM names: letters, digits, + _ . -), got '\(v)'")
+            }
+            return .lv(v)
+        }
     }
 
     private static func count(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobFileError) throws -> Int {

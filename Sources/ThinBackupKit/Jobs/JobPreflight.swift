@@ -1,5 +1,4 @@
 import Foundation
-import PoolCore
 
 /// Checks what a job file names before anything starts: every volume's pool and device, the
 /// repository (reachable; a folder may be created), the state folder. The first problem is one
@@ -8,21 +7,20 @@ enum JobPreflight {
     static func check(_ job: JobConfig, options: TransportOptions) throws {
         func fail(_ line: Int, _ m: String) -> JobFileError { JobFileError(file: job.file, line: line, message: m, isUsage: false) }
         for v in job.volumes {
-            switch v.source {
-            case let .poolFolder(path, dev):
+            if case .folder(let path) = v.pool {
                 var isDir: ObjCBool = false
                 guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
                     throw fail(v.line, "volume \(v.name): no pool folder \(path)")
                 }
-                do {
-                    let pool = try ThinPool(folder: path, readOnly: true)
-                    defer { pool.close() }
-                    guard try pool.deviceExists(dev) else { throw fail(v.line, "volume \(v.name): pool \(path) has no thin device \(dev)") }
-                } catch let e as JobFileError {
-                    throw e
-                } catch {
-                    throw fail(v.line, "volume \(v.name): cannot open pool \(path): \(error)")
-                }
+            }
+            do {
+                let (access, dev) = try v.pool.openVolume(dev: v.dev)
+                defer { access.close() }
+                guard try access.deviceExists(dev) else { throw fail(v.line, "volume \(v.name): \(v.pool.description) has no thin device \(dev)") }
+            } catch let e as JobFileError {
+                throw e
+            } catch {
+                throw fail(v.line, "volume \(v.name): cannot open \(v.pool.description): \(error)")
             }
         }
         do {

@@ -48,34 +48,33 @@ public func runJob(_ job: JobConfig, _ options: JobRunOptions) throws -> JobRepo
             state.volumes[v.name] = vs
             continue
         }
-        switch v.source {
-        case let .poolFolder(path, dev):
-            var req = BackupRequest(pool: UserspacePool(folder: path), dev: dev, repo: job.repository)
+        do {
+            let (access, dev) = try v.pool.openVolume(dev: v.dev)
+            defer { access.close() }
+            var req = BackupRequest(pool: access, dev: dev, repo: job.repository)
             req.now = options.now ?? Date()
             req.level = job.level
             req.workers = job.workers
             req.quiet = options.quiet
             req.options = transport
             req.keyring = keyring
-            do {
-                let r = try runBackup(req)
-                let seconds = options.clock() - t0
-                vlog[metadataKey: "backup"] = "\(r.id)"
-                vlog.info("backup \(r.id): \(r.kind), \(r.rawBytes) bytes read, \(r.streamBytes) bytes written")
-                results.append(.init(volume: v.name, ok: true, backup: r.id, kind: r.kind, bytesRead: r.rawBytes,
-                                     bytesWritten: r.streamBytes, seconds: seconds))
-                vs.lastSuccess = req.now.timeIntervalSince1970
-                vs.lastBackupID = r.id
-                vs.lastSeconds = seconds
-                vs.bytesRead = r.rawBytes
-                vs.bytesWritten = r.streamBytes
-                vs.lastRunOK = true
-            } catch {
-                let message = "job \(job.name), volume \(v.name): \(error)"
-                vlog.error("backup failed: \(error)")
-                results.append(.init(volume: v.name, ok: false, seconds: options.clock() - t0, error: message))
-                vs.lastRunOK = false
-            }
+            let r = try runBackup(req)
+            let seconds = options.clock() - t0
+            vlog[metadataKey: "backup"] = "\(r.id)"
+            vlog.info("backup \(r.id): \(r.kind), \(r.rawBytes) bytes read, \(r.streamBytes) bytes written")
+            results.append(.init(volume: v.name, ok: true, backup: r.id, kind: r.kind, bytesRead: r.rawBytes,
+                                 bytesWritten: r.streamBytes, seconds: seconds))
+            vs.lastSuccess = req.now.timeIntervalSince1970
+            vs.lastBackupID = r.id
+            vs.lastSeconds = seconds
+            vs.bytesRead = r.rawBytes
+            vs.bytesWritten = r.streamBytes
+            vs.lastRunOK = true
+        } catch {
+            let message = "job \(job.name), volume \(v.name): \(error)"
+            vlog.error("backup failed: \(error)")
+            results.append(.init(volume: v.name, ok: false, seconds: options.clock() - t0, error: message))
+            vs.lastRunOK = false
         }
         state.volumes[v.name] = vs
     }

@@ -109,9 +109,10 @@ public enum DeviceMapper {
         return takeString(out).split(separator: "\n").map(String.init)
     }
 
-    public static func create(_ name: String, _ target: DMTarget) throws(Failure) {
+    /// Creates `name` with one target and resumes it; `readOnly` loads a read-only table.
+    public static func create(_ name: String, _ target: DMTarget, readOnly: Bool = false) throws(Failure) {
         _ = initialized
-        try check(tbdm_create(name, target.start, target.length, target.type, target.params), "create \(name)")
+        try check(tbdm_create_mode(name, target.start, target.length, target.type, target.params, readOnly ? 1 : 0), "create \(name)")
     }
 
     public static func remove(_ name: String) throws(Failure) {

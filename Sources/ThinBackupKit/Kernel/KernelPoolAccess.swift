@@ -40,9 +40,16 @@ public class KernelPoolAccess: PoolAccess {
         }
     }
 
-    /// Kernel pools record no external origin ThinBackup can read (the thin table's origin
-    /// device is the kernel's business); none.
-    public func externalOrigin(of dev: UInt64) throws -> String? { nil }
+    /// The kernel records a device's external origin only in its active table (`thin POOL ID
+    /// ORIGIN`); for a snapshot ThinBackup made of an active device over an origin, the origin
+    /// recorded then (`KernelPoolState`); else none. Streams of such a device say that its
+    /// unmapped blocks read the origin.
+    public func externalOrigin(of dev: UInt64) throws -> String? {
+        if let t = try pool.activeThins()[dev]?.first?.table {
+            return t.externalOrigin.map { BlockDevices.path(of: $0) ?? $0 }
+        }
+        return KernelPoolState.origin(pool: pool.dmName, dev: dev)
+    }
 
     public func dataReader(blockSize: Int) throws -> any DataBlockReader {
         if data == nil { data = try RandomAccessFile(path: pool.dataPath, writable: false) }
@@ -68,13 +75,25 @@ public class KernelPoolAccess: PoolAccess {
 
     public func createSnapshot(of origin: UInt64, as dev: UInt64) throws {
         let size = try? virtualSize(of: origin)
+        let external = try? externalOrigin(of: origin)
         try pool.createSnapshot(of: origin, as: dev)
         if let size { KernelPoolState.recordSize(pool: pool.dmName, dev: dev, size: size) }
+        if let external { KernelPoolState.recordOrigin(pool: pool.dmName, dev: dev, origin: external) }
     }
 
     public func deleteDevice(_ dev: UInt64) throws {
         try pool.delete(dev)
         KernelPoolState.forgetSize(pool: pool.dmName, dev: dev)
+        KernelPoolState.forgetOrigin(pool: pool.dmName, dev: dev)
+    }
+
+    /// Versions of a chain a receive keeps (`receive --keep N`; nil: all).
+    public var keepVersions: Int?
+
+    public func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
+        let t = try KernelReceivingPool(pool, readOnly: readOnly)
+        t.keep = keepVersions
+        return t
     }
 
     public func stateDirectory() throws -> String {

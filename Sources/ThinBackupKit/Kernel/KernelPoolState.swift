@@ -45,4 +45,28 @@ public enum KernelPoolState {
         guard m.removeValue(forKey: String(dev)) != nil else { return }
         store(pool, m)
     }
+
+    // External origins of inactive snapshots ThinBackup made (STATE/pools/dm-POOL/origins.json).
+
+    static func originsPath(_ pool: String) -> String { "\(base)/pools/dm-\(safe(pool))/origins.json" }
+
+    static func origins(_ pool: String) -> [String: String] {
+        guard let d = FileManager.default.contents(atPath: originsPath(pool)) else { return [:] }
+        return (try? JSONDecoder().decode([String: String].self, from: d)) ?? [:]
+    }
+
+    public static func origin(pool: String, dev: UInt64) -> String? { origins(pool)[String(dev)] }
+
+    public static func recordOrigin(pool: String, dev: UInt64, origin: String) {
+        var m = origins(pool)
+        m[String(dev)] = origin
+        guard (try? directory(for: "dm-\(pool)")) != nil, let d = try? JSONEncoder().encode(m) else { return }
+        try? d.write(to: URL(fileURLWithPath: originsPath(pool)), options: .atomic)
+    }
+
+    public static func forgetOrigin(pool: String, dev: UInt64) {
+        var m = origins(pool)
+        guard m.removeValue(forKey: String(dev)) != nil, let d = try? JSONEncoder().encode(m) else { return }
+        try? d.write(to: URL(fileURLWithPath: originsPath(pool)), options: .atomic)
+    }
 }

@@ -66,7 +66,7 @@ public final class KernelThinPool {
     }
 
     /// `create_snap NEW ORIGIN`; an active origin is suspended (its I/O flushed) around the
-    /// message and always resumed.
+    /// message and always resumed. One already suspended (a cutover's freeze) stays suspended.
     public func createSnapshot(of origin: UInt64, as dev: UInt64) throws {
         try requireWritable()
         let active = try activeThins()
@@ -74,6 +74,7 @@ public final class KernelThinPool {
         var suspended: [String] = []
         defer { for n in suspended.reversed() { try? DeviceMapper.resume(n) } }
         for (name, _) in active[origin] ?? [] {
+            guard try DeviceMapper.info(name)?.suspended != true else { continue }
             try DeviceMapper.suspend(name)
             suspended.append(name)
         }

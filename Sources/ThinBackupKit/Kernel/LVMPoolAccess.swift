@@ -74,6 +74,12 @@ public final class LVMPoolAccess: KernelPoolAccess {
         try LVM.remove(v)
     }
 
+    /// Receiving into LVM goes through lvcreate (LVM keeps its own record of the pool's devices):
+    /// not built yet.
+    public override func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
+        throw JobError(.usage, "\(name): receiving into LVM thin volumes is not built yet; receive into a raw dm pool (--dm-pool) or a pool folder")
+    }
+
     public override func stateDirectory() throws -> String {
         try KernelPoolState.directory(for: "lvm-\(poolLV.uuid)")
     }

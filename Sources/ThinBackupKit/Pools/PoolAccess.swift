@@ -11,7 +11,8 @@ import PoolCore
 ///    handle opened once (a live pool: its metadata device), `reserveMetadataSnapshot()` is the
 ///    kind's own way (dm: the `reserve_metadata_snap` message), `virtualSize(of:)` the size the
 ///    pool records (dm: the thin device's table length), `dataReader` its data device;
-/// 2. add its options to `PoolOptions` and one line to `PoolOptions.open()`.
+/// 2. add its options to `PoolOptions`, a case to `PoolSelection` and one line to its `open()`
+///    (job files name pools through `PoolSelection` too).
 /// No command changes: `-m`, `--live-metadata`, send, verify, dump, delta, backup and migrate
 /// are written against this protocol (`openMetadata(_:)` in MetadataSession.swift).
 /// Operations a kind cannot do (a userspace pool as a `receive` target, a state folder) keep
@@ -55,8 +56,12 @@ public protocol PoolAccess: AnyObject {
     /// The folder where backup and migrate keep their lock and catalog copy for this pool.
     func stateDirectory() throws -> String
 
-    /// The pool as PoolCore's userspace pool (receive, restore, serve and `pool …` changes).
+    /// The pool as PoolCore's userspace pool (`pool …` changes).
     func userspacePool(readOnly: Bool) throws -> ThinPool
+
+    /// The pool opened as a receive target (receive, restore, serve); `readOnly`: only its
+    /// receipts are read.
+    func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget
 
     /// Checks the metadata and, when clean, clears NEEDS_CHECK (nobody may have the pool open).
     func clearNeedsCheck() throws -> MetadataChecker.Report
@@ -83,6 +88,10 @@ extension PoolAccess {
 
     public func userspacePool(readOnly: Bool) throws -> ThinPool {
         throw JobError(.usage, "\(name): this command works on a userspace pool (--pool DIR)")
+    }
+
+    public func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
+        throw JobError(.usage, "\(name): this kind of pool cannot receive streams")
     }
 
     public func clearNeedsCheck() throws -> MetadataChecker.Report {

@@ -113,6 +113,14 @@ public final class UserspacePool: PoolAccess {
         return try ThinPool(metadataPath: metadataPath, dataPath: dataPath, sidecarPath: nil, readOnly: readOnly)
     }
 
+    /// Receipts are kept in the folder's pool.json, so a receive needs the folder.
+    public func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
+        guard folder != nil else {
+            throw JobError(.usage, "\(name): a receive keeps its receipts in the pool folder's pool.json: give --pool DIR")
+        }
+        return try userspacePool(readOnly: readOnly)
+    }
+
     public func clearNeedsCheck() throws -> MetadataChecker.Report {
         try ThinPool.clearNeedsCheck(metadataPath: metadataPath)
     }

@@ -16,6 +16,11 @@ public struct MigrateRequest {
     public var freezeCommand: String?
     /// Run after the final round.
     public var thawCommand: String?
+    /// A kernel source's active devices are suspended (I/O flushed) for the final round, after
+    /// the freeze command: writes that still come wait instead of being lost to the migration.
+    public var suspendSource = true
+    /// Resume them after the final round (else they stay suspended: the source is retired).
+    public var resumeSource = false
     public var level: Int32 = 3
     public var quiet = true
     public var options = TransportOptions()
@@ -53,6 +58,9 @@ public struct MigrateReport: Codable {
     public var downtimeSeconds: Double
     public var totalStreamBytes: UInt64
     public var seconds: Double
+    /// Source dm devices suspended for the final round, and whether they were resumed after.
+    public var suspendedSource: [String] = []
+    public var sourceResumed = false
 }
 
 /// Migration with cutover: rounds of incremental sends while the device stays in use, until a
@@ -61,6 +69,9 @@ public struct MigrateReport: Codable {
 /// userspace pool take the same lock), reads through a metadata snapshot without the lock, and
 /// deletes the previous round's snapshot. On a destination pool folder, earlier rounds' devices
 /// are deleted; a `serve` receiver keeps them (delete all but the final one there).
+/// A kernel source (`--dm-pool`, `--lv`) is live: snapshots are `create_snap` (its active devices
+/// suspended around the message, so each round is a consistent point), and for the final round
+/// its active devices are suspended (`CutoverSource`) from after the freeze command to the end.
 public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
     let started = ProgressMeter.now()
     let endpoint = try Endpoint(parsing: req.to)
@@ -92,18 +103,14 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
             let lock = try PoolLock(pool: dir, command: "migrate", wait: true)
             defer { lock.release() }
             let devices = try pool.devices()
-            guard devices.contains(req.dev) else { throw JobError("pool \(dir) has no thin device \(req.dev)") }
+            guard devices.contains(req.dev) else { throw JobError("\(pool.name) has no thin device \(req.dev)") }
             _ = try pool.identity(create: true)
-            snap = freshDeviceID(devices, used: [])
-            try pool.createSnapshot(of: req.dev, as: snap)
-            // Detached (not held open): the device's writers keep writing during the round's send.
-            let p = try pool.userspacePool(readOnly: false)
-            defer { p.close() }
-            try p.reserveMetadataSnapshot()
-            hold = MetadataSnapshotHold {
-                let p = try pool.userspacePool(readOnly: false)
-                defer { p.close() }
-                if p.heldMetadataSnapshot != nil { try p.releaseMetadataSnapshot() }
+            snap = try pool.createSnapshot(of: req.dev, preferring: freshDeviceID(devices, used: []))
+            do {
+                hold = try roundMetadataSnapshot(pool)
+            } catch {
+                try? pool.deleteDevice(snap)
+                throw error
             }
         }
         func finishPool(delete devs: [UInt64]) throws {
@@ -166,28 +173,52 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
     }
     let freezeStart = ProgressMeter.now()
     if let cmd = req.freezeCommand { try runShell(cmd, what: "freeze command") }
+    var freeze: SourceFreeze?
     do {
+        if req.suspendSource, let source = pool as? any CutoverSource { freeze = try source.freezeForCutover(dev: req.dev) }
         try round(frozen: true)
     } catch {
+        try? freeze?.thaw()
         if let cmd = req.thawCommand { try? runShell(cmd, what: "thaw command") }
         throw error
     }
     if let cmd = req.thawCommand { try runShell(cmd, what: "thaw command") }
+    if req.resumeSource { try freeze?.thaw() } else { freeze?.keep() }
     let downtime = ProgressMeter.now() - freezeStart
     return MigrateReport(rounds: rounds, finalSnapshot: prev!.snap, digest: prev!.digest, downtimeSeconds: downtime,
-                         totalStreamBytes: rounds.reduce(0) { $0 + $1.streamBytes }, seconds: ProgressMeter.now() - started)
+                         totalStreamBytes: rounds.reduce(0) { $0 + $1.streamBytes }, seconds: ProgressMeter.now() - started,
+                         suspendedSource: freeze?.names ?? [], sourceResumed: req.resumeSource && freeze != nil)
 }
 
-/// Runs `sh -c command` (its output goes to stderr, keeping stdout for the summary); a non-zero
-/// exit is a failure naming the command.
+/// A metadata snapshot for one round, not holding the pool: the device's writers keep writing
+/// during the round's send. A userspace pool's is reserved and the pool closed again (its
+/// reservation would otherwise keep the pool open, locking the writers out); a kernel pool's is
+/// the kernel's (`reserve_metadata_snap`).
+private func roundMetadataSnapshot(_ pool: any PoolAccess) throws -> MetadataSnapshotHold {
+    guard pool is UserspacePool else { return try pool.reserveMetadataSnapshot(command: "migrate") }
+    let p = try pool.userspacePool(readOnly: false)
+    defer { p.close() }
+    try p.reserveMetadataSnapshot()
+    return MetadataSnapshotHold {
+        let p = try pool.userspacePool(readOnly: false)
+        defer { p.close() }
+        if p.heldMetadataSnapshot != nil { try p.releaseMetadataSnapshot() }
+    }
+}
+
+/// Runs `sh -c command` (its output goes to stderr once it ends, keeping stdout for the summary);
+/// a non-zero exit is a failure naming the command, and so is one still running after 600 s
+/// (stopped). Through `ChildProcess`, not Foundation's `Process` (which lost a child's exit in the VM).
 func runShell(_ command: String, what: String) throws {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-    p.arguments = ["-c", command]
-    p.standardOutput = FileHandle.standardError
-    try p.run()
-    p.waitUntilExit()
-    guard p.terminationStatus == 0 else {
-        throw JobError("\(what) `\(command)` exited with status \(p.terminationStatus)")
+    let r: ChildProcess.Result
+    do {
+        r = try ChildProcess.run("/bin/sh", ["-c", command], environment: ProcessInfo.processInfo.environment, timeout: 600)
+    } catch let s as ChildProcess.Stalled {
+        throw JobError("\(what) `\(command)` did not finish within \(Int(s.seconds)) s and was stopped")
+    }
+    let said = r.stdout + r.stderr
+    if !said.isEmpty { ThinBackupMain.writeStderr(String(decoding: said, as: UTF8.self)) }
+    guard r.status == 0 else {
+        throw JobError("\(what) `\(command)` exited with status \(r.status)")
     }
 }

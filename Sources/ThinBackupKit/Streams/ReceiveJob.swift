@@ -45,7 +45,10 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     o.resume = req.resume
     o.keyring = req.keyring
     if let origin = req.originFile {
-        o.createOverOrigin = { try pool.createThin($0, virtualSize: $1, originFile: origin) }
+        guard let tp = pool as? ThinPool else {
+            throw JobError(.usage, "\(req.pool.name): --origin-file works on a pool folder (a kernel thin device names its origin in its table)")
+        }
+        o.createOverOrigin = { try tp.createThin($0, virtualSize: $1, originFile: origin) }
     }
     o.quiet = req.quiet
     do {
@@ -85,7 +88,7 @@ struct ReceiveOptions {
 
 /// The one receive core of `receive`, `serve` and `restore`: replays `source` into `pool`
 /// (Delta's `Replayer`: base checks, commit only after the trailer verified, checkpoints).
-func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOptions) throws -> (summary: ReceiveSummary, seconds: Double) {
+func receiveStream(into pool: any ReceiveTarget, from source: ByteSource, _ o: ReceiveOptions) throws -> (summary: ReceiveSummary, seconds: Double) {
     let meter = ProgressMeter(label: o.progressLabel, quiet: o.quiet)
     defer { meter.finish() }
     let r = Replayer(pool: pool)
@@ -108,19 +111,14 @@ func receiveStream(into pool: ThinPool, from source: ByteSource, _ o: ReceiveOpt
     return (s, meter.elapsed)
 }
 
-/// The pool a receive replays into. Receipts (what was received from where, resume points)
-/// are kept in pool.json, so the pool must have one.
-func openReceiving(_ access: any PoolAccess, readOnly: Bool = false) throws -> ThinPool {
-    let pool = try access.userspacePool(readOnly: readOnly)
-    guard pool.sidecarPath != nil else {
-        pool.close()
-        throw JobError(.usage, "\(access.name): a receive keeps its receipts in the pool folder's pool.json: give --pool DIR")
-    }
-    return pool
+/// The pool a receive replays into (receipts, resume points and, for a kernel pool, the
+/// receive lock live with it: see `PoolAccess.receiveTarget`).
+func openReceiving(_ access: any PoolAccess, readOnly: Bool = false) throws -> any ReceiveTarget {
+    try access.receiveTarget(readOnly: readOnly)
 }
 
 /// The interrupted (checkpointed) receive in the pool, if any: device and resume token.
-func resumePoint(_ pool: ThinPool, _ dev: UInt64?) throws -> (UInt64, String)? {
+func resumePoint(_ pool: any ReceivingPool, _ dev: UInt64?) throws -> (UInt64, String)? {
     let receipts = try pool.receipts()
     let hit = dev.map { d in receipts[d].map { (d, $0) } } ?? receipts.first { $0.value.partial != nil }.map { ($0.key, $0.value) }
     guard let (d, r) = hit, let p = r.partial, try pool.deviceExists(d) else { return nil }

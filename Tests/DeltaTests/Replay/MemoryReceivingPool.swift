@@ -43,38 +43,63 @@ final class MemoryReceivingPool: ReceivingPool {
 
     func virtualSize(of dev: UInt64) throws -> UInt64 { open.devices[dev]!.size }
 
-    func write(_ dev: UInt64, block: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+    /// Writes by byte: a partly covered block keeps the rest of its bytes (zeros when it was unmapped).
+    func write(_ dev: UInt64, offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
         if let n = failWritesAfter {
             if n == 0 { throw Injected() }
             failWritesAfter = n - 1
         }
         var d = open.devices[dev]!
-        precondition((block + UInt64(bytes.count / blockSize)) * UInt64(blockSize) <= (d.size + UInt64(blockSize) - 1) / UInt64(blockSize) * UInt64(blockSize))
-        for i in 0..<bytes.count / blockSize {
-            d.blocks[block + UInt64(i)] = Array(bytes[i * blockSize..<(i + 1) * blockSize])
+        precondition(offset + UInt64(bytes.count) <= d.size, "write beyond the device")
+        let bs = UInt64(blockSize)
+        var at = 0
+        while at < bytes.count {
+            let pos = offset + UInt64(at)
+            let v = pos / bs, inBlock = Int(pos % bs)
+            let n = min(blockSize - inBlock, bytes.count - at)
+            var blk = d.blocks[v] ?? [UInt8](repeating: 0, count: blockSize)
+            blk.replaceSubrange(inBlock..<inBlock + n, with: bytes[at..<at + n])
+            d.blocks[v] = blk
+            at += n
         }
         d.generation += 1
         open.devices[dev] = d
     }
 
-    func read(_ dev: UInt64, block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
         let d = open.devices[dev]!
-        for i in 0..<buffer.count / blockSize {
-            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[i * blockSize..<(i + 1) * blockSize])
-            if let src = d.blocks[block + UInt64(i)] {
-                src.withUnsafeBytes { dst.copyMemory(from: $0) }
+        precondition(offset + UInt64(buffer.count) <= d.size, "read beyond the device")
+        let bs = UInt64(blockSize)
+        var at = 0
+        while at < buffer.count {
+            let pos = offset + UInt64(at)
+            let v = pos / bs, inBlock = Int(pos % bs)
+            let n = min(blockSize - inBlock, buffer.count - at)
+            let dst = UnsafeMutableRawBufferPointer(rebasing: buffer[at..<at + n])
+            if let src = d.blocks[v] {
+                src[inBlock..<inBlock + n].withUnsafeBytes { dst.copyMemory(from: $0) }
             } else {
                 dst.initializeMemory(as: UInt8.self, repeating: 0)
             }
+            at += n
         }
     }
 
-    func discard(_ dev: UInt64, blocks: Range<UInt64>) throws {
-        var d = open.devices[dev]!
-        for b in blocks { d.blocks[b] = nil }
-        d.generation += 1
-        open.devices[dev] = d
+    /// Counts what it was asked to unmap, by whole receiver blocks (thin-stays-thin tests).
+    private(set) var unmappedBlocks: UInt64 = 0
+
+    func discard(_ dev: UInt64, bytes: Range<UInt64>) throws {
+        try zeroEdges(dev, bytes) { blocks in
+            var d = open.devices[dev]!
+            for b in blocks { d.blocks[b] = nil }
+            d.generation += 1
+            open.devices[dev] = d
+            unmappedBlocks += UInt64(blocks.count)
+        }
     }
+
+    /// Mapped blocks of a committed device.
+    func mappedCount(_ dev: UInt64) -> Int { committed.devices[dev]!.blocks.count }
 
     func mappingDigest(of dev: UInt64) throws -> Digest128 {
         let d = open.devices[dev]!
@@ -107,7 +132,7 @@ final class MemoryReceivingPool: ReceivingPool {
     /// A local change to a device outside any receive.
     func scribble(_ dev: UInt64, block: UInt64) throws {
         let junk = [UInt8](repeating: 0xAB, count: blockSize)
-        try junk.withUnsafeBytes { try write(dev, block: block, $0) }
+        try junk.withUnsafeBytes { try write(dev, offset: block * UInt64(blockSize), $0) }
         try commitReceive()
     }
 }

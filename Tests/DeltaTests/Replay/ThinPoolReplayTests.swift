@@ -83,9 +83,6 @@ import TestSupport
         s.snapshot(60, of: ids[0]); s.mutate(60, changes: 3)
         s.snapshot(61, of: 60); s.mutate(61, changes: 3)
         bad.append(("another base", try s.send(61, from: 60, streamID: 3)))
-        let other = SenderModel(blockSize: 128 * 1024, seed: 5)
-        other.create(9, blocks: 16); other.mutate(9, changes: 5)
-        bad.append(("another block size", try other.send(9, from: nil, streamID: 5)))
         for (what, bytes) in bad {
             #expect(throws: (any Error).self, "\(what)") { _ = try Replayer(pool: pool).receive(from: MemorySource(bytes)) }
         }

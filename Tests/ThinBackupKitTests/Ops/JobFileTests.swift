@@ -23,6 +23,13 @@ struct JobFileTests {
         [volume web-1]
         pool = /srv/other pool
         dev = 16777215
+
+        [volume root]
+        lv = vg0/root_lv.1
+
+        [volume scratch]
+        dev = 7
+        dm-pool = "pool-0"
         """
 
     @Test func readsEveryKey() throws {
@@ -36,8 +43,20 @@ struct JobFileTests {
         #expect(j.level == 5 && j.workers == 1)
         #expect(j.maxRuntime == 5400)
         #expect(j.stateDir == "/var/tmp/tb-state")
-        #expect(j.volumes == [JobVolume(name: "db", line: 11, source: .poolFolder(path: "/srv/pool", dev: 1)),
-                              JobVolume(name: "web-1", line: 16, source: .poolFolder(path: "/srv/other pool", dev: 16_777_215))])
+        #expect(j.volumes == [JobVolume(name: "db", line: 11, pool: .folder("/srv/pool"), dev: 1),
+                              JobVolume(name: "web-1", line: 16, pool: .folder("/srv/other pool"), dev: 16_777_215),
+                              JobVolume(name: "root", line: 20, pool: .lv("vg0/root_lv.1"), dev: nil),
+                              JobVolume(name: "scratch", line: 23, pool: .dmPool("pool-0"), dev: 7)])
+    }
+
+    /// A volume names its pool as the command line does (`--pool`, `--dm-pool`, `--lv`): the same selection, opened the same way.
+    @Test func volumesNamePoolsAsTheCommandLineDoes() throws {
+        let j = try JobConfig.parse(Self.good, path: "/etc/thin-backup/jobs/nightly.conf")
+        let cli = [["--pool", "/srv/pool"], ["--pool", "/srv/other pool"], ["--lv", "vg0/root_lv.1"], ["--dm-pool", "pool-0"]]
+        #expect(try cli.map { try PoolOptions.parse($0).selection } == j.volumes.map(\.pool))
+        #expect(try PoolOptions.parse(["--metadata", "/m", "--data", "/d"]).selection == .files(metadata: "/m", data: "/d"))
+        #expect(try PoolOptions.parse(["--thin-pool", "vg0/tp"]).selection == .thinPool("vg0/tp"))
+        #expect(try PoolOptions.parse([]).selection == nil)
     }
 
     @Test func noRetentionMeansNoPrune() throws {
@@ -55,8 +74,21 @@ struct JobFileTests {
         ("repository = /r\nlevel = 3\nlevel = 4\n[volume a]\npool = /p\ndev = 1\n", 3, "already set on line 2"),
         ("keep-last = 1\n[volume a]\npool = /p\ndev = 1\n", 0, "no 'repository"),
         ("repository = /r\n", 0, "nothing to back up"),
-        ("repository = /r\n[volume a]\ndev = 1\n", 2, "volume a: no 'pool"),
-        ("repository = /r\n[volume a]\npool = /p\n", 2, "volume a: no 'dev"),
+        ("repository = /r\n[volume a]\ndev = 1\n", 2, "volume a: no 'pool = DIR', 'dm-pool = NAME' or 'lv = VG/LV'"),
+        ("repository = /r\n[volume a]\npool = /p\n", 2, "volume a: no 'dev = N' (the thin device on its pool)"),
+        ("repository = /r\n[volume a]\ndm-pool = tp\n", 2, "volume a: no 'dev = N' (the thin device on its dm-pool)"),
+        ("repository = /r\n[volume a]\nlv = vg0/data\ndev = 3\n", 4, "dev does not go with lv"),
+        ("repository = /r\n[volume a]\npool = /p\nlv = vg0/data\n", 4, "give one of pool, dm-pool and lv ('pool' is on line 3)"),
+        ("repository = /r\n[volume a]\nlv = vg0/data\ndm-pool = tp\ndev = 1\n", 4, "give one of pool, dm-pool and lv ('lv' is on line 3)"),
+        ("repository = /r\n[volume a]\nlv = data\n", 3, "lv must be VG/LV"),
+        ("repository = /r\n[volume a]\nlv = vg0/data/x\n", 3, "lv must be VG/LV"),
+        ("repository = /r\n[volume a]\nlv = vg0/\n", 3, "lv must be VG/LV"),
+        ("repository = /r\n[volume a]\nlv = vg0/-data\n", 3, "lv must be VG/LV"),
+        ("repository = /r\n[volume a]\nlv = \"vg 0/data\"\n", 3, "lv must be VG/LV"),
+        ("repository = /r\n[volume a]\ndm-pool = vg0/pool\ndev = 1\n", 3, "dm-pool must be a device-mapper name"),
+        ("repository = /r\n[volume a]\ndm-pool = \"\"\ndev = 1\n", 3, "dm-pool must be a device-mapper name"),
+        ("repository = /r\n[volume a]\ndm-pool = tp\ndev = 16777216\n", 4, "thin device id"),
+        ("repository = /r\nlv = vg0/data\n[volume a]\npool = /p\ndev = 1\n", 2, "belongs in a [volume NAME] section"),
         ("repository = /r\n[volume a]\npool = /p\ndev = 16777216\n", 4, "thin device id"),
         ("repository = /r\n[volume a]\npool = /p\ndev = -1\n", 4, "thin device id"),
         ("repository = /r\nkeep-last = 99999999999999999999\n[volume a]\npool = /p\ndev = 1\n", 2, "whole number"),
@@ -69,7 +101,6 @@ struct JobFileTests {
         ("repository = /r\n[pools]\n", 2, "unknown section"),
         ("repository = /r\njust words\n", 2, "expected KEY = VALUE"),
         ("repository = /r\nkey-file = \"\"\n[volume a]\npool = /p\ndev = 1\n", 2, "key-file is empty"),
-        ("repository = /r\n[volume a]\nlv = vg0/data\n", 3, "kernel pool kinds"),
         ("repository = /r\nstate-dir = relative\n[volume a]\npool = /p\ndev = 1\n", 2, "absolute"),
     ])
     func badFileNamesFileAndLine(text: String, line: Int, fragment: String) {

@@ -203,11 +203,17 @@ struct JobRunTests {
     /// Checks of the world: each names the file, the line and the volume; nothing starts.
     @Test func badJobStartsNothing() throws {
         let f = try JobFixture()
+        let missingDM = "tb-no-such-pool-\(UInt32.random(in: 0 ... .max))", missingVG = "tbnovg\(UInt32.random(in: 0 ... .max))"
         let cases: [(JobConfig, Int, String)] = [
             (try f.write(volumes: "[volume a]\npool = \(f.poolA)\ndev = 1\n\n[volume gone]\npool = \(f.poolA)\ndev = 9\n"),
              8, "volume gone: pool \(f.poolA) has no thin device 9"),
             (try f.write(volumes: "[volume a]\npool = \(f.poolA)\ndev = 1\n[volume x]\npool = \(f.dir.file("nopool"))\ndev = 1\n"),
              7, "volume x: no pool folder"),
+            // Kernel volumes are opened as --dm-pool and --lv open them: one not there is named at its section.
+            (try f.write(volumes: "[volume a]\npool = \(f.poolA)\ndev = 1\n[volume kern]\ndm-pool = \(missingDM)\ndev = 1\n"),
+             7, "volume kern: cannot open dm pool \(missingDM): "),
+            (try f.write(volumes: "[volume a]\npool = \(f.poolA)\ndev = 1\n[volume root]\nlv = \(missingVG)/root\n"),
+             7, "volume root: cannot open LVM volume \(missingVG)/root: "),
         ]
         for (job, line, fragment) in cases {
             do {

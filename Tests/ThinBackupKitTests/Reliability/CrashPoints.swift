@@ -63,7 +63,7 @@ enum CrashPoints {
         let p = try ThinPool(folder: pool, readOnly: true)
         defer { p.close() }
         guard try p.deviceExists(dev) else { return nil }
-        return try p.contentDigest(of: dev)
+        return try p.contentDigest(of: dev, blockSize: p.blockSize)
     }
 }
 

@@ -1,3 +1,4 @@
+import Delta
 import Foundation
 import PoolCore
 import Testing

@@ -25,6 +25,8 @@ run "pool ls --dm-pool -m" thin-backup pool ls --dm-pool pool -m -o DEV,MAPPED_B
 same "pool ls --dm-pool -m == thin_ls -m" "$(tr -s ' ' < pool_ls_--dm-pool_-m.out)" "$(tr -s ' ' < ref-ls.txt)"
 dmsetup message pool 0 release_metadata_snap
 run "pool check --dm-pool" thin-backup pool check --dm-pool pool
+grep -q "clean: metadata snapshot at block .* (reserved for this check, released): .* 3 devices" pool_check_--dm-pool.out \
+	&& ok "pool check read the 3 devices through a snapshot it reserved" || fail "pool check read the 3 devices through a snapshot it reserved" "$(cat pool_check_--dm-pool.out)"
 same "no metadata snapshot left held" "$(status_field pool 4)" "-"
 
 # Full and incremental sends; the kernel reads each snapshot for comparison.
@@ -50,6 +52,7 @@ dmsetup remove snap2
 dmsetup message pool 0 "create_thin 9"; thin pool 9 busy 262144
 ( i=0; while [ $i -lt 6 ]; do fill /dev/mapper/busy $((i * 20)) 20; ksnap pool busy $((50 + i)) 9; i=$((i + 1)); done ) &
 BUSY=$!
+run "pool check while the kernel commits" thin-backup pool check --dm-pool pool
 run "send while the kernel commits" thin-backup send --dm-pool pool --from 2 --snap 3 --size 128M --to s3b.tbs
 wait $BUSY
 restore s2.tbs 134217728 r.img; thin-backup merge --stream s3b.tbs --into r.img
@@ -61,6 +64,7 @@ HELD=$(status_field pool 4)
 refused "send without -m while another tool holds the snapshot" "held by another tool" \
 	thin-backup send --dm-pool pool --snap 2 --size 128M --to x.tbs
 run "send -m through someone else's snapshot" thin-backup send --dm-pool pool -m --snap 2 --size 128M --to s2m.tbs
+run "pool check -m through someone else's snapshot" thin-backup pool check --dm-pool pool -m
 same "their snapshot is still held, unchanged" "$(status_field pool 4)" "$HELD"
 dmsetup message pool 0 release_metadata_snap
 

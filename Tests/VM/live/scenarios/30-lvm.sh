@@ -1,30 +1,42 @@
-# PENDING, NOT RUN (live.sh runs scenarios/[0-9]*.sh only): in the VM of 2026-12-01 this
-# scenario passed its first two checks and then hung in `backup --lv tbvg/nosuch` (more than
-# 5 minutes, cause not found: the `lvm lvs` child run through Foundation's Process is the
-# suspect). Move it back to scenarios/ once that is fixed.
-# An LVM thin volume (--lv VG/LV): reading commands, a send of a thin snapshot made by
-# lvcreate, and the nightly workflow: three backups with writes between and a writer
-# running during each, older snapshots dropped, every backup restored byte for byte.
+# An LVM thin volume (--lv VG/LV, --thin-pool VG/POOL): bad names and states refused with one
+# line and nothing changed; reading commands; a send of a thin snapshot made by lvcreate; the
+# nightly workflow: three backups with writes between and a writer running during each, older
+# snapshots dropped (only tagged ones), every backup restored byte for byte.
+# (Until 2026-12-01 this hung: Foundation's Process lost an lvm child's exit; LVM.run now
+# spawns lvm itself, drains both pipes and has a deadline.)
 . /scenarios/lib.sh
 pvcreate -q $LVMDISK && vgcreate -q tbvg $LVMDISK || { fail "LVM setup" "pvcreate/vgcreate"; exit 1; }
-lvcreate -q -L 512M -T tbvg/pool || { fail "LVM setup" "thin pool"; exit 1; }
-lvcreate -q -V 128M -T tbvg/pool -n vol || { fail "LVM setup" "thin volume"; exit 1; }
+lvcreate -q -L 256M -T tbvg/pool || { fail "LVM setup" "thin pool"; exit 1; }
+lvcreate -q -V 64M -T tbvg/pool -n vol || { fail "LVM setup" "thin volume"; exit 1; }
+lvcreate -q -L 8M -n thick tbvg
 VOL=/dev/mapper/tbvg-vol
 fill $VOL 0 200
-TMETA=/dev/mapper/tbvg-pool_tmeta
+lvs_now() { lvs --noheadings -o lv_name,lv_tags tbvg | tr -s ' '; }
 
-# The pool's front device given as metadata: a helpful error.
+# Bad names: one line each, exit 1, the volume group as it was.
+BEFORE=$(lvs_now)
 refused "the LVM pool device as --metadata" "tmeta\|--lv\|--thin-pool" thin-backup pool ls --metadata /dev/mapper/tbvg-pool
-lvcreate -q -L 8M -n thick tbvg
 refused "a thick (not thin) LV" "not a thin volume" thin-backup backup --lv tbvg/thick --repo /tmp/x
 refused "a missing LV" "no such logical volume" thin-backup backup --lv tbvg/nosuch --repo /tmp/x
+refused "a missing pool" "no such logical volume" thin-backup pool ls --thin-pool tbvg/nopool
+refused "a thin volume as --thin-pool" "not a thin pool" thin-backup pool ls --thin-pool tbvg/vol
+refused "a missing volume group" "novg" thin-backup send --lv novg/vol --to x.tbs
+same "the volume group unchanged by the refusals" "$(lvs_now)" "$BEFORE"
+[ ! -e /tmp/x ] && [ ! -e x.tbs ] && ok "no repository or stream left by the refusals" || fail "no repository or stream left by the refusals" "$(ls -d /tmp/x x.tbs 2>&1)"
 
+# Reading commands.
+VID=$(lvs --noheadings -o thin_id tbvg/vol | tr -d ' ')
 run "pool ls --thin-pool" thin-backup pool ls --thin-pool tbvg/pool
+grep -q "^ *$VID " pool_ls_--thin-pool.out && ok "pool ls lists the volume's thin id $VID" || fail "pool ls lists the volume's thin id $VID" "$(head -3 pool_ls_--thin-pool.out)"
+run "pool check --lv (through a metadata snapshot)" thin-backup pool check --lv tbvg/vol
+grep -q "clean: metadata snapshot at block" pool_check_--lv_\(through_a_metadata_snapshot\).out && ok "pool check read the snapshot" \
+	|| fail "pool check read the snapshot" "$(cat pool_check_--lv_*.out)"
+same "no metadata snapshot held after pool check" "$(status_field tbvg-pool-tpool 4)" "-"
 lvcreate -q -s -n manual tbvg/vol
 run "send --lv of an lvcreate snapshot" thin-backup send --lv tbvg/manual --to manual.tbs
 lvchange -q -ay -K tbvg/manual
 KM=$(kernel_sha /dev/mapper/tbvg-manual)
-run "restore the snapshot" restore manual.tbs 134217728 r.img
+run "restore the snapshot" restore manual.tbs 67108864 r.img
 same "send --lv == the kernel's read" "$(file_sha r.img)" "$KM"
 lvremove -q -f tbvg/manual
 
@@ -38,14 +50,13 @@ while [ $n -le 3 ]; do
 	run "backup $n --lv" thin-backup backup --lv tbvg/vol --repo $REPO --now 2026-12-0${n}T02:00:00Z
 	wait $W
 	# The snapshot this backup kept (tagged) is what it must have saved.
-	S=$(lvs --noheadings -o lv_name -S "lv_tags=thin-backup && origin=vol" tbvg | tr -d ' ')
-	same "backup $n kept one tagged snapshot" "$(echo "$S" | wc -w)" 1
+	S=$(lvs --noheadings -o lv_name -S "lv_tags=thin-backup" tbvg | tr -d ' ')
+	same "backup $n: one tagged snapshot kept, older ones dropped" "$(echo $S | wc -w)" 1
 	lvchange -q -ay -K tbvg/$S
 	eval "K$n=$(kernel_sha /dev/mapper/tbvg-$(echo $S | sed 's/-/--/g'))"
 	lvchange -q -an tbvg/$S
 	n=$((n + 1))
 done
-VID=$(lvs --noheadings -o thin_id tbvg/vol | tr -d ' ')
 run "list" thin-backup list --repo $REPO
 run "verify the repository" thin-backup verify --repo $REPO
 n=1
@@ -55,6 +66,23 @@ while [ $n -le 3 ]; do
 	same "backup $n restored == the kernel's read of its snapshot" "$(file_sha b$n.img)" "$want"
 	n=$((n + 1))
 done
+
+# Bad states: one line, exit 1, nothing changed (volumes, catalog, held snapshot).
+LIST=$(thin-backup list --repo $REPO)
+lvcreate -q -s -n vol-tb-20261209020000 tbvg/vol       # the user's volume with the name backup would use
+BEFORE=$(lvs_now)
+refused "backup when its snapshot name exists" "exists" env THIN_BACKUP_NOW=2026-12-09T02:00:00Z thin-backup backup --lv tbvg/vol --repo $REPO
+same "the user's volume of that name untouched, no volume added" "$(lvs_now)" "$BEFORE"
+lvremove -q -f tbvg/vol-tb-20261209020000
+BEFORE=$(lvs_now)
+dmsetup message tbvg-pool-tpool 0 reserve_metadata_snap
+HELD=$(status_field tbvg-pool-tpool 4)
+refused "backup while another tool holds the metadata snapshot" "held by another tool" thin-backup backup --lv tbvg/vol --repo $REPO
+same "their metadata snapshot still held" "$(status_field tbvg-pool-tpool 4)" "$HELD"
+same "no volume left by the refused backup" "$(lvs_now)" "$BEFORE"
+dmsetup message tbvg-pool-tpool 0 release_metadata_snap
+same "the catalog unchanged by the refusals" "$(thin-backup list --repo $REPO)" "$LIST"
+
 run "user's volume still there" lvs tbvg/vol
 same "no metadata snapshot left held" "$(status_field tbvg-pool-tpool 4)" "-"
 vgchange -q -an tbvg
