@@ -11,18 +11,12 @@
 # "written" is the kernel's count of bytes the process and its children dirtied (ru_oublock × 512),
 # so WORKDIR must be on a disk filesystem (not tmpfs). TB=path overrides the binary (default: a
 # release build made here).
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 W=${1:-/tmp/tb-consolidate}
 NIGHTS=${2:-30}
 DEV_MIB=${3:-256}
 NIGHTLY_MIB=${4:-4}
-if [ -z "${TB:-}" ]; then
-    swift build -c release --product thin-backup >/dev/null
-    TB=$PWD/.build/release/thin-backup
-fi
-rm -rf "$W"; mkdir -p "$W"
-trap 'rm -rf "$W"' EXIT
+workdir "$W"
 P=$W/pool R=$W/repo
 
 # measure NAME CMD...: runs CMD, prints a table row (written bytes, wall, CPU user+sys).

@@ -16,14 +16,11 @@
 # Blocks read are counted as the metadata reads each tool makes: io_submit calls of
 # thin_delta (one 4 KiB block each, through its block cache), pread64 calls of ours
 # (strace -c). Outputs are checked with cmp before timing.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 BLOCKS="${1:-1000000}"
 RUNS="${2:-5}"
-swift build -c release --product thin-backup >/dev/null
-TB="$(swift build -c release --show-bin-path)/thin-backup"
-WORK="$(mktemp -d /tmp/tb-delta-bench.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+workdir "$(mktemp -d /tmp/tb-delta-bench.XXXXXX)"
+WORK=$W
 P="$WORK/pool"
 Benchmarks/make_delta_pool.sh "$WORK" "$BLOCKS" "$TB"
 

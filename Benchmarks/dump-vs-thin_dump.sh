@@ -8,14 +8,11 @@
 # and rewrite some, and an unrelated device — with singles, ranges, holes and mixed
 # times; restored with thin_restore. Output goes to /dev/null; both outputs are
 # compared with cmp first.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 PER_DEV="${1:-300000}"
 RUNS="${2:-5}"
-swift build -c release --product thin-backup >/dev/null
-TB="$(swift build -c release --show-bin-path)/thin-backup"
-WORK="$(mktemp -d /tmp/tb-dump-bench.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
+workdir "$(mktemp -d /tmp/tb-dump-bench.XXXXXX)"
+WORK=$W
 
 awk -v per="$PER_DEV" 'BEGIN {
     srand(20261127)

@@ -13,18 +13,13 @@
 # THREADS: --threads for both sends (default: one compressor per core).
 # Checks that the encrypted stream verifies with the key to the plain stream's content digest.
 # Needs (beyond scripts/setup.sh): python3-numpy.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+TB_BUILD_FLAGS=--static-swift-stdlib
+source "$(dirname "$0")/lib.sh"
 W=${1:-/dev/shm/tb-enc-bench}
 SIZE=${2:-1}
 RUNS=${3:-5}
 THREADS=${4:-}
-if [ -z "${TB:-}" ]; then
-    swift build -c release --static-swift-stdlib --product thin-backup >/dev/null
-    TB="$(swift build -c release --static-swift-stdlib --show-bin-path)/thin-backup"
-fi
-rm -rf "$W"; mkdir -p "$W"
-trap 'rm -rf "$W"' EXIT
+workdir "$W"
 python3 Benchmarks/make_mixed_pool.py "$W/pool" "$SIZE" 0.05 >/dev/null
 P=$W/pool
 "$TB" key create --to "$W/key" >/dev/null

@@ -9,13 +9,10 @@
 #   - receive of the file into a pool (the non-network way to replicate: send to file, then receive),
 #   - to a moto S3 server (multipart upload; moto keeps objects in RAM).
 # Every received result is checked against the sender's digest.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 W=${1:-/dev/shm/tb-net-bench}
 SIZE=${2:-1024}
-swift build -c release --product thin-backup >/dev/null
-TB=$PWD/.build/release/thin-backup
-rm -rf "$W"; mkdir -p "$W"
+workdir "$W"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT

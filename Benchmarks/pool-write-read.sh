@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Sequential write/read through the userspace pool vs dd on a plain file, same bytes, one run.
-# Usage: Benchmarks/pool-write-read.sh [SIZE_MIB] [BINARY]   (default 1024 MiB, .build/release/thin-backup)
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# Usage: Benchmarks/pool-write-read.sh [SIZE_MIB] [BINARY]   (default 1024 MiB, a release build made here)
+TB=${2:-${TB:-}}
+source "$(dirname "$0")/lib.sh"
 MIB=${1:-1024}
-TB=${2:-.build/release/thin-backup}
-[ -x "$TB" ] || swift build -c release --product thin-backup >/dev/null
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tb-bench.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+workdir "$(mktemp -d "${TMPDIR:-/tmp}/tb-bench.XXXXXX")"
+WORK=$W
 head -c $((MIB << 20)) /dev/urandom > "$WORK/src"
 cat "$WORK/src" > /dev/null; sync
 

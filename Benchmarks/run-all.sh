@@ -18,18 +18,13 @@
 # Every output is checked against its reference: the streams received and compared by content
 # digest, decompressed outputs and restored files by cmp, the delta listing by cmp with thin_delta's.
 # Needs (beyond scripts/setup.sh): python3-numpy; about 6 × SIZE_MIB of free space in WORKDIR.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+TB_BUILD_FLAGS=--static-swift-stdlib
+source "$(dirname "$0")/lib.sh"
 W=${1:-/dev/shm/tb-all}
 SIZE_MIB=${2:-512}
 RUNS=${3:-3}
 DELTA_BLOCKS=${4:-1000000}
-if [ -z "${TB:-}" ]; then
-    swift build -c release --static-swift-stdlib --product thin-backup >/dev/null
-    TB="$(swift build -c release --static-swift-stdlib --show-bin-path)/thin-backup"
-fi
-rm -rf "$W"; mkdir -p "$W"
-trap 'rm -rf "$W"' EXIT
+workdir "$W"
 R=$W/results.jsonl
 pair() { python3 Benchmarks/paired.py "$R" "$@"; }
 fail() { echo "CHECK FAILED: $*" >&2; exit 1; }

@@ -6,14 +6,10 @@
 #   send (full, incremental) vs thin_dump/thin_delta + dd of each run + zstd -3 (and -3 -T0),
 #   receive vs dd writing the same bytes; max RSS of each from /usr/bin/time.
 # Needs (beyond scripts/setup.sh): python3-numpy, bc, GNU time (/usr/bin/time); about 6 GiB free in WORKDIR.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 W=${1:-/dev/shm/tb-bench}
 SIZE=${2:-2}
-swift build -c release --product thin-backup >/dev/null
-TB=$PWD/.build/release/thin-backup
-rm -rf "$W"; mkdir -p "$W"
-trap 'rm -rf "$W"' EXIT
+workdir "$W"
 python3 Benchmarks/make_mixed_pool.py "$W/pool" "$SIZE" 0.05
 P=$W/pool
 BS=65536

@@ -3,7 +3,7 @@
 /// Every case names the block it concerns, so the command line can print one
 /// line that says what is wrong and where.
 public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// A system call failed (`call` names it, `errno` the reason).
+    /// A system call failed (`call` names it, `detail` what it worked on, `errno` the reason).
     case io(call: String, errno: Int32, detail: String)
     /// The device ends before `block` (it has `blockCount` blocks).
     case truncated(block: UInt64, blockCount: UInt64)

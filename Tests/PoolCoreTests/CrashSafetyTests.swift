@@ -141,20 +141,11 @@ final class FailingDevice: MetadataDevice {
         #expect(try again.readBlock(1, 0) == [UInt8](repeating: 4, count: Self.bs))
     }
 
-    static var binary: String? {
-        for p in ["\(Repo.root)/.build/debug/thin-backup", "\(Repo.root)/.build/release/thin-backup"]
-        where FileManager.default.isExecutableFile(atPath: p) { return p }
-        return nil
-    }
-
     /// Random `thin-backup pool` commands (write, snapshot, discard, delete) killed with
     /// SIGKILL at random moments: each time the reopened pool passes thin_check and holds
     /// the state before or after that command — never a mix.
     @Test func sigkillDuringPoolCommandsKeepsACommittedState() throws {
-        guard let exe = Self.binary else {
-            Issue.record("build the thin-backup binary first (swift build)")
-            return
-        }
+        let exe = try ThinBackupBinary.required()
         let seed: UInt64 = 5
         var rng = SeededRNG(seed: seed)
         let tmp = TempDir("kill")

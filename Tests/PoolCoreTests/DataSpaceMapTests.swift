@@ -28,7 +28,7 @@ import TestSupport
                 spare.append(b)
             }
         }
-        for b in spare { try md.releaseDataBlock(b) }
+        for b in spare { try md.tm.decData(b) }
         for dev in [UInt64(2), 3] {
             try md.createThin(dev)
             for (i, b) in mapped.suffix(3).enumerated() {
@@ -71,7 +71,7 @@ import TestSupport
         var handedOut: [UInt64] = []
         while let b = try md.allocateDataBlock() { handedOut.append(b) }
         #expect(!handedOut.contains(mapped[0]))
-        for b in handedOut { try md.releaseDataBlock(b) }
+        for b in handedOut { try md.tm.decData(b) }
         try md.commit()
         md = try PoolMetadata(device: dev)
         #expect(try md.dataRefCount(shared[0]) == 2)

@@ -6,14 +6,8 @@ import TestSupport
 /// The `pool` commands through the built binary: each commits, the result passes thin_check,
 /// bytes round-trip, low space prints a warning line.
 @Suite struct PoolCommandTests {
-    static var binary: String? {
-        for p in ["\(Repo.root)/.build/debug/thin-backup", "\(Repo.root)/.build/release/thin-backup"]
-        where FileManager.default.isExecutableFile(atPath: p) { return p }
-        return nil
-    }
-
     @Test func poolCommandsRoundTripAndPassThinCheck() throws {
-        guard let exe = Self.binary else { Issue.record("build thin-backup first"); return }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("cli")
         let pool = tmp.file("p")
         func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }
@@ -62,7 +56,7 @@ import TestSupport
     /// `--low-water` on create and `pool set`: kept in pool.json, shown by info, and the
     /// warning line appears on the write that leaves that many free blocks, not before.
     @Test func lowWaterMarkIsSetAndWarned() throws {
-        guard let exe = Self.binary else { Issue.record("build thin-backup first"); return }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("cliwater")
         let pool = tmp.file("p")
         func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }
@@ -89,7 +83,7 @@ import TestSupport
     /// NEEDS_CHECK in the superblock: writes refused with a clear line, info says so, and
     /// `pool check --clear-needs-check` clears it only when the check is clean.
     @Test func needsCheckRefusesWritesUntilACleanCheckClearsIt() throws {
-        guard let exe = Self.binary else { Issue.record("build thin-backup first"); return }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("clineeds")
         let pool = tmp.file("p"), meta = "\(pool)/metadata"
         func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }
@@ -124,7 +118,7 @@ import TestSupport
     /// write that runs out of data space in its fifth interval keeps the first four intervals
     /// (a single commit at the end would keep nothing); a full write reads back equal.
     @Test func writeWithCommitIntervalRoundTrips() throws {
-        guard let exe = Self.binary else { Issue.record("build thin-backup first"); return }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("cliinterval")
         let pool = tmp.file("p")
         func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }

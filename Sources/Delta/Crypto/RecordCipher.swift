@@ -32,9 +32,6 @@ struct RecordCipher: Sendable {
         nonceSalt = (header.encryption?.nonceSalt ?? .zero).bytes
     }
 
-    /// A resumed stream seals its records with its own nonce salt.
-    mutating func useNonceSalt(_ salt: Digest128) { nonceSalt = salt.bytes }
-
     private func nonce(_ seq: UInt64) -> [UInt8] {
         nonceSalt + withUnsafeBytes(of: seq.littleEndian) { Array($0) }
     }

@@ -17,8 +17,6 @@ struct BTree {
         self.policy = policy
     }
 
-    var leafMax: Int { Node.maxEntries(valueSize: leafValueSize) }
-
     /// Non-root nodes keep at least a third of their capacity (0.9.0 thin_check: "too few entries").
     static func minEntries(_ n: Node) -> Int { n.maxEntries / 3 }
 

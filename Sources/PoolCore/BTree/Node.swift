@@ -107,7 +107,6 @@ public struct Node: Sendable {
     // MARK: mutation (write path)
 
     mutating func setCount(_ n: Int) { bytes.setLE32(16, UInt32(n)) }
-    mutating func setFlags(_ f: UInt32) { bytes.setLE32(4, f) }
     mutating func setKey(_ i: Int, _ k: UInt64) { bytes.setLE64(Node.headerSize + 8 * i, k) }
     mutating func setValue64(_ i: Int, _ v: UInt64) { bytes.setLE64(valueOffset(i), v) }
     mutating func setValueBytes(_ i: Int, _ v: some Collection<UInt8>) {

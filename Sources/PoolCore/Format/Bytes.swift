@@ -34,5 +34,3 @@ extension Array where Element == UInt8 {
 
 /// Size of every metadata block, in bytes.
 public let metadataBlockSize = 4096
-/// 512-byte sectors per metadata block.
-public let metadataBlockSectors: UInt32 = 8

@@ -68,7 +68,6 @@ public final class PoolMetadata {
     public var allocatableMetadataBlocks: UInt64 { tm.metadataCounts.allocatableCount }
     /// The data block's count, read from the data space map (a bitmap page may be read from disk).
     public func dataRefCount(_ b: UInt64) throws -> UInt32 { try tm.dataMap.count(b) }
-    public func metadataRefCount(_ b: UInt64) -> UInt32 { tm.metadataCounts[b] }
     public var heldRoot: UInt64 { superblock.heldRoot }
     public var time: UInt32 { superblock.time }
     public var transactionID: UInt64 { superblock.transactionID }
@@ -121,11 +120,6 @@ public final class PoolMetadata {
             if n.isLeaf { return false }
             b = n.value64(max(0, n.lowerBound(vblock)))
         }
-    }
-
-    /// A mapping may be shared when it is older than the device's last snapshot (FORMAT.md §6.4).
-    public func maybeShared(_ dev: UInt64, _ m: BlockTime) throws -> Bool {
-        m.time < (try details(of: dev)).snapshottedTime
     }
 
     // MARK: devices
@@ -265,9 +259,6 @@ public final class PoolMetadata {
 
     /// A free data block (count 1 now), or nil when none may be allocated.
     public func allocateDataBlock() throws -> UInt64? { try tm.dataMap.allocate() }
-
-    /// Drops a reference to a data block taken with `allocateDataBlock` but not mapped.
-    public func releaseDataBlock(_ b: UInt64) throws { try tm.decData(b) }
 
     /// set_transaction_id (FORMAT.md §5.3): compare-and-swap of the userspace transaction id.
     public func setTransactionID(from old: UInt64, to new: UInt64) throws {

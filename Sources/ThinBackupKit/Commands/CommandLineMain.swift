@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Runs the command line: parse, run, and turn any failure into one line on stderr with the
-/// exit code `ExitStatus` chooses (a parse error: ArgumentParser's message, exit 64).
+/// exit code `ExitStatus` chooses (a parse error: ArgumentParser's message, exit 64; a help
+/// request, `--help` or `help SUB`: the help on stdout, exit 0).
 public enum ThinBackupMain {
     public static func run(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Int32 {
         // Cleanups registered by commands (e.g. a reserved metadata snapshot) also run on SIGINT/SIGTERM/SIGHUP.
@@ -20,6 +21,9 @@ public enum ThinBackupMain {
             try command.run()
             return ExitStatus.ok
         } catch {
+            // `help SUB` parses into ArgumentParser's own `help` command, whose run() throws the
+            // help request: ArgumentParser renders it, as it does `--help` at parse time.
+            if type(of: command).configuration.commandName == "help" { return finish(ExitStatus.argumentParser(error)) }
             return finish(ExitStatus.of(error))
         }
     }

@@ -11,8 +11,8 @@ public struct MigrateCommand: ParsableCommand {
             --freeze-cmd runs (stop the service, suspend the device), a final round sends what is left, and \
             --thaw-cmd runs. Prints each round's bytes and the downtime window (freeze start to thaw end). \
             DEST: tb://HOST:PORT (`serve --pool`; each round's device is its snapshot id) or a local pool folder. \
-            A kernel source (--dm-pool, --lv) is snapshotted live; for the final round its active dm devices are \
-            suspended (after --freeze-cmd) and stay suspended unless --resume-source.
+            A kernel source (--dm-pool, --lv) is snapshotted live; for the final round (after --freeze-cmd) its \
+            active dm devices are suspended (LVM: the volume is made read-only) and stay so unless --resume-source.
             """
     )
 
@@ -23,7 +23,7 @@ public struct MigrateCommand: ParsableCommand {
     @Option(help: "Freeze after at most this many live rounds.") public var maxRounds = 10
     @Option(help: ArgumentHelp("Shell command run before the final round.", valueName: "cmd")) public var freezeCmd: String?
     @Option(help: ArgumentHelp("Shell command run after the final round.", valueName: "cmd")) public var thawCmd: String?
-    @Flag(help: "A kernel source (--dm-pool, --lv): resume its devices after the final round (by default they stay suspended: the source is retired).")
+    @Flag(help: "A kernel source: give it back after the final round (raw dm: resume its devices; LVM: lvchange -p rw); by default it stays suspended / read-only: the source is retired.")
     public var resumeSource = false
     @Option(help: ArgumentHelp("Bearer token file for tb://.", valueName: "file")) public var tokenFile: String?
     @OptionGroup public var key: KeyOptions
@@ -52,7 +52,7 @@ public struct MigrateCommand: ParsableCommand {
         let rounds = r.rounds.map { "round \($0.round)\($0.frozen ? " (frozen)" : ""): \(formatBytes($0.rawBytes)) changed, \(formatBytes($0.streamBytes)) sent" }
         try output.report(r, line: rounds.joined(separator: "\n") + "\nmigrated thin device \(dev) as device \(r.finalSnapshot) "
             + "(digest \(r.digest)); downtime \(String(format: "%.2f", r.downtimeSeconds)) s; \(formatBytes(r.totalStreamBytes)) sent in \(r.rounds.count) rounds"
-            + (r.suspendedSource.isEmpty ? "" : r.sourceResumed ? "; source \(r.suspendedSource.joined(separator: ", ")) resumed"
-                : "; source \(r.suspendedSource.joined(separator: ", ")) left suspended (retired: dmsetup resume or remove it)"))
+            + (r.frozenSource.isEmpty ? "" : r.sourceThawed ? "; source \(r.frozenSource.joined(separator: ", ")) given back"
+                : "; source \(r.frozenSource.joined(separator: ", ")) left \(r.frozenAs ?? "frozen") (retired)"))
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 public struct RestoreCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore a backup (the newest, the one at --at TIME, or --id ID) into a pool folder or a file.",
+        abstract: "Restore a backup (the newest, the one at --at TIME, or --id ID) into a pool folder, a file or a live kernel pool.",
         discussion: """
             Every stream of the chain is checked before anything is written. Into a pool folder the chain is \
             received (the result is device --as, default --dev; intermediate devices are removed); into a file \
@@ -18,7 +18,9 @@ public struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The newest backup taken at or before TIME (2026-01-31T02:00:00Z or 2026-01-31).", valueName: "time"))
     public var at: String?
     @Option(help: ArgumentHelp("This backup (see list).", valueName: "id")) public var id: Int64?
-    @Option(help: ArgumentHelp("A pool folder or a file.", valueName: "pool|file")) public var to: String
+    @Option(help: ArgumentHelp("A pool folder or a file.", valueName: "pool|file")) public var to: String?
+    @Option(name: .customLong("to-dm-pool"), help: ArgumentHelp("A live kernel pool: the chain is received into it (thin id --as, default --dev).", valueName: "name"))
+    public var toDMPool: String?
     @Option(name: .customLong("as"), help: ArgumentHelp("Device id in the target pool (default: --dev).", valueName: "id"))
     public var asDevice: UInt64?
     @Option(help: ArgumentHelp("For a device over an external origin: that origin file (a file restore starts from its bytes; a pool restore creates the device over it).", valueName: "file"))
@@ -32,11 +34,13 @@ public struct RestoreCommand: ParsableCommand {
 
     public func validate() throws {
         if at != nil && id != nil { throw ValidationError("give --at or --id, not both") }
+        if (to == nil) == (toDMPool == nil) { throw ValidationError("give one target: --to POOL|FILE or --to-dm-pool NAME") }
         if let at, WorkflowClock.parse(at) == nil { throw ValidationError("--at: not a time: \(at)") }
     }
 
     public func run() throws {
-        var req = RestoreRequest(repo: repo, dev: dev, to: to)
+        var req = RestoreRequest(repo: repo, dev: dev, to: to ?? "dm pool \(toDMPool ?? "")")
+        req.toDMPool = toDMPool
         req.at = at.flatMap(WorkflowClock.parse)
         req.id = id
         req.asDevice = asDevice

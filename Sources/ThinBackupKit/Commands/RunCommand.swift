@@ -40,12 +40,7 @@ public struct RunCommand: ParsableCommand {
 
     public func run() throws {
         let path = Self.resolve(job)
-        let config: JobConfig
-        do {
-            config = try JobConfig.load(path: path)
-        } catch let e as JobFileError {
-            throw JobError(.usage, e.description, cause: e)
-        }
+        let config = try JobConfig.load(path: path)
         var options = JobRunOptions()
         options.now = try now.map { try WorkflowClock.now($0) } ?? (ProcessInfo.processInfo.environment["THIN_BACKUP_NOW"] != nil ? try WorkflowClock.now(nil) : nil)
         options.metricsFile = metricsFile
@@ -53,20 +48,11 @@ public struct RunCommand: ParsableCommand {
         logging.bootstrap()
         options.logger = logging.logger("thin-backup.run")
         if check {
-            do {
-                try JobPreflight.check(config, options: config.transportOptions)
-            } catch let e as JobFileError {
-                throw JobError(e.isUsage ? .usage : .failure, e.description, cause: e)
-            }
+            try JobPreflight.check(config, options: config.transportOptions)
             if !output.quiet { print("job \(config.name): \(config.file) is good (\(config.volumes.count) volume(s), repository \(config.repository))") }
             return
         }
-        let report: JobReport
-        do {
-            report = try runJob(config, options)
-        } catch let e as JobFileError {
-            throw JobError(e.isUsage ? .usage : .failure, e.description, cause: e)
-        }
+        let report = try runJob(config, options)
         let failed = report.volumes.filter { !$0.ok }
         if !output.json {
             for v in failed { ThinBackupMain.writeStderr("thin-backup: \(v.error ?? "job \(report.job), volume \(v.volume): failed")\n") }

@@ -34,9 +34,6 @@ public enum ExitStatus {
         case is ValidationError, is CleanExit, is ExitCode:
             return argumentParser(error)
         default:
-            // `--help` and `help SUB` reach here: ArgumentParser parses them into its help command,
-            // whose run() throws the help request; its exit code is success.
-            if RootCommand.exitCode(for: error) == .success { return argumentParser(error) }
             return (failure, "thin-backup: \(error)")
         }
     }

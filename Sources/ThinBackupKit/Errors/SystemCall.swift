@@ -1,3 +1,4 @@
+import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,20 +10,7 @@ extension JobError {
     }
 }
 
-/// Runs a system call, retrying on EINTR; -1 becomes a `JobError` naming the call and `what`.
-/// The one EINTR loop of this module (PoolCore has its own for its files).
-@discardableResult
-func sysCall<T: BinaryInteger>(_ call: String, _ what: @autoclosure () -> String, _ body: () -> T) throws -> T {
-    while true {
-        let r = body()
-        if r != -1 { return r }
-        let e = errno
-        if e == EINTR { continue }
-        throw JobError.system(call, what(), errno: e)
-    }
-}
-
-/// Writes all of `bytes` to `fd` (short writes continued, EINTR retried).
+/// Writes all of `bytes` to `fd` (short writes continued, EINTR retried by PoolCore's `sysCall`).
 func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, name: @autoclosure () -> String) throws {
     var rest = bytes
     while !rest.isEmpty {

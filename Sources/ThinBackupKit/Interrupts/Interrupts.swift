@@ -1,4 +1,5 @@
 import Foundation
+import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,13 +48,6 @@ public final class Interrupts: @unchecked Sendable {
             defer { lock.unlock() }
             finished = true
             owner?.remove(self)
-        }
-
-        /// Whether it ran or was dismissed.
-        public var isFinished: Bool {
-            lock.lock()
-            defer { lock.unlock() }
-            return finished
         }
     }
 
@@ -129,12 +123,7 @@ public final class Interrupts: @unchecked Sendable {
 
     private func watch(_ fd: Int32) {
         var byte: UInt8 = 0
-        while true {
-            let n = read(fd, &byte, 1)
-            if n == 1 { break }
-            if n < 0 && errno == EINTR { continue }
-            return
-        }
+        guard (try? sysCall("read", "the interrupt pipe") { read(fd, &byte, 1) }) == 1 else { return }
         let sig = Int32(byte)
         let names = pending
         let line = "thin-backup: interrupted by \(signalName(sig))"

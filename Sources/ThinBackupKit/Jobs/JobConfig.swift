@@ -51,9 +51,9 @@ public struct JobConfig: Equatable, Sendable {
     public static func load(path: String) throws -> JobConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
             let why = FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such job file"
-            throw JobFileError(file: path, line: 0, message: why)
+            throw JobError.jobFile(path, line: 0, why)
         }
-        guard let text = String(data: data, encoding: .utf8) else { throw JobFileError(file: path, line: 0, message: "not UTF-8 text") }
+        guard let text = String(data: data, encoding: .utf8) else { throw JobError.jobFile(path, line: 0, "not UTF-8 text") }
         return try parse(text, path: path)
     }
 
@@ -67,7 +67,7 @@ public struct JobConfig: Equatable, Sendable {
         let reader = try JobFileReader(path: path, text: text)
         var job = JobConfig(name: name(ofFile: path), file: path, repository: "")
         let top = reader.sections[0]
-        func err(_ line: Int, _ m: String) -> JobFileError { reader.error(line, m) }
+        func err(_ line: Int, _ m: String) -> JobError { reader.error(line, m) }
         var repositoryLine: Int?
         var keep = RetentionPolicy()
         var anyKeep = false
@@ -123,7 +123,7 @@ public struct JobConfig: Equatable, Sendable {
         return job
     }
 
-    private static func volume(_ s: JobFileReader.Section, _ err: (Int, String) -> JobFileError) throws -> JobVolume {
+    private static func volume(_ s: JobFileReader.Section, _ err: (Int, String) -> JobError) throws -> JobVolume {
         let name = s.volume!
         var pool: (selection: PoolSelection, key: String, line: Int)?
         var dev: (id: UInt64, line: Int)?
@@ -156,7 +156,7 @@ public struct JobConfig: Equatable, Sendable {
 
     /// `pool = DIR`, `dm-pool = NAME` or `lv = VG/LV`, its value checked for form (whether it
     /// exists is `JobPreflight`'s business).
-    private static func selection(_ e: JobFileReader.Entry, volume: String, _ err: (Int, String) -> JobFileError) throws -> PoolSelection {
+    private static func selection(_ e: JobFileReader.Entry, volume: String, _ err: (Int, String) -> JobError) throws -> PoolSelection {
         let v = e.value
         switch e.key {
         case "pool":
@@ -181,14 +181,14 @@ public struct JobConfig: Equatable, Sendable {
         }
     }
 
-    private static func count(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobFileError) throws -> Int {
+    private static func count(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobError) throws -> Int {
         guard let v = Int(e.value), v >= 0, v <= 1_000_000 else {
             throw err(e.line, "\(e.key): expected a whole number from 0 to 1000000, got '\(e.value)'")
         }
         return v
     }
 
-    private static func bool(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobFileError) throws -> Bool {
+    private static func bool(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobError) throws -> Bool {
         switch e.value.lowercased() {
         case "yes", "true", "on", "1": return true
         case "no", "false", "off", "0": return false
@@ -197,7 +197,7 @@ public struct JobConfig: Equatable, Sendable {
     }
 
     /// "90" (seconds), "30m", "12h", "7d", "2w"; 0 turns the setting off. Overflow is an error.
-    private static func duration(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobFileError) throws -> TimeInterval {
+    private static func duration(_ e: JobFileReader.Entry, _ err: (Int, String) -> JobError) throws -> TimeInterval {
         let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
         var digits = Substring(e.value)
         var unit = 1

@@ -94,19 +94,15 @@ struct JobFileReader {
         return out
     }
 
-    func error(_ line: Int, _ message: String) -> JobFileError { JobFileError(file: path, line: line, message: message) }
+    func error(_ line: Int, _ message: String) -> JobError { .jobFile(path, line: line, message) }
 }
 
-/// A job file that cannot be used: one line naming the file, the line (when there is one) and
-/// what is wrong. Found before anything starts.
-public struct JobFileError: Error, CustomStringConvertible, Equatable {
-    public let file: String
-    /// 0: the file as a whole.
-    public let line: Int
-    public let message: String
-    /// Syntax and unknown keys: the file is wrong (usage). Checks of the world (a missing device,
-    /// an unreachable repository, an unreadable key file): a failure.
-    public var isUsage: Bool = true
-
-    public var description: String { line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)" }
+extension JobError {
+    /// A job file that cannot be used: one line naming the file, the line (0: the file as a whole)
+    /// and what is wrong, found before anything starts. Syntax and unknown keys are usage errors
+    /// (the file is wrong); checks of the world (a missing device, an unreachable repository, an
+    /// unreadable key file) are failures.
+    static func jobFile(_ file: String, line: Int, _ message: String, usage: Bool = true) -> JobError {
+        JobError(usage ? .usage : .failure, line > 0 ? "\(file):\(line): \(message)" : "\(file): \(message)")
+    }
 }

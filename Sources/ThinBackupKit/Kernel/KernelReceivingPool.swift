@@ -80,6 +80,14 @@ final class KernelReceivingPool: ReceiveTarget {
 
     func deviceExists(_ dev: UInt64) throws -> Bool { try creationTimes()[dev] != nil }
 
+    func devices() throws -> [UInt64] { try creationTimes().keys.sorted() }
+
+    func deleteReceived(_ dev: UInt64) throws {
+        var s = try ReceiveState.load(statePath)
+        try removeVersion(dev, &s, force: true)
+        try s.store(statePath)
+    }
+
     /// The device's creation time and every (virtual block, data block, time) of its mapping.
     /// Neither the snapshot time (arming changes it) nor the transaction id (LVM changes it) is in.
     func mappingDigest(of dev: UInt64) throws -> Digest128 {
@@ -288,8 +296,12 @@ final class KernelReceivingPool: ReceiveTarget {
         try pool.delete(spare)
     }
 
-    private func removeVersion(_ dev: UInt64, _ s: inout ReceiveState) throws {
-        if let a = try pool.activeThins()[dev] {
+    private func removeVersion(_ dev: UInt64, _ s: inout ReceiveState, force: Bool = false) throws {
+        if let d = active.removeValue(forKey: dev) {
+            d.file.close()
+            try? DeviceMapper.remove(d.name)
+        }
+        if !force, let a = try pool.activeThins()[dev] {
             ThinBackupMain.writeStderr("thin-backup: warning: \(name): not removing old version \(dev): it is active (\(a.map(\.name).joined(separator: ", ")))\n")
             return
         }

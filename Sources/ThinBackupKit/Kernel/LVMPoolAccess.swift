@@ -51,7 +51,8 @@ public final class LVMPoolAccess: KernelPoolAccess {
     }
 
     /// LVM picks the thin id: a tagged snapshot `ORIGIN-tb-YYYYmmddHHMMSS` (UTC; the workflow
-    /// clock's time, so $THIN_BACKUP_NOW names it too), its id returned.
+    /// clock's time, so $THIN_BACKUP_NOW names it too; `-2`, `-3`, … for more in one second),
+    /// its id returned.
     public override func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
         guard let o = try volumes()[origin] else { throw JobError("\(name) has no thin volume with thin id \(origin)") }
         try pool.requireWritable()
@@ -59,8 +60,11 @@ public final class LVMPoolAccess: KernelPoolAccess {
         f.dateFormat = "yyyyMMddHHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
         f.locale = Locale(identifier: "en_US_POSIX")
-        let snap = try LVM.snapshot(o, name: "\(o.name)-tb-\(f.string(from: try WorkflowClock.now(nil)))",
-                                    tags: [LVM.snapshotTag, "tb-origin-\(o.uuid)"])
+        // Two in one second (migrate's rounds) get -2, -3, …: never an existing volume's name.
+        let base = "\(o.name)-tb-\(f.string(from: try WorkflowClock.now(nil)))"
+        let taken = Set(try LVM.volumes([o.vg]).map(\.name))
+        let free = ([base] + (2 ... 99).map { "\(base)-\($0)" }).first { !taken.contains($0) } ?? base
+        let snap = try LVM.snapshot(o, name: free, tags: [LVM.snapshotTag, "tb-origin-\(o.uuid)"])
         guard let id = snap.thinID else { throw JobError("lvcreate made \(snap.fullName) without a thin id") }
         return id
     }

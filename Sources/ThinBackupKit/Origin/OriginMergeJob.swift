@@ -54,6 +54,7 @@ public func runOriginMerge(_ req: OriginMergeRequest) throws -> OriginMergeRepor
     defer { session.close() }
     let origin = try OriginTarget.inspect(req.origin)
     try session.requireOrigin(origin)
+    try origin.refuseUnsafe()
     let bs = UInt64(session.blockSize)
     let runs = try mappedRuns(session.view, dev: req.dev)
     if let last = runs.last, case let (at, over) = (last.virtual + last.count - 1).multipliedReportingOverflow(by: bs), over || at >= origin.size {

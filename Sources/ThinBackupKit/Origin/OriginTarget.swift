@@ -17,7 +17,7 @@ public struct OriginTarget: Sendable {
     let fileID: (dev: UInt64, ino: UInt64)
     public let size: UInt64
 
-    /// Inspects `path`, refusing (one line, exit 1) what a merge must not write.
+    /// What `path` is (a block device or a regular file) and its size.
     public static func inspect(_ path: String) throws -> OriginTarget {
         var st = stat()
         guard stat(path, &st) == 0 else {
@@ -27,14 +27,22 @@ public struct OriginTarget: Sendable {
         guard kind == S_IFBLK || kind == S_IFREG else {
             throw JobError("\(path): the origin must be a block device or a regular file")
         }
-        let block = kind == S_IFBLK
-        let number = block ? BlockDevices.number(of: path) : nil
+        let f = try RandomAccessFile(path: path, writable: false)
+        defer { f.close() }
+        return OriginTarget(path: path, isBlockDevice: kind == S_IFBLK, number: kind == S_IFBLK ? BlockDevices.number(of: path) : nil,
+                            fileID: (UInt64(st.st_dev), UInt64(st.st_ino)), size: try f.size())
+    }
+
+    /// Refuses (one line, exit 1) an origin a merge must not write: read-only, held by a
+    /// device-mapper device (or other exclusive opener: found when opening it), open for writing.
+    public func refuseUnsafe() throws {
         if let number {
             if readSys("/sys/dev/block/\(number)/ro") == "1" {
                 throw JobError("\(path) is read-only (its ro flag is set): make it writable for the merge "
                     + "(blockdev --setrw, a read-write table, lvchange -p rw) and again read-only after")
             }
-            let holders = BlockDeviceHolders.names(of: st.st_rdev)
+            var st = stat()
+            let holders = stat(path, &st) == 0 ? BlockDeviceHolders.names(of: st.st_rdev) : []
             if !holders.isEmpty {
                 throw JobError("\(path) is held by \(holders.joined(separator: ", ")) (device-mapper): "
                     + "remove every device over the origin first (dmsetup remove NAME); nothing was written")
@@ -42,12 +50,7 @@ public struct OriginTarget: Sendable {
         } else if access(path, W_OK) != 0 {
             throw JobError("\(path): not writable: \(String(cString: strerror(errno)))")
         }
-        let target = OriginTarget(path: path, isBlockDevice: block, number: number,
-                                  fileID: (UInt64(st.st_dev), UInt64(st.st_ino)), size: 0)
-        try target.refuseWriters()
-        let f = try RandomAccessFile(path: path, writable: false)
-        defer { f.close() }
-        return OriginTarget(path: path, isBlockDevice: block, number: number, fileID: target.fileID, size: try f.size())
+        try refuseWriters()
     }
 
     /// True when `other` names this origin (the same device, or the same file by inode).

@@ -6,7 +6,16 @@ import PoolCore
 /// that can receive: PoolCore's userspace pool (receipts in its pool.json) and a live kernel
 /// pool (`KernelReceivingPool`, receipts in the host's state folder).
 public protocol ReceiveTarget: ReceivingPool {
+    /// The pool's device ids.
+    func devices() throws -> [UInt64]
+    /// Deletes a device a receive made (restore's intermediate versions), committed.
+    func deleteReceived(_ dev: UInt64) throws
     func close()
 }
 
-extension ThinPool: ReceiveTarget {}
+extension ThinPool: ReceiveTarget {
+    public func deleteReceived(_ dev: UInt64) throws {
+        try delete(dev)
+        try commit()
+    }
+}

@@ -93,16 +93,6 @@ public final class Catalog {
         try wrap { try db.read { try BackupRecord.fetchOne($0, key: id) } }
     }
 
-    /// The newest backup of `dev` from `poolID`.
-    public func latest(poolID: String, dev: UInt64) throws -> BackupRecord? {
-        try wrap {
-            try db.read {
-                try BackupRecord.filter(Column("poolID") == poolID && Column("dev") == dev)
-                    .order(Column("createdAt").desc, Column("id").desc).fetchOne($0)
-            }
-        }
-    }
-
     public func insert(_ record: inout BackupRecord) throws {
         var r = record
         try wrap { r = try db.write { db in var x = r; try x.insert(db); return x } }

@@ -16,10 +16,11 @@ public struct MigrateRequest {
     public var freezeCommand: String?
     /// Run after the final round.
     public var thawCommand: String?
-    /// A kernel source's active devices are suspended (I/O flushed) for the final round, after
-    /// the freeze command: writes that still come wait instead of being lost to the migration.
+    /// A kernel source is frozen for the final round, after the freeze command (raw dm: its
+    /// active devices suspended, I/O flushed; LVM: the volume made read-only): writes that still
+    /// come wait (or fail) instead of being lost to the migration.
     public var suspendSource = true
-    /// Resume them after the final round (else they stay suspended: the source is retired).
+    /// Thaw it after the final round (else it stays frozen: the source is retired).
     public var resumeSource = false
     public var level: Int32 = 3
     public var quiet = true
@@ -58,9 +59,11 @@ public struct MigrateReport: Codable {
     public var downtimeSeconds: Double
     public var totalStreamBytes: UInt64
     public var seconds: Double
-    /// Source dm devices suspended for the final round, and whether they were resumed after.
-    public var suspendedSource: [String] = []
-    public var sourceResumed = false
+    /// What was frozen for the final round (raw dm: its dm devices; LVM: the volume), how
+    /// ("suspended", "read-only"), and whether it was thawed after (`--resume-source`).
+    public var frozenSource: [String] = []
+    public var frozenAs: String?
+    public var sourceThawed = false
 }
 
 /// Migration with cutover: rounds of incremental sends while the device stays in use, until a
@@ -93,6 +96,7 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
     var rounds: [MigrateRound] = []
     var prev: (snap: UInt64, digest: String)?
     var received: [UInt64] = []
+    var staleSnapshot: UInt64?
 
     func round(frozen: Bool) throws {
         let t0 = ProgressMeter.now()
@@ -154,7 +158,9 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
             try? finishPool(delete: [snap])
             throw error
         }
-        try finishPool(delete: prev.map { [$0.snap] } ?? [])
+        // The frozen round leaves the previous snapshot's delete until after the downtime.
+        try finishPool(delete: frozen ? [] : prev.map { [$0.snap] } ?? [])
+        if frozen { staleSnapshot = prev?.snap }
         guard let digest = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
         let r = MigrateRound(round: rounds.count + 1, snapshot: snap, base: prev?.snap, frozen: frozen,
                              rawBytes: sent.rawBytes, streamBytes: sent.streamBytes, seconds: ProgressMeter.now() - t0)
@@ -185,9 +191,14 @@ public func runMigrate(_ req: MigrateRequest) throws -> MigrateReport {
     if let cmd = req.thawCommand { try runShell(cmd, what: "thaw command") }
     if req.resumeSource { try freeze?.thaw() } else { freeze?.keep() }
     let downtime = ProgressMeter.now() - freezeStart
+    if let stale = staleSnapshot {
+        let lock = try PoolLock(pool: dir, command: "migrate", wait: true)
+        defer { lock.release() }
+        try pool.deleteDevice(stale)
+    }
     return MigrateReport(rounds: rounds, finalSnapshot: prev!.snap, digest: prev!.digest, downtimeSeconds: downtime,
                          totalStreamBytes: rounds.reduce(0) { $0 + $1.streamBytes }, seconds: ProgressMeter.now() - started,
-                         suspendedSource: freeze?.names ?? [], sourceResumed: req.resumeSource && freeze != nil)
+                         frozenSource: freeze?.names ?? [], frozenAs: freeze?.kind, sourceThawed: req.resumeSource && freeze != nil)
 }
 
 /// A metadata snapshot for one round, not holding the pool: the device's writers keep writing

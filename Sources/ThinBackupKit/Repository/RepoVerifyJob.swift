@@ -65,7 +65,7 @@ public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, option
             do {
                 try ThinPool.create(folder: scratch, dataSize: b.virtualSize * 2 + 64 * UInt64(b.blockSize), blockSize: UInt64(b.blockSize)).close()
                 // A device over an external origin: the digest covers provisioned blocks, so no origin is needed here.
-                let got = try replayChain(chain, from: repo.store, intoPool: scratch, finalDevice: nil, quiet: quiet, keyring: repo.keyring,
+                let got = try replayChain(chain, from: repo.store, into: UserspacePool(folder: scratch), finalDevice: nil, quiet: quiet, keyring: repo.keyring,
                                           overOrigin: { try $0.createThin($1, virtualSize: $2, originFile: nil) })
                 let view = try MetadataReader(path: "\(scratch)/metadata").live
                 let data = try RandomAccessFile(path: "\(scratch)/data", writable: false)

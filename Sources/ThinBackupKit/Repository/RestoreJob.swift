@@ -13,6 +13,8 @@ public struct RestoreRequest {
     /// A pool folder (receive the chain), a file (merge the chain onto a new sparse file) or a block
     /// device (discarded, then the chain merged onto it).
     public var to: String
+    /// Instead of `to`: a live kernel pool (`--to-dm-pool NAME`) the chain is received into.
+    public var toDMPool: String?
     /// Device id in the target pool (default: `dev`).
     public var asDevice: UInt64?
     public var poolID: String?
@@ -102,11 +104,22 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     var bytes: UInt64 = 0
     var device: UInt64?
     var isPool: ObjCBool = false
-    if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
+    if let name = req.toDMPool {
+        guard req.origin == nil else {
+            throw JobError(.usage, "--to-dm-pool: a device over an external origin is restored to a file or a pool folder")
+        }
+        let access = try KernelPoolAccess(dmName: name)
+        defer { access.close() }
+        let dev = req.asDevice ?? req.dev
+        try replayChain(chain, from: repo.store, into: access, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring, onBytes: { bytes += $0 })
+        device = dev
+    } else if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
         let dev = req.asDevice ?? req.dev
         var overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)?
         if let o = req.origin { overOrigin = { try $0.createThin($1, virtualSize: $2, originFile: o) } }
-        try replayChain(chain, from: repo.store, intoPool: req.to, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring,
+        let access = UserspacePool(folder: req.to)
+        defer { access.close() }
+        try replayChain(chain, from: repo.store, into: access, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring,
                         overOrigin: overOrigin) { bytes += $0 }
         device = dev
     } else if isBlockDevice(req.to) {
@@ -139,12 +152,13 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
                          seconds: ProgressMeter.now() - started)
 }
 
-/// Receives `chain` into the pool folder `path`: intermediate backups under fresh device ids,
-/// the last one as `finalDevice` (nil: a fresh id too). An intermediate device is deleted once its
-/// successor is in, unless `keep` says otherwise. Checks each received digest against the catalog.
+/// Receives `chain` into the pool `access` names (a pool folder, a kernel pool): intermediate
+/// backups under fresh device ids, the last one as `finalDevice` (nil: a fresh id too). An
+/// intermediate device is deleted once its successor is in, unless `keep` says otherwise. Checks
+/// each received digest against the catalog. On failure every device it received is deleted.
 /// Returns every member with its local device id and receive summary.
 @discardableResult
-func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool path: String, finalDevice: UInt64?,
+func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, into access: any PoolAccess, finalDevice: UInt64?,
                  keep: (BackupRecord) -> Bool = { _ in false }, quiet: Bool, keyring: StreamKeyring? = nil,
                  overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)? = nil,
                  onBytes: (UInt64) -> Void = { _ in }) throws -> [(record: BackupRecord, device: UInt64, summary: Delta.ReceiveSummary)] {
@@ -152,13 +166,16 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
     var live: [UInt64] = []
     do {
         for (i, b) in chain.enumerated() {
-            let pool = try ThinPool(folder: path)
+            let pool = try access.receiveTarget(readOnly: false)
             defer { pool.close() }
             let last = i == chain.count - 1
             let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool.devices(), used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
             var o = ReceiveOptions(targetID: dev)
             o.keyring = keyring
-            if let overOrigin { o.createOverOrigin = { try overOrigin(pool, $0, $1) } }
+            if let overOrigin {
+                guard let tp = pool as? ThinPool else { throw JobError(.usage, "\(access.name): a device over an external origin restores into a pool folder") }
+                o.createOverOrigin = { try overOrigin(tp, $0, $1) }
+            }
             o.progressLabel = "restore \(i + 1)/\(chain.count)"
             o.quiet = quiet
             let s = try receiveStream(into: pool, from: try store.source(b.object), o).summary
@@ -168,24 +185,19 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, intoPool 
             }
             onBytes(s.streamBytes)
             if let prev = received.last, !keep(prev.record) {
-                try pool.delete(prev.device)
-                try pool.commit()
+                try pool.deleteReceived(prev.device)
                 live.removeAll { $0 == prev.device }
             }
             received.append((b, dev, s))
         }
     } catch {
-        cleanUp(live, path)
+        if !live.isEmpty, let pool = try? access.receiveTarget(readOnly: false) {
+            for d in live { try? pool.deleteReceived(d) }
+            pool.close()
+        }
         throw error
     }
     return received
-}
-
-private func cleanUp(_ devices: [UInt64], _ path: String) {
-    guard !devices.isEmpty, let pool = try? ThinPool(folder: path) else { return }
-    for d in devices { try? pool.delete(d) }
-    try? pool.commit()
-    pool.close()
 }
 
 func isBlockDevice(_ path: String) -> Bool {

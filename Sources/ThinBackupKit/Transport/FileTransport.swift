@@ -97,6 +97,8 @@ public final class FileSource: ByteSource {
     public private(set) var bytesRead: UInt64 = 0
     /// Size of the file when known (not for pipes), for progress.
     public let size: UInt64?
+    /// A regular file or block device (it can be read by offset); otherwise read sequentially to its end.
+    public let isSeekable: Bool
 
     public init(path: String, startOffset: UInt64 = 0) throws {
         self.path = path
@@ -113,7 +115,13 @@ public final class FileSource: ByteSource {
             }
         }
         var st = stat()
-        size = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG ? UInt64(st.st_size) : nil
+        let kind = fstat(fd, &st) == 0 ? st.st_mode & S_IFMT : 0
+        if kind == S_IFDIR {
+            close(fd)
+            throw JobError("\(path) is a folder, not a file")
+        }
+        size = kind == S_IFREG ? UInt64(st.st_size) : nil
+        isSeekable = path != "-" && (kind == S_IFREG || kind == S_IFBLK)
     }
 
     deinit { if fd > 2 { close(fd) } }

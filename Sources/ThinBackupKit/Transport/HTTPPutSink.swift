@@ -121,17 +121,6 @@ func xmlValue(_ xml: String, _ name: String) -> String? {
     return xmlUnescape(String(xml[open.upperBound..<close.lowerBound]))
 }
 
-/// Every `<name>…</name>` element's text, in order.
-func xmlValues(_ xml: String, _ name: String) -> [String] {
-    var out: [String] = []
-    var from = xml.startIndex
-    while let open = xml.range(of: "<\(name)>", range: from..<xml.endIndex),
-          let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex) {
-        out.append(xmlUnescape(String(xml[open.upperBound..<close.lowerBound])))
-        from = close.upperBound
-    }
-    return out
-}
 
 func xmlUnescape(_ s: String) -> String {
     s.replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&apos;", with: "'")

@@ -208,8 +208,7 @@ struct EncryptionEndToEndTests {
 /// The command-line side: exit codes, one-line errors, key files and passphrases.
 @Suite struct KeyCommandLineTests {
     @Test func keyFilesPassphrasesAndOneLineErrors() throws {
-        let bin = KillResumeTests.binary
-        guard FileManager.default.isExecutableFile(atPath: bin) else { Issue.record("build the executable first: \(bin)"); return }
+        let bin = try ThinBackupBinary.required()
         let out = TempDir("enc-cli")
         let key = out.file("k")
         let made = try Tool.run(bin, ["key", "create", "--to", key])

@@ -10,7 +10,7 @@ import TestSupport
 struct PoolCheckSnapshotTests {
     @Test("pool check -m sees the snapshot's devices, not the live ones, and its damage")
     func checksTheHeldSnapshot() throws {
-        guard let exe = PoolCommandTests.binary else { Issue.record("build thin-backup first"); return }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("checksnap")
         let pool = tmp.file("p")
         func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }

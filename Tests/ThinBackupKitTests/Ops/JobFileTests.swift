@@ -107,21 +107,20 @@ struct JobFileTests {
         do {
             _ = try JobConfig.parse(text, path: "/jobs/x.conf")
             Issue.record("accepted: \(text)")
-        } catch let e as JobFileError {
-            #expect(e.line == line, "\(e)")
+        } catch let e as JobError {
             #expect(e.description.hasPrefix(line > 0 ? "/jobs/x.conf:\(line): " : "/jobs/x.conf: "), "\(e)")
             #expect(e.description.contains(fragment), "\(e)")
             #expect(!e.description.contains("\n"))
-            #expect(e.isUsage)
+            #expect(e.code == .usage)
         } catch {
-            Issue.record("not a JobFileError: \(error)")
+            Issue.record("not a JobError: \(error)")
         }
     }
 
     @Test func missingFileIsNamed() {
-        #expect(throws: JobFileError(file: "/nonexistent/j.conf", line: 0, message: "no such job file")) {
-            try JobConfig.load(path: "/nonexistent/j.conf")
-        }
+        let e = #expect(throws: JobError.self) { try JobConfig.load(path: "/nonexistent/j.conf") }
+        #expect(e?.message == "/nonexistent/j.conf: no such job file")
+        #expect(e?.code == .usage)
     }
 
     @Test func namesResolveInTheJobsFolder() {

@@ -29,7 +29,7 @@ struct JobKeyFileTests {
         do {
             _ = try runJob(bad, jobOptions("2026-03-02T02:00:00Z"))
             Issue.record("ran with an unreadable key file")
-        } catch let e as JobFileError {
+        } catch let e as JobError {
             #expect(e.description.hasPrefix("\(f.jobFile):3: key file \(f.dir.file("missing.key")): cannot read it"), "\(e)")
         }
         #expect(try f.devices(f.poolA) == before)

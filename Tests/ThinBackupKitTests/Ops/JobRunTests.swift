@@ -219,10 +219,10 @@ struct JobRunTests {
             do {
                 _ = try runJob(job, jobOptions("2026-03-01T02:00:00Z"))
                 Issue.record("ran: \(fragment)")
-            } catch let e as JobFileError {
+            } catch let e as JobError {
                 #expect(e.description.hasPrefix("\(f.jobFile):\(line): "), "\(e)")
                 #expect(e.description.contains(fragment), "\(e)")
-                #expect(!e.isUsage)
+                #expect(e.code == .failure)
             }
             #expect(try f.devices(f.poolA) == [1, 2], "no snapshot was taken")
             #expect(!FileManager.default.fileExists(atPath: f.repo), "the repository was not created")
@@ -238,7 +238,7 @@ struct JobRunTests {
         do {
             _ = try runJob(try JobConfig.load(path: f.jobFile), jobOptions("2026-03-01T02:00:00Z"))
             Issue.record("ran against an unreachable repository")
-        } catch let e as JobFileError {
+        } catch let e as JobError {
             #expect(e.description.hasPrefix("\(f.jobFile):2: repository http://127.0.0.1:9/repo is not reachable"), "\(e)")
         }
         #expect(try f.devices(f.poolA) == [1, 2])

@@ -40,7 +40,7 @@ struct MetricsAndLogsTests {
         let metrics = f.dir.file("textfile/nightly.prom")
         try FileManager.default.createDirectory(atPath: f.dir.file("textfile"), withIntermediateDirectories: true)
         let holder = try PoolLock(pool: f.poolB, command: "test holding pool B")
-        let r1 = try OpsBinary.run(["run", f.jobFile, "--metrics-file", metrics, "--log-format", "json", "--json"],
+        let r1 = try ThinBackupBinary.run(["run", f.jobFile, "--metrics-file", metrics, "--log-format", "json", "--json"],
                                    environment: ["THIN_BACKUP_NOW": "2026-03-01T02:00:00Z"])
         holder.release()
         #expect(r1.status == ExitStatus.partial, "\(r1.stderr)")
@@ -75,7 +75,7 @@ struct MetricsAndLogsTests {
         #expect(m.value("thin_backup_volume_backups_kept", ["job": "nightly", "volume": "a"]) == 1)
 
         // A second night, all well: b's success appears, a's moves on, the job succeeded.
-        let r2 = try OpsBinary.run(["run", f.jobFile, "--metrics-file", metrics, "-q"],
+        let r2 = try ThinBackupBinary.run(["run", f.jobFile, "--metrics-file", metrics, "-q"],
                                    environment: ["THIN_BACKUP_NOW": "2026-03-02T02:00:00Z"])
         #expect(r2.status == 0, "\(r2.stderr)")
         let t2 = t1 + 86400
@@ -91,14 +91,14 @@ struct MetricsAndLogsTests {
     @Test func badJobFileIsOneLineAndExit64() throws {
         let f = try JobFixture()
         try "repository = /r\nkeep-lst = 2\n".write(toFile: f.jobFile, atomically: true, encoding: .utf8)
-        let r = try OpsBinary.run(["run", f.jobFile])
+        let r = try ThinBackupBinary.run(["run", f.jobFile])
         #expect(r.status == 64)
         #expect(r.stderr == "thin-backup: \(f.jobFile):2: unknown key 'keep-lst' (known: \(JobConfig.jobKeys.sorted().joined(separator: ", ")))\n")
         try f.write(volumes: "[volume a]\npool = \(f.poolA)\ndev = 4\n")
-        let c = try OpsBinary.run(["run", "--check", f.jobFile])
+        let c = try ThinBackupBinary.run(["run", "--check", f.jobFile])
         #expect(c.status == 1)
         #expect(c.stderr == "thin-backup: \(f.jobFile):4: volume a: pool \(f.poolA) has no thin device 4\n")
-        let byName = try OpsBinary.run(["run", "--check", "nightly"], environment: ["THIN_BACKUP_JOBS": f.dir.path])
+        let byName = try ThinBackupBinary.run(["run", "--check", "nightly"], environment: ["THIN_BACKUP_JOBS": f.dir.path])
         #expect(byName.stderr.contains("\(f.jobFile):4: volume a"), "a name is looked up in $THIN_BACKUP_JOBS")
     }
 

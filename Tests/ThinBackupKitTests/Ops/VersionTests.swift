@@ -4,20 +4,6 @@ import Testing
 import TestSupport
 @testable import ThinBackupKit
 
-/// The thin-backup executable built beside the tests (`swift build --build-tests` builds it).
-enum OpsBinary {
-    static var path: String { Repo.root + "/.build/debug/thin-backup" }
-
-    /// Runs the executable; throws (the test fails) when it was not built.
-    static func run(_ args: [String], environment: [String: String] = [:]) throws -> Tool.Result {
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw JobError("build the executable first (swift build --build-tests): \(path)")
-        }
-        if environment.isEmpty { return try Tool.run(path, args) }
-        return try Tool.run("env", environment.map { "\($0.key)=\($0.value)" } + [path] + args)
-    }
-}
-
 @Suite("--version: one version, shown by --version, serve and --json")
 struct VersionTests {
     @Test func versionIsSemanticVersion() {
@@ -27,7 +13,7 @@ struct VersionTests {
     }
 
     @Test func versionFlagPrintsTheConstant() throws {
-        let r = try OpsBinary.run(["--version"])
+        let r = try ThinBackupBinary.run(["--version"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == "thin-backup \(ThinBackupVersion.current)\n")
     }
@@ -54,7 +40,7 @@ struct VersionTests {
         try p.write(1, offset: 0, [UInt8](repeating: 9, count: 4096))
         try p.commit()
         p.close()
-        let r = try OpsBinary.run(["backup", "--pool", pool, "--dev", "1", "--repo", dir.file("repo"), "--json"])
+        let r = try ThinBackupBinary.run(["backup", "--pool", pool, "--dev", "1", "--repo", dir.file("repo"), "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
         #expect(obj?["version"] as? String == ThinBackupVersion.current)
@@ -65,14 +51,11 @@ struct VersionTests {
 @Suite("serve: the startup log line names the version, in JSON when asked")
 struct ServeStartupLogTests {
     @Test func startupLineCarriesVersion() throws {
-        guard FileManager.default.isExecutableFile(atPath: OpsBinary.path) else {
-            throw JobError("build the executable first (swift build --build-tests): \(OpsBinary.path)")
-        }
         let dir = TempDir("tb-serve-log")
         try "tok\n".write(toFile: dir.file("token"), atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: dir.file("spool"), withIntermediateDirectories: true)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: OpsBinary.path)
+        p.executableURL = URL(fileURLWithPath: try ThinBackupBinary.required())
         p.arguments = ["serve", "--spool", dir.file("spool"), "--listen", "127.0.0.1:0", "--token-file", dir.file("token"),
                        "--port-file", dir.file("port"), "--log-format", "json"]
         let err = Pipe()

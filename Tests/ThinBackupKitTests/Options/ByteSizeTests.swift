@@ -8,8 +8,6 @@ import TestSupport
 /// Every size and offset option takes the same spellings, refuses what is not a size (and any
 /// value beyond 2^64-1) as a usage error, and `send --size` takes whole sectors only.
 @Suite struct ByteSizeTests {
-    static var binary: String { KillResumeTests.binary }
-
     /// Each option, parsed by the command line as users give it, with every spelling of 1 GiB.
     @Test func everySizeOptionTakesTheSameSpellings() throws {
         let spellings = ["1073741824", "1048576k", "1048576K", "1024M", "1024m", "1G", "1g", "1GiB", "1gib", "1GB", "1024MiB"]
@@ -47,13 +45,10 @@ import TestSupport
     /// Through the binary: a size beyond 2^64 is a usage error (64), never a trap; `send --size`
     /// off a sector boundary is refused with one line; README's `pool discard … --length 1G` works.
     @Test func sizesThroughTheBinary() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            Issue.record("build the executable first: \(Self.binary)")
-            return
-        }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("bytesize")
         let pool = tmp.file("p")
-        func tb(_ args: String...) throws -> Tool.Result { try Tool.run(Self.binary, args) }
+        func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }
         #expect(try tb("pool", "create", "--pool", pool, "--data-size", "4MiB").ok)
         #expect(try tb("pool", "create-thin", "--pool", pool, "--dev", "1", "--size", "1G").ok)
         let src = tmp.file("in")

@@ -8,8 +8,6 @@ import TestSupport
 /// The exit codes users and scripts rely on: 0 ok, 1 failure, 64 usage, 75 busy — chosen in
 /// one place (`ExitStatus`), each with one `thin-backup: …` line on stderr.
 @Suite struct ExitStatusTests {
-    static var binary: String { KillResumeTests.binary }
-
     @Test func errorsMapToTheirCodes() {
         #expect(ExitStatus.of(JobError("x")).code == 1)
         #expect(ExitStatus.of(JobError(.usage, "x")).code == 64)
@@ -19,16 +17,14 @@ import TestSupport
         #expect(ExitStatus.of(TransportError(.usage, "bad url")).code == 64)
         #expect(ExitStatus.of(TransportError(.connection, "reset")).code == 1)
         #expect(ExitStatus.of(ValidationError("v")).code == 64)
+        #expect(ExitStatus.of(CocoaError(.fileNoSuchFile)).code == 1, "an error of no known kind is a failure, never a success")
     }
 
     @Test func exitCodesThroughTheBinary() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            Issue.record("build the executable first: \(Self.binary)")
-            return
-        }
+        let exe = try ThinBackupBinary.required()
         let tmp = TempDir("exitcodes")
         let pool = tmp.file("p")
-        func tb(_ args: String...) throws -> Tool.Result { try Tool.run(Self.binary, args) }
+        func tb(_ args: String...) throws -> Tool.Result { try Tool.run(exe, args) }
         func oneLine(_ r: Tool.Result) -> Bool { r.stderr.hasPrefix("thin-backup: ") && r.stderr.split(separator: "\n").count == 1 }
         #expect(try tb("pool", "create", "--pool", pool, "--data-size", "4M").status == 0)
         #expect(try tb("pool", "create-thin", "--pool", pool, "--dev", "1", "--size", "1M").status == 0)

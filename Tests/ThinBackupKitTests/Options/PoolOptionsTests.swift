@@ -7,17 +7,12 @@ import TestSupport
 /// One way to name a pool: `--pool DIR` and `--metadata F --data F` reach the same pool in every
 /// command, `-m` means the same everywhere, and one send reads the metadata through one handle.
 @Suite struct PoolOptionsTests {
-    static var binary: String { KillResumeTests.binary }
-
     @Test func folderAndPathsNameTheSamePool() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            Issue.record("build the executable first: \(Self.binary)")
-            return
-        }
+        let exe = try ThinBackupBinary.required()
         let src = try SourceChain(seed: 21, rounds: 2)
         let out = TempDir("pooloptions")
         let s = src.snapshots
-        func tb(_ args: [String]) throws -> Tool.Result { try Tool.run(Self.binary, args) }
+        func tb(_ args: [String]) throws -> Tool.Result { try Tool.run(exe, args) }
         let byFolder = ["--pool", src.path]
         let byPaths = ["--metadata", "\(src.path)/metadata", "--data", "\(src.path)/data"]
         for (cmd, extra) in [(["dump"], [String]()), (["pool", "ls"], []), (["pool", "check"], []),

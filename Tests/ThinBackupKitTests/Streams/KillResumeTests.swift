@@ -7,13 +7,11 @@ import TestSupport
 
 /// A receive killed with SIGKILL mid-stream, then resumed, gives a byte-identical device.
 @Suite struct KillResumeTests {
-    static var binary: String { Repo.root + "/.build/debug/thin-backup" }
-
     /// Starts `receive --checkpoint 1M` on a pipe, feeds it `fraction` of the stream, waits for a
     /// checkpoint to be committed, then kills it with SIGKILL.
     func killMidStream(pool: String, stream: [UInt8], fraction: Double) throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: try ThinBackupBinary.required())
         p.arguments = ["receive", "--pool", pool, "--checkpoint", "1M", "--quiet"]
         let pipe = Pipe()
         p.standardInput = pipe
@@ -38,10 +36,7 @@ import TestSupport
     }
 
     @Test func killedReceiveResumesFromTheWholeStreamAndFromAToken() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
-            Issue.record("build the executable first (swift build --build-tests): \(Self.binary)")
-            return
-        }
+        let exe = try ThinBackupBinary.required()
         let src = try SourceChain(seed: 9, rounds: 1)
         let out = TempDir("kill")
         let snap = src.snapshots[0]
@@ -62,14 +57,14 @@ import TestSupport
         // 2. Resume from the token the receiver reports, with a stream of only the rest.
         let b = try emptyPool(out, "b")
         try killMidStream(pool: b, stream: stream, fraction: 0.7)
-        let tok = try Tool.run(Self.binary, ["receive", "--pool", b, "--resume-token"])
+        let tok = try Tool.run(exe, ["receive", "--pool", b, "--resume-token"])
         #expect(tok.ok, "\(tok.stderr)")
         let token = tok.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let restFile = out.file("rest.tbs")
-        let sent = try Tool.run(Self.binary, ["send", "--pool", src.path, "--snap", "\(snap)", "--to", restFile, "--resume-from", token, "--quiet"])
+        let sent = try Tool.run(exe, ["send", "--pool", src.path, "--snap", "\(snap)", "--to", restFile, "--resume-from", token, "--quiet"])
         #expect(sent.ok, "\(sent.stderr)")
         #expect(try fileBytes(restFile).count < stream.count)
-        let recv = try Tool.run(Self.binary, ["receive", "--pool", b, "--from", restFile, "--resume", "--json"])
+        let recv = try Tool.run(exe, ["receive", "--pool", b, "--from", restFile, "--resume", "--json"])
         #expect(recv.ok, "\(recv.stderr)")
         #expect(recv.stdout.contains("\"outcome\":\"resumed\""))
         #expect(try SourceChain.image(b, snap) == want)

@@ -13,7 +13,7 @@
 #   TB_BIN          the thin-backup to test (required; its libraries go along, without debug
 #                   sections; one linked with --static-swift-stdlib makes the initramfs smaller)
 #   TB_VM_TIMEOUT   seconds before the VM is killed (default 1200)
-#   TB_VM_MEM       guest memory in MiB (default 1536)
+#   TB_VM_MEM       guest memory in MiB (default 2048; /out lives in it)
 #   TB_VM_EXTRA     more host programs for the guest, e.g. "strace" (debugging a scenario)
 #   TB_VM_ROOT, TB_VM_KERNEL_PKG, TB_VM_ACCEL, TB_VM_KEEP_WORK=1: see ../vm-lib.sh
 #
@@ -71,7 +71,7 @@ devices { obtain_device_list_from_udev = 0 external_device_info_source = "none" 
 activation { udev_sync = 0 udev_rules = 0 monitoring = 0 }
 global { use_lvmpolld = 0 thin_check_executable = "" thin_repair_executable = "" event_activation = 0 }
 EOF
-vm_modules "$R" virtio_pci virtio_blk dm-thin-pool dm-snapshot
+vm_modules "$R" virtio_pci virtio_blk dm-thin-pool dm-snapshot dm-flakey
 install -m 755 "$HERE/guest-init.sh" "$R/init"
 install -m 644 "$HERE/scenarios/lib.sh" "$R/scenarios/lib.sh"
 for s in "${SCENARIOS[@]}"; do install -m 755 "$HERE/scenarios/$s.sh" "$R/scenarios/$s.sh"; echo "$s" >> "$R/scenarios/order"; done
@@ -93,7 +93,7 @@ log "booting $KREL ($ACCEL) for ${SCENARIOS[*]}"
 TV0=$(date +%s)
 rc=0
 timeout "${TB_VM_TIMEOUT:-1200}" qemu-system-x86_64 -nodefaults -no-user-config -no-reboot -display none \
-	-machine q35,accel="$ACCEL" -cpu "$CPU" -smp 2 -m "${TB_VM_MEM:-1536}" \
+	-machine q35,accel="$ACCEL" -cpu "$CPU" -smp 2 -m "${TB_VM_MEM:-2048}" \
 	-kernel "$VMLINUZ" -initrd "$WORK/initramfs.cpio" \
 	-append "console=ttyS0,115200 panic=-1 loglevel=4 no_timer_check" \
 	-chardev file,id=con,path="$OUTDIR/console.log" -serial chardev:con \

@@ -1,8 +1,5 @@
 import ArgumentParser
 import PoolCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension PoolCommand {
     /// `thin-backup pool write`: copies a file's bytes into a thin device.
@@ -28,8 +25,7 @@ extension PoolCommand {
         public init() {}
 
         public func run() throws {
-            let input = try StreamInput(from)
-            defer { input.close() }
+            let input = try FileSource(path: from)
             let p = try pool.openForChange()
             if input.isSeekable {
                 let src = try RandomAccessFile(path: from, writable: false)
@@ -41,41 +37,4 @@ extension PoolCommand {
             try p.commit()
         }
     }
-}
-
-/// The input of `pool write --from`: a path or `-` (stdin), told apart by what it is.
-final class StreamInput {
-    let fd: Int32
-    let path: String
-    /// A regular file or block device (read by offset, sized); otherwise read sequentially to its end.
-    let isSeekable: Bool
-    private let owned: Bool
-
-    init(_ path: String) throws {
-        self.path = path
-        if path == "-" {
-            fd = 0
-            owned = false
-        } else {
-            fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw JobError("cannot open \(path): \(String(cString: strerror(errno)))") }
-            owned = true
-        }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw JobError("cannot stat \(path): \(String(cString: strerror(errno)))") }
-        let kind = st.st_mode & S_IFMT
-        if kind == S_IFDIR { throw JobError("--from \(path) is a folder, not a file") }
-        isSeekable = path != "-" && (kind == S_IFREG || kind == S_IFBLK)
-    }
-
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        while true {
-            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
-            if n >= 0 { return n }
-            if errno == EINTR { continue }
-            throw JobError("reading \(path == "-" ? "stdin" : path): \(String(cString: strerror(errno)))")
-        }
-    }
-
-    func close() { if owned { _ = Glibc.close(fd) } }
 }

@@ -1,6 +1,7 @@
 # The nightly workflow on a raw dm pool (--dm-pool P --dev N): two backups, a writer running
 # during each and writes between, the older snapshot deleted, both restored byte for byte;
-# a read-only pool and a pool out of data space refused with one line, nothing changed.
+# a read-only pool, a pool out of data space and one that needs a check refused with one
+# line, nothing changed.
 . /scenarios/lib.sh
 pool pool $META $DATA
 dmsetup message pool 0 "create_thin 1"
@@ -61,6 +62,25 @@ refused "backup of a pool out of data space" "out of data space" thin-backup bac
 same "out of data space: the pool's transaction unchanged" "$(status_field small 1)" "$TXN"
 same "out of data space: the catalog unchanged" "$(thin-backup list --repo $REPO)" "$LIST"
 dmsetup remove svol; dmsetup remove small; dmsetup remove small-data
+
+# A pool whose metadata commit failed (writes to its metadata device fail: dm-flakey
+# error_writes): the kernel aborts the transaction, sets needs_check and goes read-only.
+dd if=/dev/zero of=$META2 bs=1M count=4 conv=fsync 2>/dev/null
+dmsetup create mfl --table "0 131072 linear $META2 0"
+dmsetup create npool --table "0 1048576 thin-pool /dev/mapper/mfl $DATA2 128 64"
+dmsetup message npool 0 "create_thin 1"
+thin npool 1 nvol 65536
+fill /dev/mapper/nvol 0 10
+dmsetup suspend nvol; dmsetup suspend npool; dmsetup suspend mfl
+dmsetup load mfl --table "0 131072 flakey $META2 0 0 1 1 error_writes"
+dmsetup resume mfl; dmsetup resume npool; dmsetup resume nvol
+dmsetup message npool 0 "create_thin 2" 2>/dev/null
+same "the pool needs a check" "$(status_field npool 5) $(status_field npool 8)" "ro needs_check"
+TXN=$(status_field npool 1)
+refused "backup of a pool that needs a check" "needs_check is set: repair it" thin-backup backup --dm-pool npool --dev 1 --repo $REPO
+same "needs_check: the pool's transaction unchanged" "$(status_field npool 1)" "$TXN"
+same "needs_check: the catalog unchanged" "$(thin-backup list --repo $REPO)" "$LIST"
+dmsetup remove nvol; dmsetup remove npool; dmsetup remove mfl
 
 dmsetup remove vol; dmsetup remove pool
 run "thin_check after the scenario" thin_check $META

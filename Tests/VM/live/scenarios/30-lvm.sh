@@ -1,7 +1,8 @@
 # An LVM thin volume (--lv VG/LV, --thin-pool VG/POOL): bad names and states refused with one
 # line and nothing changed; reading commands; a send of a thin snapshot made by lvcreate; the
 # nightly workflow: three backups with writes between and a writer running during each, older
-# snapshots dropped (only tagged ones), every backup restored byte for byte.
+# snapshots dropped (only tagged ones), every backup restored byte for byte; a user's volume
+# with the snapshot's name never touched.
 # (Until 2026-12-01 this hung: Foundation's Process lost an lvm child's exit; LVM.run now
 # spawns lvm itself, drains both pipes and has a deadline.)
 . /scenarios/lib.sh
@@ -67,13 +68,16 @@ while [ $n -le 3 ]; do
 	n=$((n + 1))
 done
 
+# A volume of the name backup would give its snapshot (the user's): never touched; the
+# snapshot takes the next free name (-2).
+lvcreate -q -s -n vol-tb-20261209020000 tbvg/vol
+run "backup when its snapshot name exists" env THIN_BACKUP_NOW=2026-12-09T02:00:00Z thin-backup backup --lv tbvg/vol --repo $REPO
+same "the snapshot is vol-tb-20261209020000-2, the one tagged" "$(lvs --noheadings -o lv_name -S lv_tags=thin-backup tbvg | tr -d ' ')" "vol-tb-20261209020000-2"
+same "the user's volume of that name untouched (untagged, kept)" "$(lvs --noheadings -o lv_name,lv_tags tbvg/vol-tb-20261209020000 | tr -d ' ')" "vol-tb-20261209020000"
+lvremove -q -f tbvg/vol-tb-20261209020000
+
 # Bad states: one line, exit 1, nothing changed (volumes, catalog, held snapshot).
 LIST=$(thin-backup list --repo $REPO)
-lvcreate -q -s -n vol-tb-20261209020000 tbvg/vol       # the user's volume with the name backup would use
-BEFORE=$(lvs_now)
-refused "backup when its snapshot name exists" "exists" env THIN_BACKUP_NOW=2026-12-09T02:00:00Z thin-backup backup --lv tbvg/vol --repo $REPO
-same "the user's volume of that name untouched, no volume added" "$(lvs_now)" "$BEFORE"
-lvremove -q -f tbvg/vol-tb-20261209020000
 BEFORE=$(lvs_now)
 dmsetup message tbvg-pool-tpool 0 reserve_metadata_snap
 HELD=$(status_field tbvg-pool-tpool 4)

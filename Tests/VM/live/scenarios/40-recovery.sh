@@ -26,6 +26,7 @@ for sig in TERM INT; do
 		&& ok "SIG$sig: it says it released the snapshot" || fail "SIG$sig: it says it released the snapshot" "$(tail -1 sig$sig.err)"
 	[ ! -e /var/lib/thin-backup/metadata-snaps/pool.json ] && ok "SIG$sig: no reservation record left" \
 		|| fail "SIG$sig: no reservation record left" "$(cat /var/lib/thin-backup/metadata-snaps/pool.json)"
+	rm -f sig.tbs sig.tbs.partial            # /out is guest memory
 done
 thin-backup send --dm-pool pool --snap 2 --size 256M --to killed.tbs 2> killed.err &
 P=$!
@@ -33,6 +34,7 @@ held_wait; sleep 1
 kill -9 $P; wait $P
 H=$(status_field pool 4)
 [ "$H" != "-" ] && ok "SIGKILL leaves the metadata snapshot held (root $H)" || fail "SIGKILL leaves the metadata snapshot held" "none held"
+rm -f killed.tbs killed.tbs.partial
 run "the next send recovers" thin-backup send --dm-pool pool --snap 2 --size 256M --to s2.tbs
 grep -q "left by an interrupted thin-backup run" the_next_send_recovers.err && ok "it says it released the interrupted run's snapshot" \
 	|| fail "it says it released the interrupted run's snapshot" "$(tail -1 the_next_send_recovers.err)"
