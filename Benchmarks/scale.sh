@@ -62,6 +62,7 @@ run() {  # run NAME LIMIT_MIB CMD...
     local mib=$(( (kb + 1023) / 1024 )) verdict=ok
     [ "$mib" -le "$limit" ] || verdict="OVER ${limit} MiB"
     rows+=("$(printf '| %-34s | %8d | %9s | %s |' "$name" "$mib" "$wall" "$verdict")")
+    echo "${rows[-1]}" >&2
 }
 run "pool info" 128 "$TB" pool info --pool "$P"
 run "delta 1 2 --changes-only" 128 "$TB" delta --pool "$P" --thin1 1 --thin2 2 --changes-only
