@@ -14,7 +14,7 @@
 #   4. the Swift kernel suites on all of it (swift test --filter ThinBackupKitTests.Kernel)
 #   5. two live VMs: the built thin-backup runs every guest scenario in
 #      Tests/VM/live/scenarios/ against live pools and LVM        -> OUTDIR/live-A, live-B
-#      (in the background: A beside phases 1-4, B after them)
+#      (in the background, beside phases 1-4)
 #
 # Environment: TB_REUSE=1 (keep a scenario output that already has a manifest.json: for local
 # iteration), KERNEL_SEEDS (default "1 2"), TB_LIVE_SCENARIOS (default: all), TB_SKIP_FIXTURES=1
@@ -73,9 +73,10 @@ VM_BIN="$(swift build --show-bin-path "${SWIFT_ARGS[@]}")/thin-backup"
 rc=0
 # The live scenarios run in two VM boots in the background, beside the fidelity phases: a
 # TCG guest keeps one host core busy and the fidelity phases run one guest at a time, so on
-# a 2-core host at most two guests run at once. Boot A starts once the first kernel scenario
-# has filled the shared cache (host packages, the kernel, busybox: the two never run apt-get
-# or unpack the same .deb at once); boot B when the fidelity phases are done. The scenarios
+# a 2-core host the whole step takes about half its guests' CPU time. Both boots start once
+# the first kernel scenario has filled the shared cache (host packages, the kernel, busybox:
+# they never run apt-get or unpack the same .deb at once; live.sh fetches lvm2 and its
+# libraries before it boots, and boot B only after A has). The scenarios
 # (sorted) alternate between A and B; TB_LIVE_SCENARIOS picks some, all in boot A.
 declare -A LIVE_GROUP=() LIVE_PIDS=()
 if [ -n "${TB_LIVE_SCENARIOS:-}" ]; then
@@ -91,6 +92,13 @@ fi
 start_live() { # start_live A|B: boots that group's VM in the background (once)
     local g=$1
     [ -n "${LIVE_GROUP[$g]:-}" ] && [ -z "${LIVE_PIDS[$g]:-}" ] || return 0
+    if [ "$g" = B ] && [ -n "${LIVE_PIDS[A]:-}" ]; then
+        # A fetches and unpacks lvm2 and its libraries into the cache first
+        local n=0
+        until grep -q booting "$OUT/live-A.log" 2>/dev/null || ! kill -0 "${LIVE_PIDS[A]}" 2>/dev/null || [ $n -ge 600 ]; do
+            sleep 1; n=$((n + 1))
+        done
+    fi
     phase "live kernel pools and LVM thin volumes, VM $g in the background:${LIVE_GROUP[$g]}"
     # shellcheck disable=SC2086
     TB_BIN="$VM_BIN" TB_VM_TIMEOUT=${TB_LIVE_TIMEOUT:-1800} $SUDO "$LIVE" "$OUT/live-$g" ${LIVE_GROUP[$g]} >"$OUT/live-$g.log" 2>&1 &
@@ -102,6 +110,7 @@ phase "kernel scenarios (QEMU)"
 failed=0
 TB_VM_TIMEOUT=$SCEN_TIMEOUT fixture basic "$OUT/fixtures/basic" basic || failed=1
 start_live A
+start_live B
 for s in $SEEDS; do
     TB_VM_TIMEOUT=$SCEN_TIMEOUT fixture "large --seed $s" "$OUT/fixtures/large-s$s" large --seed "$s" || failed=1
 done
@@ -140,7 +149,7 @@ for input in "$OUT"/takeover/*/input; do
     fi
     rm -rf "$case/out"
     # A refusal is recorded in out/manifest.json and reported by the Swift suite.
-    TB_VM_TIMEOUT=${TB_VM_TIMEOUT:-300} fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
+    TB_VM_TIMEOUT=${TB_VM_TIMEOUT:-600} fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
         --devices "$(cat "$input/devices.txt")" || true
 done
 
