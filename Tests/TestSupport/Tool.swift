@@ -9,12 +9,20 @@ public enum Tool {
         public var ok: Bool { status == 0 }
     }
 
-    /// Runs `executable` (a name looked up in PATH, or a path) with `arguments`.
+    /// Runs `executable` (a name looked up in PATH, or a path) with `arguments`. `environment`
+    /// changes the inherited environment: a value sets a variable, nil removes it. The status is
+    /// the exit status, or 128 + the signal that ended the process (as a shell reports it).
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws -> Result {
+    public static func run(_ executable: String, _ arguments: [String], stdin: Data? = nil,
+                           environment: [String: String?] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = [executable] + arguments
+        if !environment.isEmpty {
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in environment { env[k] = v }
+            p.environment = env
+        }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
@@ -36,7 +44,7 @@ public enum Tool {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus,
+        return Result(status: p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus,
                       stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData, as: UTF8.self))
     }

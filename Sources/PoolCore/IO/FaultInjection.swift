@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Crash points as a test dimension: every durability step (a sync, a rename, each side of a
-/// metadata commit) is numbered, and the environment variable `THIN_BACKUP_FAULT` — set only
+/// metadata commit, a repository catalog transaction, an object deleted from a repository) is numbered, and the environment variable `THIN_BACKUP_FAULT` — set only
 /// by tests — stops the process at the Nth one:
 ///
 /// - `count:FILE` appends one line per step ("sync", "rename", "commit") to FILE, so a test learns
@@ -14,12 +14,13 @@ import Glibc
 ///
 /// Unset (always, outside tests), `step` costs one load of a constant.
 public enum FaultInjection {
-    public enum Step: String, Sendable { case sync, rename, commit }
+    public enum Step: String, Sendable { case sync, rename, commit, catalog, delete }
 
     enum Plan: Sendable {
         case count(path: String)
         case kill(at: UInt64)
         case fail(at: UInt64)
+        case hang(at: UInt64)
     }
 
     static let plan: Plan? = {
@@ -30,6 +31,7 @@ public enum FaultInjection {
         case "count": return .count(path: parts[1])
         case "kill": return UInt64(parts[1]).map { .kill(at: $0) }
         case "fail": return UInt64(parts[1]).map { .fail(at: $0) }
+        case "hang": return UInt64(parts[1]).map { .hang(at: $0) }
         default: return nil
         }
     }()
@@ -61,6 +63,12 @@ public enum FaultInjection {
             if n == at { kill(getpid(), SIGKILL) }
         case let .fail(at):
             if n == at { throw MetadataError.io(call: "injected \(kind.rawValue) fault", errno: EIO, detail: "step \(n)") }
+        case let .hang(at):
+            guard n == at else { return }
+            // The line tells the test the process is there now.
+            var line = "thin-backup: fault injection: stopped at step \(n) (\(kind.rawValue)) until a signal\n"
+            line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+            while true { pause() }
         }
     }
 }

@@ -157,7 +157,7 @@ extension ThinPool {
     /// in one pass (`PoolMetadata.insertMappings`); contiguous data blocks take one write.
     private func writeRun(_ dev: UInt64, _ first: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
         let bs = Int(dataBlockSize), count = bytes.count / bs
-        try metadataStep {
+        let blocks: [UInt64] = try metadataStep {
             var blocks: [UInt64] = []
             blocks.reserveCapacity(count)
             for _ in 0..<count {
@@ -166,8 +166,11 @@ extension ThinPool {
                     throw PoolError.outOfDataSpace
                 }
                 blocks.append(d)
-                provisionedThisTransaction.insert(d)
             }
+            return blocks
+        }
+        // As in `writeInBlock`: a failed data write gives the blocks back (punched), the metadata stays sound.
+        do {
             var j = 0
             while j < count {
                 var k = j
@@ -175,6 +178,15 @@ extension ThinPool {
                 try writeData(block: blocks[j], UnsafeRawBufferPointer(rebasing: bytes[(j * bs)..<((k + 1) * bs)]))
                 j = k + 1
             }
+        } catch {
+            for d in blocks {
+                _ = try? metadata.tm.decData(d)
+                try? dataFile.discard(offset: d * dataBlockSize, length: dataBlockSize)
+            }
+            throw error
+        }
+        try metadataStep {
+            for d in blocks { provisionedThisTransaction.insert(d) }
             let t = metadata.time
             try metadata.insertMappings(dev, first: first, blocks.map { BlockTime(dataBlock: $0, time: t) })
         }
@@ -194,11 +206,16 @@ extension ThinPool {
             try writeData(block: m.dataBlock, part, at: inBlock)
             return
         }
-        try metadataStep {
+        let d = try metadataStep {
             guard let d = try metadata.allocateDataBlock() else {
                 mode = .readOnly(.outOfDataSpace)
                 throw PoolError.outOfDataSpace
             }
+            return d
+        }
+        // A data write that fails (the host out of space, an I/O error) is not a metadata failure: the
+        // block is given back and punched (a write may fail half way), and the metadata stays sound.
+        do {
             if part.count == Int(dataBlockSize) {
                 try writeData(block: d, part)
             } else {
@@ -208,6 +225,12 @@ extension ThinPool {
                 }
                 try blk.withUnsafeBytes { try writeData(block: d, $0) }
             }
+        } catch {
+            _ = try? metadata.tm.decData(d)
+            try? dataFile.discard(offset: d * dataBlockSize, length: dataBlockSize)
+            throw error
+        }
+        try metadataStep {
             provisionedThisTransaction.insert(d)
             try metadata.insertMapping(dev, v, BlockTime(dataBlock: d, time: metadata.time))
         }

@@ -5,8 +5,11 @@ import PoolCore
 /// `serve --pool`: replays each stream into the pool through the receive core `thin-backup
 /// receive` uses (`receiveStream`: same base checks, commit only after the trailer verified, checkpoints).
 ///
-/// Receives run one at a time (the pool is one transaction stream); the server already refuses a
-/// second receive into the same device with 409, and receives into other devices wait here.
+/// Receives into different devices of a userspace pool run at once: each writes its data in
+/// parallel with the others and takes the pool's lock only for its metadata transaction
+/// (`PoolReceiveSession`), so a stalled sender holds nothing another receive needs. Into a
+/// kernel pool they run one at a time. A second receive into the same device is refused by the
+/// server (409).
 /// Resume: an interrupted receive keeps its last checkpoint; the sender asks the receiver's
 /// status for its resume token and sends with `--resume-from` (send does that by itself for
 /// tb://), or sends the whole stream again: both continue from the checkpoint.
@@ -15,7 +18,7 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
     let checkpointBytes: UInt64?
     /// The key of encrypted streams (nil: only clear streams are accepted).
     let keyring: StreamKeyring?
-    private let lock = NSLock()
+    private let shared: SharedReceivingPool
     private let cacheLock = NSLock()
     private var cache: [UInt64: PendingReceive?] = [:]
 
@@ -25,22 +28,20 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         self.pool = pool
         self.checkpointBytes = checkpointBytes
         self.keyring = keyring
+        shared = SharedReceivingPool(access: pool)
     }
 
     public func pendingReceive(device: UInt64) throws -> PendingReceive? {
-        // Called on the server's event loop: never wait for a running receive.
-        guard lock.try() else {
+        // Called on the server's event loop: never wait for a receive's transaction.
+        guard let found = try shared.tryLocked({ try lookUp(device, in: $0) }) else {
             cacheLock.lock()
             defer { cacheLock.unlock() }
             return cache[device] ?? nil
         }
-        defer { lock.unlock() }
-        return try lookUp(device)
+        return found
     }
 
-    private func lookUp(_ device: UInt64) throws -> PendingReceive? {
-        let p = try openReceiving(pool, readOnly: true)
-        defer { p.close() }
+    private func lookUp(_ device: UInt64, in p: any ReceivingPool) throws -> PendingReceive? {
         var pending: PendingReceive?
         if let partial = try p.receipts()[device]?.partial, try p.deviceExists(device) {
             pending = PendingReceive(streamID: partial.label ?? "", resumeOffset: partial.label == nil ? 0 : partial.streamOffset,
@@ -52,13 +53,13 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
         return pending
     }
 
+    private func refresh(_ device: UInt64) {
+        _ = try? shared.withTarget { try lookUp(device, in: $0) }
+    }
+
     public func receive(device: UInt64, streamID: String, offset: UInt64, from source: any ByteSource) throws -> ReceiverOutcome {
-        lock.lock()
-        defer { lock.unlock() }
         let tracked = TrackedSource(source)
         do {
-            let p = try openReceiving(pool)
-            defer { p.close() }
             var o = ReceiveOptions(targetID: device)
             o.checkpointBytes = checkpointBytes
             o.keyring = keyring
@@ -67,22 +68,34 @@ public final class PoolStreamReceiver: StreamReceiving, @unchecked Sendable {
             // else a new stream, the whole stream again, or one sent with --resume-from.
             o.resume = true
             o.continuingAt = offset > 0 ? offset : nil
-            let s = try receiveStream(into: p, from: tracked, o).summary
-            p.close()
-            _ = try? lookUp(device)
+            let s: ReceiveSummary
+            if pool is UserspacePool {
+                try shared.begin()
+                defer { shared.end() }
+                let session = PoolReceiveSession(shared: shared)
+                defer { session.close() }
+                s = try receiveStream(into: session, from: tracked, o).summary
+            } else {
+                // Another kind of pool (a kernel pool): one receive at a time, as one transaction stream.
+                s = try shared.exclusively {
+                    let target = try openReceiving(pool)
+                    defer { target.close() }
+                    return try receiveStream(into: target, from: tracked, o).summary
+                }
+            }
+            refresh(device)
             let what = s.outcome == .alreadyReceived ? "already received, nothing changed" : s.outcome.rawValue
             return ReceiverOutcome(bytes: s.streamBytes,
                                    message: "thin device \(s.device): \(what) (\(s.header.isIncremental ? "incremental" : "full")); "
                                        + "digest \(s.contentDigest)")
         } catch {
-            _ = try? lookUp(device)
+            refresh(device)
             if let e = tracked.failure { throw e }  // the connection broke: interrupted, not refused
             if error is ReceiveRefused { throw error }
             throw ReceiveRefused("\(error)")
         }
     }
 }
-
 /// Remembers whether the underlying source failed (as opposed to the stream being refused).
 final class TrackedSource: ByteSource {
     let inner: any ByteSource

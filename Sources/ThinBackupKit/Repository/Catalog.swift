@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import PoolCore
 
 /// One backup in the catalog: a stream object holding a snapshot of device `dev` of pool
 /// `poolID`, full (`baseID` nil) or incremental from backup `baseID`.
@@ -94,6 +95,7 @@ public final class Catalog {
     }
 
     public func insert(_ record: inout BackupRecord) throws {
+        try FaultInjection.step(.catalog)
         var r = record
         try wrap { r = try db.write { db in var x = r; try x.insert(db); return x } }
         record = r
@@ -101,6 +103,7 @@ public final class Catalog {
 
     /// Applies updates and deletions in one transaction (updates first, so no base reference dangles).
     public func apply(updates: [BackupRecord], deletions: [Int64]) throws {
+        try FaultInjection.step(.catalog)
         try wrap {
             try db.write { db in
                 for u in updates { try u.update(db) }
@@ -117,6 +120,7 @@ public final class Catalog {
     }
 
     public func setGeneration(_ g: Int) throws {
+        try FaultInjection.step(.catalog)
         try wrap {
             try db.write {
                 try $0.execute(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES('generation', ?)", arguments: [String(g)])

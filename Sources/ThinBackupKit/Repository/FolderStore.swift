@@ -1,5 +1,6 @@
 import Delta
 import Foundation
+import PoolCore
 
 /// A repository in a local (or mounted) folder: one file per object, written to
 /// "<name>.partial", fsynced and renamed into place.
@@ -54,6 +55,7 @@ public final class FolderStore: ObjectStore {
     }
 
     public func delete(_ name: String) throws {
+        try FaultInjection.step(.delete)
         if unlink(path(name)) != 0 && errno != ENOENT {
             throw JobError("cannot delete \(path(name)): \(String(cString: strerror(errno)))")
         }

@@ -24,12 +24,14 @@ public struct LockHolder: Codable, Sendable, Equatable {
 /// The repository lock: an object "lock" naming its holder. In a folder it is created with
 /// O_EXCL (atomic); over HTTP/S3 it is checked then written (two hosts starting within the same
 /// second could both pass — run one host's jobs per repository). A lock whose holder process is
-/// gone (same host) is taken over.
+/// gone (same host) is taken over. SIGINT/SIGTERM/SIGHUP release it (`Interrupts`), so a
+/// stopped run leaves no lock behind, in a folder or over HTTP/S3.
 public final class RepositoryLock {
     static let name = "lock"
     let store: any ObjectStore
     let holder: LockHolder
     private var held = false
+    private var cleanup: Interrupts.Cleanup?
 
     public init(store: any ObjectStore, command: String) throws {
         self.store = store
@@ -43,7 +45,7 @@ public final class RepositoryLock {
                     _ = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
                     fsync(fd)
                     close(fd)
-                    held = true
+                    took()
                     return
                 }
                 guard errno == EEXIST else {
@@ -51,7 +53,7 @@ public final class RepositoryLock {
                 }
             } else if try store.get(Self.name) == nil {
                 try store.put(Self.name, [UInt8](bytes))
-                held = true
+                took()
                 return
             }
             let other = (try? store.get(Self.name)).flatMap { $0 }.flatMap { try? JSONDecoder().decode(LockHolder.self, from: Data($0)) }
@@ -66,10 +68,19 @@ public final class RepositoryLock {
         throw JobError(.busy, "repository \(store.displayName): could not take the lock")
     }
 
+    private func took() {
+        held = true
+        cleanup = Interrupts.shared.register("release the repository lock of \(store.displayName)") { [store] in
+            try? store.delete(Self.name)
+        }
+    }
+
+    /// Deletes the lock (once; a signal may have released it already).
     public func release() {
         guard held else { return }
         held = false
-        try? store.delete(Self.name)
+        cleanup?.run()
+        cleanup = nil
     }
 
     deinit { release() }

@@ -7,40 +7,10 @@ import TestSupport
 enum CrashPoints {
     static var binary: String { Repo.root + "/.build/debug/thin-backup" }
 
-    /// Runs `arguments` with `fault` ("count:FILE", "kill:N", "fail:N", or nil for none).
-    struct Result {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-        var ok: Bool { status == 0 }
-    }
-
-    /// Exit status, or 128 + the signal that ended the process.
-    static func run(_ arguments: [String], fault: String?, stdin: Data? = nil) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["THIN_BACKUP_FAULT"] = fault
-        p.environment = env
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return Result(status: status, stdout: String(decoding: outData, as: UTF8.self),
-                           stderr: String(decoding: errData, as: UTF8.self))
+    /// Runs `arguments` with `fault` ("count:FILE", "kill:N", "fail:N", "hang:N", or nil for none):
+    /// exit status, or 128 + the signal that ended the process.
+    static func run(_ arguments: [String], fault: String?, stdin: Data? = nil) throws -> Tool.Result {
+        try Tool.run(binary, arguments, stdin: stdin, environment: ["THIN_BACKUP_FAULT": fault])
     }
 
     /// The durability steps `arguments` takes, in order ("sync", "rename", "commit").

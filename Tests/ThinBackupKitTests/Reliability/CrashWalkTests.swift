@@ -5,8 +5,10 @@ import Testing
 import TestSupport
 
 /// Crash points as a test dimension: `pool write`, `backup` and `prune` killed (SIGKILL) at every
-/// durability step in turn (THIN_BACKUP_FAULT=kill:N). After each: thin_check clean, the device old
-/// or new (never half), and the same command run again ends in the right state.
+/// durability step in turn (THIN_BACKUP_FAULT=kill:N), catalog transactions and object deletions
+/// included. After each: thin_check clean, the device old or new (never half), the repository's
+/// catalog the old or the new one (never half) with every backup it lists verifying, and the
+/// same command run again ends in the right state.
 @Suite(.serialized) struct CrashWalkTests {
     static func ready() throws {
         try #require(FileManager.default.isExecutableFile(atPath: CrashPoints.binary), "build first: \(CrashPoints.binary)")
@@ -77,6 +79,10 @@ import TestSupport
         try CrashPoints.copyPool(trepo, cr)
         let steps = try CrashPoints.steps(args(cp, cr), in: w.dir)
         try #require(steps.count > 5, "\(steps)")
+        try #require(steps.contains("catalog"), "the catalog transactions are steps: \(steps)")
+        let oldCatalog = try Self.catalog(trepo), newCatalog = try Self.catalog(cr)
+        try #require(newCatalog.count == oldCatalog.count + 1 && Array(newCatalog.prefix(oldCatalog.count)) == oldCatalog)
+        var sawOld = false, sawNew = false
         for n in 1...steps.count {
             let pool = w.dir.file("p\(n)"), rp = w.dir.file("r\(n)")
             try CrashPoints.copyPool(tpool, pool)
@@ -85,6 +91,10 @@ import TestSupport
             #expect(r.status == 128 + SIGKILL, "step \(n): \(r.stderr)")
             #expect(try thinCheck(pool).ok, "step \(n) (\(steps[n - 1]))")
             #expect(try w.deviceBytes(pool: pool) == model, "step \(n): backup changed the source device")
+            let found = try Self.catalog(rp)
+            #expect(found == oldCatalog || found == newCatalog, "step \(n) (\(steps[n - 1])): the catalog is neither the old nor the new one")
+            if found == oldCatalog { sawOld = true } else if found == newCatalog { sawNew = true }
+            try Self.verifyListed(rp, "step \(n) (\(steps[n - 1]))")
             let again = try CrashPoints.run(args(pool, rp), fault: nil)
             #expect(again.ok, "step \(n): the next backup after the kill failed: \(again.stderr)")
             let out = w.dir.file("img\(n)")
@@ -94,6 +104,7 @@ import TestSupport
             #expect(try thinCheck(pool).ok, "step \(n)")
             for p in [pool, rp, out] { try? FileManager.default.removeItem(atPath: p) }
         }
+        #expect(sawOld && sawNew, "the walk must cross the catalog's store")
     }
 
     /// Four nightly backups; the walk kills `prune --keep-last 2`.
@@ -112,11 +123,20 @@ import TestSupport
         try CrashPoints.copyPool(repo, cr)
         let steps = try CrashPoints.steps(args(cr), in: w.dir)
         try #require(!steps.isEmpty, "prune took no durability step")
+        try #require(steps.contains("catalog") && steps.contains("delete"), "catalog transactions and deletions are steps: \(steps)")
+        let oldCatalog = try Self.catalog(repo), newCatalog = try Self.catalog(cr)
+        try #require(oldCatalog.count == 4 && newCatalog.count == 2, "\(oldCatalog) → \(newCatalog)")
+        var sawOld = false, sawNew = false
         for n in 1...steps.count {
             let rp = w.dir.file("r\(n)")
             try CrashPoints.copyPool(repo, rp)
             let r = try CrashPoints.run(args(rp), fault: "kill:\(n)")
             #expect(r.status == 128 + SIGKILL, "step \(n): \(r.stderr)")
+            // Before anything repairs it: the old or the new catalog, and everything it lists is there.
+            let found = try Self.catalog(rp)
+            #expect(found == oldCatalog || found == newCatalog, "step \(n) (\(steps[n - 1])): the catalog is neither the old nor the new one")
+            if found == oldCatalog { sawOld = true } else if found == newCatalog { sawNew = true }
+            try Self.verifyListed(rp, "step \(n) (\(steps[n - 1]))")
             // Whatever the kill left, the newest backup restores and the next prune finishes the job.
             let again = try CrashPoints.run(args(rp), fault: nil)
             #expect(again.ok, "step \(n): \(again.stderr)")
@@ -131,5 +151,23 @@ import TestSupport
             #expect(verify.ok, "step \(n): \(verify.stderr)")
             try? FileManager.default.removeItem(atPath: rp)
         }
+        #expect(sawOld && sawNew, "the walk must cross the catalog's store")
+    }
+
+    /// What a repository's catalog lists: (id, device, base, object, digest) of every backup.
+    static func catalog(_ repo: String) throws -> [String] {
+        let r = try BackupRepository(repo)
+        defer { r.close() }
+        return try r.catalog.all().map { "\($0.id!) dev \($0.dev) base \($0.baseID.map(String.init) ?? "-") \($0.object) \($0.digest)" }
+    }
+
+    /// Every backup the repository lists has its stream, and `verify --repo` passes.
+    static func verifyListed(_ repo: String, _ label: String) throws {
+        let r = try BackupRepository(repo)
+        let missing = try r.catalog.all().filter { try !r.store.exists($0.object) }.map(\.object)
+        r.close()
+        #expect(missing.isEmpty, "\(label): the catalog lists streams that are gone: \(missing)")
+        let verify = try Tool.run(CrashPoints.binary, ["verify", "--repo", repo])
+        #expect(verify.ok, "\(label): \(verify.stderr)")
     }
 }
