@@ -12,8 +12,9 @@
 #      kernel-written pool                                        -> OUTDIR/takeover/<name>/input
 #   3. Tests/VM/fixture/fixture.sh take-over on each              -> OUTDIR/takeover/<name>/out
 #   4. the Swift kernel suites on all of it (swift test --filter ThinBackupKitTests.Kernel)
-#   5. one live VM: the built thin-backup runs every guest scenario in
-#      Tests/VM/live/scenarios/ against live pools and LVM        -> OUTDIR/live
+#   5. two live VMs: the built thin-backup runs every guest scenario in
+#      Tests/VM/live/scenarios/ against live pools and LVM        -> OUTDIR/live-A, live-B
+#      (in the background, beside phases 1-4)
 #
 # Environment: TB_REUSE=1 (keep a scenario output that already has a manifest.json: for local
 # iteration), KERNEL_SEEDS (default "1 2"), TB_LIVE_SCENARIOS (default: all), TB_SKIP_FIXTURES=1
@@ -70,10 +71,46 @@ swift build --build-tests "${SWIFT_ARGS[@]}" 2>&1 | tail -n 1
 VM_BIN="$(swift build --show-bin-path "${SWIFT_ARGS[@]}")/thin-backup"
 
 rc=0
+# The live scenarios run in two VM boots in the background, beside the fidelity phases: a
+# TCG guest keeps one host core busy and the fidelity phases run one guest at a time, so on
+# a 2-core host the whole step takes about half its guests' CPU time. Both boots start once
+# the first kernel scenario has filled the shared cache (host packages, the kernel, busybox:
+# they never run apt-get or unpack the same .deb at once; live.sh fetches lvm2 and its
+# libraries before it boots, and boot B only after A has). The scenarios
+# (sorted) alternate between A and B; TB_LIVE_SCENARIOS picks some, all in boot A.
+declare -A LIVE_GROUP=() LIVE_PIDS=()
+if [ -n "${TB_LIVE_SCENARIOS:-}" ]; then
+    LIVE_GROUP[A]=$TB_LIVE_SCENARIOS
+else
+    i=0
+    for f in "$ROOT"/Tests/VM/live/scenarios/[0-9]*.sh; do
+        g=$([ $((i % 2)) = 0 ] && echo A || echo B)
+        LIVE_GROUP[$g]="${LIVE_GROUP[$g]:-} $(basename "$f" .sh)"
+        i=$((i + 1))
+    done
+fi
+start_live() { # start_live A|B: boots that group's VM in the background (once)
+    local g=$1
+    [ -n "${LIVE_GROUP[$g]:-}" ] && [ -z "${LIVE_PIDS[$g]:-}" ] || return 0
+    if [ "$g" = B ] && [ -n "${LIVE_PIDS[A]:-}" ]; then
+        # A fetches and unpacks lvm2 and its libraries into the cache first
+        local n=0
+        until grep -q booting "$OUT/live-A.log" 2>/dev/null || ! kill -0 "${LIVE_PIDS[A]}" 2>/dev/null || [ $n -ge 600 ]; do
+            sleep 1; n=$((n + 1))
+        done
+    fi
+    phase "live kernel pools and LVM thin volumes, VM $g in the background:${LIVE_GROUP[$g]}"
+    # shellcheck disable=SC2086
+    TB_BIN="$VM_BIN" TB_VM_TIMEOUT=${TB_LIVE_TIMEOUT:-1800} $SUDO "$LIVE" "$OUT/live-$g" ${LIVE_GROUP[$g]} >"$OUT/live-$g.log" 2>&1 &
+    LIVE_PIDS[$g]=$!
+}
+
 fidelity() {
 phase "kernel scenarios (QEMU)"
 failed=0
 TB_VM_TIMEOUT=$SCEN_TIMEOUT fixture basic "$OUT/fixtures/basic" basic || failed=1
+start_live A
+start_live B
 for s in $SEEDS; do
     TB_VM_TIMEOUT=$SCEN_TIMEOUT fixture "large --seed $s" "$OUT/fixtures/large-s$s" large --seed "$s" || failed=1
 done
@@ -112,7 +149,7 @@ for input in "$OUT"/takeover/*/input; do
     fi
     rm -rf "$case/out"
     # A refusal is recorded in out/manifest.json and reported by the Swift suite.
-    TB_VM_TIMEOUT=${TB_VM_TIMEOUT:-300} fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
+    TB_VM_TIMEOUT=${TB_VM_TIMEOUT:-600} fixture "take-over $(basename "$case")" "$case/out" take-over --metadata "$input/metadata" --data "$input/data" \
         --devices "$(cat "$input/devices.txt")" || true
 done
 
@@ -129,18 +166,23 @@ return $src
 if [ "${TB_SKIP_FIXTURES:-0}" != 1 ]; then
     fidelity || rc=1
 fi
+start_live A
 
-phase "live kernel pools and LVM thin volumes (QEMU, one boot)"
-# shellcheck disable=SC2086
-if TB_BIN="$VM_BIN" TB_VM_TIMEOUT=${TB_LIVE_TIMEOUT:-1500} $SUDO "$LIVE" "$OUT/live" ${TB_LIVE_SCENARIOS:-} >"$OUT/live.log" 2>&1; then
-    grep -E '^(ok|FAIL) ' "$OUT/live.log"
-else
-    grep -E '^(ok|FAIL) ' "$OUT/live.log" || true
-    echo "kernel-tests: live VM checks failed; last lines of $OUT/live.log:" >&2
-    tail -n 5 "$OUT/live.log" | sed 's/^/    /' >&2
-    rc=1
-fi
-grep -h timing "$OUT/live/timing.txt" 2>/dev/null || cat "$OUT/live/timing.txt" 2>/dev/null || true
+start_live B
+phase "waiting for the live VMs"
+for g in A B; do
+    pid=${LIVE_PIDS[$g]:-}
+    [ -n "$pid" ] || continue
+    if wait "$pid"; then
+        grep -E '^(ok|FAIL) ' "$OUT/live-$g.log"
+    else
+        grep -E '^(ok|FAIL) ' "$OUT/live-$g.log" || true
+        echo "kernel-tests: live VM $g checks failed; last lines of $OUT/live-$g.log:" >&2
+        tail -n 5 "$OUT/live-$g.log" | sed 's/^/    /' >&2
+        rc=1
+    fi
+    echo "live VM $g (${LIVE_GROUP[$g]}): $(cat "$OUT/live-$g/timing.txt" 2>/dev/null)"
+done
 
 rm -rf "$OUT/tmp"
 phase "done (exit $rc); outputs in $OUT"

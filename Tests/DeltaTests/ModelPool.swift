@@ -37,7 +37,7 @@ final class ModelPool {
     /// write to a shared or unprovisioned block does).
     func write(_ dev: UInt64, at v: UInt64, count: UInt64) throws {
         for i in 0..<count {
-            guard let d = md.allocateDataBlock() else { throw ModelError("out of data blocks") }
+            guard let d = try md.allocateDataBlock() else { throw ModelError("out of data blocks") }
             try md.insertMapping(dev, v + i, BlockTime(dataBlock: d, time: md.time))
             model[dev]![v + i] = d
         }

@@ -59,7 +59,7 @@ import TestSupport
                 let id = ids.randomElement(using: &rng)!
                 let start = rng.next() % vspace, n = 1 + rng.next() % 250
                 for v in start..<min(vspace, start + n) {
-                    let b = md.allocateDataBlock()!
+                    let b = try md.allocateDataBlock()!
                     try md.insertMapping(id, v, BlockTime(dataBlock: b, time: md.time))
                     model[id]![v] = b
                 }
@@ -67,7 +67,7 @@ import TestSupport
                 let id = ids.randomElement(using: &rng)!
                 for _ in 0..<20 {
                     let v = rng.next() % vspace
-                    let b = md.allocateDataBlock()!
+                    let b = try md.allocateDataBlock()!
                     try md.insertMapping(id, v, BlockTime(dataBlock: b, time: md.time))
                     model[id]![v] = b
                 }

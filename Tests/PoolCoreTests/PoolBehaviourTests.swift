@@ -224,7 +224,7 @@ import Glibc
         try pool.discard(1, blocks: 0..<4)
         try pool.commit()
         for b in shared {
-            #expect(pool.dataRefCount(b) == 1)
+            #expect(try pool.dataRefCount(b) == 1)
             #expect(!(try Self.isHole("\(dir)/data", at: b * Self.bs, length: Self.bs)))
         }
         #expect(try pool.readBlock(2, 0) == Self.block(5))

@@ -62,11 +62,11 @@ struct Failure: Error, CustomStringConvertible {
         try md.createThin(7)
         var expected: [UInt64: [UInt64: UInt64]] = [1: [:], 7: [:]]
         for v in stride(from: UInt64(0), to: 1200, by: 1) {
-            let b = md.allocateDataBlock()!
+            let b = try md.allocateDataBlock()!
             try md.insertMapping(1, v * 3, BlockTime(dataBlock: b, time: 0))
             expected[1]![v * 3] = b
         }
-        let b = md.allocateDataBlock()!
+        let b = try md.allocateDataBlock()!
         try md.insertMapping(7, 42, BlockTime(dataBlock: b, time: 0))
         expected[7]![42] = b
         try md.commit()

@@ -10,8 +10,16 @@ extension BTree {
     /// after the leaf was shadowed (so a two-level update shadows top-down, like the kernel).
     /// Returns the new root and the old value.
     func update(root: UInt64, key: UInt64, _ body: ([UInt8]?) throws -> [UInt8]) throws -> (root: UInt64, old: [UInt8]?) {
+        try update(root: root, key: key, body, fill: nil)
+    }
+
+    /// Adds more entries to the leaf that just took a key, while they belong to it: the leaf
+    /// (shadowed) and the first key not below it (nil: none).
+    typealias Fill = (inout Node, UInt64?) throws -> Void
+
+    private func update(root: UInt64, key: UInt64, _ body: ([UInt8]?) throws -> [UInt8], fill: Fill?) throws -> (root: UInt64, old: [UInt8]?) {
         var old: [UInt8]? = nil
-        let parts = try insertRec(root, key, body, &old, depth: 0)
+        let parts = try insertRec(root, key, body, &old, high: nil, fill: fill, depth: 0)
         if parts.count == 1 { return (parts[0].block, old) }
         var r = try tm.newNode(leaf: false, valueSize: 8)
         for (i, p) in parts.enumerated() {
@@ -25,7 +33,50 @@ extension BTree {
 
     typealias Part = (key: UInt64, block: UInt64)
 
-    private func insertRec(_ b: UInt64, _ key: UInt64, _ body: ([UInt8]?) throws -> [UInt8], _ old: inout [UInt8]?, depth: Int) throws -> [Part] {
+    /// Inserts or overwrites the 8-byte values of keys `first`, `first + 1`, … (a run of
+    /// consecutive blocks): one descent per leaf instead of one per key. After a key lands in a
+    /// leaf with room, the following keys go into the same leaf while they are below the next
+    /// key of its parents and the leaf has room (overwrites need none); a full leaf is split by
+    /// the ordinary insert of the next key. Each key thus lands exactly where inserting the keys
+    /// one by one in ascending order puts it, and the tree comes out the same.
+    /// Returns the new root and the (index in `values`, old value) of overwritten keys.
+    func insertRun(root: UInt64, first: UInt64, values: [UInt64]) throws -> (root: UInt64, replaced: [(Int, UInt64)]) {
+        precondition(leafValueSize == 8)
+        var replaced: [(Int, UInt64)] = []
+        var root = root
+        var i = 0
+        func bytes(_ v: UInt64) -> [UInt8] {
+            var b = [UInt8](repeating: 0, count: 8)
+            b.setLE64(0, v)
+            return b
+        }
+        while i < values.count {
+            root = try update(root: root, key: first + UInt64(i), { old in
+                if let old { replaced.append((i, old.le64(0))) }
+                i += 1
+                return bytes(values[i - 1])
+            }, fill: { n, high in
+                while i < values.count {
+                    let k = first + UInt64(i)
+                    if let high, k >= high { return }
+                    let at = n.lowerBound(k)
+                    if at >= 0 && n.key(at) == k {
+                        replaced.append((i, n.value64(at)))
+                        n.setValue64(at, values[i])
+                    } else if n.count < n.maxEntries {
+                        n.insertEntry(at: at + 1, key: k, value: bytes(values[i]))
+                    } else {
+                        return
+                    }
+                    i += 1
+                }
+            }).root
+        }
+        return (root, replaced)
+    }
+
+    private func insertRec(_ b: UInt64, _ key: UInt64, _ body: ([UInt8]?) throws -> [UInt8], _ old: inout [UInt8]?,
+                           high: UInt64?, fill: Fill?, depth: Int) throws -> [Part] {
         if depth > BTreeReader.maxDepth { throw MetadataError.cycle(block: b) }
         var n = try tm.shadow(b, leafValueSize: leafValueSize, policy: policy)
         if n.isLeaf {
@@ -36,17 +87,25 @@ extension BTree {
                 let v = try body(o)
                 n = try tm.node(n.location, leafValueSize: leafValueSize)  // body may not touch this node, but re-read to be safe
                 n.setValueBytes(i, v)
+                try fill?(&n, high)
                 tm.put(n)
                 return [(n.key(0), n.location)]
             }
             let v = try body(nil)
             n = try tm.node(n.location, leafValueSize: leafValueSize)
+            if let fill, n.count < n.maxEntries {
+                n.insertEntry(at: i + 1, key: key, value: v)
+                try fill(&n, high)
+                tm.put(n)
+                return [(n.key(0), n.location)]
+            }
             return try insertAt(&n, i + 1, key, v)
         }
         var i = n.lowerBound(key)
         if i < 0 { i = 0; n.setKey(0, key) }
         tm.put(n)
-        let parts = try insertRec(n.value64(i), key, body, &old, depth: depth + 1)
+        let childHigh = i + 1 < n.count ? n.key(i + 1) : high
+        let parts = try insertRec(n.value64(i), key, body, &old, high: childHigh, fill: fill, depth: depth + 1)
         n = try tm.node(n.location, leafValueSize: leafValueSize)
         n.setKey(i, parts[0].key)
         n.setValue64(i, parts[0].block)

@@ -15,6 +15,11 @@ public struct CheckProblem: Error, Equatable, Sendable, CustomStringConvertible 
 /// the held snapshot and the two roots it references; block 0 counts itself
 /// once). A data block's count is the number of mapping entries that point at
 /// it, once per distinct leaf.
+///
+/// Memory: one 32-bit count per metadata block, a few words per distinct node, and the
+/// data references of at most `dataRefBudget` mappings at a time: a pool with more
+/// mappings is compared window by window (consecutive bitmaps whose references fit the
+/// budget), re-reading the distinct bottom-level leaves once per window.
 public final class MetadataChecker {
     public struct Report: Equatable, Sendable {
         public var transactionID: UInt64
@@ -77,6 +82,16 @@ public final class MetadataChecker {
     private var summaries: [UInt64: Summary] = [:]
     private var path = Set<UInt64>()
     private var dataRefs: [UInt64] = []
+    /// Data references held in memory at once (8 bytes each); beyond it, windowed comparison.
+    public var dataRefBudget = 1 << 24
+    /// Whether the references outgrew the budget (then `dataRefs` is not kept).
+    private var windowed = false
+    /// Distinct bottom-level leaves (re-read per window when windowed).
+    private var dataLeaves: [UInt64] = []
+    /// Data references per data space-map bitmap (plans the windows).
+    private var refsPerBitmap: [UInt64] = []
+    /// Windows the data comparison took (1 when everything fit the budget).
+    public private(set) var dataWindows = 0
     private var overflow: [SpaceMapKind: [UInt64: UInt32]] = [.metadata: [:], .data: [:]]
     private var dataIndex: [IndexEntry] = []
     private var leafMappings = 0
@@ -125,6 +140,7 @@ public final class MetadataChecker {
         for (i, e) in dataIndex.enumerated() {
             try ref(e.bitmapBlock, from: droot.bitmapRoot, role: "data space-map bitmap \(i)")
         }
+        refsPerBitmap = [UInt64](repeating: 0, count: dataIndex.count)
         _ = try walk(droot.refCountRoot, tree: .overflow(.data), from: 0, low: nil, high: nil, depth: 0)
 
         // The pool's trees, live and held.
@@ -162,6 +178,8 @@ public final class MetadataChecker {
         metadataLimit = source.blockCount
         dataLimit = reader.superblock.dataSpaceMapRoot.blockCount
         expectedMetadata = [UInt32](repeating: 0, count: Int(metadataLimit))
+        // No space map to compare with: the distinct data blocks are counted from every reference kept.
+        dataRefBudget = Int.max
         try ref(at, from: nil, role: "held metadata snapshot superblock")
         let devices = try checkTrees(of: hs, at: at)
         return Report(transactionID: hs.transactionID, devices: devices, leafMappings: leafMappings,
@@ -272,10 +290,20 @@ public final class MetadataChecker {
         case .bottom:
             leafMappings += c
             var bad: (UInt64, UInt64)?
+            dataLeaves.append(block)
+            if !windowed && dataRefs.count + c > dataRefBudget {
+                windowed = true
+                dataRefs = []
+            }
             n.forEachEntry64 { k, v in
                 let d = v >> 24
-                if d >= dataLimit, bad == nil { bad = (k, d) }
-                dataRefs.append(d)
+                if d >= dataLimit {
+                    if bad == nil { bad = (k, d) }
+                    return
+                }
+                let bi = Int(d / entriesPerBitmap)
+                if bi < refsPerBitmap.count { refsPerBitmap[bi] += 1 }  // empty for a held snapshot alone
+                if !windowed { dataRefs.append(d) }
             }
             if let (k, d) = bad {
                 throw CheckProblem("block \(block): \(tree.name) maps virtual block \(k) to data block \(d), beyond the data device (\(dataLimit) blocks)")
@@ -324,32 +352,67 @@ public final class MetadataChecker {
 
     /// Counts in the data space map against the mappings found; returns blocks in use.
     private func compareData(_ sm: SpaceMapReader) throws -> Int {
-        dataRefs.sort()
-        var r = 0  // next index into dataRefs
         var inUse = 0
-        let over = overflow[.data]!
-        for (bi, e) in dataIndex.enumerated() {
-            let b = try sm.bitmap(e)
-            let base = UInt64(bi) * entriesPerBitmap
-            let end = min(dataLimit, base + entriesPerBitmap)
-            var blk = base
-            while blk < end {
-                // Skip whole zero words with no reference in them.
-                let e0 = Int(blk - base)
-                if e0 % 32 == 0, blk + 32 <= end, b.le64(16 + 8 * (e0 / 32)) == 0,
-                   r == dataRefs.count || dataRefs[r] >= blk + 32 {
-                    blk += 32
-                    continue
-                }
-                var found: UInt32 = 0
-                while r < dataRefs.count, dataRefs[r] == blk { found += 1; r += 1 }
-                let stored = try count(b, e0, blk, over, bitmap: e.bitmapBlock, kind: .data)
-                if stored != found {
-                    throw CheckProblem("data block \(blk): reference count \(stored) in the data space map (bitmap block \(e.bitmapBlock)), but \(found) mappings in distinct leaves reference it")
-                }
-                if stored > 0 { inUse += 1 }
-                blk += 1
+        if !windowed {
+            dataWindows = 1
+            dataRefs.sort()
+            var r = 0
+            for bi in dataIndex.indices { inUse += try compareDataBitmap(sm, bi, dataRefs, &r) }
+            return inUse
+        }
+        // Windows of consecutive bitmaps whose references fit the budget (at least one bitmap each).
+        var first = 0
+        while first < dataIndex.count {
+            var last = first + 1, refs = refsPerBitmap[first]
+            while last < dataIndex.count, refs + refsPerBitmap[last] <= UInt64(dataRefBudget) {
+                refs += refsPerBitmap[last]
+                last += 1
             }
+            let lo = UInt64(first) * entriesPerBitmap, hi = min(dataLimit, UInt64(last) * entriesPerBitmap)
+            var window: [UInt64] = []
+            window.reserveCapacity(Int(refs))
+            for leaf in dataLeaves {
+                let n = try Node(decoding: source.validBlock(leaf, kind: .node), location: leaf, leafValueSize: 8)
+                n.forEachEntry64 { _, v in
+                    let d = v >> 24
+                    if d >= lo && d < hi { window.append(d) }
+                }
+            }
+            window.sort()
+            var r = 0
+            for bi in first..<last { inUse += try compareDataBitmap(sm, bi, window, &r) }
+            dataWindows += 1
+            first = last
+        }
+        return inUse
+    }
+
+    /// Compares bitmap `bi` with the sorted references `refs` from index `r` on (advanced past
+    /// the bitmap's blocks); returns its blocks in use.
+    private func compareDataBitmap(_ sm: SpaceMapReader, _ bi: Int, _ refs: [UInt64], _ r: inout Int) throws -> Int {
+        let e = dataIndex[bi]
+        let over = overflow[.data]!
+        let b = try sm.bitmap(e)
+        let base = UInt64(bi) * entriesPerBitmap
+        let end = min(dataLimit, base + entriesPerBitmap)
+        var inUse = 0
+        var blk = base
+        while blk < end {
+            // Skip whole zero words with no reference in them.
+            let e0 = Int(blk - base)
+            if e0 % 32 == 0, blk + 32 <= end, b.le64(16 + 8 * (e0 / 32)) == 0,
+               r == refs.count || refs[r] >= blk + 32 {
+                blk += 32
+                continue
+            }
+            var found: UInt32 = 0
+            while r < refs.count, refs[r] == blk { found += 1; r += 1 }
+            let stored = try count(b, e0, blk, over, bitmap: e.bitmapBlock, kind: .data)
+            if stored != found {
+                throw CheckProblem("data block \(blk): reference count \(stored) in the data space map (bitmap block \(e.bitmapBlock)), but \(found) mappings in distinct leaves reference it")
+            }
+            if stored > 0 { inUse += 1 }
+            blk += 1
         }
         return inUse
     }

@@ -59,14 +59,15 @@ public final class PoolMetadata {
     // MARK: queries
 
     public var dataBlockSectors: UInt32 { superblock.dataBlockSize }
-    public var dataBlockCount: UInt64 { tm.dataCounts.blockCount }
+    public var dataBlockCount: UInt64 { tm.dataMap.blockCount }
     public var metadataBlockCount: UInt64 { tm.metadataCounts.blockCount }
-    public var freeDataBlocks: UInt64 { tm.dataCounts.freeCount }
+    public var freeDataBlocks: UInt64 { tm.dataMap.freeCount }
     public var freeMetadataBlocks: UInt64 { tm.metadataCounts.freeCount }
     /// Data blocks a new allocation may take now (free, and not freed in this transaction).
-    public var allocatableDataBlocks: UInt64 { tm.dataCounts.allocatableCount }
+    public var allocatableDataBlocks: UInt64 { tm.dataMap.allocatableCount }
     public var allocatableMetadataBlocks: UInt64 { tm.metadataCounts.allocatableCount }
-    public func dataRefCount(_ b: UInt64) -> UInt32 { tm.dataCounts[b] }
+    /// The data block's count, read from the data space map (a bitmap page may be read from disk).
+    public func dataRefCount(_ b: UInt64) throws -> UInt32 { try tm.dataMap.count(b) }
     public var heldRoot: UInt64 { superblock.heldRoot }
     public var time: UInt32 { superblock.time }
     public var transactionID: UInt64 { superblock.transactionID }
@@ -103,7 +104,7 @@ public final class PoolMetadata {
     /// Nil when unmapped.
     public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
         guard let m = try mapping(dev, vblock) else { return nil }
-        if tm.dataCounts[m.dataBlock] > 1 { return true }
+        if try tm.dataMap.count(m.dataBlock) > 1 { return true }
         // The top-level path: a shared top-level leaf shares every subtree it holds.
         var b = superblock.dataMappingRoot
         while true {
@@ -204,6 +205,34 @@ public final class PoolMetadata {
         return old
     }
 
+    /// Maps the consecutive virtual blocks `first`, `first + 1`, … of `dev` to `mappings` in one
+    /// pass over the bottom tree (`BTree.insertRun`); the metadata comes out as from one
+    /// `insertMapping` per block in ascending order. Replaced mappings lose their data reference.
+    public func insertMappings(_ dev: UInt64, first: UInt64, _ mappings: [BlockTime]) throws {
+        guard try exists(dev) else { throw PoolError.unknownDevice(dev) }
+        guard !mappings.isEmpty else { return }
+        let (_, over) = first.addingReportingOverflow(UInt64(mappings.count - 1))
+        guard !over else { throw PoolError.invalid("virtual blocks \(first) + \(mappings.count) overflow") }
+        var replaced: [(Int, UInt64)] = []
+        let bottom = self.bottom
+        let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
+            let (nr, rep) = try bottom.insertRun(root: rootBytes!.le64(0), first: first, values: mappings.map(\.raw))
+            replaced = rep
+            var out = [UInt8](repeating: 0, count: 8)
+            out.setLE64(0, nr)
+            return out
+        }
+        superblock.dataMappingRoot = r
+        var d = try details(of: dev)
+        d.mappedBlocks += UInt64(mappings.count - replaced.count)
+        for (i, raw) in replaced {
+            let old = BlockTime(raw: raw)
+            if old.dataBlock != mappings[i].dataBlock { try tm.decData(old.dataBlock) }
+        }
+        pendingDetails[dev] = d
+        touch(dev)
+    }
+
     /// Unmaps `vblock` of `dev`; returns the removed mapping (its data block decremented).
     @discardableResult
     public func removeMapping(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
@@ -229,7 +258,7 @@ public final class PoolMetadata {
     }
 
     /// A free data block (count 1 now), or nil when none may be allocated.
-    public func allocateDataBlock() -> UInt64? { tm.dataCounts.allocate() }
+    public func allocateDataBlock() throws -> UInt64? { try tm.dataMap.allocate() }
 
     /// set_transaction_id (FORMAT.md §5.3): compare-and-swap of the userspace transaction id.
     public func setTransactionID(from old: UInt64, to new: UInt64) throws {

@@ -68,7 +68,7 @@ extension ThinPool {
             }
             done += UInt64(have)
             sinceCommit += UInt64(have)
-            if sinceCommit == commitEvery || metadata.tm.dirty.count >= dirtyLimit || (ended && sinceCommit > 0) {
+            if sinceCommit == commitEvery || metadata.tm.pendingBlockCount >= dirtyLimit || (ended && sinceCommit > 0) {
                 try commit()
                 sinceCommit = 0
                 onCommit?(done)

@@ -58,7 +58,7 @@ extension ThinPool {
         let maps = try metadata.view.mappings(of: dev, in: range)
         try metadataStep {
             for (v, _) in maps {
-                if let old = try metadata.removeMapping(dev, v), discardPassdown, metadata.dataRefCount(old.dataBlock) == 0 {
+                if let old = try metadata.removeMapping(dev, v), discardPassdown, try metadata.dataRefCount(old.dataBlock) == 0 {
                     pendingPassdown.insert(old.dataBlock)
                 }
             }
@@ -117,16 +117,79 @@ extension ThinPool {
                 throw PoolError.outOfDataSpace
             }
         }
+        // Whole blocks that need a new data block are gathered into runs of consecutive virtual
+        // blocks, each mapped in one B-tree pass (`insertRun`); the rest goes block by block.
+        let existing = try metadata.view.mappings(of: dev, in: first..<(last + 1))
+        let snapTime = try metadata.details(of: dev).snapshottedTime
+        var next = 0  // index into `existing`
+        var run: (first: UInt64, start: Int, count: Int)? = nil
         var pos = offset
         let end = offset + UInt64(bytes.count)
         while pos < end {
             let v = pos / bs, inBlock = Int(pos % bs)
             let n = Int(min(bs - UInt64(inBlock), end - pos))
             let start = Int(pos - offset)
-            try writeInBlock(dev, v, inBlock, UnsafeRawBufferPointer(rebasing: bytes[start..<(start + n)]))
+            while next < existing.count, existing[next].vblock < v { next += 1 }
+            let m = next < existing.count && existing[next].vblock == v ? existing[next].mapping : nil
+            if n == Int(bs), !canWriteInPlace(m, snapTime) {
+                if let r = run, r.first + UInt64(r.count) == v, r.count < ThinPool.maxRun {
+                    run!.count += 1
+                } else {
+                    if let r = run { try writeRun(dev, r.first, UnsafeRawBufferPointer(rebasing: bytes[r.start..<(r.start + r.count * n)])) }
+                    run = (v, start, 1)
+                }
+            } else {
+                if let r = run { try writeRun(dev, r.first, UnsafeRawBufferPointer(rebasing: bytes[r.start..<(r.start + r.count * Int(bs))])) }
+                run = nil
+                try writeInBlock(dev, v, inBlock, UnsafeRawBufferPointer(rebasing: bytes[start..<(start + n)]))
+            }
             pos += UInt64(n)
         }
+        if let r = run { try writeRun(dev, r.first, UnsafeRawBufferPointer(rebasing: bytes[r.start..<(r.start + r.count * Int(bs))])) }
         raiseEvents()
+    }
+
+    /// Blocks mapped by one B-tree pass at most (bounds the metadata blocks one step may take
+    /// beyond the reserve check of `metadataStep`).
+    static let maxRun = 256
+
+    /// Writes whole blocks `bytes` to new data blocks and maps them at `first`, `first + 1`, …
+    /// in one pass (`PoolMetadata.insertMappings`); contiguous data blocks take one write.
+    private func writeRun(_ dev: UInt64, _ first: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+        let bs = Int(dataBlockSize), count = bytes.count / bs
+        let blocks: [UInt64] = try metadataStep {
+            var blocks: [UInt64] = []
+            blocks.reserveCapacity(count)
+            for _ in 0..<count {
+                guard let d = try metadata.allocateDataBlock() else {
+                    mode = .readOnly(.outOfDataSpace)
+                    throw PoolError.outOfDataSpace
+                }
+                blocks.append(d)
+            }
+            return blocks
+        }
+        // As in `writeInBlock`: a failed data write gives the blocks back (punched), the metadata stays sound.
+        do {
+            var j = 0
+            while j < count {
+                var k = j
+                while k + 1 < count, blocks[k + 1] == blocks[k] + 1 { k += 1 }
+                try writeData(block: blocks[j], UnsafeRawBufferPointer(rebasing: bytes[(j * bs)..<((k + 1) * bs)]))
+                j = k + 1
+            }
+        } catch {
+            for d in blocks {
+                _ = try? metadata.tm.decData(d)
+                try? dataFile.discard(offset: d * dataBlockSize, length: dataBlockSize)
+            }
+            throw error
+        }
+        try metadataStep {
+            for d in blocks { provisionedThisTransaction.insert(d) }
+            let t = metadata.time
+            try metadata.insertMappings(dev, first: first, blocks.map { BlockTime(dataBlock: $0, time: t) })
+        }
     }
 
     /// A block may be written in place only when it was provisioned in this transaction and
@@ -144,7 +207,7 @@ extension ThinPool {
             return
         }
         let d = try metadataStep {
-            guard let d = metadata.allocateDataBlock() else {
+            guard let d = try metadata.allocateDataBlock() else {
                 mode = .readOnly(.outOfDataSpace)
                 throw PoolError.outOfDataSpace
             }

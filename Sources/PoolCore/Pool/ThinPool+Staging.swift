@@ -16,7 +16,7 @@ extension ThinPool {
         // allocate() never returns a block freed in this transaction (still referenced by the
         // last commit); each block it returns is given back at once (count 0 again, and skipped by
         // allocate() for the rest of the transaction).
-        while found.count < count, let b = metadata.allocateDataBlock() {
+        while found.count < count, let b = try metadata.allocateDataBlock() {
             taken.append(b)
             if !excluding.contains(b) { found.append(b) }
         }
@@ -32,7 +32,7 @@ extension ThinPool {
             let (at, over) = vblock.multipliedReportingOverflow(by: dataBlockSize)
             throw PoolError.beyondEnd(dev: dev, offset: over ? UInt64.max : at, size: try virtualSize(of: dev))
         }
-        guard block < metadata.dataBlockCount, metadata.dataRefCount(block) == 0 else {
+        guard block < metadata.dataBlockCount, try metadata.dataRefCount(block) == 0 else {
             throw PoolError.invalid("data block \(block) is not free: it cannot take written data")
         }
         try metadataStep {
@@ -45,7 +45,7 @@ extension ThinPool {
     /// Punches (discards) the data of `blocks` that nothing references in the open transaction:
     /// set-aside blocks given up, so the host filesystem gets their space back.
     public func punchUnreferenced(_ blocks: [UInt64]) {
-        let free = blocks.filter { $0 < metadata.dataBlockCount && metadata.dataRefCount($0) == 0 }.sorted()
+        let free = blocks.filter { $0 < metadata.dataBlockCount && (try? metadata.dataRefCount($0)) == 0 }.sorted()
         var i = 0
         while i < free.count {
             var j = i

@@ -46,7 +46,7 @@ extension ThinPool {
             throw error
         }
         provisionedThisTransaction.removeAll()
-        punch(pendingPassdown.filter { metadata.dataRefCount($0) == 0 })
+        punch(pendingPassdown.filter { (try? metadata.dataRefCount($0)) == 0 })
         pendingPassdown.removeAll()
         // The commit itself allocates (space-map blocks): the committed counts are checked too.
         raiseEvents()

@@ -159,7 +159,7 @@ public final class ThinPool {
     }
 
     /// Data reference count of a data block in the open transaction.
-    public func dataRefCount(_ block: UInt64) -> UInt32 { metadata.dataRefCount(block) }
+    public func dataRefCount(_ block: UInt64) throws -> UInt32 { try metadata.dataRefCount(block) }
 
     /// Metadata of the open transaction (uncommitted trees; space maps as last committed).
     public func currentView() throws -> MetadataReader { try metadata.currentView() }

@@ -1,31 +1,12 @@
-/// The space-map writer (FORMAT.md §4, §5.1 steps 3–4): at commit, the in-core counts of
-/// both space maps go back to disk as bitmaps, the data index tree, the metadata index
-/// block and the two overflow trees. The readers are `SpaceMapReader`; loading counts into
-/// core at open is `LoadedSpaceMap`.
+/// The space-map writer (FORMAT.md §4, §5.1 steps 3–4): at commit, the changed data bitmaps
+/// and the in-core metadata counts go back to disk as bitmaps, the data index tree, the
+/// metadata index block and the two overflow trees. The readers are `SpaceMapReader` and
+/// `DataSpaceMap`; loading the metadata counts into core at open is `LoadedSpaceMap`.
 extension TransactionManager {
     /// Step 3–4 of FORMAT.md §5.1 for both space maps: write back dirty bitmaps, the data index tree,
     /// both overflow trees and a new metadata index block. Returns the two space-map roots.
     func commitSpaceMaps() throws -> (data: SpaceMapRoot, metadata: SpaceMapRoot) {
-        // Data space map (its tree updates allocate metadata blocks, so it goes first).
-        let dirtyData = dataCounts.dirtyBitmaps.sorted()
-        for i in dirtyData {
-            if i >= dataCounts.bitmapCount { continue }
-            while dataBitmaps.count <= i { dataBitmaps.append(0) }
-            let old = dataBitmaps[i]
-            if old == 0 || !newThisTransaction.contains(old) {
-                let nb = try allocateMetadata()
-                if old != 0 { try decMetadata(old) }
-                dataBitmaps[i] = nb
-            }
-            let (block, entry) = dataCounts.renderBitmap(i, location: dataBitmaps[i])
-            put(block, at: dataBitmaps[i])
-            var v = [UInt8](repeating: 0, count: IndexEntry.diskSize)
-            entry.encode(into: &v, at: 0)
-            dataIndexRoot = try BTree(tm: self, leafValueSize: IndexEntry.diskSize, policy: .none)
-                .insert(root: dataIndexRoot, key: UInt64(i), value: v)
-            dataOverflowRoot = try syncOverflow(root: dataOverflowRoot, onDisk: &dataOverflowOnDisk,
-                                                want: dataCounts.overflowEntries(ofBitmap: i), bitmap: i)
-        }
+        try commitDataSpaceMap()
         // Metadata space map: iterate until its own updates stop changing counts.
         if !newThisTransaction.contains(metadataIndexBlock) {
             let nb = try allocateMetadata()
@@ -62,11 +43,42 @@ extension TransactionManager {
             entry.encode(into: &index, at: 16 + 16 * i)
         }
         put(index, at: metadataIndexBlock)
-        let d = SpaceMapRoot(blockCount: dataCounts.blockCount, allocatedCount: dataCounts.allocatedCount,
+        let d = SpaceMapRoot(blockCount: dataMap.blockCount, allocatedCount: dataMap.allocatedCount,
                              bitmapRoot: dataIndexRoot, refCountRoot: dataOverflowRoot)
         let m = SpaceMapRoot(blockCount: metadataCounts.blockCount, allocatedCount: metadataCounts.allocatedCount,
                              bitmapRoot: metadataIndexBlock, refCountRoot: metadataOverflowRoot)
         return (d, m)
+    }
+
+    /// Data space map (its tree updates allocate metadata blocks, so it goes first): each changed
+    /// bitmap goes to a block new in this transaction (copy on write), written straight to the
+    /// device (no committed superblock reaches it, and the commit's flush covers it) so that a
+    /// transaction touching every bitmap does not hold them all in memory; then its index entry
+    /// and overflow entries.
+    private func commitDataSpaceMap() throws {
+        let index = BTree(tm: self, leafValueSize: IndexEntry.diskSize, policy: .none)
+        let overflow = BTree(tm: self, leafValueSize: 4, policy: .none)
+        for i in dataMap.dirtyBitmaps.sorted() where i < dataMap.bitmapCount {
+            let old = dataMap.entries[i].bitmapBlock
+            var loc = old
+            if old == 0 || !newThisTransaction.contains(old) {
+                loc = try allocateMetadata()
+                if old != 0 { try decMetadata(old) }
+            }
+            var r = try dataMap.render(i, location: loc)
+            Checksum.seal(&r.block, kind: .bitmap, location: loc)
+            try device.writeBlock(loc, r.block)
+            dataMap.entries[i] = r.entry
+            var v = [UInt8](repeating: 0, count: IndexEntry.diskSize)
+            r.entry.encode(into: &v, at: 0)
+            dataIndexRoot = try index.insert(root: dataIndexRoot, key: UInt64(i), value: v)
+            for k in r.overflowRemoved { dataOverflowRoot = try overflow.remove(root: dataOverflowRoot, key: k).root }
+            for (k, c) in r.overflowSet {
+                var cv = [UInt8](repeating: 0, count: 4)
+                cv.setLE32(0, c)
+                dataOverflowRoot = try overflow.insert(root: dataOverflowRoot, key: k, value: cv)
+            }
+        }
     }
 
     /// Brings the overflow tree's entries for bitmap `i` in line with `want`.

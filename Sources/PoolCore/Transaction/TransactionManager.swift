@@ -1,5 +1,5 @@
-/// The write side of the metadata device: block cache, allocation, shadowing and the
-/// space maps' in-core counts (FORMAT.md §3.7, §4.5, §5).
+/// The write side of the metadata device: block cache, allocation, shadowing, the metadata
+/// space map's in-core counts and the data space map read from disk (FORMAT.md §3.7, §4.5, §5).
 ///
 /// Rules it keeps:
 /// * a block reachable from the committed superblock is never written: the first change
@@ -11,13 +11,15 @@ final class TransactionManager: BlockReading {
     let device: any MetadataDevice
     /// Metadata block counts (authoritative in core).
     internal(set) var metadataCounts: RefCounts
-    /// Data block counts (authoritative in core).
-    internal(set) var dataCounts: RefCounts
+    /// Data block counts: the on-disk data space map, changed pages in core until the commit.
+    let dataMap: DataSpaceMap
 
     /// Unsealed contents of blocks changed in this transaction.
     var dirty: [UInt64: [UInt8]] = [:]
     /// Validated contents of committed blocks recently read.
     var clean: [UInt64: [UInt8]] = [:]
+    /// Metadata blocks held in core for the commit: dirty blocks and changed data-bitmap pages.
+    var pendingBlockCount: Int { dirty.count + dataMap.changedPageCount }
     /// Dirty blocks that are not B-tree nodes or space-map blocks (the held superblock copy).
     var specialKinds: [UInt64: BlockKind] = [:]
     /// Blocks allocated in this transaction (may be changed in place while their count is 1).
@@ -28,17 +30,15 @@ final class TransactionManager: BlockReading {
     var metadataBitmaps: [UInt64]
     var metadataOverflowRoot: UInt64
     var metadataOverflowOnDisk: [UInt64: UInt32]
-    /// Data space map on disk: index tree, bitmap locations, overflow tree and its mirror.
+    /// Data space map on disk: index tree and overflow tree (bitmap locations: `dataMap.entries`).
     var dataIndexRoot: UInt64
-    var dataBitmaps: [UInt64]
     var dataOverflowRoot: UInt64
-    var dataOverflowOnDisk: [UInt64: UInt32]
 
     /// Metadata blocks read from the device (tests count them).
     private(set) var deviceReads = 0
     static let cleanCacheLimit = 16384
 
-    /// Loads the space maps of the committed superblock `sb` into core.
+    /// Loads the metadata space map of the committed superblock `sb` into core and opens its data space map.
     init(device: any MetadataDevice, superblock sb: Superblock) throws {
         self.device = device
         let m = try LoadedSpaceMap(device, sb.metadataSpaceMapRoot, .metadata)
@@ -48,14 +48,10 @@ final class TransactionManager: BlockReading {
         metadataOverflowRoot = sb.metadataSpaceMapRoot.refCountRoot
         metadataOverflowOnDisk = m.overflow
 
-        let d = try LoadedSpaceMap(device, sb.dataSpaceMapRoot, .data)
-        dataCounts = d.counts
+        dataMap = try DataSpaceMap(device: device, root: sb.dataSpaceMapRoot)
         dataIndexRoot = sb.dataSpaceMapRoot.bitmapRoot
-        dataBitmaps = d.bitmaps
         dataOverflowRoot = sb.dataSpaceMapRoot.refCountRoot
-        dataOverflowOnDisk = d.overflow
         metadataCounts.committed()
-        dataCounts.committed()
     }
 
     /// Bootstraps fresh space maps for a device of `metadataBlocks` blocks (FORMAT.md §4.6):
@@ -64,7 +60,7 @@ final class TransactionManager: BlockReading {
     init(formatting device: any MetadataDevice, metadataBlocks: UInt64) throws {
         self.device = device
         metadataCounts = RefCounts(blockCount: metadataBlocks)
-        dataCounts = RefCounts(blockCount: 0)
+        dataMap = DataSpaceMap(device: device, formattingWith: 0)
         let nb = metadataCounts.bitmapCount
         guard metadataBlocks >= UInt64(3 + nb + 8) else {
             throw PoolError.invalid("metadata device too small (\(metadataBlocks) blocks of 4 KiB)")
@@ -79,9 +75,7 @@ final class TransactionManager: BlockReading {
         }
         for i in 0..<nb { metadataCounts.dirtyBitmaps.insert(i) }  // every bitmap is written at the first commit
         dataIndexRoot = 0
-        dataBitmaps = []
         dataOverflowRoot = 0
-        dataOverflowOnDisk = [:]
         put(Node(emptyLeaf: true, valueSize: 4, location: 2).bytes, at: 2)
         dataIndexRoot = try newNode(leaf: true, valueSize: IndexEntry.diskSize).location
         dataOverflowRoot = try newNode(leaf: true, valueSize: 4).location
@@ -157,16 +151,10 @@ final class TransactionManager: BlockReading {
         }
     }
 
-    func incData(_ b: UInt64) throws {
-        guard b < dataCounts.blockCount else { throw MetadataError.badSpaceMap(block: b, reason: "data block \(b) beyond the data device") }
-        dataCounts.inc(b)
-    }
+    func incData(_ b: UInt64) throws { try dataMap.inc(b) }
 
     @discardableResult
-    func decData(_ b: UInt64) throws -> UInt32 {
-        guard b < dataCounts.blockCount else { throw MetadataError.badSpaceMap(block: b, reason: "data block \(b) beyond the data device") }
-        return try dataCounts.dec(b)
-    }
+    func decData(_ b: UInt64) throws -> UInt32 { try dataMap.dec(b) }
 
     /// Makes block `b` writable in this transaction (FORMAT.md §3.7): in place when it is new in this
     /// transaction and counted once; otherwise copied to a new block, `b` decremented, and —
@@ -195,7 +183,7 @@ final class TransactionManager: BlockReading {
 
     /// Writes every dirty block (sealed) and flushes the device. The superblock is not among them.
     func writeOut() throws {
-        let bitmaps = Set(metadataBitmaps).union(dataBitmaps)
+        let bitmaps = Set(metadataBitmaps)
         for b in dirty.keys.sorted() {
             var bytes = dirty[b]!
             Checksum.seal(&bytes, kind: kind(of: b, bitmaps: bitmaps), location: b)
@@ -206,7 +194,7 @@ final class TransactionManager: BlockReading {
 
     /// Called after the superblock is on disk: the transaction's blocks become committed ones.
     func finishCommit() {
-        let bitmaps = Set(metadataBitmaps).union(dataBitmaps)
+        let bitmaps = Set(metadataBitmaps)
         for (b, bytes) in dirty {
             var s = bytes
             Checksum.seal(&s, kind: kind(of: b, bitmaps: bitmaps), location: b)
@@ -216,7 +204,7 @@ final class TransactionManager: BlockReading {
         specialKinds.removeAll()
         newThisTransaction.removeAll(keepingCapacity: true)
         metadataCounts.committed()
-        dataCounts.committed()
+        dataMap.committed(overflowRoot: dataOverflowRoot)
     }
 
     /// The kind of block `b` for sealing (index, bitmap or node).
@@ -224,14 +212,14 @@ final class TransactionManager: BlockReading {
         if let k = specialKinds[b] { return k }
         if b == metadataIndexBlock { return .index }
         if let bitmaps { return bitmaps.contains(b) ? .bitmap : .node }
-        if metadataBitmaps.contains(b) || dataBitmaps.contains(b) { return .bitmap }
+        if metadataBitmaps.contains(b) { return .bitmap }
         return .node
     }
 
     /// Grows the data space map to `blocks` (shrinking is refused).
     func growData(to blocks: UInt64) throws {
-        guard blocks >= dataCounts.blockCount else { throw PoolError.invalid("the data device cannot shrink (\(dataCounts.blockCount) → \(blocks) blocks)") }
-        dataCounts.grow(to: blocks)
+        guard blocks >= dataMap.blockCount else { throw PoolError.invalid("the data device cannot shrink (\(dataMap.blockCount) → \(blocks) blocks)") }
+        dataMap.grow(to: blocks)
     }
 
     /// Grows the metadata space map to `blocks` (capped to the usable maximum by the caller).

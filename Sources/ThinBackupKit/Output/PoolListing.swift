@@ -38,32 +38,38 @@ public enum PoolListing {
         }
     }
 
-    /// One row per device, ascending by id.
+    /// One row per device, ascending by id. Memory: two bits per data block (how many mappings
+    /// use it, saturating at 2; 256 MiB for 2^30 blocks), not one entry per mapping: the trees
+    /// are walked twice, once to count the uses and once to find each device's exclusive blocks.
     public static func rows(_ view: MetadataView) throws -> [Row] {
         let devices = try view.devices()
-        var blocksOf: [[UInt64]] = []
-        var maxBlock: UInt64 = 0
+        // 32 two-bit counters per word; sized by the data device (unknown through a metadata snapshot: grown).
+        let limit = view.dataBlockCount
+        var uses = [UInt64](repeating: 0, count: Int((limit + 31) / 32))
         for (id, _) in devices {
-            var blocks: [UInt64] = []
+            try view.mappingTree(of: id).forEachLeaf { leaf in
+                try leaf.forEachEntry64 { _, v in
+                    let d = v >> 24
+                    if limit > 0, d >= limit {
+                        throw JobError("thin device \(id) maps data block \(d), beyond the data device (\(limit) blocks)")
+                    }
+                    let w = Int(d >> 5), shift = UInt64(2 * (d & 31))
+                    if w >= uses.count { uses += [UInt64](repeating: 0, count: max(w + 1 - uses.count, uses.count / 2)) }
+                    let c = (uses[w] >> shift) & 3
+                    if c < 2 { uses[w] += 1 << shift }
+                }
+            }
+        }
+        var exclusive: [UInt64] = []
+        for (id, _) in devices {
+            var n: UInt64 = 0
             try view.mappingTree(of: id).forEachLeaf { leaf in
                 leaf.forEachEntry64 { _, v in
                     let d = v >> 24
-                    if d > maxBlock { maxBlock = d }
-                    blocks.append(d)
+                    if (uses[Int(d >> 5)] >> UInt64(2 * (d & 31))) & 3 == 1 { n += 1 }
                 }
             }
-            blocksOf.append(blocks)
-        }
-        // How many mappings (over all devices) use each data block, saturating at 2.
-        var exclusive: [UInt64] = []
-        if maxBlock < 1 << 28 {
-            var uses = [UInt8](repeating: 0, count: blocksOf.isEmpty ? 0 : Int(maxBlock) + 1)
-            for bs in blocksOf { for d in bs where uses[Int(d)] < 2 { uses[Int(d)] += 1 } }
-            exclusive = blocksOf.map { bs in UInt64(bs.reduce(0) { $0 + (uses[Int($1)] == 1 ? 1 : 0) }) }
-        } else {
-            var uses: [UInt64: UInt8] = [:]
-            for bs in blocksOf { for d in bs { uses[d, default: 0] = min(2, uses[d, default: 0] + 1) } }
-            exclusive = blocksOf.map { bs in UInt64(bs.reduce(0) { $0 + (uses[$1] == 1 ? 1 : 0) }) }
+            exclusive.append(n)
         }
         return devices.enumerated().map { i, dev in
             Row(id: dev.id, mappedBlocks: dev.details.mappedBlocks, exclusiveBlocks: exclusive[i],
