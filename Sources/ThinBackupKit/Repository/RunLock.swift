@@ -102,11 +102,21 @@ public final class PoolLock {
         self.path = path
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw JobError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        if flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+        // An empty lock file with the lock taken is a holder that has just released it (it
+        // empties the file first) while a child it forked still shares the open file until its
+        // exec, or one that has not written itself yet: either is gone within moments, so a
+        // refusal naming no holder is made only after a short retry.
+        var attempts = 0
+        while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
             var buf = [UInt8](repeating: 0, count: 4096)
             let n = pread(fd, &buf, buf.count, 0)
-            close(fd)
             let other = n > 0 ? try? JSONDecoder().decode(LockHolder.self, from: Data(buf[0..<n])) : nil
+            attempts += 1
+            if other == nil && attempts < 30 {
+                usleep(100_000)
+                continue
+            }
+            close(fd)
             throw JobError(.busy, "\(what) is in use by \(other?.description ?? "another run")")
         }
         let bytes = (try? JSONEncoder().encode(LockHolder.current(command))) ?? Data()
