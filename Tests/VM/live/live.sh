@@ -49,6 +49,10 @@ mkdir -p "$R/out" "$R/scenarios"
 vm_copy_bin "$R" "$(command -v dmsetup)"
 vm_copy_bin "$R" "$TB"
 [ "$(basename "$TB")" = thin-backup ] || mv "$R/sbin/$(basename "$TB")" "$R/sbin/thin-backup"
+# thin-backup loads libcurl on first use (dlopen), so ldd does not list it: copy it and its libraries.
+CURL=$(ldconfig -p | awk '/libcurl\.so\.4 .*x86-64/ {print $NF; exit}')
+[ -n "$CURL" ] || die "libcurl.so.4: not on this host (apt-get install libcurl4)"
+mkdir -p "$R$(dirname "$CURL")"; cp -L "$CURL" "$R$CURL"; vm_copy_libs "$R" "$CURL"
 for b in thin_check thin_dump thin_ls thin_delta ${TB_VM_EXTRA:-}; do
 	command -v "$b" >/dev/null || die "$b: not on this host"
 	vm_copy_bin "$R" "$(command -v "$b")"
