@@ -36,24 +36,38 @@ public enum XXHash64 {
                 v4 = round(v4, data.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self).littleEndian)
                 i += 32
             }
-            h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-            h = merge(h, v1); h = merge(h, v2); h = merge(h, v3); h = merge(h, v4)
+            h = converge(v1, v2, v3, v4)
         } else {
             h = seed &+ p5
         }
-        h &+= UInt64(n)
+        return finish(h &+ UInt64(n), tail: UnsafeRawBufferPointer(rebasing: data[i...]))
+    }
+
+    /// The four lanes folded into one (inputs of 32 bytes or more).
+    @inline(__always) static func converge(_ v1: UInt64, _ v2: UInt64, _ v3: UInt64, _ v4: UInt64) -> UInt64 {
+        var h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
+        h = merge(h, v1); h = merge(h, v2); h = merge(h, v3); h = merge(h, v4)
+        return h
+    }
+
+    /// `h` (the converged lanes or the short-input start, plus the total length) over the last
+    /// bytes that fill no 32-byte stripe, then the final avalanche.
+    @inline(__always) static func finish(_ start: UInt64, tail: UnsafeRawBufferPointer) -> UInt64 {
+        var h = start
+        let n = tail.count
+        var i = 0
         while i + 8 <= n {
-            h ^= round(0, data.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian)
+            h ^= round(0, tail.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian)
             h = rotl(h, 27) &* p1 &+ p4
             i += 8
         }
         if i + 4 <= n {
-            h ^= UInt64(data.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian) &* p1
+            h ^= UInt64(tail.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian) &* p1
             h = rotl(h, 23) &* p2 &+ p3
             i += 4
         }
         while i < n {
-            h ^= UInt64(data[i]) &* p5
+            h ^= UInt64(tail[i]) &* p5
             h = rotl(h, 11) &* p1
             i += 1
         }
@@ -116,37 +130,10 @@ extension XXHash64 {
         }
 
         public func finish() -> UInt64 {
-            var h: UInt64
-            if total >= 32 {
-                h = rotl(v1, 1) &+ rotl(v2, 7) &+ rotl(v3, 12) &+ rotl(v4, 18)
-                h = merge(h, v1); h = merge(h, v2); h = merge(h, v3); h = merge(h, v4)
-            } else {
-                h = seed &+ p5
-            }
-            h &+= UInt64(total)
+            let start = total >= 32 ? converge(v1, v2, v3, v4) : seed &+ p5
             var rest = pending
-            let n = pendingCount
             return withUnsafeBytes(of: &rest) { data in
-                var i = 0
-                while i + 8 <= n {
-                    h ^= round(0, data.loadUnaligned(fromByteOffset: i, as: UInt64.self).littleEndian)
-                    h = rotl(h, 27) &* p1 &+ p4
-                    i += 8
-                }
-                if i + 4 <= n {
-                    h ^= UInt64(data.loadUnaligned(fromByteOffset: i, as: UInt32.self).littleEndian) &* p1
-                    h = rotl(h, 23) &* p2 &+ p3
-                    i += 4
-                }
-                while i < n {
-                    h ^= UInt64(data[i]) &* p5
-                    h = rotl(h, 11) &* p1
-                    i += 1
-                }
-                h ^= h >> 33; h &*= p2
-                h ^= h >> 29; h &*= p3
-                h ^= h >> 32
-                return h
+                XXHash64.finish(start &+ UInt64(total), tail: UnsafeRawBufferPointer(rebasing: data[0..<pendingCount]))
             }
         }
     }
