@@ -45,13 +45,6 @@ extension ThinPool {
     /// Punches (discards) the data of `blocks` that nothing references in the open transaction:
     /// set-aside blocks given up, so the host filesystem gets their space back.
     public func punchUnreferenced(_ blocks: [UInt64]) {
-        let free = blocks.filter { $0 < metadata.dataBlockCount && (try? metadata.dataRefCount($0)) == 0 }.sorted()
-        var i = 0
-        while i < free.count {
-            var j = i
-            while j + 1 < free.count && free[j + 1] == free[j] + 1 { j += 1 }
-            try? dataFile.discard(offset: free[i] * dataBlockSize, length: UInt64(j - i + 1) * dataBlockSize)
-            i = j + 1
-        }
+        punch(blocks.filter { $0 < metadata.dataBlockCount && (try? metadata.dataRefCount($0)) == 0 })
     }
 }

@@ -67,7 +67,7 @@ extension ThinPool {
     }
 
     /// Punches `blocks` out of the data device, a run of adjacent blocks at a time (best effort).
-    private func punch(_ blocks: Set<UInt64>) {
+    func punch<Blocks: Sequence<UInt64>>(_ blocks: Blocks) {
         let sorted = blocks.sorted()
         var i = 0
         while i < sorted.count {
