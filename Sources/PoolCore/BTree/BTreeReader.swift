@@ -95,18 +95,24 @@ public struct BTreeReader {
     /// whose key range meets `range`.
     public func entries64(in range: Range<UInt64>) throws -> [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []
-        try collect(root, range, depth: 0, &out)
+        try forEachLeafEntry(in: range) { k, n, i in out.append((k, n.value64(i))) }
         return out
     }
 
-    private func collect(_ b: UInt64, _ r: Range<UInt64>, depth: Int, _ out: inout [(UInt64, UInt64)]) throws {
+    /// Every leaf entry with the key in `range`, ascending; reads only the nodes whose key range
+    /// meets `range`.
+    func forEachLeafEntry(in range: Range<UInt64>, _ body: (_ key: UInt64, _ leaf: Node, _ index: Int) throws -> Void) throws {
+        try visit(root, range, depth: 0, body)
+    }
+
+    private func visit(_ b: UInt64, _ r: Range<UInt64>, depth: Int, _ body: (UInt64, Node, Int) throws -> Void) throws {
         if depth > BTreeReader.maxDepth { throw MetadataError.cycle(block: b) }
         let n = try node(b)
         var i = max(0, n.lowerBound(r.lowerBound))
         while i < n.count {
             let k = n.key(i)
             if k >= r.upperBound { break }
-            if n.isInternal { try collect(n.value64(i), r, depth: depth + 1, &out) } else if k >= r.lowerBound { out.append((k, n.value64(i))) }
+            if n.isInternal { try visit(n.value64(i), r, depth: depth + 1, body) } else if k >= r.lowerBound { try body(k, n, i) }
             i += 1
         }
     }

@@ -316,18 +316,6 @@ final class DataSpaceMap {
 extension BTreeReader {
     /// Every (key, u32 value) with the key in `range`, ascending (overflow trees).
     func forEachEntry(in range: Range<UInt64>, _ body: (UInt64, UInt32) throws -> Void) throws {
-        try visit(root, range, depth: 0, body)
-    }
-
-    private func visit(_ b: UInt64, _ r: Range<UInt64>, depth: Int, _ body: (UInt64, UInt32) throws -> Void) throws {
-        if depth > BTreeReader.maxDepth { throw MetadataError.cycle(block: b) }
-        let n = try node(b)
-        var i = max(0, n.lowerBound(r.lowerBound))
-        while i < n.count {
-            let k = n.key(i)
-            if k >= r.upperBound { break }
-            if n.isInternal { try visit(n.value64(i), r, depth: depth + 1, body) } else if k >= r.lowerBound { try body(k, n.bytes.le32(n.valueOffset(i))) }
-            i += 1
-        }
+        try forEachLeafEntry(in: range) { k, n, i in try body(k, n.bytes.le32(n.valueOffset(i))) }
     }
 }
