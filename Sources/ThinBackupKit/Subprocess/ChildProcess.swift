@@ -36,7 +36,15 @@ struct ChildProcess {
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for p in argv + envp { free(p) } }
         var pid: pid_t = 0, outFD: Int32 = -1, errFD: Int32 = -1
-        let rc = csys_spawn(path, argv, envp, &pid, &outFD, &errFD)
+        var rc = csys_spawn(path, argv, envp, &pid, &outFD, &errFD)
+        // ETXTBSY: a process forked elsewhere in this one (another thread) still shares a
+        // descriptor that wrote the program until its own exec closes it; that passes within moments.
+        var tries = 0
+        while rc == ETXTBSY && tries < 20 {
+            usleep(50_000)
+            tries += 1
+            rc = csys_spawn(path, argv, envp, &pid, &outFD, &errFD)
+        }
         guard rc == 0 else { throw JobError.system("cannot run", path, errno: rc) }
         let deadline = monotonic() + timeout
         var out: [UInt8] = [], err: [UInt8] = []
