@@ -51,12 +51,26 @@ struct ReceiveState: Codable, Equatable {
         }
     }
 
-    /// Writes atomically (`DurableFile`: temporary file, fsync, rename, fsync of the folder).
+    /// Writes atomically (temporary file, fsync, rename, fsync of the folder).
     func store(_ path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
-        do { try DurableFile.replace(path, with: try enc.encode(self)) } catch {
-            throw JobError("cannot write \(path): \(error)")
+        let data = try enc.encode(self)
+        let tmp = path + ".tmp"
+        do {
+            let f = try RandomAccessFile(path: tmp, writable: true, create: true)
+            defer { f.close() }
+            try f.truncate(to: 0)
+            try data.withUnsafeBytes { try f.write($0, at: 0) }
+            try f.sync()
+        } catch {
+            throw JobError("cannot write \(tmp): \(error)")
+        }
+        guard rename(tmp, path) == 0 else { throw JobError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
+        let dir = (path as NSString).deletingLastPathComponent
+        if let d = try? RandomAccessFile(path: dir, writable: false) {
+            try? d.sync()
+            d.close()
         }
     }
 }
