@@ -17,10 +17,15 @@ public enum ThinBackupMain {
         } catch {
             return finish(ExitStatus.argumentParser(error))
         }
+        // A signal's cleanups, once begun, end the process with the signal's status; a command
+        // that ends meanwhile (its reads cut short by a released snapshot, say) waits for that
+        // and prints nothing.
         do {
             try command.run()
+            Interrupts.shared.parkIfInterrupted()
             return ExitStatus.ok
         } catch {
+            Interrupts.shared.parkIfInterrupted()
             // `help SUB` parses into ArgumentParser's own `help` command, whose run() throws the
             // help request: ArgumentParser renders it, as it does `--help` at parse time.
             if type(of: command).configuration.commandName == "help" { return finish(ExitStatus.argumentParser(error)) }

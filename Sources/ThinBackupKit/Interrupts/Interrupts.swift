@@ -52,6 +52,9 @@ public final class Interrupts: @unchecked Sendable {
     }
 
     private let lock = NSLock()
+    /// Held by a step in `uninterruptible`, and by the watcher from the moment it begins cleaning up.
+    private let gate = NSRecursiveLock()
+    private var interrupted = false
     private var registered: [Cleanup] = []
     private var installed = false
     /// Lines written to stderr when a signal arrives (tests read them; nil: stderr).
@@ -75,6 +78,55 @@ public final class Interrupts: @unchecked Sendable {
         let c = register(name, cleanup)
         defer { c.run() }
         return try work()
+    }
+
+    /// Runs `work` whole with respect to signals: a signal arriving meanwhile waits for it to end
+    /// before any cleanup runs (the watcher says it waits for `name`). Once the cleanups have begun,
+    /// `work` is not started: the calling thread waits for the process to end. Never call it from a
+    /// cleanup's body on another thread than the watcher (it would wait for ever).
+    public func uninterruptible<T>(_ name: String, _ work: () throws -> T) rethrows -> T {
+        gate.lock()
+        // Only an outermost step waits: a nested one runs inside a step the watcher waits for.
+        if depth == 0 && isInterrupted {
+            gate.unlock()
+            parkForever()
+        }
+        depth += 1
+        if depth == 1 { setStep(name) }
+        defer {
+            depth -= 1
+            if depth == 0 { setStep(nil) }
+            gate.unlock()
+        }
+        return try work()
+    }
+
+    /// How deep the gate's holder is in `uninterruptible` steps (changed only with the gate held).
+    private var depth = 0
+    /// The outermost step running now (read by the watcher, under `lock`).
+    private var stepName: String?
+
+    private func setStep(_ name: String?) {
+        lock.lock()
+        stepName = name
+        lock.unlock()
+    }
+
+    /// Whether a signal has begun the cleanups.
+    public var isInterrupted: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return interrupted
+    }
+
+    /// Waits for the process to end when a signal has begun the cleanups (the watcher ends it
+    /// with the signal's status); returns at once otherwise.
+    public func parkIfInterrupted() {
+        if isInterrupted { parkForever() }
+    }
+
+    private func parkForever() -> Never {
+        while true { pause() }
     }
 
     /// Names of the cleanups registered now, oldest first.
@@ -125,6 +177,17 @@ public final class Interrupts: @unchecked Sendable {
         var byte: UInt8 = 0
         guard (try? sysCall("read", "the interrupt pipe") { read(fd, &byte, 1) }) == 1 else { return }
         let sig = Int32(byte)
+        lock.lock()
+        interrupted = true
+        let step = stepName
+        lock.unlock()
+        // A step that must not be cut in two finishes first (the gate stays held: nothing new starts).
+        if !gate.try() {
+            let line = "thin-backup: interrupted by \(signalName(sig)); finishing \(step ?? "a step that cannot be cut") first\n"
+            if let log { log(line) } else { ThinBackupMain.writeStderr(line) }
+            gate.lock()
+        }
+        depth += 1    // the cleanups' own steps (on this thread) run inside this one
         let names = pending
         let line = "thin-backup: interrupted by \(signalName(sig))"
             + (names.isEmpty ? "\n" : "; cleaning up: \(names.reversed().joined(separator: ", "))\n")

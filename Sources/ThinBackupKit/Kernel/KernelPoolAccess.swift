@@ -29,14 +29,18 @@ public class KernelPoolAccess: PoolAccess {
     }
 
     /// Reserves by message. A snapshot a killed run of ours left is released first (with a
-    /// warning); someone else's is refused. Released by the hold, or on SIGINT/SIGTERM/SIGHUP.
+    /// warning); someone else's is refused. Released by the hold, or on SIGINT/SIGTERM/SIGHUP:
+    /// the reservation and its cleanup's registration are one step a signal does not cut (and
+    /// one that never starts once a signal's cleanups have begun: they would not release it).
     public func reserveMetadataSnapshot(command: String) throws -> MetadataSnapshotHold {
-        try MetadataSnapLease.reclaim(pool) { ThinBackupMain.writeStderr("thin-backup: warning: \($0)\n") }
-        let release = try MetadataSnapLease.reserve(pool)
-        let cleanup = Interrupts.shared.register("release the metadata snapshot of \(pool.dmName)") { try? release() }
-        return MetadataSnapshotHold {
-            cleanup.dismiss()
-            try release()
+        try Interrupts.shared.uninterruptible("reserving the metadata snapshot of \(pool.dmName)") {
+            try MetadataSnapLease.reclaim(pool) { ThinBackupMain.writeStderr("thin-backup: warning: \($0)\n") }
+            let release = try MetadataSnapLease.reserve(pool)
+            let cleanup = Interrupts.shared.register("release the metadata snapshot of \(pool.dmName)") { try? release() }
+            return MetadataSnapshotHold {
+                cleanup.dismiss()
+                try release()
+            }
         }
     }
 

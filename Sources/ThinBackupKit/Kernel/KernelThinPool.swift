@@ -66,8 +66,15 @@ public final class KernelThinPool {
     }
 
     /// `create_snap NEW ORIGIN`; an active origin is suspended (its I/O flushed) around the
-    /// message and always resumed. One already suspended (a cutover's freeze) stays suspended.
+    /// message and always resumed — a signal waits for the resume (one step, `Interrupts`). One
+    /// already suspended (a cutover's freeze) stays suspended.
     public func createSnapshot(of origin: UInt64, as dev: UInt64) throws {
+        try Interrupts.shared.uninterruptible("create_snap \(dev) of \(origin) on \(dmName)") {
+            try createSnapshotNow(of: origin, as: dev)
+        }
+    }
+
+    private func createSnapshotNow(of origin: UInt64, as dev: UInt64) throws {
         try requireWritable()
         let active = try activeThins()
         if active[dev] != nil { throw kernelFailure("\(dmName): thin device \(dev) exists (it is active)") }

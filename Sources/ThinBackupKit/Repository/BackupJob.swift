@@ -70,26 +70,46 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     var state = try LocalBackupState.load(pool: dir, repository: repoID, name: repo.store.displayName)
     let previous = state.devices[String(req.dev)]
 
-    // 1. Snapshot the device.
+    // 1. Snapshot the device (after deleting what a run killed outright left: see UnfinishedBackup).
+    UnfinishedBackup.recover(pool, pool: dir) { ThinBackupMain.writeStderr("thin-backup: warning: \($0)\n") }
     let devices = try pool.devices()
     guard devices.contains(req.dev) else { throw JobError("pool \(dir) has no thin device \(req.dev)") }
     let poolID = try pool.identity(create: true).description
     let records = try repo.catalog.all().filter { $0.poolID == poolID }
     let (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
-    let snap = try pool.createSnapshot(
-        of: req.dev, preferring: freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device)))
+    let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
+    let fresh = freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device))
+    // The snapshot and its undo go together: on a live pool, a signal waits for both (an lvcreate
+    // left running, or an origin left suspended, would outlive this process); the undo runs on an
+    // error and on SIGINT/SIGTERM (after the send released its metadata snapshot and the pool).
+    let makeSnapshot = { () throws -> (UInt64, String, Interrupts.Cleanup) in
+        var unfinished = UnfinishedBackup(origin: req.dev)
+        try unfinished.save(pool: dir)
+        let snap: UInt64
+        do {
+            snap = try pool.createSnapshot(of: req.dev, preferring: fresh)
+        } catch {
+            UnfinishedBackup.clear(pool: dir, origin: req.dev)
+            throw error
+        }
+        unfinished.snapshot = try? pool.snapshotIdentity(snap)
+        try? unfinished.save(pool: dir)
+        // Encrypted: object names carry only the time (pool, device and kind are in the sealed catalog).
+        let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs"
+            : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
+        let undo = Interrupts.shared.register("delete backup snapshot \(snap) and its partial stream") { [repo] in
+            if (try? pool.deleteDevice(snap)) != nil { UnfinishedBackup.clear(pool: dir, origin: req.dev) }
+            try? repo.store.delete(object)
+            (repo.store as? FolderStore)?.discardPartial(object)
+        }
+        return (snap, object, undo)
+    }
+    let (snap, object, undo) = pool.isLive ? try Interrupts.shared.uninterruptible("taking the backup snapshot", makeSnapshot)
+        : try makeSnapshot()
 
     req.whileLocked?()
 
     // 2. Send it into the repository.
-    let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
-    // Encrypted: object names carry only the time (pool, device and kind are in the sealed catalog).
-    let object = repo.key != nil ? "streams/\(ts)-\(randomDigest()).tbs" : "streams/\(poolID.prefix(12))/dev\(req.dev)/\(ts)-snap\(snap)-\(base == nil ? "full" : "incr").tbs"
-    // Undone on an error and on SIGINT/SIGTERM (after the send released its metadata snapshot and the pool).
-    let undo = Interrupts.shared.register("delete backup snapshot \(snap) and its partial stream") { [repo] in
-        try? pool.deleteDevice(snap)
-        try? repo.store.delete(object)
-    }
     var send = SendRequest(pool: pool, target: snap, destination: object)
     send.base = base?.snapDev
     send.baseDigest = base.flatMap { Digest128(hex: $0.digest) }
@@ -98,42 +118,52 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     send.quiet = req.quiet
     send.command = "backup"
     send.key = repo.key
-    let sent: SendReport
-    var record: BackupRecord
-    let snapIdentity: SnapshotIdentity
+    let sent: SendReport, digest: String, vsize: UInt64, bs: UInt64, snapIdentity: SnapshotIdentity
     do {
         sent = try runSend(send, sink: try repo.store.sink(object))
-        guard let digest = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
-        let vsize = try pool.virtualSize(of: snap)
-        let bs = UInt64(try pool.readMetadata().superblock.dataBlockSize) * 512
+        guard let d = sent.targetDigest else { throw JobError("send of snapshot \(snap) reported no content digest") }
+        digest = d
+        vsize = try pool.virtualSize(of: snap)
+        bs = UInt64(try pool.readMetadata().superblock.dataBlockSize) * 512
         guard let identity = try pool.snapshotIdentity(snap) else { throw JobError("snapshot \(snap) is gone from \(pool.name)") }
         snapIdentity = identity
-        // 3. Record it; the catalog travels with the backup.
-        record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
-                              object: object, streamBytes: sent.streamBytes, rawBytes: sent.rawBytes, dataBlocks: sent.dataBlocks,
-                              blockSize: UInt32(bs), virtualSize: vsize, digest: digest, rebased: false)
-        try repo.catalog.insert(&record)
-        try repo.saveCatalog()
     } catch {
         undo.run()
         throw error
     }
-    undo.dismiss()
 
-    // 4. The new snapshot is this repository's base now; the previous one goes (no other repository's state names it).
-    state.repository = repo.store.displayName
-    state.devices[String(req.dev)] = .init(backup: record.id!, snapshot: snapIdentity, digest: record.digest)
-    try state.save(pool: dir, repository: repoID)
-    var deleted: UInt64?
-    if let old = previous?.snapshot, !LocalBackupState.allSnapshots(pool: dir).contains(old),
-       try pool.snapshotIdentity(old.device) == old {
-        try pool.deleteDevice(old.device)
-        deleted = old.device
+    // 3. Record it (the catalog travels with the backup), make the new snapshot this repository's
+    // base and drop the previous one (no other repository's state names it): one step a signal
+    // does not cut, so a stopped run leaves either no record or a recorded backup with its
+    // snapshot kept, never a record whose stream or snapshot its undo deleted.
+    return try Interrupts.shared.uninterruptible("recording the backup") { () throws -> BackupReport in
+        var record = BackupRecord(id: nil, poolID: poolID, dev: req.dev, snapDev: snap, baseID: base?.id, createdAt: req.now.timeIntervalSince1970,
+                                  object: object, streamBytes: sent.streamBytes, rawBytes: sent.rawBytes, dataBlocks: sent.dataBlocks,
+                                  blockSize: UInt32(bs), virtualSize: vsize, digest: digest, rebased: false)
+        do {
+            try repo.catalog.insert(&record)
+            try repo.saveCatalog()
+        } catch {
+            undo.run()
+            throw error
+        }
+        undo.dismiss()
+
+        state.repository = repo.store.displayName
+        state.devices[String(req.dev)] = .init(backup: record.id!, snapshot: snapIdentity, digest: record.digest)
+        try state.save(pool: dir, repository: repoID)
+        UnfinishedBackup.clear(pool: dir, origin: req.dev)
+        var deleted: UInt64?
+        if let old = previous?.snapshot, !LocalBackupState.allSnapshots(pool: dir).contains(old),
+           try pool.snapshotIdentity(old.device) == old {
+            try pool.deleteDevice(old.device)
+            deleted = old.device
+        }
+        return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,
+                            createdAt: WorkflowClock.format(req.now), object: object, rawBytes: sent.rawBytes,
+                            streamBytes: sent.streamBytes, dataBlocks: sent.dataBlocks, digest: record.digest,
+                            deletedSnapshot: deleted, note: note, seconds: ProgressMeter.now() - started)
     }
-    return BackupReport(id: record.id!, dev: req.dev, snapshot: snap, kind: base == nil ? "full" : "incremental", base: base?.id,
-                        createdAt: WorkflowClock.format(req.now), object: object, rawBytes: sent.rawBytes,
-                        streamBytes: sent.streamBytes, dataBlocks: sent.dataBlocks, digest: record.digest,
-                        deletedSnapshot: deleted, note: note, seconds: ProgressMeter.now() - started)
 }
 
 /// The base for the next incremental into `repo`, or nil (a full backup) with the reason.

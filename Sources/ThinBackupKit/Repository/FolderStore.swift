@@ -74,3 +74,11 @@ public final class FolderStore: ObjectStore {
         return out.sorted()
     }
 }
+
+extension FolderStore {
+    /// Removes what an unfinished `sink(name)` wrote ("<name>.partial"), if anything (no fault step:
+    /// only an undo calls it).
+    public func discardPartial(_ name: String) {
+        unlink(path(name) + ".partial")
+    }
+}

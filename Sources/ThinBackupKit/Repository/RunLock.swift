@@ -37,6 +37,11 @@ public final class RepositoryLock {
         self.store = store
         holder = .current(command)
         let bytes = try JSONEncoder().encode(holder)
+        // Taking it and registering its release are one step a signal does not cut.
+        try Interrupts.shared.uninterruptible("taking the repository lock of \(store.displayName)") { try take(bytes) }
+    }
+
+    private func take(_ bytes: Data) throws {
         for _ in 0..<2 {
             if let folder = store as? FolderStore {
                 let p = folder.path(Self.name)

@@ -95,7 +95,7 @@ public func runSend(_ req: SendRequest, sink givenSink: ByteSink? = nil) throws 
                       seconds: meter.elapsed)
 }
 
-/// A sink that runs a check before passing `finish()` on.
+/// A sink that runs a check before passing `finish()` on, both in one uninterruptible step.
 final class FinishHook: ByteSink {
     let inner: ByteSink
     let check: () throws -> Void
@@ -104,8 +104,12 @@ final class FinishHook: ByteSink {
         self.check = check
     }
     func write(_ bytes: UnsafeRawBufferPointer) throws { try inner.write(bytes) }
+    /// Publishing the stream (a rename into place, an upload's completion) is one step a signal
+    /// does not cut, and one that never starts once a signal's cleanups have begun.
     func finish() throws {
-        try check()
-        try inner.finish()
+        try Interrupts.shared.uninterruptible("publishing the stream") {
+            try check()
+            try inner.finish()
+        }
     }
 }
