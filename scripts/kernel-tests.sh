@@ -101,7 +101,7 @@ start_live() { # start_live A|B: boots that group's VM in the background (once)
     fi
     phase "live kernel pools and LVM thin volumes, VM $g in the background:${LIVE_GROUP[$g]}"
     # shellcheck disable=SC2086
-    TB_BIN="$VM_BIN" TB_VM_TIMEOUT=${TB_LIVE_TIMEOUT:-1800} $SUDO "$LIVE" "$OUT/live-$g" ${LIVE_GROUP[$g]} >"$OUT/live-$g.log" 2>&1 &
+    TB_BIN="$VM_BIN" TB_VM_TIMEOUT=${TB_LIVE_TIMEOUT:-3600} $SUDO "$LIVE" "$OUT/live-$g" ${LIVE_GROUP[$g]} >"$OUT/live-$g.log" 2>&1 &
     LIVE_PIDS[$g]=$!
 }
 

@@ -40,7 +40,7 @@ for s in $(cat /scenarios/order); do
 	reset_disks
 	mkdir -p /out/$s
 	echo "LP|INFO|scenario $s start $(cut -d' ' -f1 /proc/uptime)"
-	( cd /out/$s && SCENARIO=$s timeout 900 sh /scenarios/$s.sh; echo $? > /tmp/rc ) 2>&1 | tee /out/$s/log.txt
+	( cd /out/$s && SCENARIO=$s timeout 1500 sh /scenarios/$s.sh; echo $? > /tmp/rc ) 2>&1 | tee /out/$s/log.txt
 	echo "LP|END|$s|$(cat /tmp/rc)"
 	# /out is guest memory and goes back through a 1 GiB disk: each scenario's streams, images
 	# and repository objects over 1 MiB go once it ends (its check outputs and log stay).
