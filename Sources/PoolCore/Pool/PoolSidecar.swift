@@ -59,37 +59,11 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
         return s
     }
 
-    /// Writes atomically: a temporary file, fsync, rename, fsync of the folder (so the rename
-    /// is durable before the next step). On failure (e.g. ENOSPC) the temporary file is removed.
+    /// Writes atomically (`replaceFile`: temporary file, sync, rename, folder sync; the file's
+    /// sync and the rename are fault steps). On failure (e.g. ENOSPC) the temporary file is removed.
     public func save(_ path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let data = try enc.encode(self)
-        let tmp = path + ".tmp"
-        do {
-            let f = try RandomAccessFile(path: tmp, writable: true, create: true)
-            defer { f.close() }
-            try f.truncate(to: 0)
-            try data.withUnsafeBytes { try f.write($0, at: 0) }
-            try f.sync()
-        } catch {
-            unlink(tmp)
-            throw error
-        }
-        do { try FaultInjection.step(.rename) } catch {
-            unlink(tmp)
-            throw error
-        }
-        guard rename(tmp, path) == 0 else {
-            let e = errno
-            unlink(tmp)
-            throw PoolError.invalid("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
-        }
-        let dir = (path as NSString).deletingLastPathComponent
-        let dfd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            fsync(dfd)
-            close(dfd)
-        }
+        try replaceFile(path, with: try enc.encode(self), syncStep: true, renameStep: true)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PoolCore
 
 /// What a job remembers between runs (`STATE-DIR/NAME.state.json`): when it last succeeded and
 /// verified, and each volume's last good backup. The metrics file is written from it, so a
@@ -45,15 +46,10 @@ public struct JobState: Codable, Equatable, Sendable {
     }
 }
 
-/// Writes `data` to `path` through PATH.tmp-PID and rename(2): readers see the old or the new file, never a part.
+/// Writes `data` to `path` through PATH.tmp-PID (`replaceFile`, no fault steps): readers see the
+/// old or the new file, never a part.
 func atomicWrite(_ data: Data, to path: String) throws {
-    let tmp = "\(path).tmp-\(getpid())"
-    guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-        throw JobError("cannot write \(tmp): \(String(cString: strerror(errno)))")
-    }
-    guard rename(tmp, path) == 0 else {
-        let e = errno
-        unlink(tmp)
-        throw JobError("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
+    do { try replaceFile(path, with: data, temporary: "\(path).tmp-\(getpid())", syncStep: false) } catch {
+        throw JobError("cannot write \(path): \(error)")
     }
 }

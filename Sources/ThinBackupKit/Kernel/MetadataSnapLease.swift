@@ -1,4 +1,5 @@
 import Foundation
+import PoolCore
 
 /// The kernel's metadata snapshot of a live pool, as ThinBackup takes it: reserved with the
 /// `reserve_metadata_snap` message, recorded on disk first (so a run killed before it could
@@ -27,13 +28,11 @@ public enum MetadataSnapLease {
 
     static func store(_ r: Record, _ pool: KernelThinPool) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let tmp = recordPath(pool) + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw kernelFailure("cannot write \(tmp): \(String(cString: strerror(errno)))") }
         let data = try JSONEncoder().encode(r)
-        let ok = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(tmp, recordPath(pool)) == 0 else { throw kernelFailure("cannot write \(recordPath(pool))") }
+        // No fault step: the lease's syncs were never numbered ones.
+        do { try replaceFile(recordPath(pool), with: data, syncStep: false) } catch {
+            throw kernelFailure("cannot write \(recordPath(pool)): \(error)")
+        }
     }
 
     static func forget(_ pool: KernelThinPool) { unlink(recordPath(pool)) }

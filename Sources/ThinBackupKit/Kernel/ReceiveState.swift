@@ -51,26 +51,14 @@ struct ReceiveState: Codable, Equatable {
         }
     }
 
-    /// Writes atomically (temporary file, fsync, rename, fsync of the folder).
+    /// Writes atomically (`replaceFile`: temporary file, sync, rename, folder sync; both syncs
+    /// are fault steps, as VM scenario 55's kill points expect).
     func store(_ path: String) throws {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let data = try enc.encode(self)
-        let tmp = path + ".tmp"
-        do {
-            let f = try RandomAccessFile(path: tmp, writable: true, create: true)
-            defer { f.close() }
-            try f.truncate(to: 0)
-            try data.withUnsafeBytes { try f.write($0, at: 0) }
-            try f.sync()
-        } catch {
-            throw JobError("cannot write \(tmp): \(error)")
-        }
-        guard rename(tmp, path) == 0 else { throw JobError("cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))") }
-        let dir = (path as NSString).deletingLastPathComponent
-        if let d = try? RandomAccessFile(path: dir, writable: false) {
-            try? d.sync()
-            d.close()
+        do { try replaceFile(path, with: data, syncStep: true, folderSyncStep: true) } catch {
+            throw JobError("cannot write \(path): \(error)")
         }
     }
 }

@@ -46,26 +46,14 @@ struct LocalBackupState: Codable, Equatable {
         }
     }
 
-    /// Writes the file atomically (temporary file, fsync, rename).
+    /// Writes the file atomically (`replaceFile`; the file's sync is a fault step).
     func save(pool: String, repository id: String) throws {
-        let dir = Self.folder(pool: pool)
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: Self.folder(pool: pool), withIntermediateDirectories: true)
         let p = Self.path(pool: pool, repository: id)
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let bytes = [UInt8](try enc.encode(self))
-        let tmp = p + ".tmp"
-        let f = try RandomAccessFile(path: tmp, writable: true, create: true)
-        do {
-            try f.truncate(to: 0)
-            try bytes.withUnsafeBytes { try f.write($0, at: 0) }
-            try f.sync()
-            f.close()
-        } catch {
-            f.close()
-            throw JobError("cannot write \(tmp): \(error)")
-        }
-        guard rename(tmp, p) == 0 else { throw JobError("cannot rename \(tmp) to \(p): \(String(cString: strerror(errno)))") }
+        let data = try enc.encode(self)
+        do { try replaceFile(p, with: data, syncStep: true) } catch { throw JobError("cannot write \(p): \(error)") }
     }
 }
 
