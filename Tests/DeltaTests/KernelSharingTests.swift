@@ -1,5 +1,5 @@
 import Delta
-import PoolCore
+@testable import PoolCore
 import Testing
 import TestSupport
 

@@ -1,5 +1,5 @@
 import Delta
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// A pool built with PoolCore's own metadata write path (snapshots share trees

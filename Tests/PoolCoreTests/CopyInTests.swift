@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// `copyIn` commits every interval: after each commit thin_dump (reading the file on disk)

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// A metadata device whose Nth write (and every later one) fails, as a dying disk would.

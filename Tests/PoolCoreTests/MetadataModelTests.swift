@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// Random mapping operations on PoolMetadata against a dictionary model; the B-tree

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// A failed metadata operation (FORMAT.md §5.5, §6.8): rollback to the last commit, NEEDS_CHECK in the

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// An in-memory model of every thin device's bytes and of which blocks are one physical

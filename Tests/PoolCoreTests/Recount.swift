@@ -1,4 +1,4 @@
-import PoolCore
+@testable import PoolCore
 
 /// Independent recount of reference counts from the trees on disk (FORMAT.md §4.7), using only the
 /// read layer: data count = mapping entries per distinct leaf; metadata count = pointers.

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import PoolCore
+@testable import PoolCore
 import TestSupport
 
 /// The `pool` commands through the built binary: each commits, the result passes thin_check,

@@ -1,5 +1,5 @@
 import Foundation
-import PoolCore
+@testable import PoolCore
 import Testing
 import TestSupport
 @testable import ThinBackupKit

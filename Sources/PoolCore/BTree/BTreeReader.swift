@@ -52,12 +52,12 @@ public struct BTreeReader {
     }
 
     /// What a node visitor tells the walk to do with an internal node's children.
-    public enum Descend { case children, skip }
+    enum Descend { case children, skip }
 
     /// Depth-first walk in key order. `visit` sees every node once per path that
     /// reaches it; it may skip an internal node's children (e.g. a shared subtree).
     /// Keys are checked against the range the parent gives; cycles are detected.
-    public func walkNodes(_ visit: (Node, _ depth: Int) throws -> Descend) throws {
+    func walkNodes(_ visit: (Node, _ depth: Int) throws -> Descend) throws {
         var path = Set<UInt64>()
         try walk(root, from: nil, low: nil, high: nil, depth: 0, path: &path, visit)
     }
@@ -84,7 +84,7 @@ public struct BTreeReader {
     }
 
     /// Every leaf entry in ascending key order.
-    public func forEachEntry(_ body: (_ key: UInt64, _ leaf: Node, _ index: Int) throws -> Void) throws {
+    func forEachEntry(_ body: (_ key: UInt64, _ leaf: Node, _ index: Int) throws -> Void) throws {
         try walkNodes { n, _ in
             if n.isLeaf { for i in 0..<n.count { try body(n.key(i), n, i) } }
             return .children
@@ -93,7 +93,7 @@ public struct BTreeReader {
 
     /// Every (key, 8-byte value) with the key in `range`, ascending; reads only the nodes
     /// whose key range meets `range`.
-    public func entries64(in range: Range<UInt64>) throws -> [(UInt64, UInt64)] {
+    func entries64(in range: Range<UInt64>) throws -> [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []
         try forEachLeafEntry(in: range) { k, n, i in out.append((k, n.value64(i))) }
         return out
@@ -118,7 +118,7 @@ public struct BTreeReader {
     }
 
     /// Every (key, 8-byte value) in ascending key order.
-    public func entries64() throws -> [(UInt64, UInt64)] {
+    func entries64() throws -> [(UInt64, UInt64)] {
         var out: [(UInt64, UInt64)] = []
         try forEachEntry { k, n, i in out.append((k, n.value64(i))) }
         return out

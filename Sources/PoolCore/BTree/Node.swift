@@ -4,9 +4,9 @@
 /// `init(decoding:location:leafValueSize:)` checks everything the accessors rely on, so
 /// they never read outside the block.
 public struct Node: Sendable {
-    public static let internalFlag: UInt32 = 1
-    public static let leafFlag: UInt32 = 2
-    public static let headerSize = 32
+    static let internalFlag: UInt32 = 1
+    static let leafFlag: UInt32 = 2
+    static let headerSize = 32
 
     public private(set) var bytes: [UInt8]
     /// Where the node was read from (or will be written to).
@@ -18,12 +18,12 @@ public struct Node: Sendable {
     /// on disk: `nr_entries`.
     public var count: Int { Int(bytes.le32(16)) }
     /// on disk: `max_entries`.
-    public var maxEntries: Int { Int(bytes.le32(20)) }
+    var maxEntries: Int { Int(bytes.le32(20)) }
     /// on disk: `value_size`.
-    public var valueSize: Int { Int(bytes.le32(24)) }
+    var valueSize: Int { Int(bytes.le32(24)) }
 
     /// Largest multiple of 3 entries that fits a block for `valueSize`-byte values (FORMAT.md §3.2).
-    public static func maxEntries(valueSize: Int) -> Int {
+    static func maxEntries(valueSize: Int) -> Int {
         let n = (metadataBlockSize - headerSize) / (8 + valueSize)
         return 3 * (n / 3)
     }
@@ -87,7 +87,7 @@ public struct Node: Sendable {
     @inline(__always) public func value64(_ i: Int) -> UInt64 { bytes.le64(valueOffset(i)) }
 
     /// The `valueSize` bytes of value `i`.
-    public func valueBytes(_ i: Int) -> ArraySlice<UInt8> {
+    func valueBytes(_ i: Int) -> ArraySlice<UInt8> {
         let o = valueOffset(i)
         return bytes[o..<(o + valueSize)]
     }

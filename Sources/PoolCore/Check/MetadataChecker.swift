@@ -1,5 +1,5 @@
 /// A problem `MetadataChecker` found: one line naming the block, the fault and where it sits.
-public struct CheckProblem: Error, Equatable, Sendable, CustomStringConvertible {
+struct CheckProblem: Error, Equatable, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
@@ -83,7 +83,7 @@ public final class MetadataChecker {
     private var path = Set<UInt64>()
     private var dataRefs: [UInt64] = []
     /// Data references held in memory at once (8 bytes each); beyond it, windowed comparison.
-    public var dataRefBudget = 1 << 24
+    var dataRefBudget = 1 << 24
     /// Whether the references outgrew the budget (then `dataRefs` is not kept).
     private var windowed = false
     /// Distinct bottom-level leaves (re-read per window when windowed).

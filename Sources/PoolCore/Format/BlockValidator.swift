@@ -1,7 +1,7 @@
 /// The one check a metadata block read from a device passes before anything decodes it
 /// (FORMAT.md §1.1, §2): a whole block, the checksum of its kind, its own location.
 /// Decoders (`Node`, `Superblock`, the space-map readers) check only their structure.
-public enum BlockValidator {
+enum BlockValidator {
     /// `block` as read from `location`, or the first thing wrong with it.
     @discardableResult
     public static func check(_ block: [UInt8], kind: BlockKind, location: UInt64) throws(MetadataError) -> [UInt8] {

@@ -33,4 +33,4 @@ extension Array where Element == UInt8 {
 }
 
 /// Size of every metadata block, in bytes.
-public let metadataBlockSize = 4096
+let metadataBlockSize = 4096

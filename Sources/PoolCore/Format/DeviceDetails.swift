@@ -9,7 +9,7 @@ public struct DeviceDetails: Equatable, Sendable {
     /// on disk: `snapshotted_time`.
     public var snapshottedTime: UInt32
 
-    public static let diskSize = 24
+    static let diskSize = 24
 
     public init(mappedBlocks: UInt64, transactionID: UInt64, creationTime: UInt32, snapshottedTime: UInt32) {
         self.mappedBlocks = mappedBlocks
@@ -54,12 +54,12 @@ public struct BlockTime: Equatable, Hashable, Sendable {
 }
 
 /// on disk: `disk_index_entry` (16 bytes), FORMAT.md §4.2.
-public struct IndexEntry: Equatable, Sendable {
-    public var bitmapBlock: UInt64
-    public var freeCount: UInt32
-    public var noneFreeBefore: UInt32
+struct IndexEntry: Equatable, Sendable {
+    var bitmapBlock: UInt64
+    var freeCount: UInt32
+    var noneFreeBefore: UInt32
 
-    public static let diskSize = 16
+    static let diskSize = 16
 
     public init(bitmapBlock: UInt64, freeCount: UInt32, noneFreeBefore: UInt32) {
         self.bitmapBlock = bitmapBlock

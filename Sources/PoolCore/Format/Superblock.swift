@@ -1,5 +1,5 @@
 /// dm-thin superblock magic (27022010).
-public let superblockMagic: UInt64 = 27_022_010
+let superblockMagic: UInt64 = 27_022_010
 
 /// The pool superblock (block 0) or the held metadata-snapshot copy.
 ///
@@ -17,23 +17,23 @@ public struct Superblock: Equatable, Sendable {
     public var transactionID: UInt64 = 0
     /// on disk: `held_root`; 0 when no metadata snapshot is held.
     public var heldRoot: UInt64 = 0
-    public var dataSpaceMapRoot = SpaceMapRoot()
-    public var metadataSpaceMapRoot = SpaceMapRoot()
+    var dataSpaceMapRoot = SpaceMapRoot()
+    var metadataSpaceMapRoot = SpaceMapRoot()
     /// on disk: `data_mapping_root`, root of the two-level mapping tree.
-    public var dataMappingRoot: UInt64 = 0
+    var dataMappingRoot: UInt64 = 0
     /// on disk: `device_details_root`.
-    public var deviceDetailsRoot: UInt64 = 0
+    var deviceDetailsRoot: UInt64 = 0
     /// on disk: `data_block_size`, in 512-byte sectors.
     public var dataBlockSize: UInt32 = 128
     /// on disk: `metadata_block_size`, in sectors (always 8).
-    public var metadataBlockSize: UInt32 = 8
+    var metadataBlockSize: UInt32 = 8
     /// on disk: `metadata_nr_blocks`, set at format time only.
     public var metadataBlockCount: UInt64 = 0
-    public var compatFlags: UInt32 = 0
-    public var compatROFlags: UInt32 = 0
-    public var incompatFlags: UInt32 = 0
+    var compatFlags: UInt32 = 0
+    var compatROFlags: UInt32 = 0
+    var incompatFlags: UInt32 = 0
 
-    public static let needsCheckFlag: UInt32 = 1
+    static let needsCheckFlag: UInt32 = 1
 
     public init() {}
 
@@ -91,15 +91,15 @@ public struct Superblock: Equatable, Sendable {
 }
 
 /// on disk: `disk_sm_root`, the first 32 bytes of a 128-byte superblock slot.
-public struct SpaceMapRoot: Equatable, Sendable {
+struct SpaceMapRoot: Equatable, Sendable {
     /// Blocks managed by the space map.
     public var blockCount: UInt64 = 0
     /// Blocks with a non-zero count (may over-count on restore images).
-    public var allocatedCount: UInt64 = 0
+    var allocatedCount: UInt64 = 0
     /// Metadata sm: the index block. Data sm: root of the index B-tree.
-    public var bitmapRoot: UInt64 = 0
+    var bitmapRoot: UInt64 = 0
     /// Root of the overflow (count ≥ 3) tree.
-    public var refCountRoot: UInt64 = 0
+    var refCountRoot: UInt64 = 0
 
     public init(blockCount: UInt64 = 0, allocatedCount: UInt64 = 0, bitmapRoot: UInt64 = 0, refCountRoot: UInt64 = 0) {
         self.blockCount = blockCount
@@ -122,5 +122,5 @@ public struct SpaceMapRoot: Equatable, Sendable {
         b.setLE64(off + 24, refCountRoot)
     }
 
-    public var isZero: Bool { self == SpaceMapRoot() }
+    var isZero: Bool { self == SpaceMapRoot() }
 }

@@ -2,7 +2,7 @@
 ///
 /// Blocks are 4096 bytes; block N is at byte N × 4096. Implementations do no
 /// validation: readers check blocks with `validBlock` (`BlockValidator`).
-public protocol MetadataDevice: BlockReading {
+protocol MetadataDevice: BlockReading {
     func writeBlock(_ block: UInt64, _ bytes: [UInt8]) throws(MetadataError)
     /// Makes every earlier write durable before any later one.
     func flush() throws(MetadataError)
@@ -26,7 +26,7 @@ public final class FileMetadataDevice: MetadataDevice, @unchecked Sendable {
     }
 
     /// Re-reads the device size (after the file was grown).
-    public func refreshSize() throws(MetadataError) {
+    func refreshSize() throws(MetadataError) {
         blockCount = try file.size() / UInt64(metadataBlockSize)
     }
 

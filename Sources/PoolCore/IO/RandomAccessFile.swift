@@ -14,7 +14,7 @@ public final class RandomAccessFile: @unchecked Sendable {
 
     /// True when opened with O_DIRECT: block devices are (live devices: the kernel's
     /// dm-thin reads and writes below the page cache, so cached pages can be stale).
-    public let isDirect: Bool
+    let isDirect: Bool
 
     /// Opens `path`; `create` makes a new regular file if none exists.
     ///
@@ -124,7 +124,7 @@ public final class RandomAccessFile: @unchecked Sendable {
     /// Drops this file's clean pages from the page cache (posix_fadvise DONTNEED), so the
     /// next reads come from the device. Metadata written by the kernel (dm-bufio) bypasses
     /// the block device's page cache; pages cached by an earlier read would be stale.
-    public func dropCachedPages() {
+    func dropCachedPages() {
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
     }
 

@@ -42,9 +42,9 @@ public struct MetadataView {
     public let source: any BlockReading
     public let superblock: Superblock
     /// True for the held copy: its space-map roots are zero, its data size unknown.
-    public let isSnapshot: Bool
+    let isSnapshot: Bool
 
-    public var detailsTree: BTreeReader {
+    var detailsTree: BTreeReader {
         BTreeReader(source: source, root: superblock.deviceDetailsRoot, leafValueSize: DeviceDetails.diskSize)
     }
 
@@ -95,11 +95,11 @@ public struct MetadataView {
         try mappingTree(of: dev).forEachEntry { k, n, i in try body(k, BlockTime(raw: n.value64(i))) }
     }
 
-    public var dataSpaceMap: SpaceMapReader {
+    var dataSpaceMap: SpaceMapReader {
         SpaceMapReader(source: source, root: superblock.dataSpaceMapRoot, kind: .data)
     }
 
-    public var metadataSpaceMap: SpaceMapReader {
+    var metadataSpaceMap: SpaceMapReader {
         SpaceMapReader(source: source, root: superblock.metadataSpaceMapRoot, kind: .metadata)
     }
 }

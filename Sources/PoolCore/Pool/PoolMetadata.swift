@@ -6,7 +6,7 @@
 /// middle of an operation (out of metadata space, I/O error) leaves the transaction
 /// unusable: the caller must `abort()`.
 public final class PoolMetadata {
-    public let device: any MetadataDevice
+    let device: any MetadataDevice
     private(set) var tm: TransactionManager
     /// The superblock of the open transaction (roots current; space-map roots as of the last commit).
     public private(set) var superblock: Superblock
@@ -20,14 +20,14 @@ public final class PoolMetadata {
     public private(set) var changedDevices = Set<UInt64>()
 
     /// Largest thin device id (message parser limit, FORMAT.md §6.1).
-    public static let maxDeviceID: UInt64 = (1 << 24) - 1
+    static let maxDeviceID: UInt64 = (1 << 24) - 1
 
     var top: BTree { BTree(tm: tm, leafValueSize: 8, policy: .subtrees) }
     var bottom: BTree { BTree(tm: tm, leafValueSize: 8, policy: .dataBlocks) }
     var detailsTree: BTree { BTree(tm: tm, leafValueSize: DeviceDetails.diskSize, policy: .none) }
 
     /// Opens formatted metadata. Throws `PoolError.unformatted` for an all-zero superblock.
-    public init(device: any MetadataDevice, name: String = "metadata") throws {
+    init(device: any MetadataDevice, name: String = "metadata") throws {
         self.device = device
         guard device.blockCount > 0 else { throw PoolError.unformatted(name) }
         let sb: Superblock
@@ -39,7 +39,7 @@ public final class PoolMetadata {
 
     /// Formats `device`: empty pool of `dataBlocks` data blocks of `dataBlockSectors` sectors,
     /// using the first `metadataBlocks` metadata blocks (capped to the usable maximum), and commits.
-    public init(formatting device: any MetadataDevice, dataBlockSectors: UInt32, dataBlocks: UInt64, metadataBlocks: UInt64? = nil) throws {
+    init(formatting device: any MetadataDevice, dataBlockSectors: UInt32, dataBlocks: UInt64, metadataBlocks: UInt64? = nil) throws {
         self.device = device
         let mblocks = min(metadataBlocks ?? device.blockCount, device.blockCount, maxMetadataBlocks)
         tm = try TransactionManager(formatting: device, metadataBlocks: mblocks)
@@ -58,16 +58,16 @@ public final class PoolMetadata {
 
     // MARK: queries
 
-    public var dataBlockSectors: UInt32 { superblock.dataBlockSize }
+    var dataBlockSectors: UInt32 { superblock.dataBlockSize }
     public var dataBlockCount: UInt64 { tm.dataMap.blockCount }
     public var metadataBlockCount: UInt64 { tm.metadataCounts.blockCount }
     public var freeDataBlocks: UInt64 { tm.dataMap.freeCount }
     public var freeMetadataBlocks: UInt64 { tm.metadataCounts.freeCount }
     /// Data blocks a new allocation may take now (free, and not freed in this transaction).
-    public var allocatableDataBlocks: UInt64 { tm.dataMap.allocatableCount }
-    public var allocatableMetadataBlocks: UInt64 { tm.metadataCounts.allocatableCount }
+    var allocatableDataBlocks: UInt64 { tm.dataMap.allocatableCount }
+    var allocatableMetadataBlocks: UInt64 { tm.metadataCounts.allocatableCount }
     /// The data block's count, read from the data space map (a bitmap page may be read from disk).
-    public func dataRefCount(_ b: UInt64) throws -> UInt32 { try tm.dataMap.count(b) }
+    func dataRefCount(_ b: UInt64) throws -> UInt32 { try tm.dataMap.count(b) }
     public var heldRoot: UInt64 { superblock.heldRoot }
     public var time: UInt32 { superblock.time }
     public var transactionID: UInt64 { superblock.transactionID }
@@ -102,7 +102,7 @@ public final class PoolMetadata {
     /// count is above 1, or a node on the path to it (bottom root, internal nodes, leaf)
     /// has a metadata count above 1. A held metadata snapshot counts as an owner.
     /// Nil when unmapped.
-    public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
+    func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
         guard let m = try mapping(dev, vblock) else { return nil }
         if try tm.dataMap.count(m.dataBlock) > 1 { return true }
         // The top-level path: a shared top-level leaf shares every subtree it holds.
@@ -180,7 +180,7 @@ public final class PoolMetadata {
     /// mapping's reference). Returns the replaced mapping, whose data block was decremented
     /// unless it is the same block.
     @discardableResult
-    public func insertMapping(_ dev: UInt64, _ vblock: UInt64, _ mapping: BlockTime) throws -> BlockTime? {
+    func insertMapping(_ dev: UInt64, _ vblock: UInt64, _ mapping: BlockTime) throws -> BlockTime? {
         guard try exists(dev) else { throw PoolError.unknownDevice(dev) }
         var old: BlockTime? = nil
         let bottom = self.bottom
@@ -208,7 +208,7 @@ public final class PoolMetadata {
     /// Maps the consecutive virtual blocks `first`, `first + 1`, … of `dev` to `mappings` in one
     /// pass over the bottom tree (`BTree.insertRun`); the metadata comes out as from one
     /// `insertMapping` per block in ascending order. Replaced mappings lose their data reference.
-    public func insertMappings(_ dev: UInt64, first: UInt64, _ mappings: [BlockTime]) throws {
+    func insertMappings(_ dev: UInt64, first: UInt64, _ mappings: [BlockTime]) throws {
         guard try exists(dev) else { throw PoolError.unknownDevice(dev) }
         guard !mappings.isEmpty else { return }
         let (_, over) = first.addingReportingOverflow(UInt64(mappings.count - 1))
@@ -235,7 +235,7 @@ public final class PoolMetadata {
 
     /// Unmaps `vblock` of `dev`; returns the removed mapping (its data block decremented).
     @discardableResult
-    public func removeMapping(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
+    func removeMapping(_ dev: UInt64, _ vblock: UInt64) throws -> BlockTime? {
         guard try mapping(dev, vblock) != nil else { return nil }
         var old: BlockTime? = nil
         let bottom = self.bottom
@@ -258,7 +258,7 @@ public final class PoolMetadata {
     }
 
     /// A free data block (count 1 now), or nil when none may be allocated.
-    public func allocateDataBlock() throws -> UInt64? { try tm.dataMap.allocate() }
+    func allocateDataBlock() throws -> UInt64? { try tm.dataMap.allocate() }
 
     /// set_transaction_id (FORMAT.md §5.3): compare-and-swap of the userspace transaction id.
     public func setTransactionID(from old: UInt64, to new: UInt64) throws {
@@ -272,7 +272,7 @@ public final class PoolMetadata {
     // MARK: transactions
 
     /// Writes pending device details into the details tree (part of every commit; views call it too).
-    public func flushDetails() throws {
+    func flushDetails() throws {
         for dev in pendingDetails.keys.sorted() {
             var v = [UInt8](repeating: 0, count: DeviceDetails.diskSize)
             pendingDetails[dev]!.encode(into: &v, at: 0)
@@ -316,7 +316,7 @@ public final class PoolMetadata {
 
     /// Sets or clears NEEDS_CHECK in the committed superblock on disk (the transaction is
     /// not changed: call it with no open changes, e.g. right after `abort()`), then flushes.
-    public func setNeedsCheck(_ on: Bool) throws {
+    func setNeedsCheck(_ on: Bool) throws {
         var sb = committedSuperblock
         if on { sb.flags |= Superblock.needsCheckFlag } else { sb.flags &= ~Superblock.needsCheckFlag }
         try device.writeBlock(0, sb.encode(location: 0))
@@ -363,13 +363,13 @@ public final class PoolMetadata {
     // MARK: resize
 
     /// Grows the data space map (FORMAT.md §6.11); commit afterwards.
-    public func growData(to blocks: UInt64) throws {
+    func growData(to blocks: UInt64) throws {
         try tm.growData(to: blocks)
         changedThisTransaction = true
     }
 
     /// Grows the metadata space map to `blocks` (capped to 15.875 GiB); commit afterwards.
-    public func growMetadata(to blocks: UInt64) throws {
+    func growMetadata(to blocks: UInt64) throws {
         try tm.growMetadata(to: min(blocks, maxMetadataBlocks))
         changedThisTransaction = true
     }
@@ -384,7 +384,7 @@ public final class PoolMetadata {
     }
 
     /// Read access to the last committed transaction (as on disk).
-    public func committedView() throws -> MetadataReader {
+    func committedView() throws -> MetadataReader {
         try MetadataReader(source: device)
     }
 }

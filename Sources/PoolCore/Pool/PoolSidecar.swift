@@ -37,7 +37,7 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     /// The sidecar as of metadata whose committed transaction id is `transaction`: a pending
     /// commit's annotations replace the others if that commit landed, and are dropped if not
     /// (the process died between saving the sidecar and committing the metadata).
-    public func resolved(transaction: UInt64) -> PoolSidecar {
+    func resolved(transaction: UInt64) -> PoolSidecar {
         var s = self
         if let p = pending {
             if p.transaction == transaction { s.annotations = p.annotations.isEmpty ? nil : p.annotations }

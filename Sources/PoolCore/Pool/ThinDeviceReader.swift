@@ -3,12 +3,12 @@
 /// block, an unmapped one reads as zeros.
 ///
 /// The metadata does not store a device's size, so the caller gives it.
-public struct ThinDeviceReader {
+struct ThinDeviceReader {
     public let view: MetadataView
     public let data: RandomAccessFile
     public let device: UInt64
     /// Bytes per data block (the superblock's data block size × 512).
-    public let blockBytes: Int
+    let blockBytes: Int
 
     public init(view: MetadataView, data: RandomAccessFile, device: UInt64) {
         self.view = view
@@ -74,7 +74,7 @@ public struct ThinDeviceReader {
 }
 
 /// A mapping that the data device cannot satisfy.
-public enum DeviceReadError: Error, Equatable, Sendable, CustomStringConvertible {
+enum DeviceReadError: Error, Equatable, Sendable, CustomStringConvertible {
     case dataBlockBeyondEnd(device: UInt64, virtual: UInt64, data: UInt64, dataBlocks: UInt64)
 
     public var description: String {

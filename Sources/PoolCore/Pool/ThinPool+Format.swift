@@ -3,14 +3,14 @@ import Foundation
 /// Creating and formatting a pool: folder layout, block and metadata sizes.
 extension ThinPool {
     /// Data block sizes the kernel allows: 64 KiB … 1 GiB in multiples of 64 KiB (FORMAT.md §6.12).
-    public static func validateBlockSize(_ bytes: UInt64) throws {
+    static func validateBlockSize(_ bytes: UInt64) throws {
         guard bytes >= 65536, bytes <= 1 << 30, bytes % 65536 == 0 else {
             throw PoolError.invalid("data block size \(bytes) bytes: must be a multiple of 64 KiB between 64 KiB and 1 GiB")
         }
     }
 
     /// Default metadata size: the admin guide's 48 × data blocks bytes, at least 2 MiB, in 4 KiB blocks.
-    public static func defaultMetadataSize(dataSize: UInt64, blockSize: UInt64) -> UInt64 {
+    static func defaultMetadataSize(dataSize: UInt64, blockSize: UInt64) -> UInt64 {
         let guide = 48 * (dataSize / blockSize)
         let size = max(2 << 20, guide)
         return min((size + 4095) / 4096 * 4096, maxMetadataBlocks * 4096)

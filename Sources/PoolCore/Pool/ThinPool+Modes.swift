@@ -15,13 +15,13 @@ extension ThinPool {
     }
 
     /// Puts the pool in read-only mode (changes refused until `setWriteMode`/`resize`).
-    public func setReadOnly() { if mode == .write { mode = .readOnly(.requested) } }
+    func setReadOnly() { if mode == .write { mode = .readOnly(.requested) } }
 
     /// Whether the metadata carries NEEDS_CHECK (set after a failed metadata operation).
     public var needsCheck: Bool { metadata.needsCheck }
 
     /// Leaves a requested read-only mode; refused while NEEDS_CHECK is set (FORMAT.md §6.8).
-    public func setWriteMode() throws {
+    func setWriteMode() throws {
         try checkNotFailed()
         if metadata.needsCheck { throw PoolError.readOnly(reason: PoolMode.ReadOnlyReason.needsCheck.description) }
         if case .readOnly(.requested) = mode { mode = .write }

@@ -14,7 +14,7 @@ import Foundation
 /// punched) after the commit, only for blocks whose reference count reached zero.
 public final class ThinPool {
     public private(set) var metadata: PoolMetadata
-    public let metadataFile: RandomAccessFile?
+    let metadataFile: RandomAccessFile?
     public let dataFile: RandomAccessFile
     /// Path of the sidecar (`pool.json`), nil when there is none.
     public let sidecarPath: String?
@@ -26,7 +26,7 @@ public final class ThinPool {
     /// Notes from opening (e.g. a metadata device beyond the usable maximum).
     public internal(set) var warnings: [String] = []
     /// Pass discards of unreferenced blocks down to the data device (default on).
-    public var discardPassdown = true
+    var discardPassdown = true
 
     var provisionedThisTransaction = Set<UInt64>()
     var pendingPassdown = Set<UInt64>()
@@ -60,7 +60,7 @@ public final class ThinPool {
     }
 
     /// Opens a pool over an arbitrary metadata device (tests: failing or in-memory devices).
-    public init(metadataDevice: any MetadataDevice, dataFile: RandomAccessFile, sidecarPath: String? = nil) throws {
+    init(metadataDevice: any MetadataDevice, dataFile: RandomAccessFile, sidecarPath: String? = nil) throws {
         metadataFile = nil
         self.dataFile = dataFile
         self.sidecarPath = sidecarPath
@@ -101,13 +101,13 @@ public final class ThinPool {
     public var dataBlockCount: UInt64 { metadata.dataBlockCount }
     public var freeDataBlocks: UInt64 { metadata.freeDataBlocks }
     public var freeMetadataBlocks: UInt64 { metadata.freeMetadataBlocks }
-    public var changedThisTransaction: Bool { metadata.changedThisTransaction }
+    var changedThisTransaction: Bool { metadata.changedThisTransaction }
     public var heldMetadataSnapshot: UInt64? { metadata.heldRoot == 0 ? nil : metadata.heldRoot }
 
     /// Free metadata blocks (not counting the reserve) at or below which `metadataLow` is raised: min(1024, blocks / 4) (FORMAT.md §6.9).
     public var metadataThreshold: UInt64 { min(1024, metadata.metadataBlockCount / 4) }
     /// Metadata blocks kept back for commits: min(4096, blocks / 10), at least 8 (FORMAT.md §6.9).
-    public var metadataReserve: UInt64 { max(8, min(4096, metadata.metadataBlockCount / 10)) }
+    var metadataReserve: UInt64 { max(8, min(4096, metadata.metadataBlockCount / 10)) }
     /// Free data blocks at or below which `dataLow` is raised (default: 1/16 of the pool).
     public var dataLowWaterMark: UInt64 {
         get { sidecar.dataLowWaterMark ?? metadata.dataBlockCount / 16 }
@@ -133,7 +133,7 @@ public final class ThinPool {
 
     /// The largest virtual size a thin device may have: 2^63 bytes (8 EiB; dm sizes are 64-bit
     /// sector counts, and every byte offset inside the device must stay representable).
-    public static let maxVirtualSize: UInt64 = 1 << 63
+    static let maxVirtualSize: UInt64 = 1 << 63
 
     /// Refuses a virtual size beyond `maxVirtualSize`.
     public static func validateVirtualSize(_ size: UInt64) throws {
@@ -153,16 +153,16 @@ public final class ThinPool {
 
     /// Whether the block at `vblock` of `dev` is really shared with another device or the
     /// held metadata snapshot (exact, from counts; nil when unmapped). See `PoolMetadata.isShared`.
-    public func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
+    func isShared(_ dev: UInt64, _ vblock: UInt64) throws -> Bool? {
         try checkNotFailed()
         return try metadata.isShared(dev, vblock)
     }
 
     /// Data reference count of a data block in the open transaction.
-    public func dataRefCount(_ block: UInt64) throws -> UInt32 { try metadata.dataRefCount(block) }
+    func dataRefCount(_ block: UInt64) throws -> UInt32 { try metadata.dataRefCount(block) }
 
     /// Metadata of the open transaction (uncommitted trees; space maps as last committed).
     public func currentView() throws -> MetadataReader { try metadata.currentView() }
     /// Metadata as last committed.
-    public func committedView() throws -> MetadataReader { try metadata.committedView() }
+    func committedView() throws -> MetadataReader { try metadata.committedView() }
 }

@@ -1,18 +1,18 @@
 /// Entries covered by one space-map bitmap (4080 bytes of 2-bit counts).
-public let entriesPerBitmap: UInt64 = 16320
+let entriesPerBitmap: UInt64 = 16320
 /// Index entries in the single metadata space-map index block.
-public let metadataIndexCapacity = 255
+let metadataIndexCapacity = 255
 /// Largest usable metadata device, in blocks (255 × 16320; FORMAT.md §6.10).
-public let maxMetadataBlocks: UInt64 = UInt64(metadataIndexCapacity) * entriesPerBitmap
+let maxMetadataBlocks: UInt64 = UInt64(metadataIndexCapacity) * entriesPerBitmap
 
 /// Which of the pool's two space maps.
-public enum SpaceMapKind: String, Sendable, CustomStringConvertible {
+enum SpaceMapKind: String, Sendable, CustomStringConvertible {
     case metadata, data
     public var description: String { rawValue }
 }
 
 /// Read access to a space map on disk: index, bitmaps and overflow tree (FORMAT.md §4).
-public struct SpaceMapReader {
+struct SpaceMapReader {
     public let source: any BlockReading
     public let root: SpaceMapRoot
     public let kind: SpaceMapKind
@@ -23,10 +23,10 @@ public struct SpaceMapReader {
         self.kind = kind
     }
 
-    public var bitmapCount: Int { Int((root.blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+    var bitmapCount: Int { Int((root.blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
 
     /// The index entries, one per bitmap, validated against the bitmap count.
-    public func indexEntries() throws -> [IndexEntry] {
+    func indexEntries() throws -> [IndexEntry] {
         switch kind {
         case .metadata:
             let loc = root.bitmapRoot
@@ -73,7 +73,7 @@ public struct SpaceMapReader {
     }
 
     /// The overflow tree: block → count for counts ≥ 3.
-    public func overflowCounts() throws -> [UInt64: UInt32] {
+    func overflowCounts() throws -> [UInt64: UInt32] {
         var out: [UInt64: UInt32] = [:]
         let tree = BTreeReader(source: source, root: root.refCountRoot, leafValueSize: 4)
         try tree.forEachEntry { k, n, i in out[k] = n.bytes.le32(n.valueOffset(i)) }
@@ -81,7 +81,7 @@ public struct SpaceMapReader {
     }
 
     /// Every block's reference count, index 0 ..< blockCount.
-    public func allCounts() throws -> [UInt32] {
+    func allCounts() throws -> [UInt32] {
         let entries = try indexEntries()
         let overflow = try overflowCounts()
         var counts = [UInt32](repeating: 0, count: Int(root.blockCount))

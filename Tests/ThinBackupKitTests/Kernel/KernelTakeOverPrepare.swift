@@ -1,5 +1,5 @@
 import Foundation
-import PoolCore
+@testable import PoolCore
 import TestSupport
 import Testing
 
