@@ -13,7 +13,7 @@ public struct RootCommand: ParsableCommand {
               64  usage: a bad option, argument or job file
               75  busy: another run holds the pool, repository or job lock; retry later
             """,
-        version: "thin-backup \(ThinBackupVersion.current)",
+        version: versionLine,
         subcommands: [
             // Each topic registers its command here (one line each).
             Dump.self,
@@ -33,6 +33,9 @@ public struct RootCommand: ParsableCommand {
             RunCommand.self,
         ]
     )
+
+    /// What `--version` prints (ArgumentParser, and ThinBackupMain's fast path for `--version` alone).
+    static let versionLine = "thin-backup \(ThinBackupVersion.current)"
 
     public init() {}
 }

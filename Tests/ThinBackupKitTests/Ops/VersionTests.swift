@@ -77,3 +77,28 @@ struct ServeStartupLogTests {
         #expect(obj?["level"] == "info" && obj?["label"] == "thin-backup.serve")
     }
 }
+
+@Suite("--version alone is answered before ArgumentParser runs, with ArgumentParser's own text")
+struct VersionFastPathTests {
+    /// The fast path prints exactly what ArgumentParser prints for `--version` (its CleanExit
+    /// message), so the shortcut cannot drift from the parsed answer.
+    @Test func fastPathMatchesArgumentParser() throws {
+        let fast = try #require(ThinBackupMain.versionFastPath(["--version"]))
+        var parsed: String?
+        do {
+            _ = try RootCommand.parseAsRoot(["--version"])
+        } catch {
+            parsed = RootCommand.message(for: error)
+            #expect(RootCommand.exitCode(for: error) == .success)
+        }
+        #expect(parsed == fast)
+        #expect(fast == "thin-backup \(ThinBackupVersion.current)")
+    }
+
+    /// Anything but `--version` alone goes to ArgumentParser as before.
+    @Test func otherArgumentsAreParsed() {
+        for args in [[], ["--help"], ["--version", "--help"], ["send", "--version"], ["--versio"], ["help"]] {
+            #expect(ThinBackupMain.versionFastPath(args) == nil, "\(args)")
+        }
+    }
+}
