@@ -5,7 +5,8 @@ import PoolCore
 public func fuzzMetadataEntry(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 { fuzzMetadata(data, size) }
 
 /// Input: byte 0 picks the mode (bit 0: reseal every block's checksum and location for the kind
-/// its header suggests, so mutations reach the structure checks), the rest is a metadata image
+/// its header suggests, so mutations reach the structure checks; bit 1: then change the image
+/// through the write path, `changeThroughTheWritePath`), the rest is a metadata image
 /// (4096-byte blocks; the last one zero-padded; at least 64 and at most 1024 blocks).
 func fuzzMetadata(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size > 1 else { return 0 }
@@ -35,7 +36,49 @@ func fuzzMetadata(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         }
     }
     _ = try? MetadataChecker(source: dev).check()
+    if data[0] & 2 != 0 { changeThroughTheWritePath(dev) }
     return 0
+}
+
+/// Scratch files for the write-path mode (one process, one input at a time).
+let scratch: String = {
+    let d = NSTemporaryDirectory() + "/fuzz-metadata-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    return d
+}()
+
+/// Mode bit 1: opens the image as a pool (`ThinPool` over a metadata file and an empty sparse
+/// data file: the write path — space maps loaded, nodes shadowed, counts changed, data written)
+/// and makes one change of every kind on the devices found, then commits. Any step may fail
+/// on damaged metadata; none may trap.
+func changeThroughTheWritePath(_ dev: MemoryMetadataDevice) {
+    var image = Data(capacity: Int(dev.blockCount) * 4096)
+    for b in 0..<dev.blockCount { image.append(contentsOf: dev.blocks[b] ?? [UInt8](repeating: 0, count: 4096)) }
+    let meta = scratch + "/metadata", data = scratch + "/data"
+    guard FileManager.default.createFile(atPath: meta, contents: image),
+          FileManager.default.createFile(atPath: data, contents: nil) else { return }
+    guard let pool = try? ThinPool(metadataPath: meta, dataPath: data, sidecarPath: nil) else { return }
+    defer { pool.close() }
+    guard let ids = try? pool.devices() else { return }
+    // Data steps only for blocks up to 1 MiB (a valid 1 GiB block would cost a second per input).
+    let block = [UInt8](repeating: 0x5A, count: Int(min(pool.dataBlockSize, 1 << 20)))
+    var steps: [(ThinPool) throws -> Void] = []
+    for id in ids.prefix(4) where pool.dataBlockSize <= 1 << 20 {
+        for v in UInt64(0)..<2 { _ = try? pool.readBlock(id, v) }
+        steps.append { p in try p.writeBlock(id, 0, block) }
+        steps.append { p in try p.write(id, offset: 1, [1, 2, 3]) }
+        steps.append { p in try p.discard(id, blocks: 1..<3) }
+    }
+    if let first = ids.first { steps.append { p in try p.snapshot(origin: first, as: (ids.last ?? 0) + 1) } }
+    if ids.count > 1, let last = ids.last { steps.append { p in try p.delete(last) } }
+    steps.append { p in try p.createThin((ids.last ?? 0) + 2, virtualSize: 1 << 20) }
+    steps.append { p in
+        if p.heldMetadataSnapshot != nil { try p.releaseMetadataSnapshot() } else { try p.reserveMetadataSnapshot() }
+    }
+    steps.append { p in try p.commit() }
+    for step in steps {
+        do { try step(pool) } catch { return }
+    }
 }
 
 /// Block 0 is the superblock; a B-tree node has flags 1 (internal) or 2 (leaf) at byte 4;

@@ -15,6 +15,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
     case wrongLocation(block: UInt64, kind: BlockKind, found: UInt64)
     /// The superblock magic is not dm-thin's.
     case badMagic(block: UInt64, found: UInt64)
+    /// A superblock field holds a value dm-thin never writes.
+    case badSuperblock(block: UInt64, reason: String)
     /// A B-tree node breaks one of the node invariants.
     case badNode(block: UInt64, reason: String)
     /// Keys of a node are not strictly ascending, or lie outside the range its parent gives.
@@ -27,6 +29,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
     case pointerOutOfRange(from: UInt64, to: UInt64, blockCount: UInt64)
     /// A space-map structure is inconsistent.
     case badSpaceMap(block: UInt64, reason: String)
+    /// A thin device's details disagree with its mappings.
+    case badDeviceDetails(device: UInt64, reason: String)
     /// No metadata snapshot is held, or not the one asked for.
     case noMetadataSnapshot
     case metadataSnapshotMismatch(asked: UInt64, held: UInt64)
@@ -51,6 +55,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
             return "block \(block): \(kind) says it lives at block \(found)"
         case let .badMagic(block, found):
             return "block \(block): bad superblock magic \(found) (expected 27022010)"
+        case let .badSuperblock(block, reason):
+            return "block \(block): bad superblock: \(reason)"
         case let .badNode(block, reason):
             return "block \(block): bad B-tree node: \(reason)"
         case let .keysOutOfOrder(block, index):
@@ -63,6 +69,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
             return "block \(from): points to block \(to), beyond the metadata device (\(count) blocks)"
         case let .badSpaceMap(block, reason):
             return "block \(block): bad space map: \(reason)"
+        case let .badDeviceDetails(device, reason):
+            return "thin device \(device): bad device details: \(reason)"
         case .noMetadataSnapshot:
             return "no current metadata snapshot"  // thin_dump 0.9.0: "no current metadata snap"
         case let .metadataSnapshotMismatch(asked, held):

@@ -8,7 +8,7 @@ extension BTree {
 
     private func del(_ b: UInt64, depth: Int) throws {
         if depth > BTreeReader.maxDepth { throw MetadataError.cycle(block: b) }
-        if tm.metadataCounts[b] > 1 { try tm.decMetadata(b); return }
+        if try tm.metadataCounts.count(b) > 1 { try tm.decMetadata(b); return }
         let n = try tm.node(b, leafValueSize: leafValueSize)
         if n.isInternal {
             for i in 0..<n.count { try del(n.value64(i), depth: depth + 1) }

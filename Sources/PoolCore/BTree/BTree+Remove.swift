@@ -46,6 +46,11 @@ extension BTree {
         let c = try tm.node(n.value64(i), leafValueSize: leafValueSize)
         guard c.count < BTree.minEntries(c) else { return }
         let li = i + 1 < n.count ? i : i - 1, ri = li + 1
+        // Siblings are one level of one tree: same kind, same capacity (damaged metadata may differ).
+        let l0 = try tm.node(n.value64(li), leafValueSize: leafValueSize), r0 = try tm.node(n.value64(ri), leafValueSize: leafValueSize)
+        guard l0.isLeaf == r0.isLeaf, l0.maxEntries == r0.maxEntries else {
+            throw MetadataError.badNode(block: r0.location, reason: "sibling of block \(l0.location) in parent \(n.location) differs in kind or max_entries")
+        }
         var left = try tm.shadow(n.value64(li), leafValueSize: leafValueSize, policy: policy)
         n.setValue64(li, left.location)
         var right = try tm.shadow(n.value64(ri), leafValueSize: leafValueSize, policy: policy)

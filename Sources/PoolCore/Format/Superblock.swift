@@ -34,6 +34,8 @@ public struct Superblock: Equatable, Sendable {
     var incompatFlags: UInt32 = 0
 
     static let needsCheckFlag: UInt32 = 1
+    /// Data block sizes dm-thin accepts, in sectors (64 KiB … 1 GiB; also multiples of 128).
+    static let validDataBlockSizes: ClosedRange<UInt32> = 128...2_097_152
 
     public init() {}
 
@@ -53,9 +55,19 @@ public struct Superblock: Equatable, Sendable {
         heldRoot = block.le64(0x38)
         dataSpaceMapRoot = SpaceMapRoot(decoding: block, at: 0x40)
         metadataSpaceMapRoot = SpaceMapRoot(decoding: block, at: 0xC0)
+        // A space map's bitmaps are metadata blocks (FORMAT.md §4.6, §6.10): no map can count more.
+        guard metadataSpaceMapRoot.blockCount <= maxMetadataBlocks,
+              dataSpaceMapRoot.blockCount <= maxMetadataBlocks * entriesPerBitmap else {
+            throw .badSuperblock(block: location, reason: "space maps of \(dataSpaceMapRoot.blockCount) data and \(metadataSpaceMapRoot.blockCount) metadata blocks "
+                + "(at most \(maxMetadataBlocks * entriesPerBitmap) and \(maxMetadataBlocks))")
+        }
         dataMappingRoot = block.le64(0x140)
         deviceDetailsRoot = block.le64(0x148)
         dataBlockSize = block.le32(0x150)
+        // FORMAT.md §6.12; also keeps every byte offset computed from it (data block × size) in range.
+        guard Superblock.validDataBlockSizes.contains(dataBlockSize), dataBlockSize % 128 == 0 else {
+            throw .badSuperblock(block: location, reason: "data block size \(dataBlockSize) sectors (dm-thin uses 128 … 2097152 in multiples of 128)")
+        }
         metadataBlockSize = block.le32(0x154)
         metadataBlockCount = block.le64(0x158)
         compatFlags = block.le32(0x160)

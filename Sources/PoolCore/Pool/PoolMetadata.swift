@@ -34,7 +34,18 @@ public final class PoolMetadata {
         do { sb = try Superblock(decoding: device.validBlock(0, kind: .superblock), location: 0) } catch .unformatted { throw PoolError.unformatted(name) }
         superblock = sb
         committedSuperblock = sb
-        tm = try TransactionManager(device: device, superblock: sb)
+        tm = try PoolMetadata.openTransactions(device, sb)
+    }
+
+    /// The transaction manager over committed superblock `sb`, once its sizes are known to be usable:
+    /// every data byte offset (data block × block size) must be representable (off_t).
+    private static func openTransactions(_ device: any MetadataDevice, _ sb: Superblock) throws -> TransactionManager {
+        let tm = try TransactionManager(device: device, superblock: sb)
+        let (bytes, over) = tm.dataMap.blockCount.multipliedReportingOverflow(by: UInt64(sb.dataBlockSize) * 512)
+        guard !over, bytes <= UInt64(Int64.max) else {
+            throw MetadataError.badSpaceMap(block: 0, reason: "the data space map counts \(tm.dataMap.blockCount) blocks of \(sb.dataBlockSize) sectors, more than 2^63 bytes")
+        }
+        return tm
     }
 
     /// Formats `device`: empty pool of `dataBlocks` data blocks of `dataBlockSectors` sectors,
@@ -108,14 +119,14 @@ public final class PoolMetadata {
         // The top-level path: a shared top-level leaf shares every subtree it holds.
         var b = superblock.dataMappingRoot
         while true {
-            if tm.metadataCounts[b] > 1 { return true }
+            if try tm.metadataCounts.count(b) > 1 { return true }
             let n = try tm.node(b, leafValueSize: 8)
             if n.isLeaf { break }
             b = n.value64(max(0, n.lowerBound(dev)))
         }
         b = try view.mappingRoot(of: dev)
         while true {
-            if tm.metadataCounts[b] > 1 { return true }
+            if try tm.metadataCounts.count(b) > 1 { return true }
             let n = try tm.node(b, leafValueSize: 8)
             if n.isLeaf { return false }
             b = n.value64(max(0, n.lowerBound(vblock)))
@@ -150,7 +161,7 @@ public final class PoolMetadata {
         guard superblock.time < (1 << 24) - 1 else { throw PoolError.invalid("pool time would exceed 24 bits") }
         let root = try view.mappingRoot(of: origin)
         var od = try details(of: origin)
-        tm.incMetadata(root)
+        try tm.incMetadata(root)
         var v = [UInt8](repeating: 0, count: 8)
         v.setLE64(0, root)
         superblock.dataMappingRoot = try top.insert(root: superblock.dataMappingRoot, key: dev, value: v)
@@ -187,7 +198,7 @@ public final class PoolMetadata {
         let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
             var v = [UInt8](repeating: 0, count: 8)
             v.setLE64(0, mapping.raw)
-            let (nr, o) = try bottom.update(root: rootBytes!.le64(0), key: vblock) { _ in v }
+            let (nr, o) = try bottom.update(root: PoolMetadata.bottomRoot(dev, rootBytes), key: vblock) { _ in v }
             old = o.map { BlockTime(raw: $0.le64(0)) }
             var out = [UInt8](repeating: 0, count: 8)
             out.setLE64(0, nr)
@@ -198,7 +209,7 @@ public final class PoolMetadata {
         if let old {
             if old.dataBlock != mapping.dataBlock { try tm.decData(old.dataBlock) }
         } else {
-            d.mappedBlocks += 1
+            try PoolMetadata.addMapped(&d, dev, 1)
         }
         pendingDetails[dev] = d
         touch(dev)
@@ -216,7 +227,7 @@ public final class PoolMetadata {
         var replaced: [(Int, UInt64)] = []
         let bottom = self.bottom
         let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
-            let (nr, rep) = try bottom.insertRun(root: rootBytes!.le64(0), first: first, values: mappings.map(\.raw))
+            let (nr, rep) = try bottom.insertRun(root: PoolMetadata.bottomRoot(dev, rootBytes), first: first, values: mappings.map(\.raw))
             replaced = rep
             var out = [UInt8](repeating: 0, count: 8)
             out.setLE64(0, nr)
@@ -224,7 +235,7 @@ public final class PoolMetadata {
         }
         superblock.dataMappingRoot = r
         var d = try details(of: dev)
-        d.mappedBlocks += UInt64(mappings.count - replaced.count)
+        try PoolMetadata.addMapped(&d, dev, mappings.count - replaced.count)
         for (i, raw) in replaced {
             let old = BlockTime(raw: raw)
             if old.dataBlock != mappings[i].dataBlock { try tm.decData(old.dataBlock) }
@@ -240,7 +251,7 @@ public final class PoolMetadata {
         var old: BlockTime? = nil
         let bottom = self.bottom
         let (r, _) = try top.update(root: superblock.dataMappingRoot, key: dev) { rootBytes in
-            let (nr, o) = try bottom.remove(root: rootBytes!.le64(0), key: vblock)
+            let (nr, o) = try bottom.remove(root: PoolMetadata.bottomRoot(dev, rootBytes), key: vblock)
             old = o.map { BlockTime(raw: $0.le64(0)) }
             var out = [UInt8](repeating: 0, count: 8)
             out.setLE64(0, nr)
@@ -250,11 +261,29 @@ public final class PoolMetadata {
         if let old {
             try tm.decData(old.dataBlock)
             var d = try details(of: dev)
-            d.mappedBlocks -= 1
+            try PoolMetadata.addMapped(&d, dev, -1)
             pendingDetails[dev] = d
         }
         touch(dev)
         return old
+    }
+
+    /// The bottom-tree root a top-level value holds; a device with details but no top-level
+    /// entry (damaged metadata) is an error, not a trap.
+    private static func bottomRoot(_ dev: UInt64, _ value: [UInt8]?) throws(MetadataError) -> UInt64 {
+        guard let value else { throw .badDeviceDetails(device: dev, reason: "it has details but no mapping tree") }
+        return value.le64(0)
+    }
+
+    /// Changes a device's mapped_blocks by `delta`; a count read from damaged details that would
+    /// leave 0 … 2^64 - 1 is an error.
+    private static func addMapped(_ d: inout DeviceDetails, _ dev: UInt64, _ delta: Int) throws(MetadataError) {
+        let (n, over) = delta >= 0 ? d.mappedBlocks.addingReportingOverflow(UInt64(delta))
+                                   : d.mappedBlocks.subtractingReportingOverflow(UInt64(-delta))
+        guard !over else {
+            throw .badDeviceDetails(device: dev, reason: "mapped_blocks \(d.mappedBlocks) cannot change by \(delta)")
+        }
+        d.mappedBlocks = n
     }
 
     /// A free data block (count 1 now), or nil when none may be allocated.
@@ -306,7 +335,7 @@ public final class PoolMetadata {
         let sb = try Superblock(decoding: device.validBlock(0, kind: .superblock), location: 0)
         superblock = sb
         committedSuperblock = sb
-        tm = try TransactionManager(device: device, superblock: sb)
+        tm = try PoolMetadata.openTransactions(device, sb)
     }
 
     // MARK: NEEDS_CHECK (FORMAT.md §5.5, §6.8)
@@ -340,8 +369,8 @@ public final class PoolMetadata {
         copy.metadataSpaceMapRoot = SpaceMapRoot()
         tm.specialKinds[h] = .superblock
         tm.put(copy.encode(location: h), at: h)
-        tm.incMetadata(superblock.dataMappingRoot)
-        tm.incMetadata(superblock.deviceDetailsRoot)
+        try tm.incMetadata(superblock.dataMappingRoot)
+        try tm.incMetadata(superblock.deviceDetailsRoot)
         superblock.heldRoot = h
         changedThisTransaction = true
         try commit()

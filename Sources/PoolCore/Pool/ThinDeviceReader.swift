@@ -29,7 +29,8 @@ struct ThinDeviceReader {
         var out = [UInt8](repeating: 0, count: blockBytes)
         guard let bt = try view.mappingTree(of: device).lookup64(vblock).map({ BlockTime(raw: $0) }) else { return out }
         let bs = UInt64(blockBytes)
-        let got = try out.withUnsafeMutableBytes { try data.read(into: $0, at: bt.dataBlock * bs) }
+        let (at, over) = bt.dataBlock.multipliedReportingOverflow(by: bs)
+        let got = over ? 0 : try out.withUnsafeMutableBytes { try data.read(into: $0, at: at) }
         guard got == blockBytes else {
             throw DeviceReadError.dataBlockBeyondEnd(device: device, virtual: vblock, data: bt.dataBlock,
                                                      dataBlocks: try data.size() / bs)
@@ -53,7 +54,8 @@ struct ThinDeviceReader {
             while next < maps.count, maps[next].virtual < vblock { next += 1 }
             if next < maps.count, maps[next].virtual == vblock {
                 let db = maps[next].data
-                guard (db + 1) * bs <= dataBytes else {
+                // db < dataBytes / bs: the block lies inside the data device (no overflow for any db).
+                guard db < dataBytes / bs else {
                     throw DeviceReadError.dataBlockBeyondEnd(device: device, virtual: vblock, data: db,
                                                              dataBlocks: dataBytes / bs)
                 }

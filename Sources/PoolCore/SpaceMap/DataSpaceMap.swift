@@ -96,10 +96,11 @@ final class DataSpaceMap {
             // Full bitmaps: nr_free is exact under both conventions (FORMAT.md §4.2); the last one is counted below.
             freeIn.append(min(e.freeCount, inRange))
         }
-        if let last = entries.indices.last, inRangeCount(last) < UInt32(entriesPerBitmap) {
-            _ = try page(last)  // counts its free entries exactly
-        }
+        // Each free count is at most its bitmap's range, so this cannot underflow.
         allocatedCount = blockCount - freeIn.reduce(0) { $0 + UInt64($1) }
+        if let last = entries.indices.last, inRangeCount(last) < UInt32(entriesPerBitmap) {
+            _ = try page(last)  // counts its free entries exactly (and corrects allocatedCount)
+        }
     }
 
     /// A new, empty data space map of `blockCount` blocks (formatting); every bitmap is written at the first commit.
@@ -112,7 +113,7 @@ final class DataSpaceMap {
         grow(to: blockCount)
     }
 
-    var bitmapCount: Int { Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+    var bitmapCount: Int { bitmapsCovering(blockCount) }
     var freeCount: UInt64 { blockCount - allocatedCount }
     var allocatableCount: UInt64 { blockCount - allocatedCount - freedCount }
     /// Pages changed in this transaction (held in core until the commit).
@@ -210,7 +211,11 @@ final class DataSpaceMap {
         changeCounter &+= 1
     }
 
-    func inc(_ b: UInt64) throws { try set(b, try count(b) + 1) }
+    func inc(_ b: UInt64) throws {
+        let c = try count(b)
+        guard c < UInt32.max else { throw MetadataError.badSpaceMap(block: b, reason: "reference count of data block \(b) would exceed \(UInt32.max)") }
+        try set(b, c + 1)
+    }
 
     /// Decrements and returns the new count; a free block is an error in the metadata.
     @discardableResult

@@ -70,12 +70,27 @@ struct RefCounts: Sendable {
         changeCounter &+= 1
     }
 
-    mutating func inc(_ b: UInt64, by n: UInt32 = 1) { set(b, self[b] + n) }
+    /// The count of block `b`; a block outside the map (a pointer read from damaged metadata) is an error.
+    func count(_ b: UInt64) throws(MetadataError) -> UInt32 {
+        guard b < blockCount else {
+            throw .badSpaceMap(block: b, reason: "metadata block \(b) lies beyond the metadata space map (\(blockCount) blocks)")
+        }
+        return self[b]
+    }
 
-    /// Decrements and returns the new count. Decrementing a free block is a logic error in the caller.
+    /// Adds `n` references to block `b` (checked: in the map, no count beyond 2^32 - 1).
+    mutating func inc(_ b: UInt64, by n: UInt32 = 1) throws(MetadataError) {
+        let c = try count(b)
+        guard c <= UInt32.max - n else {
+            throw .badSpaceMap(block: b, reason: "reference count of block \(b) would exceed \(UInt32.max)")
+        }
+        set(b, c + n)
+    }
+
+    /// Decrements and returns the new count. A free block or one outside the map is damaged metadata.
     @discardableResult
     mutating func dec(_ b: UInt64) throws(MetadataError) -> UInt32 {
-        let c = self[b]
+        let c = try count(b)
         guard c > 0 else { throw .badSpaceMap(block: b, reason: "reference count of block \(b) would drop below zero") }
         set(b, c - 1)
         return c - 1
@@ -116,7 +131,7 @@ struct RefCounts: Sendable {
     /// Grows the map (resize); new blocks are free; the bitmaps covering them are dirty.
     mutating func grow(to n: UInt64) {
         guard n > blockCount else { return }
-        let oldBitmaps = Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap)
+        let oldBitmaps = bitmapsCovering(blockCount)
         small.append(contentsOf: [UInt8](repeating: 0, count: Int(n - blockCount)))
         // The partial last range gains the new blocks; whole new ranges follow.
         var b = blockCount
@@ -128,12 +143,12 @@ struct RefCounts: Sendable {
         freeInBitmap += RefCounts.freeCounts(from: b, to: n)
         let first = Int(blockCount / entriesPerBitmap)
         blockCount = n
-        let newBitmaps = Int((n + entriesPerBitmap - 1) / entriesPerBitmap)
+        let newBitmaps = bitmapsCovering(n)
         for i in min(first, oldBitmaps)..<newBitmaps { dirtyBitmaps.insert(i) }
         changeCounter &+= 1
     }
 
-    var bitmapCount: Int { Int((blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+    var bitmapCount: Int { bitmapsCovering(blockCount) }
 
     /// Renders bitmap `i` (unsealed) and its index entry's free count and hint (FORMAT.md §4.2, §4.3; kernel convention).
     func renderBitmap(_ i: Int, location: UInt64) -> (block: [UInt8], entry: IndexEntry) {

@@ -5,6 +5,12 @@ let metadataIndexCapacity = 255
 /// Largest usable metadata device, in blocks (255 × 16320; FORMAT.md §6.10).
 let maxMetadataBlocks: UInt64 = UInt64(metadataIndexCapacity) * entriesPerBitmap
 
+/// Bitmaps needed for `blocks` entries, rounded up; exact for any count read from disk (no overflow).
+@inline(__always)
+func bitmapsCovering(_ blocks: UInt64) -> Int {
+    Int(blocks / entriesPerBitmap + (blocks % entriesPerBitmap == 0 ? 0 : 1))
+}
+
 /// Which of the pool's two space maps.
 enum SpaceMapKind: String, Sendable, CustomStringConvertible {
     case metadata, data
@@ -23,7 +29,7 @@ struct SpaceMapReader {
         self.kind = kind
     }
 
-    var bitmapCount: Int { Int((root.blockCount + entriesPerBitmap - 1) / entriesPerBitmap) }
+    var bitmapCount: Int { bitmapsCovering(root.blockCount) }
 
     /// The index entries, one per bitmap, validated against the bitmap count.
     func indexEntries() throws -> [IndexEntry] {

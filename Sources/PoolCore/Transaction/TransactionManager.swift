@@ -41,6 +41,9 @@ final class TransactionManager: BlockReading {
     /// Loads the metadata space map of the committed superblock `sb` into core and opens its data space map.
     init(device: any MetadataDevice, superblock sb: Superblock) throws {
         self.device = device
+        guard sb.metadataSpaceMapRoot.blockCount <= device.blockCount else {
+            throw MetadataError.badSpaceMap(block: 0, reason: "the metadata space map counts \(sb.metadataSpaceMapRoot.blockCount) blocks, the metadata device holds \(device.blockCount)")
+        }
         let m = try LoadedSpaceMap(device, sb.metadataSpaceMapRoot, .metadata)
         metadataCounts = m.counts
         metadataIndexBlock = sb.metadataSpaceMapRoot.bitmapRoot
@@ -111,10 +114,11 @@ final class TransactionManager: BlockReading {
         return try device.readBlock(b)
     }
 
-    /// A node as it stands in this transaction (its structure checked when first read from disk).
+    /// A node as it stands in this transaction: our own bytes when changed in it, else the
+    /// committed block with its structure checked for this tree's value size (a cached block
+    /// passed only the checksum when it was read, perhaps for another tree or not as a node).
     func node(_ b: UInt64, leafValueSize: Int) throws -> Node {
         if let d = dirty[b] { return Node(unchecked: d, location: b) }
-        if let c = clean[b] { return Node(unchecked: c, location: b) }
         return try Node(decoding: validBlock(b, kind: .node), location: b, leafValueSize: leafValueSize)
     }
 
@@ -141,7 +145,7 @@ final class TransactionManager: BlockReading {
         return n
     }
 
-    func incMetadata(_ b: UInt64) { metadataCounts.inc(b) }
+    func incMetadata(_ b: UInt64) throws(MetadataError) { try metadataCounts.inc(b) }
 
     /// Drops one reference to a metadata block; a block reaching zero is forgotten (not written).
     func decMetadata(_ b: UInt64) throws {
@@ -161,17 +165,17 @@ final class TransactionManager: BlockReading {
     /// when `b` was shared — everything the copy points at incremented.
     func shadow(_ b: UInt64, leafValueSize: Int, policy: ValuePolicy) throws -> Node {
         var n = try node(b, leafValueSize: leafValueSize)
-        let count = metadataCounts[b]
+        let count = try metadataCounts.count(b)
         if newThisTransaction.contains(b) && count == 1 { return n }
         let nb = try allocateMetadata()
         if count > 1 {
             if n.isInternal {
-                for i in 0..<n.count { incMetadata(n.value64(i)) }
+                for i in 0..<n.count { try incMetadata(n.value64(i)) }
             } else {
                 switch policy {
                 case .none: break
                 case .dataBlocks: for i in 0..<n.count { try incData(n.value64(i) >> 24) }
-                case .subtrees: for i in 0..<n.count { incMetadata(n.value64(i)) }
+                case .subtrees: for i in 0..<n.count { try incMetadata(n.value64(i)) }
                 }
             }
         }

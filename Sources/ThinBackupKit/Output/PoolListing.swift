@@ -45,7 +45,9 @@ public enum PoolListing {
         let devices = try view.devices()
         // 32 two-bit counters per word; sized by the data device (unknown through a metadata snapshot: grown).
         let limit = view.dataBlockCount
-        var uses = [UInt64](repeating: 0, count: Int((limit + 31) / 32))
+        // Started small and grown to the blocks really mapped: the size comes from the metadata,
+        // which may be damaged (a huge count must not allocate or overflow before any check).
+        var uses = [UInt64](repeating: 0, count: Int(min(limit, 1 << 20) / 32) + 1)
         for (id, _) in devices {
             try view.mappingTree(of: id).forEachLeaf { leaf in
                 try leaf.forEachEntry64 { _, v in

@@ -88,7 +88,7 @@ struct BTreeTests {
         let tree = BTree(tm: md.tm, leafValueSize: 8, policy: .none)
         var root = try tree.create()
         for k in 0..<UInt64(1500) { root = try tree.insert(root: root, key: k, value: Self.value(k)) }
-        md.tm.incMetadata(root)  // held by the test, like a snapshot
+        try md.tm.incMetadata(root)  // held by the test, like a snapshot
         try md.commit()
         let committedRoot = root
         let committedBlocks = try Self.nodes(md.tm, root).map(\.location)
@@ -113,7 +113,7 @@ struct BTreeTests {
         let shared = root
         let children = try tm.node(shared, leafValueSize: 8)
         try #require(children.isInternal && children.count > 2)
-        tm.incMetadata(shared)  // a second owner (as create_snap does)
+        try tm.incMetadata(shared)  // a second owner (as create_snap does)
         tm.newThisTransaction.removeAll()  // as after a commit: nothing may change in place
         let mine = try tree.insert(root: shared, key: 5000, value: Self.value(5000))
         #expect(mine != shared && tm.metadataCounts[shared] == 1)

@@ -24,7 +24,7 @@ struct RefCountsTests {
         var rc = RefCounts(blockCount: 3)
         rc.set(2, 70_000)
         #expect(rc[2] == 70_000)
-        rc.inc(2, by: 5)
+        try rc.inc(2, by: 5)
         #expect(rc[2] == 70_005)
         rc.set(2, 255)
         #expect(try rc.dec(2) == 254 && rc[2] == 254)
