@@ -105,6 +105,19 @@ public final class KernelThinPool {
         try DeviceMapper.message(dmName, "delete \(dev)")
     }
 
+    /// The live pool whose `thin-pool` table names the block device at `path` as its metadata
+    /// device (`--metadata /dev/…` of a pool the kernel runs, e.g. LVM's `VG-POOL_tmeta`), or
+    /// nil: `path` is no block device, or no active pool uses it.
+    public static func using(metadata path: String) throws -> KernelThinPool? {
+        guard let num = BlockDevices.number(of: path) else { return nil }
+        for n in try DeviceMapper.names() {
+            guard let ts = try? DeviceMapper.table(n), ts.count == 1, let t = ThinPoolTable(ts[0]),
+                  t.metadataDevice == num else { continue }
+            return try KernelThinPool(dmName: n)
+        }
+        return nil
+    }
+
     /// The size of `dev` from an active thin device's table, or nil when none is active.
     public func activeSize(of dev: UInt64) throws -> UInt64? {
         try activeThins()[dev]?.first.map { $0.table.lengthSectors * 512 }

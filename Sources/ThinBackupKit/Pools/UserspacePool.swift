@@ -71,10 +71,21 @@ public final class UserspacePool: PoolAccess {
         return data!
     }
 
-    /// pool.json's size, else the data device's size (a pool without pool.json, as the README says).
+    /// A pool folder: pool.json's size, else the data device's size (a folder without pool.json,
+    /// as the README says). Bare paths record no sizes: the metadata device of a live kernel pool
+    /// gives the size of `dev`'s active thin table (or the one ThinBackup recorded); anything
+    /// else is refused, asking for `--size` — the data device's size is the pool's, not the
+    /// device's (issue #12: a 128 MiB volume restored as 512 MiB).
     public func virtualSize(of dev: UInt64) throws -> UInt64 {
-        if let s = try sidecarPath.map(PoolSidecar.load)?.devices[String(dev)]?.size { return s }
-        return try dataFile().size()
+        if let sidecarPath {
+            if let s = try PoolSidecar.load(sidecarPath).devices[String(dev)]?.size { return s }
+            return try dataFile().size()
+        }
+        if let live = try KernelThinPool.using(metadata: metadataPath) {
+            return try KernelPoolAccess(dmName: live.dmName).virtualSize(of: dev)
+        }
+        throw JobError(.usage, "\(name): --metadata/--data record no device sizes: give thin device \(dev)'s size with "
+            + "--size (e.g. --size 10G), or name the pool with --pool DIR (pool.json), --dm-pool NAME or --lv VG/LV")
     }
 
     /// pool.json's origin file of `dev` (a pool without pool.json has none).
