@@ -1,3 +1,5 @@
+import PoolCore
+
 /// What a receive did.
 public struct ReceiveSummary: Sendable {
     public enum Outcome: String, Sendable { case received, alreadyReceived, resumed }
@@ -186,7 +188,8 @@ public final class Replayer {
         defer { raw.deallocate(); old.deallocate() }
         // Frames decompress on every core while this thread applies records, in stream order.
         let frames = try FramePipeline(workers: decompressionWorkers, maxRecordRaw: maxRaw)
-        let expected = plan.header.expectedBlocks * UInt64(bs)
+        // The header's estimate, any number a stream carries: saturated, never a trap.
+        let expected = plan.header.expectedBlocks.saturatingMultiplied(by: UInt64(bs))
         var applied: UInt64 = 0
         var sinceCheckpoint: UInt64 = 0
 

@@ -67,7 +67,7 @@ public func sendDevice(view: MetadataView, target: UInt64, base: UInt64?, reader
     let compressors = try (0..<slots).map { _ in try ZstdCompressor(level: o.level, workers: 0) }
     let sender = StreamSender(header: header, reader: reader, compressors: compressors,
                               sink: sink, baseDigest: baseDigest, resumeAt: o.resumeAt, key: o.key)
-    let expected = header.expectedBlocks * UInt64(bs)
+    let expected = header.expectedBlocks.saturatingMultiplied(by: UInt64(bs))
     if let p = o.onProgress { sender.onProgress = { done, written in p(done, expected, written) } }
     let blockCount = header.blockCount
     return try sender.send { body in

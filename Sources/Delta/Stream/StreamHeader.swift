@@ -197,6 +197,10 @@ public struct StreamHeader: Equatable, Sendable, Codable {
         guard blockSize >= 4096, blockSize % 4096 == 0, blockSize <= 1 << 30 else {
             throw .badRecord(sequence: 0, reason: "block size \(blockSize) is not a multiple of 4 KiB up to 1 GiB")
         }
+        // No device is larger than 8 EiB (2^63 bytes, PoolCore's limit): every byte offset in it stays representable.
+        guard virtualSize <= 1 << 63 else {
+            throw .badRecord(sequence: 0, reason: "device size \(virtualSize) bytes is beyond 8 EiB")
+        }
         guard maxRecordRaw >= blockSize, maxRecordRaw % blockSize == 0, maxRecordRaw <= max(64 << 20, blockSize) else {
             throw .badRecord(sequence: 0, reason: "bad record size limit \(maxRecordRaw)")
         }

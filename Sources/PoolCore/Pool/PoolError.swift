@@ -57,4 +57,10 @@ extension UInt64 {
         let (sum, over) = addingReportingOverflow(other)
         return over ? .max : sum
     }
+
+    /// `self * other`, or `UInt64.max` when that overflows (progress totals from numbers a stream's header gives).
+    public func saturatingMultiplied(by other: UInt64) -> UInt64 {
+        let (product, over) = multipliedReportingOverflow(by: other)
+        return over ? .max : product
+    }
 }

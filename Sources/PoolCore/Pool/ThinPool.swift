@@ -135,10 +135,14 @@ public final class ThinPool {
     /// sector counts, and every byte offset inside the device must stay representable).
     static let maxVirtualSize: UInt64 = 1 << 63
 
-    /// Refuses a virtual size beyond `maxVirtualSize`.
+    /// Refuses a virtual size beyond `maxVirtualSize` or not whole 512-byte sectors (a dm thin
+    /// device's size is a count of sectors: a kernel pool could not hold the device).
     public static func validateVirtualSize(_ size: UInt64) throws {
         guard size <= maxVirtualSize else {
             throw PoolError.invalid("virtual size \(size) bytes is beyond the largest a thin device may have (\(maxVirtualSize) bytes, 8 EiB)")
+        }
+        guard size % 512 == 0 else {
+            throw PoolError.invalid("virtual size \(size) bytes is not a whole number of 512-byte sectors")
         }
     }
 

@@ -24,6 +24,14 @@ public struct ByteSize: ExpressibleByArgument, Sendable, Equatable {
         bytes = v
     }
 
+    /// Refuses a size that is not whole 512-byte sectors (device-mapper counts device sizes in
+    /// sectors): one line naming `option`, exit 64, before anything is opened or changed.
+    public func requireWholeSectors(_ option: String) throws {
+        guard bytes % 512 == 0 else {
+            throw JobError(.usage, "\(option) \(bytes) bytes is not a whole number of 512-byte sectors")
+        }
+    }
+
     /// Shown in `--help` as the default: the largest exact unit, e.g. `64k`.
     public var defaultValueDescription: String {
         for (unit, shift) in [("t", 40), ("g", 30), ("m", 20), ("k", 10)] where bytes > 0 && bytes % (UInt64(1) << UInt64(shift)) == 0 {

@@ -43,14 +43,12 @@ public struct SendCommand: ParsableCommand {
         if snap.choice != nil && liveMetadata { throw ValidationError("-m and --live-metadata exclude each other") }
         if let d = baseDigest, Digest128(hex: d) == nil { throw ValidationError("--base-digest: expected 32 hex digits") }
         if baseDigest != nil && from == nil { throw ValidationError("--base-digest needs --from") }
-        if let size, size.bytes % 512 != 0 {
-            throw ValidationError("--size \(size.bytes) bytes is not a whole number of 512-byte sectors")
-        }
         if target == nil && pool.lv == nil { throw ValidationError("give the snapshot to send: --snap ID (or --lv VG/LV)") }
         if from != nil && from == target { throw ValidationError("--from and --snap name the same device") }
     }
 
     public func run() throws {
+        try size?.requireWholeSectors("--size")
         if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
         let access = try pool.open()
         defer { access.close() }

@@ -63,7 +63,11 @@ public func verifyRepository(_ repoPath: String, deep: Bool, quiet: Bool, option
             let scratch = try repo.scratch("verify")
             defer { try? FileManager.default.removeItem(atPath: scratch) }
             do {
-                try ThinPool.create(folder: scratch, dataSize: b.virtualSize * 2 + 64 * UInt64(b.blockSize), blockSize: UInt64(b.blockSize)).close()
+                // Numbers from the catalog: checked, an overflow is this backup's problem, not a trap.
+                let (twice, o1) = b.virtualSize.multipliedReportingOverflow(by: 2)
+                let (dataSize, o2) = twice.addingReportingOverflow(64 * UInt64(b.blockSize))
+                guard !o1, !o2 else { throw JobError("the catalog's device size \(b.virtualSize) bytes is too large for a scratch pool") }
+                try ThinPool.create(folder: scratch, dataSize: dataSize, blockSize: UInt64(b.blockSize)).close()
                 // A device over an external origin: the digest covers provisioned blocks, so no origin is needed here.
                 let got = try replayChain(chain, from: repo.store, into: UserspacePool(folder: scratch), finalDevice: nil, quiet: quiet, keyring: repo.keyring,
                                           overOrigin: { try $0.createThin($1, virtualSize: $2, originFile: nil) })

@@ -96,7 +96,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
             } else if let frames, let h = header {
                 try frames.push(rec, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), apply)
             }
-            meter.update(done: applied, total: (header?.expectedBlocks ?? 0) * UInt64(header?.blockSize ?? 0), streamBytes: report.streamBytes)
+            meter.update(done: applied, total: (header?.expectedBlocks ?? 0).saturatingMultiplied(by: UInt64(header?.blockSize ?? 0)), streamBytes: report.streamBytes)
         }
     }
     try frames?.drain(apply)

@@ -4,6 +4,7 @@ import Testing
 @testable import ThinBackupKit
 import TestSupport
 import ReceiverRequest
+import Delta
 
 /// Numbers from the command line near 2^64, pipe input, overwrite refusals, busy exit code:
 /// each case once trapped (SIGILL), wrote nothing, or overwrote silently.
@@ -165,5 +166,130 @@ import ReceiverRequest
         #expect(decimalNumber("18446744073709551615") == UInt64.max)
         #expect(decimalNumber("18446744073709551616") == nil)
         #expect(decimalNumber("000000000000000000001") == nil)
+    }
+    // MARK: whole sectors, numbers from streams and catalogs
+
+    /// The files a pool is made of, byte for byte (metadata, pool.json) and the data file's size.
+    func snapshotFiles(_ p: String) throws -> [String: [UInt8]] {
+        var out: [String: [UInt8]] = [:]
+        for name in ["metadata", "pool.json"] {
+            out[name] = FileManager.default.contents(atPath: "\(p)/\(name)").map { [UInt8]($0) } ?? []
+        }
+        let size = (try FileManager.default.attributesOfItem(atPath: "\(p)/data")[.size] as? NSNumber)?.uint64Value ?? 0
+        out["data size"] = Array("\(size)".utf8)
+        return out
+    }
+
+    /// Sizes that become device sizes are whole 512-byte sectors (device-mapper counts in sectors):
+    /// anything else is one line, exit 64, and nothing is created or changed.
+    @Test func sizesAreWholeSectors() throws {
+        let exe = try ThinBackupBinary.required()
+        let dir = TempDir("sectors")
+        let p = try pool(dir)
+        let before = try snapshotFiles(p)
+        func refused(_ args: [String], _ option: String, _ bytes: String, _ line: Int = #line) throws {
+            let r = try Tool.run(exe, args)
+            #expect(r.status == 64, "\(args): status \(r.status) \(r.stderr)")
+            #expect(r.stderr == "thin-backup: \(option) \(bytes) bytes is not a whole number of 512-byte sectors\n", "\(args): \(r.stderr)")
+        }
+        try refused(["pool", "create-thin", "--pool", p, "--dev", "2", "--size", "1000"], "--size", "1000")
+        try refused(["pool", "create-thin", "--pool", p, "--dev", "2", "--size", Self.max], "--size", Self.max)
+        try refused(["pool", "resize", "--pool", p, "--data-size", "16777316"], "--data-size", "16777316")
+        try refused(["pool", "resize", "--pool", p, "--metadata-size", "4194305"], "--metadata-size", "4194305")
+        try refused(["send", "--pool", p, "--snap", "1", "--to", dir.file("s"), "--live-metadata", "--size", "1000"], "--size", "1000")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("s")))
+        #expect(try snapshotFiles(p) == before, "a refused command changed the pool")
+        let fresh = dir.file("fresh")
+        try refused(["pool", "create", "--pool", fresh, "--data-size", "8388609"], "--data-size", "8388609")
+        try refused(["pool", "create", "--pool", fresh, "--data-size", "8M", "--metadata-size", "2097000"], "--metadata-size", "2097000")
+        #expect(!FileManager.default.fileExists(atPath: fresh), "a refused pool create left a folder")
+
+        // Whole sectors that are not whole blocks stay allowed: a 1.5 KiB device reads back 1536 bytes.
+        let ok = try Tool.run(exe, ["pool", "create-thin", "--pool", p, "--dev", "2", "--size", "1536"])
+        #expect(ok.ok, "\(ok.stderr)")
+        let open = try ThinPool(folder: p, readOnly: true)
+        #expect(try open.virtualSize(of: 2) == 1536)
+        open.close()
+        // The library refuses the same sizes (receives and pool.json edits go through it).
+        let lib = try ThinPool(folder: p)
+        #expect(throws: PoolError.self) { try lib.createThin(3, virtualSize: 1000) }
+        #expect(throws: PoolError.self) { try lib.setVirtualSize(2, 1000) }
+        lib.close()
+    }
+
+    /// A stream built by hand (any numbers a damaged or hostile stream may carry in its header).
+    func craftedStream(_ path: String, virtualSize: UInt64, expectedBlocks: UInt64 = 0, zeroBlocks: UInt64 = 1) throws {
+        var h = StreamHeader(blockSize: 65536, virtualSize: virtualSize, streamID: Digest128(high: 7, low: 9),
+                             sourcePool: Digest128(high: 1, low: 2),
+                             target: SnapshotIdentity(device: 5, creationTime: 1, snapshottedTime: 1, transactionID: 1))
+        h.expectedBlocks = expectedBlocks
+        var e = StreamEncoder(header: h)
+        var bytes = e.start()
+        bytes += e.zero(firstBlock: 0, blockCount: zeroBlocks)
+        bytes += e.finish(targetDigest: nil)
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+    }
+
+    /// A stream whose device size is not whole sectors: receive refuses it with one line and the
+    /// pool is unchanged, no device, no pool.json.tmp.
+    @Test func receiveOfANonSectorDeviceIsRefused() throws {
+        let exe = try ThinBackupBinary.required()
+        let dir = TempDir("sector-rx")
+        let stream = dir.file("odd.tbs")
+        try craftedStream(stream, virtualSize: 1000)
+        let p = try pool(dir)
+        let before = try snapshotFiles(p)
+        let r = try Tool.run(exe, ["receive", "--pool", p, "--from", stream, "--quiet"])
+        #expect(r.status == 1, "\(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("1000 bytes is not a whole number of 512-byte sectors"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(try snapshotFiles(p) == before, "the refused receive changed the pool")
+        #expect(!FileManager.default.fileExists(atPath: "\(p)/pool.json.tmp"))
+        #expect(try thinCheck(p).ok)
+    }
+
+    /// Numbers in a stream's header near 2^64: a block estimate is only an estimate (saturated,
+    /// the receive and merge go on); a device beyond 8 EiB is refused with one line. Never a trap.
+    @Test func headerNumbersNearTheLimitNeverTrap() throws {
+        let exe = try ThinBackupBinary.required()
+        let dir = TempDir("header-numbers")
+        let estimate = dir.file("estimate.tbs")
+        try craftedStream(estimate, virtualSize: 1 << 20, expectedBlocks: .max, zeroBlocks: 16)
+        let p = try pool(dir)
+        let rx = try Tool.run(exe, ["receive", "--pool", p, "--from", estimate, "--quiet"])
+        #expect(rx.ok, "\(rx.status): \(rx.stderr)")
+        let open = try ThinPool(folder: p, readOnly: true)
+        #expect(try open.virtualSize(of: 5) == 1 << 20)
+        open.close()
+        let merged = try Tool.run(exe, ["merge", "--stream", estimate, "--into", dir.file("m.img"), "--quiet"])
+        #expect(merged.ok, "\(merged.status): \(merged.stderr)")
+        #expect(FileManager.default.contents(atPath: dir.file("m.img")) == Data(count: 1 << 20))
+
+        let huge = dir.file("huge.tbs")
+        try craftedStream(huge, virtualSize: (1 << 63) + 65536)
+        for args in [["merge", "--stream", huge, "--into", dir.file("h.img"), "--quiet"],
+                     ["receive", "--pool", p, "--from", huge, "--quiet"],
+                     ["verify", "--stream", huge, "--quiet"]] {
+            let r = try Tool.run(exe, args)
+            #expect(r.status == 1, "\(args): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains("beyond 8 EiB") && !r.stderr.contains("Fatal error"), "\(args): \(r.stderr)")
+        }
+    }
+
+    /// A catalog's device size near 2^63 (a damaged or edited catalog): `verify --repo --deep`
+    /// reports that backup as a problem (exit 1), never a trap sizing its scratch pool.
+    @Test func catalogNumbersAreCheckedByDeepVerify() throws {
+        let exe = try ThinBackupBinary.required()
+        let w = try WorkflowPool(seed: 17, blocks: 8)
+        let repo = w.dir.file("repo")
+        try w.day()
+        _ = try backup(w, repo: repo, at: nightly(0))
+        let good = try Tool.run(exe, ["verify", "--repo", repo, "--deep", "--quiet"])
+        #expect(good.ok, "\(good.stderr)")
+        let edit = try Tool.run("sqlite3", ["\(repo)/catalog.sqlite", "UPDATE backups SET virtualSize = 9223372036854775807"])
+        #expect(edit.ok, "\(edit.stderr)")
+        let r = try Tool.run(exe, ["verify", "--repo", repo, "--deep", "--quiet"])
+        #expect(r.status == 1, "\(r.status): \(r.stderr)")
+        #expect(r.stderr.contains("too large for a scratch pool") && !r.stderr.contains("Fatal error"), "\(r.stderr)")
     }
 }

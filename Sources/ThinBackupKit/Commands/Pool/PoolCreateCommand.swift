@@ -23,6 +23,8 @@ extension PoolCommand {
 
         public func run() throws {
             // Checked before anything is created: a refused command leaves no pool behind.
+            try dataSize.requireWholeSectors("--data-size")
+            try metadataSize?.requireWholeSectors("--metadata-size")
             if let lowWater, blockSize.bytes > 0, lowWater > dataSize.bytes / blockSize.bytes {
                 throw JobError("--low-water \(lowWater) is above the pool's \(dataSize.bytes / blockSize.bytes) data blocks")
             }

@@ -19,6 +19,7 @@ extension PoolCommand {
         public init() {}
 
         public func run() throws {
+            try size.requireWholeSectors("--size")
             let p = try pool.openForChange()
             try p.createThin(dev, virtualSize: size.bytes, originFile: originFile)
             try p.commit()

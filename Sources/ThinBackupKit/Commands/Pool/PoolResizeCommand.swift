@@ -21,6 +21,8 @@ extension PoolCommand {
         }
 
         public func run() throws {
+            try dataSize?.requireWholeSectors("--data-size")
+            try metadataSize?.requireWholeSectors("--metadata-size")
             let p = try pool.openForChange()
             let shown = p.warnings.count
             try p.resize(dataSize: dataSize?.bytes, metadataSize: metadataSize?.bytes)
