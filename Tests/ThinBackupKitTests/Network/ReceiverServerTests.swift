@@ -116,7 +116,7 @@ struct ReceiverServerTests {
     @Test func requestsNeverNameFiles() throws {
         let rx = try LocalReceiver()
         for path in ["/etc/passwd", "/v1/devices/../../etc/receive", "/v1/devices/7%2F..%2Fx/receive", "/v1/devices/-1/receive",
-                     "/v1/devices/7/receive/../../x"] {
+                     "/v1/devices/7/receive/../../x", "/v1/devices/+2/receive", "/v1/devices/0x2/receive"] {
             #expect(try receiverGET(port: rx.server.port, path: path, token: LocalReceiver.token).0 == 404, "\(path)")
         }
     }
