@@ -23,7 +23,16 @@ public final class BackupRepository {
     public init(_ repo: String, options: TransportOptions = TransportOptions(), lockFor command: String? = nil,
                 mustExist: Bool = true, keyring: StreamKeyring? = nil, adoptKey: Bool = false) throws {
         store = try openObjectStore(repo, options: options, create: !mustExist)
-        if let command { lock = try RepositoryLock(store: store, command: command) }
+        if let command {
+            lock = try RepositoryLock(store: store, command: command)
+            // With the lock held, no other run writes here: a ".partial" object is a killed run's.
+            if let folder = store as? FolderStore {
+                for (name, bytes) in folder.removeStalePartials() {
+                    ThinBackupMain.writeStderr("thin-backup: warning: removed \(folder.root)/\(name) (\(formatBytes(bytes))), "
+                                               + "left by an interrupted run that no longer holds the repository lock\n")
+                }
+            }
+        }
         workDir = NSTemporaryDirectory() + "/thin-backup-repo-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let path = workDir + "/" + Catalog.objectName

@@ -81,4 +81,20 @@ extension FolderStore {
     public func discardPartial(_ name: String) {
         unlink(path(name) + ".partial")
     }
+
+    /// Removes every "<name>.partial" in the folder: what runs killed outright (SIGKILL, a crash,
+    /// power loss) were writing. Only a run holding the repository lock calls it, so no live run
+    /// is writing one (every run that writes into a repository holds its lock). Returns the
+    /// names removed, with their sizes.
+    public func removeStalePartials() -> [(name: String, bytes: UInt64)] {
+        guard let e = FileManager.default.enumerator(atPath: root) else { return [] }
+        var removed: [(name: String, bytes: UInt64)] = []
+        while let n = e.nextObject() as? String {
+            guard n.hasSuffix(".partial") else { continue }
+            var st = stat()
+            guard lstat(path(n), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if unlink(path(n)) == 0 { removed.append((n, UInt64(st.st_size))) }
+        }
+        return removed.sorted { $0.name < $1.name }
+    }
 }
