@@ -73,6 +73,30 @@ import TestSupport
         #expect(try FileManager.default.attributesOfItem(atPath: out.file("s.img"))[.size] as? UInt64 == device)
     }
 
+    /// A pool folder without `pool.json` (e.g. made by `thin_restore`) opens, and its devices are
+    /// as large as the data device (README, "The userspace pool"): `pool info` and a send say so;
+    /// `send --size` records the device's real size instead.
+    @Test func poolFolderWithoutPoolJSONTakesTheDataDeviceSize() throws {
+        let exe = try ThinBackupBinary.required()
+        let out = TempDir("pooloptions-nojson")
+        let pool = out.file("p")
+        func tb(_ args: [String]) throws -> Tool.Result { try Tool.run(exe, args) }
+        #expect(try tb(["pool", "create", "--pool", pool, "--data-size", "8M"]).ok)
+        #expect(try tb(["pool", "create-thin", "--pool", pool, "--dev", "1", "--size", "1M"]).ok)
+        try FileManager.default.removeItem(atPath: "\(pool)/pool.json")
+        let info = try tb(["pool", "info", "--pool", pool])
+        #expect(info.ok && info.stdout.contains("device 1: size \(8 << 20) bytes"), "\(info.stdout) \(info.stderr)")
+        for (extra, size) in [([String](), UInt64(8 << 20)), (["--size", "1M"], UInt64(1 << 20))] {
+            let stream = out.file("s\(size).tbs")
+            let sent = try tb(["send", "--pool", pool, "--snap", "1", "--to", stream, "--live-metadata", "--quiet"] + extra)
+            #expect(sent.ok, "\(extra): \(sent.stderr)")
+            let img = out.file("s\(size).img")
+            let merged = try tb(["merge", "--stream", stream, "--into", img, "--quiet"])
+            #expect(merged.ok, "\(merged.stderr)")
+            #expect(try FileManager.default.attributesOfItem(atPath: img)[.size] as? UInt64 == size, "\(extra)")
+        }
+    }
+
     /// `-m BLOCK` is one option: send checks the block as dump does, and refuses -m with --live-metadata.
     @Test func metadataSnapMeansTheSameEverywhere() throws {
         let src = try SourceChain(seed: 22, rounds: 1)
