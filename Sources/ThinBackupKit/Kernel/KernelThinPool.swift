@@ -120,7 +120,12 @@ public final class KernelThinPool {
 
     /// The size of `dev` from an active thin device's table, or nil when none is active.
     public func activeSize(of dev: UInt64) throws -> UInt64? {
-        try activeThins()[dev]?.first.map { $0.table.lengthSectors * 512 }
+        try activeThins()[dev]?.first.map {
+            guard let bytes = $0.table.sizeBytes else {
+                throw kernelFailure("\(dmName): thin device \(dev)'s table is \($0.table.lengthSectors) sectors, beyond 8 EiB")
+            }
+            return bytes
+        }
     }
 }
 

@@ -88,4 +88,11 @@ public struct ThinTable: Equatable, Sendable {
         externalOrigin = f.count > 2 ? f[2] : nil
         lengthSectors = t.length
     }
+
+    /// The device's size in bytes; nil beyond 8 EiB (a thin device's limit: the sector count times
+    /// 512 is checked, never a trap).
+    public var sizeBytes: UInt64? {
+        let (bytes, over) = lengthSectors.multipliedReportingOverflow(by: 512)
+        return over || bytes > 1 << 63 ? nil : bytes
+    }
 }

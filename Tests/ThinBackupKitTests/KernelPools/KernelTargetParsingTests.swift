@@ -51,6 +51,10 @@ struct KernelTargetParsingTests {
         #expect(a.poolDevice == "254:2" && a.deviceID == 7 && a.externalOrigin == nil && a.lengthSectors == 262_144)
         let b = try #require(ThinTable(ts[1]))
         #expect(b.deviceID == 9 && b.externalOrigin == "254:5")
+        // Sizes in bytes from sector counts: checked, nil beyond 8 EiB (no trap at 2^64 sectors).
+        #expect(a.sizeBytes == 128 << 20)
+        let huge = DMTarget.lines("0 18446744073709551615 thin 254:2 7\n0 18014398509481984 thin 254:2 8\n0 18014398509481985 thin 254:2 9\n")
+        #expect(huge.compactMap { ThinTable($0) }.map(\.sizeBytes) == [nil, 1 << 63, nil])
     }
 
     @Test("LVM: dm names double hyphens; the JSON report of thin volumes and a pool")
