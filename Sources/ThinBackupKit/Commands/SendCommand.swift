@@ -29,7 +29,7 @@ public struct SendCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Content digest of the base (printed by its send); saves reading the whole base.", valueName: "hex"))
     public var baseDigest: String?
     @Option(help: ArgumentHelp("Resume point reported by an interrupted receive.", valueName: "token")) public var resumeFrom: String?
-    @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it (e.g. 10G).", valueName: "size"))
+    @Option(help: ArgumentHelp("Virtual size of the snapshot, when the pool does not record it: whole 512-byte sectors (e.g. 10G).", valueName: "size"))
     public var size: ByteSize?
     @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
     @OptionGroup public var key: KeyOptions

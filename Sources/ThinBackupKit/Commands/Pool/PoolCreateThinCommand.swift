@@ -11,7 +11,7 @@ extension PoolCommand {
         @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id (0 … 16777215).")
         public var dev: UInt64
-        @Option(name: .long, help: "Virtual size (e.g. 1G).")
+        @Option(name: .long, help: "Virtual size, whole 512-byte sectors (e.g. 1G).")
         public var size: ByteSize
         @Option(name: .customLong("origin-file"), help: "External origin: unprovisioned blocks read from this file.")
         public var originFile: String?
