@@ -18,7 +18,8 @@
 #
 # Environment: TB_REUSE=1 (keep a scenario output that already has a manifest.json: for local
 # iteration), KERNEL_SEEDS (default "1 2"), TB_LIVE_SCENARIOS (default: all), TB_SKIP_FIXTURES=1
-# (only the live VM), SWIFT_BUILD_ARGS (e.g. "--scratch-path .build-k").
+# (only the live VM), SWIFT_BUILD_ARGS (e.g. "--scratch-path .build-k"; the Swift suites' debug
+# build), TB_VM_BIN (the thin-backup the live VMs run; default: the release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -66,9 +67,17 @@ fixture() { # fixture LABEL OUTDIR ARGS...
 
 phase "building"
 swift build --build-tests "${SWIFT_ARGS[@]}" 2>&1 | tail -n 1
-# The VM runs the same debug build (with the Swift runtime's libraries, debug sections
-# stripped): a second, --static-swift-stdlib build of every package took 16 minutes here.
-VM_BIN="$(swift build --show-bin-path "${SWIFT_ARGS[@]}")/thin-backup"
+# The live VMs run the release binary, Swift's runtime linked in (the one CI's package step
+# has just built, so this build is a no-op there): under TCG the debug build spent about half
+# of a restore in unoptimised XXH64 (perf), and its 168 MiB initramfs took long to load.
+# TB_VM_BIN=PATH runs another binary (e.g. the debug one, to skip the release build locally).
+if [ -n "${TB_VM_BIN:-}" ]; then
+    VM_BIN=$TB_VM_BIN
+else
+    phase "building the release binary for the live VMs"
+    swift build -c release --static-swift-stdlib --product thin-backup 2>&1 | tail -n 1
+    VM_BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)/thin-backup"
+fi
 
 rc=0
 # The live scenarios run in two VM boots in the background, beside the fidelity phases: a
@@ -76,18 +85,24 @@ rc=0
 # a 2-core host the whole step takes about half its guests' CPU time. Both boots start once
 # the first kernel scenario has filled the shared cache (host packages, the kernel, busybox:
 # they never run apt-get or unpack the same .deb at once; live.sh fetches lvm2 and its
-# libraries before it boots, and boot B only after A has). The scenarios
-# (sorted) alternate between A and B; TB_LIVE_SCENARIOS picks some, all in boot A.
-declare -A LIVE_GROUP=() LIVE_PIDS=()
+# libraries before it boots, and boot B only after A has). The scenarios are split so that
+# both boots take about as long: Tests/VM/live/scenarios/costs.txt holds each one's guest
+# seconds from the last measured CI run (a scenario not listed counts 120 s); the costliest
+# goes first, each to the boot with less so far. TB_LIVE_SCENARIOS picks some, all in boot A.
+declare -A LIVE_GROUP=() LIVE_PIDS=() LIVE_COST=([A]=0 [B]=0)
 if [ -n "${TB_LIVE_SCENARIOS:-}" ]; then
     LIVE_GROUP[A]=$TB_LIVE_SCENARIOS
 else
-    i=0
-    for f in "$ROOT"/Tests/VM/live/scenarios/[0-9]*.sh; do
-        g=$([ $((i % 2)) = 0 ] && echo A || echo B)
-        LIVE_GROUP[$g]="${LIVE_GROUP[$g]:-} $(basename "$f" .sh)"
-        i=$((i + 1))
-    done
+    COSTS=$ROOT/Tests/VM/live/scenarios/costs.txt
+    while read -r cost name; do
+        g=$([ "${LIVE_COST[A]}" -le "${LIVE_COST[B]}" ] && echo A || echo B)
+        LIVE_GROUP[$g]="${LIVE_GROUP[$g]:-} $name"
+        LIVE_COST[$g]=$(( LIVE_COST[$g] + cost ))
+    done < <(for f in "$ROOT"/Tests/VM/live/scenarios/[0-9]*.sh; do
+                 n=$(basename "$f" .sh)
+                 c=$(awk -v n="$n" '$1 == n {print $2}' "$COSTS" 2>/dev/null)
+                 echo "${c:-120} $n"
+             done | sort -k1,1nr -k2)
 fi
 start_live() { # start_live A|B: boots that group's VM in the background (once)
     local g=$1
@@ -182,6 +197,10 @@ for g in A B; do
         rc=1
     fi
     echo "live VM $g (${LIVE_GROUP[$g]}): $(cat "$OUT/live-$g/timing.txt" 2>/dev/null)"
+    # Each scenario's guest seconds, in the form of Tests/VM/live/scenarios/costs.txt.
+    tr -d '\r' < "$OUT/live-$g/console.log" 2>/dev/null | awk '
+        /^LP\|INFO\|scenario .* start / { t[$4] = $6 }
+        /^LP\|INFO\|scenario .* end / { printf "  guest seconds: %s %d\n", $4, $6 - t[$4] }' FS='[| ]' || true
 done
 
 rm -rf "$OUT/tmp"

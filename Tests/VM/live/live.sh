@@ -53,7 +53,8 @@ vm_copy_bin "$R" "$TB"
 CURL=$(ldconfig -p | awk '/libcurl\.so\.4 .*x86-64/ {print $NF; exit}')
 [ -n "$CURL" ] || die "libcurl.so.4: not on this host (apt-get install libcurl4)"
 mkdir -p "$R$(dirname "$CURL")"; cp -L "$CURL" "$R$CURL"; vm_copy_libs "$R" "$CURL"
-for b in thin_check thin_dump thin_ls thin_delta ${TB_VM_EXTRA:-}; do
+# flock (util-linux; busybox here has none): 45-lvm-backup-signals holds the volume group's lock with it.
+for b in thin_check thin_dump thin_ls thin_delta flock ${TB_VM_EXTRA:-}; do
 	command -v "$b" >/dev/null || die "$b: not on this host"
 	vm_copy_bin "$R" "$(command -v "$b")"
 done

@@ -5,6 +5,7 @@
 #  * never write a device device-mapper holds: send without -m (which reserves the metadata
 #    snapshot itself in userspace on a pool folder: the corrupted pool of issue #12) is
 #    refused, and the metadata device stays byte for byte as it was;
+#  * a send over the bare devices records the thin device's size, not the data device's;
 #  * the pool device itself given as metadata gets a helpful error.
 . /scenarios/lib.sh
 pool pool $META $DATA
@@ -34,6 +35,22 @@ same "snapshot 24 restored == the kernel's read (no stale page cache)" "$(file_s
 if cat send_-m_of_snapshot_24_* | grep -q "64 data, 0 zero"; then ok "send of 24 counted 64 data blocks"
 else fail "send of 24 counted 64 data blocks" "$(cat send_-m_of_snapshot_24_* | tail -1)"; fi
 dmsetup remove snap24
+
+# The device's size over bare paths (issue #12: a send recorded the data device's 512 MiB):
+# the active thin table's 64 MiB, found through the pool that holds the metadata device; an
+# inactive device's size is unknown, so the send is refused and asks for --size.
+dmsetup message pool 0 reserve_metadata_snap
+run "send -m of active thin 22 without --size" \
+	thin-backup send --metadata $META --data $DATA -m --snap 22 --to s22.tbs
+refused "send -m of inactive snapshot 21 without --size" "is not active, so its size is unknown.*--size" \
+	thin-backup send --metadata $META --data $DATA -m --snap 21 --to s21n.tbs
+[ ! -e s21n.tbs ] && ok "no stream left by the refusal of 21" || fail "no stream left by the refusal of 21" "s21n.tbs exists"
+dmsetup message pool 0 release_metadata_snap
+rm -f n22.img
+run "merge of 22's stream into a new file" thin-backup merge --stream s22.tbs --into n22.img
+same "the new file has thin 22's size (64 MiB, not the data device's)" "$(stat -c %s n22.img)" 67108864
+same "thin 22 restored == the kernel's read" "$(file_sha n22.img)" "$(kernel_sha /dev/mapper/thin22)"
+rm -f n22.img s22.tbs
 
 # Writing a held device: send without -m would reserve in userspace (write the metadata).
 BEFORE=$(kernel_sha $META)

@@ -80,10 +80,12 @@ K2=$(kernel_snap_sha $S2)
 # 3. A signal while lvcreate waits for the volume group's lock: the snapshot is made, then removed.
 fill $VOL 1950 50
 LVS=$(lvs_now); LIST=$(thin-backup list --repo $REPO 2>&1); OBJ=$(streams)
+command -v flock >/dev/null || { fail "flock is in the guest" "not found: the lock cannot be held"; exit 1; }
 mkfifo /tmp/unlock
 flock -s /run/lock/lvm/V_tbvg sh -c 'read x < /tmp/unlock' &
 L=$!
 i=0; while flock -n -x /run/lock/lvm/V_tbvg true && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+flock -n -x /run/lock/lvm/V_tbvg true && { fail "the volume group's lock is held" "flock -n -x still takes it"; exit 1; }
 thin-backup backup --lv tbvg/vol --repo $REPO 2> lvcreate.err &
 P=$!
 i=0; until ps | grep -q "[l]vm lvcreate" || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
