@@ -5,8 +5,10 @@ import Glibc
 
 /// Decompresses a stream's data records on several threads and hands every record back in
 /// stream order, a data record together with its bytes: the next frames decompress on the other
-/// cores while the caller writes or hashes this one. Memory: `slots` raw buffers of the largest
-/// record (4 MiB each), whatever the stream's size.
+/// cores while the caller writes or hashes this one. Memory: two slots per worker, each a raw buffer
+/// of the largest record and a frame buffer (about 8 MiB for 4 MiB records), whatever the stream's
+/// size, and never more slots than fit in `memoryBudget` (64 MiB: 7 such slots) beyond the two every
+/// pipeline has: a 64-core receiver would otherwise hold 128 slots, 1 GiB.
 public final class FramePipeline {
     /// A record handed back: for a data record, `raw` holds its decompressed bytes (valid until the
     /// handler returns) and the record's `frame` is empty (it was copied into the slot, so the record's
@@ -27,10 +29,26 @@ public final class FramePipeline {
     private let work = DispatchQueue(label: "thin-backup.decompress", attributes: .concurrent)
 
     /// - Parameters:
-    ///   - workers: frames decompressed at the same time (give the number of cores); two slots each.
+    ///   - workers: frames decompressed at the same time (give the number of cores); two slots each,
+    ///     within `memoryBudget`.
     ///   - maxRecordRaw: the largest record's raw bytes (`StreamHeader.maxRecordRaw`).
     public init(workers: Int, maxRecordRaw: Int) throws {
-        jobs = try (0..<max(2, 2 * workers)).map { _ in try DecompressionJob(capacity: maxRecordRaw) }
+        jobs = try (0..<Self.slotCount(workers: workers, maxRecordRaw: maxRecordRaw)).map { _ in
+            try DecompressionJob(capacity: maxRecordRaw)
+        }
+    }
+
+    /// What all slots' buffers together may take, beyond the two slots every pipeline has.
+    public static let memoryBudget = 64 << 20
+
+    /// Slots for `workers` workers: two each, at least two, and no more than fit in `memoryBudget`.
+    public static func slotCount(workers: Int, maxRecordRaw: Int) -> Int {
+        let raw = max(maxRecordRaw, 1)
+        let frame = ZstdCompressor.bound(raw)
+        let (perSlot, o) = raw.addingReportingOverflow(frame)
+        let fit = o || frame < raw ? 0 : memoryBudget / perSlot
+        let (wanted, o2) = max(workers, 1).multipliedReportingOverflow(by: 2)
+        return max(2, min(o2 ? Int.max : wanted, fit))
     }
 
     /// One worker per online core.

@@ -55,4 +55,20 @@ import TestSupport
         #expect(seq == UInt64(k))
         #expect(delivered == k, "every record before the bad one was handed back")
     }
+
+    /// Two slots per worker while they fit in 64 MiB (a raw buffer and a frame buffer each), never
+    /// fewer than two: memory stays flat on a many-core receiver.
+    @Test func slotsGrowWithTheCoresUpToTheMemoryBudget() {
+        let mib = 1 << 20
+        // 64 KiB records: about 128 KiB a slot, so 2 per worker up to 500 slots.
+        for w in [1, 2, 3, 8, 64] { #expect(FramePipeline.slotCount(workers: w, maxRecordRaw: 64 << 10) == 2 * w) }
+        // 4 MiB records (the format's largest): a slot takes more than 8 MiB, so 7 fit in 64 MiB.
+        #expect(FramePipeline.slotCount(workers: 1, maxRecordRaw: 4 * mib) == 2)
+        #expect(FramePipeline.slotCount(workers: 3, maxRecordRaw: 4 * mib) == 6)
+        for w in [4, 16, 64, 1 << 20] { #expect(FramePipeline.slotCount(workers: w, maxRecordRaw: 4 * mib) == 7) }
+        // Records too large for the budget, or sizes that would overflow: the two every pipeline has.
+        #expect(FramePipeline.slotCount(workers: 64, maxRecordRaw: 64 * mib) == 2)
+        #expect(FramePipeline.slotCount(workers: Int.max, maxRecordRaw: Int.max) == 2)
+        #expect(FramePipeline.slotCount(workers: 0, maxRecordRaw: 0) == 2)
+    }
 }
