@@ -11,12 +11,12 @@
 . /scenarios/lib.sh
 pvcreate -q $LVMDISK && vgcreate -q tbvg $LVMDISK || { fail "LVM setup" "pvcreate/vgcreate"; exit 1; }
 lvcreate -q -L 700M -c 64k -T tbvg/pool || { fail "LVM setup" "thin pool"; exit 1; }
-lvcreate -q -V 128M -T tbvg/pool -n vol || { fail "LVM setup" "thin volume"; exit 1; }
+lvcreate -q -V 64M -T tbvg/pool -n vol || { fail "LVM setup" "thin volume"; exit 1; }
 VOL=/dev/mapper/tbvg-vol
 TP=tbvg-pool-tpool
 VID=$(lvs --noheadings -o thin_id tbvg/vol | tr -d ' ')
 REPO=/out/$SCENARIO/repo
-fill $VOL 0 1500
+fill $VOL 0 600                  # 37.5 MiB: each send stopped by a signal still runs for seconds
 
 lvs_now() { lvs --noheadings -o lv_name,lv_tags,thin_id tbvg | tr -s ' '; }
 tagged() { lvs --noheadings -o lv_name -S "lv_tags=thin-backup" tbvg | tr -d ' ' | tr '\n' ' '; }
@@ -66,8 +66,8 @@ S1=$(tagged | tr -d ' ')
 K1=$(kernel_snap_sha $S1)
 
 # 2. Writes, then SIGINT during the incremental; the next one is still an increment from backup 1.
-fill $VOL 300 800
-dd if=/dev/zero of=$VOL bs=65536 seek=1900 count=30 conv=notrunc,fsync 2>/dev/null
+fill $VOL 150 300
+dd if=/dev/zero of=$VOL bs=65536 seek=950 count=30 conv=notrunc,fsync 2>/dev/null
 stopped INT "SIGINT during an incremental backup"
 same "SIGINT: the previous backup's snapshot is kept" "$(tagged | tr -d ' ')" "$S1"
 run "backup 2 after SIGINT" thin-backup backup --lv tbvg/vol --repo $REPO --now 2026-12-02T02:00:00Z
@@ -78,7 +78,7 @@ S2=$(tagged | tr -d ' ')
 K2=$(kernel_snap_sha $S2)
 
 # 3. A signal while lvcreate waits for the volume group's lock: the snapshot is made, then removed.
-fill $VOL 1950 50
+fill $VOL 990 20
 LVS=$(lvs_now); LIST=$(thin-backup list --repo $REPO 2>&1); OBJ=$(streams)
 command -v flock >/dev/null || { fail "flock is in the guest" "not found: the lock cannot be held"; exit 1; }
 mkfifo /tmp/unlock
@@ -110,7 +110,7 @@ same "SIGTERM during lvcreate: no stream left" "$(streams)" "$OBJ"
 # 4. SIGKILL during an incremental: nothing cleans up. The next backup releases the metadata
 # snapshot and deletes the snapshot the killed run made (both said on stderr), then sends the
 # increment from the kept base.
-fill $VOL 600 800
+fill $VOL 300 300
 thin-backup backup --lv tbvg/vol --repo $REPO 2> killed.err &
 P=$!
 held_wait
