@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (Fuzz/, -sanitize=fuzzer, own scratch path) and runs each for
-# FUZZ_SECONDS (default 60) on a copy of its committed seed corpus (Fuzz/corpus/TARGET).
+# FUZZ_SECONDS (default 30) on a copy of its committed seed corpus (Fuzz/corpus/TARGET).
 # Exit 0 when no target crashed; a crash leaves its input in .build-fuzz/artifacts/ and fails.
 # Usage: scripts/fuzz.sh [TARGET...]   (targets: FuzzStream FuzzMetadata FuzzHTTP)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-30}"
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(FuzzStream FuzzMetadata FuzzHTTP)
 SCRATCH=.build-fuzz
