@@ -42,10 +42,17 @@ public protocol ReceivingPool: AnyObject {
     func commitReceive() throws
     /// Drops the open transaction.
     func abortReceive() throws
+    /// Whether a device is a volume that keeps its versions (an LVM volume `VG/LV`, which always
+    /// names the newest): an incremental stream whose base the device holds then makes its next
+    /// version (a snapshot of it, taking the name once complete) instead of being refused as an
+    /// existing device. Default false.
+    var keepsVersions: Bool { get }
 }
 
 extension ReceivingPool {
     public func accept(streamBlockSize: Int) throws {}
+
+    public var keepsVersions: Bool { false }
 
     public func zero(_ dev: UInt64, bytes: Range<UInt64>) throws { try discard(dev, bytes: bytes) }
 

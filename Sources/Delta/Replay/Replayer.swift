@@ -148,11 +148,13 @@ public final class Replayer {
             try drain(source)
             return .alreadyReceived(ReceiveSummary(outcome: .alreadyReceived, device: dev, header: header, trailer: decoder.trailer,
                                                    contentDigest: r.contentDigest, streamBytes: streamBytes))
-        } else if try pool.deviceExists(dev) {
+        } else if try pool.deviceExists(dev), !(pool.keepsVersions && header.base != nil && existing != nil && existing?.partial == nil) {
+            // A versioned volume takes an increment onto the version it holds (checked below).
             throw ReplayError.deviceExists(dev)
         } else if let base = header.base {
-            guard let (local, r) = receipts.first(where: { $0.value.partial == nil && $0.value.source == base
-                                                    && $0.value.sourcePool == header.sourcePool }),
+            let holders = receipts.filter { $0.value.partial == nil && $0.value.source == base && $0.value.sourcePool == header.sourcePool }
+            // The target itself first when it holds the base (a versioned volume's next version).
+            guard let (local, r) = holders[dev].map({ (dev, $0) }) ?? holders.first.map({ ($0.key, $0.value) }),
                   try pool.deviceExists(local) else {
                 throw ReplayError.baseNotFound(base: base, target: header.target)
             }

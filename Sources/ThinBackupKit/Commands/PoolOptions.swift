@@ -14,9 +14,9 @@ public struct PoolOptions: ParsableArguments {
     public var data: String?
     @Option(name: .customLong("dm-pool"), help: ArgumentHelp("A live kernel thin pool: the device-mapper name of its thin-pool target.", valueName: "name"))
     public var dmPool: String?
-    @Option(name: .customLong("thin-pool"), help: ArgumentHelp("A live LVM thin pool.", valueName: "vg/pool"))
+    @Option(name: .customLong("thin-pool"), help: ArgumentHelp("A live LVM thin pool (with --lv: the pool a receive creates a missing volume in).", valueName: "vg/pool"))
     public var thinPool: String?
-    @Option(name: .customLong("lv"), help: ArgumentHelp("A live LVM thin volume: names its pool (devices are thin ids).", valueName: "vg/lv"))
+    @Option(name: .customLong("lv"), help: ArgumentHelp("A live LVM thin volume: names its pool (devices are thin ids); receive: the volume received into.", valueName: "vg/lv"))
     public var lv: String?
 
     public init() {}
@@ -24,8 +24,12 @@ public struct PoolOptions: ParsableArguments {
     public func validate() throws {
         if pool != nil && (metadata != nil || data != nil) { throw ValidationError("give either --pool or --metadata/--data, not both") }
         if data != nil && metadata == nil { throw ValidationError("--data needs --metadata") }
-        let kinds = [pool != nil || metadata != nil, dmPool != nil, thinPool != nil, lv != nil].filter { $0 }.count
+        // --lv with --thin-pool: a volume of that pool, which a receive creates when missing.
+        let kinds = [pool != nil || metadata != nil, dmPool != nil, thinPool != nil || lv != nil].filter { $0 }.count
         if kinds > 1 { throw ValidationError("name one pool: --pool, --metadata/--data, --dm-pool, --thin-pool or --lv") }
+        if let lv, let thinPool, lv.split(separator: "/").first != thinPool.split(separator: "/").first {
+            throw ValidationError("--lv \(lv) and --thin-pool \(thinPool): a volume of that pool is in its volume group")
+        }
     }
 
     /// Whether a pool was named at all (commands where the pool is optional).
@@ -36,17 +40,18 @@ public struct PoolOptions: ParsableArguments {
         if let pool { return .folder(pool) }
         if let metadata { return .files(metadata: metadata, data: data) }
         if let dmPool { return .dmPool(dmPool) }
+        if let lv, let thinPool { return .lvInPool(lv: lv, pool: thinPool) }
         if let thinPool { return .thinPool(thinPool) }
         if let lv { return .lv(lv) }
         return nil
     }
 
-    /// The named pool.
-    public func open() throws -> any PoolAccess {
+    /// The named pool; `receiving`: to receive into (an LVM pool is activated when LVM has not).
+    public func open(receiving: Bool = false) throws -> any PoolAccess {
         guard let selection else {
             throw JobError(.usage, "give the pool as --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV")
         }
-        return try selection.open()
+        return try selection.open(receiving: receiving)
     }
 
     /// With `--lv VG/LV`: that volume's thin id (the device commands act on by default).

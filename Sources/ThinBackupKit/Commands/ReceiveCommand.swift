@@ -10,6 +10,11 @@ public struct ReceiveCommand: ParsableCommand {
             base, which must be unchanged since it was received. Receiving the same stream twice changes \
             nothing. With --checkpoint, progress is committed as it goes and an interrupted receive continues \
             with --resume (from the whole stream again, or from `send --resume-from TOKEN`).
+
+            Into LVM: --lv VG/LV names the volume, always the newest version received (with --thin-pool VG/POOL \
+            it is created when missing); an incremental stream goes into a new snapshot of VG/LV, which takes \
+            the name once verified, the previous version kept beside it as LV-vTHINID (--keep N). \
+            --thin-pool VG/POOL alone receives device D as the volume VG/tb-D.
             """
     )
 
@@ -25,7 +30,7 @@ public struct ReceiveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Commit a resumable checkpoint every SIZE bytes of data (e.g. 256M).", valueName: "size"))
     public var checkpoint: ByteSize?
     @Flag(help: "Print the resume token of the interrupted receive and exit.") public var resumeToken = false
-    @Option(help: ArgumentHelp("Kernel pools: keep this many versions of the received chain (the newest and N-1 before it); older ones received here are deleted.", valueName: "n"))
+    @Option(help: ArgumentHelp("Kernel pools and LVM: keep this many versions of the received chain (the newest and N-1 before it); older ones received here are deleted.", valueName: "n"))
     public var keep: Int?
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
@@ -37,14 +42,14 @@ public struct ReceiveCommand: ParsableCommand {
     }
 
     public func run() throws {
-        let access = try pool.open()
+        let access = try pool.open(receiving: !resumeToken)
         defer { access.close() }
         if resumeToken {
             print(try ThinBackupKit.resumeToken(access, device: asDevice))
             return
         }
         if let keep {
-            guard let k = access as? KernelPoolAccess else { throw JobError(.usage, "--keep works on kernel pools (--dm-pool)") }
+            guard let k = access as? KernelPoolAccess else { throw JobError(.usage, "--keep works on kernel pools (--dm-pool, --lv, --thin-pool)") }
             k.keepVersions = keep
         }
         var req = ReceiveRequest(pool: access)
@@ -55,7 +60,7 @@ public struct ReceiveCommand: ParsableCommand {
         req.transport = try network.transportOptions()
         let r = try runReceive(req)
         let what = r.outcome == "alreadyReceived" ? "already received, nothing changed" : "received"
-        try output.report(r, line: "thin device \(r.device): \(what) (\(r.incremental ? "incremental" : "full"); "
+        try output.report(r, line: "\(r.volume ?? "thin device \(r.device)"): \(what) (\(r.incremental ? "incremental" : "full"); "
             + "\(r.dataBlocks) data, \(r.zeroBlocks) zero, \(r.discardBlocks) discarded blocks); digest \(r.contentDigest)")
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 public struct RestoreCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Restore a backup (the newest, the one at --at TIME, or --id ID) into a pool folder, a file or a live kernel pool.",
+        abstract: "Restore a backup (the newest, the one at --at TIME, or --id ID) into a pool folder, a file, a live kernel pool or a new LVM thin volume.",
         discussion: """
             Every stream of the chain is checked before anything is written. Into a pool folder the chain is \
             received (the result is device --as, default --dev; intermediate devices are removed); into a file \
@@ -21,6 +21,10 @@ public struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A pool folder or a file.", valueName: "pool|file")) public var to: String?
     @Option(name: .customLong("to-dm-pool"), help: ArgumentHelp("A live kernel pool: the chain is received into it (thin id --as, default --dev).", valueName: "name"))
     public var toDMPool: String?
+    @Option(name: .customLong("to-lv"), help: ArgumentHelp("A new LVM thin volume, made in --thin-pool: the chain is received into it (each member its next version; older ones removed).", valueName: "vg/lv"))
+    public var toLV: String?
+    @Option(name: .customLong("thin-pool"), help: ArgumentHelp("With --to-lv: the LVM thin pool to make the volume in.", valueName: "vg/pool"))
+    public var thinPool: String?
     @Option(name: .customLong("as"), help: ArgumentHelp("Device id in the target pool (default: --dev).", valueName: "id"))
     public var asDevice: UInt64?
     @Option(help: ArgumentHelp("For a device over an external origin: that origin file (a file restore starts from its bytes; a pool restore creates the device over it).", valueName: "file"))
@@ -34,13 +38,19 @@ public struct RestoreCommand: ParsableCommand {
 
     public func validate() throws {
         if at != nil && id != nil { throw ValidationError("give --at or --id, not both") }
-        if (to == nil) == (toDMPool == nil) { throw ValidationError("give one target: --to POOL|FILE or --to-dm-pool NAME") }
+        if [to != nil, toDMPool != nil, toLV != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("give one target: --to POOL|FILE, --to-dm-pool NAME or --to-lv VG/LV --thin-pool VG/POOL")
+        }
+        if (toLV == nil) != (thinPool == nil) { throw ValidationError("--to-lv VG/LV and --thin-pool VG/POOL go together") }
+        if toLV != nil, asDevice != nil { throw ValidationError("--as names a device id in a kernel pool or pool folder; --to-lv names the volume") }
         if let at, WorkflowClock.parse(at) == nil { throw ValidationError("--at: not a time: \(at)") }
     }
 
     public func run() throws {
-        var req = RestoreRequest(repo: repo, dev: dev, to: to ?? "dm pool \(toDMPool ?? "")")
+        var req = RestoreRequest(repo: repo, dev: dev, to: to ?? toLV ?? "dm pool \(toDMPool ?? "")")
         req.toDMPool = toDMPool
+        req.toLV = toLV
+        req.thinPool = thinPool
         req.at = at.flatMap(WorkflowClock.parse)
         req.id = id
         req.asDevice = asDevice

@@ -11,7 +11,9 @@ public struct ServeCommand: ParsableCommand {
         discussion: """
             Every request needs the bearer token from --token-file, except GET /metrics (Prometheus text \
             format: receives by state, bytes received, errors, uptime; counters only). One receive per target device runs \
-            at a time; an interrupted one keeps its resume point, and the same send run again continues there.
+            at a time; an interrupted one keeps its resume point, and the same send run again continues there. \
+            Into an LVM thin pool (--thin-pool VG/POOL), device D is received as the volume VG/tb-D, which \
+            always names its newest version (older ones kept beside it as tb-D-vTHINID).
             """
     )
 
@@ -54,6 +56,9 @@ public struct ServeCommand: ParsableCommand {
 
     public func validate() throws {
         guard pool.isGiven != (spool != nil) else { throw ValidationError("give exactly one of --pool and --spool") }
+        if pool.lv != nil {
+            throw ValidationError("serve into LVM takes --thin-pool VG/POOL (device D is received as the volume VG/tb-D), not --lv")
+        }
         guard (tlsCert == nil) == (tlsKey == nil) else {
             throw ValidationError(tlsCert == nil ? "--tls-key needs --tls-cert (the certificate it belongs to)"
                                                  : "--tls-cert needs --tls-key (the certificate's private key)")
@@ -81,7 +86,7 @@ public struct ServeCommand: ParsableCommand {
             }
             receiver = try SpoolReceiver(directory: spool)
         } else {
-            receiver = try PoolStreamReceiver(pool: pool.open(), checkpointBytes: checkpoint.bytes, keyring: try key.keyring())
+            receiver = try PoolStreamReceiver(pool: pool.open(receiving: true), checkpointBytes: checkpoint.bytes, keyring: try key.keyring())
         }
         logging.bootstrap()
         var config = ReceiverConfiguration(host: host, port: port, token: token)

@@ -30,6 +30,9 @@ final class KernelReceivingPool: ReceiveTarget {
     var keep: Int?
     /// Devices deleted by `keep` in the last commit.
     private(set) var pruned: [UInt64] = []
+    /// Sizes of inactive devices known to the caller (an LVM pool's volumes: `lvs` says them),
+    /// used before the host's record.
+    var knownSizes: [UInt64: UInt64] = [:]
 
     /// `readOnly`: only receipts are read (a resume token, serve's status); otherwise the pool's
     /// receive lock is taken (exit 75 while another receive runs) and what a killed receive left is removed.
@@ -151,7 +154,7 @@ final class KernelReceivingPool: ReceiveTarget {
     }
 
     func virtualSize(of dev: UInt64) throws -> UInt64 {
-        if let s = try pool.activeSize(of: dev) ?? KernelPoolState.size(pool: pool.dmName, dev: dev) { return s }
+        if let s = try pool.activeSize(of: dev) ?? knownSizes[dev] ?? KernelPoolState.size(pool: pool.dmName, dev: dev) { return s }
         throw JobError("\(name): the size of thin device \(dev) is not known (not active, not received here)")
     }
 
@@ -209,8 +212,16 @@ final class KernelReceivingPool: ReceiveTarget {
         return error
     }
 
-    private func flush(_ dev: UInt64) throws {
+    func flush(_ dev: UInt64) throws {
         if let d = active[dev] { try d.file.sync() }
+    }
+
+    /// Closes and removes the activation this receive made of `dev`, if any.
+    func deactivate(_ dev: UInt64) {
+        if let d = active.removeValue(forKey: dev) {
+            d.file.close()
+            try? DeviceMapper.remove(d.name)
+        }
     }
 
     /// Deactivates what this receive activated and releases the receive lock.
@@ -284,8 +295,9 @@ final class KernelReceivingPool: ReceiveTarget {
     }
 
     /// A snapshot made and deleted at once: every block of `dev` is then shared as far as the
-    /// kernel knows, so a later write to it changes its mappings.
-    private func arm(_ dev: UInt64) throws {
+    /// kernel knows, so a later write to it changes its mappings. The snapshot takes the highest
+    /// free thin id (an LVM pool's `LVMReceivingPool` relies on that: LVM never gets near it).
+    func arm(_ dev: UInt64) throws {
         let ids = try creationTimes()
         guard let spare = (1..<(1 << 24)).reversed().first(where: { ids[UInt64($0)] == nil }).map(UInt64.init) else { return }
         if let d = active.removeValue(forKey: dev) {

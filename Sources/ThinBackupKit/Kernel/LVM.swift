@@ -103,14 +103,29 @@ public enum LVM {
         return lv
     }
 
-    /// A thin LV and its pool LV.
+    /// A thin LV and its pool LV (one report of the volume group).
     public static func thinVolume(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume) {
-        let lv = try volume(name)
+        let r = try thinVolumeReport(name)
+        return (r.lv, r.pool)
+    }
+
+    /// `thinVolume`, with the whole report of its volume group.
+    static func thinVolumeReport(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume, all: [LogicalVolume]) {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+            throw JobError(.usage, "\(name): expected VG/LV")
+        }
+        let all = try volumes([String(parts[0])])
+        guard let lv = all.first(where: { $0.name == parts[1] }) else {
+            throw kernelFailure("\(name): no such logical volume")
+        }
         guard lv.isThin, lv.thinID != nil else {
             throw kernelFailure("\(name) is not a thin volume (segment type \(lv.segtype)); thin-backup backs up LVM thin volumes")
         }
-        let pool = try volume("\(lv.vg)/\(lv.pool)")
-        return (lv, pool)
+        guard let pool = all.first(where: { $0.name == lv.pool }) else {
+            throw kernelFailure("\(lv.vg)/\(lv.pool): no such logical volume")
+        }
+        return (lv, pool, all)
     }
 
     public static func thinPool(_ name: String) throws -> LogicalVolume {
@@ -127,6 +142,28 @@ public enum LVM {
         }
         _ = try run(["lvcreate", "-q", "-s", "-n", name] + tags.flatMap { ["--addtag", $0] } + [origin.fullName])
         return try volume("\(origin.vg)/\(name)")
+    }
+
+    /// A new thin volume `VG/NAME` of `size` bytes (rounded up to whole extents by LVM) in
+    /// `pool`, created inactive, tagged (no report: the caller reads one).
+    static func createThin(in pool: LogicalVolume, name: String, size: UInt64, tags: [String]) throws {
+        _ = try run(["lvcreate", "-q", "-an", "-Wn", "-V", "\(size)b", "-T", pool.fullName, "-n", name] + tags.flatMap { ["--addtag", $0] })
+    }
+
+    /// A thin snapshot `VG/NAME` of `origin`, tagged, created inactive and without the
+    /// activation-skip flag (an ordinary volume once it takes its name; no report).
+    static func createSnapshot(of origin: LogicalVolume, name: String, tags: [String]) throws {
+        _ = try run(["lvcreate", "-q", "-s", "-an", "-kn", "-n", name] + tags.flatMap { ["--addtag", $0] } + [origin.fullName])
+    }
+
+    /// Renames `lv` to `name` in its volume group (an active volume stays active).
+    static func rename(_ lv: LogicalVolume, to name: String) throws {
+        _ = try run(["lvrename", "-q", lv.vg, lv.name, name])
+    }
+
+    /// Resizes a thin volume to `size` bytes (rounded up to whole extents).
+    static func resize(_ fullName: String, to size: UInt64) throws {
+        _ = try run(["lvresize", "-q", "-f", "-L", "\(size)b", fullName])
     }
 
     public static func remove(_ lv: LogicalVolume) throws {

@@ -10,21 +10,79 @@ import PoolCore
 /// directly for changes.
 public final class LVMPoolAccess: KernelPoolAccess {
     public let poolLV: LogicalVolume
-    /// The volume named with `--lv`, if any.
+    /// The volume named with `--lv`, if any (nil also when it does not exist yet: `receive --lv VG/NEW --thin-pool VG/POOL`).
     public let volume: LogicalVolume?
+    /// The volume name `--lv` gave (without the VG): what a receive goes into.
+    public let volumeName: String?
+    /// The volume group's report this access was opened with (a receive starts from it: one `lvs` less).
+    var report: [LogicalVolume]?
 
     public override var name: String { "LVM thin pool \(poolLV.fullName)" }
 
-    public init(lv: String) throws {
-        let (v, p) = try LVM.thinVolume(lv)
+    /// `activate`: a pool LVM has not activated (no volume of it active) is activated (receive, serve).
+    public init(lv: String, activate: Bool = false) throws {
+        let (v, p, all) = try LVM.thinVolumeReport(lv)
+        report = all
         volume = v
+        volumeName = v.name
         poolLV = p
+        if activate { try Self.activatePool(p) }
         try super.init(dmName: p.poolTargetName)
     }
 
-    public init(thinPool: String) throws {
+    /// Makes the pool's `VG-POOL-tpool` target there for a receive to write through: the pool LV
+    /// is activated when LVM has not (it does so only with one of its volumes, or when asked). A
+    /// pool without any thin volume is active without that layer (`VG-POOL` is then the
+    /// `thin-pool` target itself), and LVM adds it — reloading the pool — with the first volume
+    /// it makes: so one is made and removed here (`tb-layer`), before the receive opens the pool.
+    static func activatePool(_ p: LogicalVolume) throws {
+        if try DeviceMapper.info(p.poolTargetName) != nil { return }
+        if try DeviceMapper.info(LogicalVolume.dmName(vg: p.vg, lv: p.name)) == nil { try LVM.activate(p) }
+        if try DeviceMapper.info(p.poolTargetName) != nil { return }
+        let layer = "tb-layer"
+        if let v = try LVM.volumes([p.vg]).first(where: { $0.name == layer }) {
+            guard v.tags.contains(LVM.snapshotTag) else {
+                throw kernelFailure("\(v.fullName) exists and thin-backup did not make it: it names the volume it makes to give \(p.fullName) its -tpool layer")
+            }
+        } else {
+            try LVM.createThin(in: p, name: layer, size: 1 << 20, tags: [LVM.snapshotTag])
+        }
+        _ = try LVM.run(["lvremove", "-q", "-f", "\(p.vg)/\(layer)"])
+        guard try DeviceMapper.info(p.poolTargetName) != nil else {
+            throw kernelFailure("\(p.fullName) is active without its \(p.poolTargetName) target; activate one of its volumes first")
+        }
+    }
+
+    /// `--lv VG/LV --thin-pool VG/POOL`: a thin volume of that pool, which need not exist yet
+    /// (a receive creates it).
+    public init(lv: String, inPool pool: String) throws {
+        let parts = lv.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let pp = pool.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw JobError(.usage, "\(lv): expected VG/LV") }
+        guard pp.count == 2, !pp[0].isEmpty, !pp[1].isEmpty else { throw JobError(.usage, "\(pool): expected VG/POOL") }
+        guard parts[0] == pp[0] else {
+            throw JobError(.usage, "\(lv) and its pool \(pool) are in different volume groups")
+        }
+        let all = try LVM.volumes([pp[0]])
+        guard let p = all.first(where: { $0.name == pp[1] }) else { throw kernelFailure("\(pool): no such logical volume") }
+        guard p.isThinPool else { throw kernelFailure("\(pool) is not a thin pool (segment type \(p.segtype))") }
+        poolLV = p
+        report = all
+        let v = all.first { $0.name == parts[1] }
+        if let v, !(v.isThin && v.pool == poolLV.name) {
+            throw kernelFailure("\(lv) exists and is not a thin volume of \(pool)")
+        }
+        volume = v
+        volumeName = parts[1]
+        try Self.activatePool(p)
+        try super.init(dmName: poolLV.poolTargetName)
+    }
+
+    public init(thinPool: String, activate: Bool = false) throws {
         poolLV = try LVM.thinPool(thinPool)
         volume = nil
+        volumeName = nil
+        if activate { try Self.activatePool(poolLV) }
         try super.init(dmName: poolLV.poolTargetName)
     }
 
@@ -78,10 +136,12 @@ public final class LVMPoolAccess: KernelPoolAccess {
         try LVM.remove(v)
     }
 
-    /// Receiving into LVM goes through lvcreate (LVM keeps its own record of the pool's devices):
-    /// not built yet.
+    /// Receives into volumes of the pool (`LVMReceivingPool`): with `--lv`, that one volume;
+    /// else device D is the volume `tb-D`.
     public override func receiveTarget(readOnly: Bool) throws -> any ReceiveTarget {
-        throw JobError(.usage, "\(name): receiving into LVM thin volumes is not built yet; receive into a raw dm pool (--dm-pool) or a pool folder")
+        let t = try LVMReceivingPool(self, naming: volumeName.map { .volume($0) } ?? .numbered, readOnly: readOnly)
+        t.keep = keepVersions
+        return t
     }
 
     public override func stateDirectory() throws -> String {

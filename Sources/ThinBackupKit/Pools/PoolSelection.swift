@@ -12,24 +12,29 @@ public enum PoolSelection: Equatable, Sendable {
     case thinPool(String)
     /// `--lv VG/LV`: that thin volume's pool; the volume's thin id is its device.
     case lv(String)
+    /// `--lv VG/LV --thin-pool VG/POOL`: a thin volume of that pool that need not exist yet (a receive creates it).
+    case lvInPool(lv: String, pool: String)
 
-    /// The pool, opened.
-    public func open() throws -> any PoolAccess {
+    /// The pool, opened. `receiving`: an LVM pool LVM has not activated is activated (a receive writes through it).
+    public func open(receiving: Bool = false) throws -> any PoolAccess {
         switch self {
         case .folder(let dir): return UserspacePool(folder: dir)
         case let .files(metadata, data):
             try MetadataPathCheck.check(metadata)
             return UserspacePool(metadata: metadata, data: data)
         case .dmPool(let name): return try KernelPoolAccess(dmName: name)
-        case .thinPool(let name): return try LVMPoolAccess(thinPool: name)
-        case .lv(let name): return try LVMPoolAccess(lv: name)
+        case .thinPool(let name): return try LVMPoolAccess(thinPool: name, activate: receiving)
+        case .lv(let name): return try LVMPoolAccess(lv: name, activate: receiving)
+        case let .lvInPool(lv, pool): return try LVMPoolAccess(lv: lv, inPool: pool)
         }
     }
 
     /// The device the selection itself names: an LVM thin volume's thin id (`lv`); else nil.
     public func volumeDevice() throws -> UInt64? {
-        guard case .lv(let name) = self else { return nil }
-        return try LVM.thinVolume(name).lv.thinID
+        switch self {
+        case .lv(let name), .lvInPool(let name, _): return try LVM.thinVolume(name).lv.thinID
+        default: return nil
+        }
     }
 
     /// The pool opened, and the device to act on: `dev` when given, else the one the selection
@@ -49,7 +54,7 @@ public enum PoolSelection: Equatable, Sendable {
         case .files(let metadata, _): return "metadata \(metadata)"
         case .dmPool(let name): return "dm pool \(name)"
         case .thinPool(let name): return "LVM thin pool \(name)"
-        case .lv(let name): return "LVM volume \(name)"
+        case .lv(let name), .lvInPool(let name, _): return "LVM volume \(name)"
         }
     }
 }

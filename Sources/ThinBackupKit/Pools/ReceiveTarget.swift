@@ -11,6 +11,15 @@ public protocol ReceiveTarget: ReceivingPool {
     /// Deletes a device a receive made (restore's intermediate versions), committed.
     func deleteReceived(_ dev: UInt64) throws
     func close()
+    /// The device a receive goes to when none is named (an LVM target naming one volume), or nil: the sender's.
+    var defaultTarget: UInt64? { get }
+    /// How messages name a device ("thin device 7", "vg/data").
+    func describe(_ dev: UInt64) -> String
+}
+
+extension ReceiveTarget {
+    public var defaultTarget: UInt64? { nil }
+    public func describe(_ dev: UInt64) -> String { "thin device \(dev)" }
 }
 
 extension ThinPool: ReceiveTarget {

@@ -15,6 +15,9 @@ public struct RestoreRequest {
     public var to: String
     /// Instead of `to`: a live kernel pool (`--to-dm-pool NAME`) the chain is received into.
     public var toDMPool: String?
+    /// Instead of `to`: a new LVM thin volume `VG/LV` (`--to-lv`) made in the pool `thinPool`.
+    public var toLV: String?
+    public var thinPool: String?
     /// Device id in the target pool (default: `dev`).
     public var asDevice: UInt64?
     public var poolID: String?
@@ -113,6 +116,16 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         let dev = req.asDevice ?? req.dev
         try replayChain(chain, from: repo.store, into: access, finalDevice: dev, quiet: req.quiet, keyring: repo.keyring, onBytes: { bytes += $0 })
         device = dev
+    } else if let lv = req.toLV {
+        guard req.origin == nil else {
+            throw JobError(.usage, "--to-lv: a device over an external origin is restored to a file or a pool folder")
+        }
+        guard let pool = req.thinPool else { throw JobError(.usage, "--to-lv VG/LV needs --thin-pool VG/POOL (the pool to make it in)") }
+        let access = try LVMPoolAccess(lv: lv, inPool: pool)
+        defer { access.close() }
+        if access.volume != nil { throw JobError("\(lv) exists: restore --to-lv makes a new volume; name another or remove it") }
+        access.keepVersions = 1  // each member of the chain replaces the one before
+        try replayChain(chain, from: repo.store, into: access, finalDevice: nil, quiet: req.quiet, keyring: repo.keyring, onBytes: { bytes += $0 })
     } else if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
         let dev = req.asDevice ?? req.dev
         var overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)?
@@ -170,7 +183,9 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, into acce
             let pool = try access.receiveTarget(readOnly: false)
             defer { pool.close() }
             let last = i == chain.count - 1
-            let dev = try (last ? finalDevice : nil) ?? freshDeviceID(pool.devices(), used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
+            // A target naming one volume (LVM) takes every member as its next version.
+            let dev = try pool.defaultTarget ?? (last ? finalDevice : nil)
+                ?? freshDeviceID(pool.devices(), used: received.map(\.device) + (finalDevice.map { [$0] } ?? []))
             var o = ReceiveOptions(targetID: dev)
             o.keyring = keyring
             if let overOrigin {
@@ -185,7 +200,7 @@ func replayChain(_ chain: [BackupRecord], from store: any ObjectStore, into acce
                 throw JobError("backup \(b.id!): restored content digest \(s.contentDigest), the catalog says \(b.digest)")
             }
             onBytes(s.streamBytes)
-            if let prev = received.last, !keep(prev.record) {
+            if let prev = received.last, prev.device != dev, !keep(prev.record) {
                 try pool.deleteReceived(prev.device)
                 live.removeAll { $0 == prev.device }
             }

@@ -32,6 +32,8 @@ public struct ReceiveReport: Codable {
     public var discardBlocks: UInt64
     public var streamBytes: UInt64
     public var seconds: Double
+    /// The volume received into, for a target that names volumes (LVM: `VG/LV`).
+    public var volume: String?
 }
 
 /// Receives a stream into `req.pool`; on failure the pool is left as it was
@@ -40,7 +42,7 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
     let pool = try openReceiving(req.pool)
     defer { pool.close() }
     let source = try givenSource ?? Transport.source(for: req.source, options: req.transport)
-    var o = ReceiveOptions(targetID: req.targetID)
+    var o = ReceiveOptions(targetID: req.targetID ?? pool.defaultTarget)
     o.checkpointBytes = req.checkpointBytes
     o.resume = req.resume
     o.keyring = req.keyring
@@ -57,12 +59,26 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
         return ReceiveReport(outcome: s.summary.outcome.rawValue, device: s.summary.device, incremental: s.summary.header.isIncremental,
                              contentDigest: s.summary.contentDigest.description, dataBlocks: t?.dataBlocks ?? 0,
                              zeroBlocks: t?.zeroBlocks ?? 0, discardBlocks: t?.discardBlocks ?? 0,
-                             streamBytes: s.summary.streamBytes, seconds: s.seconds)
+                             streamBytes: s.summary.streamBytes, seconds: s.seconds,
+                             volume: pool.describe(s.summary.device) == "thin device \(s.summary.device)" ? nil : pool.describe(s.summary.device))
     } catch {
-        if let (dev, token) = try? resumePoint(pool, req.targetID) {
-            throw JobError("\(error); receive of thin device \(dev) can resume: receive --resume, or send --resume-from \(token)", cause: error)
+        let error = named(error, pool)
+        if let (dev, token) = try? resumePoint(pool, o.targetID) {
+            throw JobError("\(error); receive of \(pool.describe(dev)) can resume: receive --resume, or send --resume-from \(token)", cause: error)
         }
         throw error
+    }
+}
+
+/// A refusal that names a local device, said with the target's name for it (an LVM volume).
+func named(_ error: Error, _ pool: any ReceiveTarget) -> Error {
+    guard let e = error as? ReplayError else { return error }
+    switch e {
+    case let .deviceExists(d) where pool.describe(d) != "thin device \(d)":
+        return JobError("\(pool.describe(d)) already exists and was not received from this stream: refused", cause: e)
+    case let .baseModified(local, base) where pool.describe(local) != "thin device \(local)":
+        return JobError("\(pool.describe(local)) (base \(base)) was modified since it was received: refused", cause: e)
+    default: return error
     }
 }
 

@@ -21,6 +21,9 @@ final class MemoryReceivingPool: ReceivingPool {
     /// Fails the Nth write from now (crash-safety tests).
     var failWritesAfter: Int?
     var commits = 0
+    /// Devices keep versions (an LVM volume): an increment onto the version a device holds replaces it.
+    var versioned = false
+    var keepsVersions: Bool { versioned }
 
     init(blockSize: Int) { self.blockSize = blockSize }
 

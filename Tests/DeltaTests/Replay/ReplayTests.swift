@@ -149,3 +149,45 @@ import TestSupport
         }
     }
 }
+
+/// A pool whose devices keep versions (an LVM volume `VG/LV` names the newest): an increment
+/// goes onto the version the target holds and becomes its next version; anything else is refused
+/// as on any pool.
+@Suite struct VersionedReplayTests {
+    @Test func anIncrementOntoTheVersionTheTargetHoldsBecomesItsNextVersion() throws {
+        let (s, ids) = ReplayTests.chain(seed: 7, length: 3)
+        let full = try s.send(ids[0], from: nil, streamID: 1)
+        let inc1 = try s.send(ids[1], from: ids[0], streamID: 2)
+        let inc2 = try s.send(ids[2], from: ids[1], streamID: 3)
+        let inc3 = try s.send(ids[3], from: ids[2], streamID: 4)
+        func replayer(_ pool: MemoryReceivingPool) -> Replayer {
+            let r = Replayer(pool: pool)
+            r.targetID = 9
+            return r
+        }
+        // Without versions, the same target id is a device that exists.
+        let plain = MemoryReceivingPool(blockSize: s.blockSize)
+        _ = try replayer(plain).receive(from: MemorySource(full))
+        #expect(throws: ReplayError.deviceExists(9)) { _ = try replayer(plain).receive(from: MemorySource(inc1)) }
+
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        pool.versioned = true
+        _ = try replayer(pool).receive(from: MemorySource(full))
+        #expect(pool.image(9) == s.image(ids[0]))
+        // A wrong base (the target holds ids[0], the stream needs ids[1]) and a full stream onto it: refused, nothing changed.
+        let before = pool.committed
+        #expect(throws: (any Error).self) { _ = try replayer(pool).receive(from: MemorySource(inc2)) }
+        let other = try s.send(ids[2], from: nil, streamID: 5)
+        #expect(throws: ReplayError.deviceExists(9)) { _ = try replayer(pool).receive(from: MemorySource(other)) }
+        #expect(pool.committed == before)
+        for (k, bytes) in [inc1, inc2, inc3].enumerated() {
+            let r = try replayer(pool).receive(from: MemorySource(bytes, chunk: 30_000))
+            #expect(r.outcome == .received && r.device == 9)
+            #expect(pool.image(9) == s.image(ids[k + 1]), "version \(k + 2)")
+        }
+        // The newest version's stream again: already received, nothing changed.
+        let now = pool.committed
+        #expect(try replayer(pool).receive(from: MemorySource(inc3)).outcome == .alreadyReceived)
+        #expect(pool.committed == now)
+    }
+}

@@ -9,7 +9,9 @@ struct KernelPoolOptionsTests {
     @Test("two kinds of pool at once are a usage error")
     func oneKind() {
         for args in [["--dm-pool", "p", "--pool", "/x"], ["--lv", "vg/lv", "--dm-pool", "p"],
-                     ["--thin-pool", "vg/pool", "--metadata", "/m"], ["--lv", "vg/a", "--thin-pool", "vg/b"]] {
+                     ["--thin-pool", "vg/pool", "--metadata", "/m"],
+                     // --lv with --thin-pool names a volume of that pool (receive creates it): same volume group only.
+                     ["--lv", "vga/a", "--thin-pool", "vgb/pool"]] {
             #expect(throws: (any Error).self, "\(args)") { _ = try PoolOptions.parse(args) }
         }
         #expect((try? PoolOptions.parse(["--dm-pool", "p"]))?.isGiven == true)

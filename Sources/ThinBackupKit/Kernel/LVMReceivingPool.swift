@@ -1,0 +1,425 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// Which volume each device of a receive into an LVM thin pool is.
+enum LVMReceiveNaming: Equatable {
+    /// `receive --lv VG/LV`, `restore --to-lv VG/LV`: one volume, device `LVMReceivingPool.volumeDevice`.
+    case volume(String)
+    /// `--thin-pool VG/POOL` alone (`serve --thin-pool`): device D is the volume `tb-D`.
+    case numbered
+
+    /// The device a `.volume` target names.
+    static let volumeDevice: UInt64 = 0
+
+    /// The volume name (without the VG) of device `dev`; `vg` for messages.
+    func volumeName(_ dev: UInt64, vg: String) throws -> String {
+        switch self {
+        case .volume(let v):
+            guard dev == Self.volumeDevice else {
+                throw JobError(.usage, "\(vg)/\(v) is one volume: a device id (--as \(dev)) does not apply")
+            }
+            return v
+        case .numbered: return "tb-\(dev)"
+        }
+    }
+
+    /// The device a volume name is, if it is one of this target's.
+    func device(ofVolume n: String) -> UInt64? {
+        switch self {
+        case .volume(let v): return n == v ? Self.volumeDevice : nil
+        case .numbered:
+            guard n.hasPrefix("tb-"), let d = UInt64(n.dropFirst(3)), "tb-\(d)" == n else { return nil }
+            return d
+        }
+    }
+}
+
+/// An LVM thin pool as a receive target. Each device is a volume that keeps its versions:
+/// `VG/LV` always names the newest received version, older ones are kept beside it as
+/// `LV-vTHINID` (`--keep N`). A volume is a dm thin device of the pool's `VG-POOL-tpool`
+/// with the thin id LVM gave it, so the writing, reading, unmapping, digests and arming are
+/// `KernelReceivingPool`'s (activated as `tbr-ID-…` for the receive only, O_DIRECT, zero and
+/// discard runs unmapped); LVM makes, renames and removes the volumes (`lvcreate`, `lvrename`,
+/// `lvremove`: LVM keeps its own record of the pool's devices). The one kernel change made
+/// beside LVM is arming: `create_snap` and `delete` of a thin id at the top of the id space,
+/// which leaves the pool's devices and transaction id as LVM recorded them (LVM numbers its
+/// volumes from the bottom and never comes near it); one a killed receive left is deleted by the
+/// next receive.
+///
+/// A stream goes into a new volume `LV-tbrecv` — a full stream: `lvcreate -V` at the stream's
+/// size; an increment: `lvcreate -s` of `VG/LV`, which must hold the stream's base unchanged
+/// since it was received. Only after the trailer and the content digest verified is it flushed,
+/// armed (a snapshot made and removed, so a later write to it changes its mappings), its receipt
+/// recorded, and renamed: `VG/LV` → `LV-vTHINID`, `LV-tbrecv` → `VG/LV`. A refused or broken
+/// stream removes `LV-tbrecv`; a killed one is removed (or, complete, renamed) by the next receive.
+/// Every volume made here carries the tags `thin-backup` and `tb-received`.
+final class LVMReceivingPool: ReceiveTarget {
+    static let volumeDevice = LVMReceiveNaming.volumeDevice
+    static let receivedTag = "tb-received"
+    static var tags: [String] { [LVM.snapshotTag, receivedTag] }
+
+    let access: LVMPoolAccess
+    let naming: LVMReceiveNaming
+    let blockSize: Int
+    let name: String
+    /// Writes and digests (nil when opened read-only).
+    private let io: KernelReceivingPool?
+    private let statePath: String
+    /// Versions of a volume to keep after a receive (nil: all).
+    var keep: Int?
+    private var pending: [UInt64: Receipt?] = [:]
+    /// Devices whose new version this run created (an abort removes them).
+    private var createdNow: Set<UInt64> = []
+    private var cachedVolumes: [LogicalVolume]?
+
+    var keepsVersions: Bool { true }
+
+    init(_ access: LVMPoolAccess, naming: LVMReceiveNaming, readOnly: Bool) throws {
+        self.access = access
+        self.naming = naming
+        // The report the access was opened with, once (serve keeps one access for many receives).
+        cachedVolumes = access.report.map { $0.filter { $0.isThin && $0.pool == access.poolLV.name } }
+        access.report = nil
+        blockSize = access.pool.blockSize
+        name = access.name
+        if case .volume(let v) = naming, let why = LVMReceiveState.nameProblem(v) {
+            throw JobError(.usage, "\(access.poolLV.vg)/\(v): not a volume name to receive into: \(why)")
+        }
+        statePath = try access.stateDirectory() + "/receipts.json"
+        guard !readOnly else { io = nil; return }
+        // The kernel pool's receive lock (exit 75 while another receive runs) and writability.
+        io = try KernelReceivingPool(access.pool, readOnly: false)
+        do { try recoverInterrupted() } catch {
+            close()
+            throw error
+        }
+    }
+
+    // MARK: volumes and devices
+
+    private func volumes() throws -> [LogicalVolume] {
+        if let v = cachedVolumes { return v }
+        let v = try LVM.volumes([access.poolLV.vg]).filter { $0.isThin && $0.pool == access.poolLV.name }
+        cachedVolumes = v
+        return v
+    }
+
+    private func changed() { cachedVolumes = nil }
+
+    /// Keeps the cached report in step with a rename (no `lvs` needed).
+    private func renamed(_ lv: LogicalVolume, to n: String) {
+        guard let i = cachedVolumes?.firstIndex(where: { $0.uuid == lv.uuid }) else { return changed() }
+        cachedVolumes![i].name = n
+    }
+
+    private func removed(_ lv: LogicalVolume) { cachedVolumes?.removeAll { $0.uuid == lv.uuid } }
+
+    private func volume(named n: String) throws -> LogicalVolume? { try volumes().first { $0.name == n } }
+    private func volume(uuid: String) throws -> LogicalVolume? { uuid.isEmpty ? nil : try volumes().first { $0.uuid == uuid } }
+
+    func volumeName(_ dev: UInt64) throws -> String { try naming.volumeName(dev, vg: access.poolLV.vg) }
+
+    func device(ofVolume n: String) -> UInt64? { naming.device(ofVolume: n) }
+
+    /// How messages name device `dev`: `VG/LV`.
+    func describe(_ dev: UInt64) -> String {
+        ((try? volumeName(dev)).map { "\(access.poolLV.vg)/\($0)" }) ?? "thin device \(dev)"
+    }
+
+    var defaultTarget: UInt64? {
+        if case .volume = naming { return Self.volumeDevice }
+        return nil
+    }
+
+    /// The new version of `dev` being received (made now, or resumable from a checkpoint).
+    private func inProgress(_ dev: UInt64, _ s: LVMReceiveState) throws -> LVMReceiveState.Pending? {
+        let v = try volumeName(dev)
+        for p in s.inProgress where p.volume == v {
+            if let lv = try volume(uuid: p.uuid), lv.thinID == p.thinID { return p }
+        }
+        return nil
+    }
+
+    /// The thin id reads and writes of `dev` go to: its new version while one is received, else `VG/LV`.
+    private func thinID(_ dev: UInt64) throws -> UInt64 {
+        let s = try LVMReceiveState.load(statePath)
+        if let p = try inProgress(dev, s), let id = p.thinID {
+            io?.knownSizes[id] = p.size
+            return id
+        }
+        guard let lv = try volume(named: volumeName(dev)), let id = lv.thinID else {
+            throw JobError("\(describe(dev)) does not exist")
+        }
+        io?.knownSizes[id] = io?.knownSizes[id] ?? lv.size
+        return id
+    }
+
+    private func writer() throws -> KernelReceivingPool {
+        guard let io else { throw JobError("\(name): opened to read receipts only") }
+        return io
+    }
+
+    func accept(streamBlockSize: Int) throws { try writer().accept(streamBlockSize: streamBlockSize) }
+
+    func deviceExists(_ dev: UInt64) throws -> Bool {
+        if try volume(named: volumeName(dev)) != nil { return true }
+        return try inProgress(dev, LVMReceiveState.load(statePath)) != nil
+    }
+
+    func devices() throws -> [UInt64] {
+        try volumes().compactMap { device(ofVolume: $0.name) }.sorted()
+    }
+
+    func virtualSize(of dev: UInt64) throws -> UInt64 {
+        let s = try LVMReceiveState.load(statePath)
+        if let p = try inProgress(dev, s) { return p.size }
+        guard let lv = try volume(named: volumeName(dev)) else { throw JobError("\(describe(dev)) does not exist") }
+        return lv.size
+    }
+
+    // MARK: new versions
+
+    func createThin(_ dev: UInt64, virtualSize: UInt64) throws {
+        let v = try volumeName(dev)
+        if try volume(named: v) != nil {
+            throw JobError("\(describe(dev)) exists and was not received from this stream: a full stream makes a new volume")
+        }
+        try make(dev, v, size: virtualSize, base: nil) { n in
+            try LVM.createThin(in: access.poolLV, name: n, size: virtualSize, tags: Self.tags)
+        }
+    }
+
+    func createSnapshot(_ dev: UInt64, of origin: UInt64, virtualSize: UInt64) throws {
+        let v = try volumeName(dev)
+        if dev != origin, try volume(named: v) != nil {
+            throw JobError("\(describe(dev)) holds another version than the stream's base (received as \(describe(origin))): refused")
+        }
+        guard let o = try volume(named: volumeName(origin)), let oid = o.thinID else {
+            throw JobError("\(describe(origin)) does not exist")
+        }
+        try refuseOpen(o)
+        try make(dev, v, size: virtualSize, base: oid) { n in
+            try LVM.createSnapshot(of: o, name: n, tags: Self.tags)
+            if o.size < virtualSize { try LVM.resize("\(o.vg)/\(n)", to: virtualSize) }
+        }
+    }
+
+    /// A volume someone has open is not replaced under them.
+    private func refuseOpen(_ lv: LogicalVolume) throws {
+        if let i = try DeviceMapper.info(LogicalVolume.dmName(vg: lv.vg, lv: lv.name)), i.openCount > 0 {
+            throw JobError("\(lv.fullName) is open (in use, \(i.openCount) opener\(i.openCount == 1 ? "" : "s")): not receiving a new version of it")
+        }
+    }
+
+    /// Records the new version of `dev` as in progress, then makes it (`body`, given its name).
+    private func make(_ dev: UInt64, _ v: String, size: UInt64, base: UInt64?, _ body: (String) throws -> Void) throws {
+        _ = try writer()
+        guard size > 0, size % 512 == 0 else {
+            throw JobError("\(name): the stream's device size \(size) is not whole 512-byte sectors; a thin volume cannot hold it")
+        }
+        let n = LVMReceiveState.receivingName(v)
+        if let other = try volume(named: n) {
+            throw JobError("\(other.fullName) exists and no interrupted receive recorded it: thin-backup receives into that name; rename or remove it")
+        }
+        var s = try LVMReceiveState.load(statePath)
+        var p = LVMReceiveState.Pending(name: n, uuid: "", thinID: nil, volume: v, base: base, size: size)
+        s.inProgress.append(p)
+        try s.store(statePath)
+        createdNow.insert(dev)
+        do { try body(n) } catch {
+            changed()
+            throw error
+        }
+        changed()
+        guard let lv = try volume(named: n), let id = lv.thinID else { throw JobError("lvcreate made no thin volume \(access.poolLV.vg)/\(n)") }
+        p.uuid = lv.uuid
+        p.thinID = id
+        s = try LVMReceiveState.load(statePath)
+        s.inProgress.removeAll { $0.name == n && $0.uuid.isEmpty }
+        s.inProgress.append(p)
+        try s.store(statePath)
+        io?.knownSizes[id] = size
+    }
+
+    // MARK: I/O, through the kernel pool
+
+    func write(_ dev: UInt64, offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
+        try writer().write(thinID(dev), offset: offset, bytes)
+    }
+
+    func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        try writer().read(thinID(dev), offset: offset, into: buffer)
+    }
+
+    func discard(_ dev: UInt64, bytes: Range<UInt64>) throws { try writer().discard(thinID(dev), bytes: bytes) }
+
+    func zero(_ dev: UInt64, bytes: Range<UInt64>) throws { try writer().zero(thinID(dev), bytes: bytes) }
+
+    func mappingDigest(of dev: UInt64) throws -> Digest128 { try writer().mappingDigest(of: thinID(dev)) }
+
+    func contentDigest(of dev: UInt64, blockSize bs: Int) throws -> Digest128 {
+        try writer().contentDigest(of: thinID(dev), blockSize: bs)
+    }
+
+    // MARK: receipts and transactions
+
+    func receipts() throws -> [UInt64: Receipt] {
+        let s = try LVMReceiveState.load(statePath)
+        var out: [UInt64: Receipt] = [:]
+        for lv in try volumes() {
+            if let d = device(ofVolume: lv.name), let v = s.version(of: lv) { out[d] = v.receipt }
+        }
+        for p in s.inProgress {
+            guard let d = device(ofVolume: p.volume), let lv = try volume(uuid: p.uuid), let v = s.version(of: lv) else { continue }
+            out[d] = v.receipt
+        }
+        for (d, r) in pending { out[d] = r }
+        return out.compactMapValues { $0 }
+    }
+
+    func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws { pending[dev] = receipt }
+
+    func commitReceive() throws {
+        let io = try writer()
+        var finished: [String] = []
+        for (dev, r) in pending {
+            var s = try LVMReceiveState.load(statePath)
+            guard let r, let p = try inProgress(dev, s), let id = p.thinID else { continue }
+            try io.flush(id)
+            if r.partial == nil { try io.arm(id) }
+            s.record(r, for: p)
+            try s.store(statePath)
+            if r.partial == nil {
+                try complete(p)
+                finished.append(p.volume)
+            }
+        }
+        pending = [:]
+        createdNow = []
+        if let keep {
+            for v in finished { try prune(v, keep: keep) }
+        }
+    }
+
+    /// Thin ids at or above this are arming snapshots (`KernelReceivingPool.arm` takes the highest free id).
+    static let armingIDs: UInt64 = (1 << 24) - 4096
+
+    /// The rename: `VG/LV` (the previous version) → `LV-vTHINID`, the new one → `VG/LV` (made
+    /// without the activation-skip flag: an ordinary volume), activated when the previous one was
+    /// active. Each step is looked at first, so a receive killed among them is completed by the next one.
+    private func complete(_ p: LVMReceiveState.Pending) throws {
+        guard let new = try volume(uuid: p.uuid) else { throw JobError("\(access.poolLV.vg)/\(p.name) vanished during the receive") }
+        var wasActive = false
+        if let old = try volume(named: p.volume), old.uuid != p.uuid {
+            wasActive = old.isActive
+            let kept = LVMReceiveState.keptName(p.volume, thinID: old.thinID ?? 0)
+            try LVM.rename(old, to: kept)
+            renamed(old, to: kept)
+        }
+        if new.name != p.volume {
+            try LVM.rename(new, to: p.volume)
+            renamed(new, to: p.volume)
+        }
+        if wasActive {
+            var now = new
+            now.name = p.volume
+            try LVM.activate(now)
+        }
+        var s = try LVMReceiveState.load(statePath)
+        s.inProgress.removeAll { $0.uuid == p.uuid }
+        try s.store(statePath)
+    }
+
+    /// Removes versions of `v` beyond the newest `keep` (an open one is kept, with a warning).
+    private func prune(_ v: String, keep: Int) throws {
+        var s = try LVMReceiveState.load(statePath)
+        var byID: [UInt64: LogicalVolume] = [:]
+        for lv in try volumes() { if let id = lv.thinID { byID[id] = lv } }
+        for id in s.pruned(volume: v, keep: keep, existing: byID) {
+            guard let lv = byID[id], lv.tags.contains(Self.receivedTag), lv.name != v else { continue }
+            do { try refuseOpen(lv) } catch {
+                ThinBackupMain.writeStderr("thin-backup: warning: \(name): not removing old version \(lv.fullName): \(error)\n")
+                continue
+            }
+            try LVM.remove(lv)
+            removed(lv)
+            s.versions[String(id)] = nil
+        }
+        try s.store(statePath)
+    }
+
+    func abortReceive() throws {
+        pending = [:]
+        let io = try writer()
+        for dev in createdNow {
+            var s = try LVMReceiveState.load(statePath)
+            let v = try volumeName(dev)
+            for p in s.inProgress where p.volume == v {
+                if let id = p.thinID { io.deactivate(id) }
+                if let lv = try volume(uuid: p.uuid) { try LVM.remove(lv) }
+                changed()
+                if let id = p.thinID { s.versions[String(id)] = nil }
+            }
+            s.inProgress.removeAll { $0.volume == v }
+            try s.store(statePath)
+        }
+        createdNow = []
+    }
+
+    /// What a killed receive left: a version without a checkpoint is removed, a complete one
+    /// renamed into place, a checkpointed one kept for `--resume`; a stale arming snapshot removed.
+    private func recoverInterrupted() throws {
+        var s = try LVMReceiveState.load(statePath)
+        let known = Set(try volumes().compactMap(\.thinID))
+        // An arming snapshot a killed receive left (LVM does not know it): deleted by message, as it was made.
+        if let io {
+            for d in try io.devices() where d >= Self.armingIDs && !known.contains(d) {
+                try access.pool.delete(d)
+                ThinBackupMain.writeStderr("thin-backup: warning: \(name): deleted thin device \(d), an arming snapshot left by an interrupted receive\n")
+            }
+        }
+        guard !s.inProgress.isEmpty else { return }
+        for p in s.inProgress {
+            let lv = try volume(uuid: p.uuid) ?? (p.uuid.isEmpty ? volume(named: p.name).flatMap { $0.tags.contains(Self.receivedTag) ? $0 : nil } : nil)
+            guard let lv else {
+                s.inProgress.removeAll { $0 == p }
+                continue
+            }
+            if let v = s.version(of: lv) {
+                if v.receipt.partial == nil {
+                    try complete(LVMReceiveState.Pending(name: p.name, uuid: lv.uuid, thinID: lv.thinID, volume: p.volume, base: p.base, size: p.size))
+                    ThinBackupMain.writeStderr("thin-backup: warning: \(name): completed the interrupted receive of \(lv.vg)/\(p.volume) (renamed into place)\n")
+                    s = try LVMReceiveState.load(statePath)
+                }
+                continue
+            }
+            if let id = lv.thinID, try DeviceMapper.info(KernelReceivingPool.activationName(access.pool.dmName, id)) != nil {
+                try DeviceMapper.remove(KernelReceivingPool.activationName(access.pool.dmName, id))
+            }
+            try LVM.remove(lv)
+            changed()
+            s.inProgress.removeAll { $0 == p }
+            ThinBackupMain.writeStderr("thin-backup: warning: \(name): removed \(lv.fullName), left half received by an interrupted receive\n")
+        }
+        try s.store(statePath)
+    }
+
+    /// Removes every version of `dev` this host received (restore's cleanup).
+    func deleteReceived(_ dev: UInt64) throws {
+        let v = try volumeName(dev)
+        var s = try LVMReceiveState.load(statePath)
+        for lv in try volumes() {
+            guard let ver = s.version(of: lv), ver.volume == v, lv.tags.contains(Self.receivedTag) else { continue }
+            if let id = lv.thinID { io?.deactivate(id) }
+            try LVM.remove(lv)
+            s.versions[String(lv.thinID ?? 0)] = nil
+        }
+        changed()
+        try s.store(statePath)
+    }
+
+    func close() {
+        io?.close()
+    }
+}
