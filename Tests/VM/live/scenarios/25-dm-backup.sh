@@ -1,5 +1,7 @@
 # The nightly workflow on a raw dm pool (--dm-pool P --dev N): two backups, a writer running
 # during each and writes between, the older snapshot deleted, both restored byte for byte;
+# SIGTERM while a backup holds the metadata snapshot, then the next backup; sends that fail after
+# reserving the metadata snapshot release it;
 # a read-only pool, a pool out of data space and one that needs a check refused with one
 # line, nothing changed.
 . /scenarios/lib.sh
@@ -35,6 +37,52 @@ while [ $n -le 2 ]; do
 	same "backup $n restored == the kernel's read of its snapshot" "$(file_sha b$n.img)" "$want"
 	n=$((n + 1))
 done
+
+# SIGTERM while a backup holds the metadata snapshot (an increment of 400 new blocks): the
+# backup is stopped (SIGSTOP) once the pool shows the snapshot held, so the signal lands while
+# it is held however fast the binary is; then it exits 143 having released the snapshot and
+# deleted the snapshot it made, its partial stream and the repository lock; the catalog is as
+# before and the next backup is an increment from backup 2.
+devs() { thin-backup pool ls --dm-pool pool -o DEV --no-headers | tr -d ' ' | sort -n | tr '\n' ' '; }
+streams() { find $REPO -name '*.tbs*' | sort | tr '\n' ' '; }
+gone() { ! kill -0 $1 2>/dev/null || grep -q '^State:.*Z' /proc/$1/status; }
+fill /dev/mapper/vol 400 400
+LIST=$(thin-backup list --repo $REPO); OBJ=$(streams); DEVS=$(devs)
+thin-backup backup --dm-pool pool --dev 1 --repo $REPO > term.out 2> term.err &
+P=$!
+i=0; while [ "$(status_field pool 4)" = "-" ] && ! gone $P && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+kill -STOP $P
+H=$(status_field pool 4)
+[ "$H" != "-" ] && ok "SIGTERM: the backup holds the metadata snapshot (root $H) when signalled" \
+	|| fail "SIGTERM: the backup holds the metadata snapshot when signalled" "none held: $(cat term.out term.err | tr '\n' ' ')"
+kill -TERM $P; kill -CONT $P; wait $P; rc=$?
+same "SIGTERM: exit status 143" "$rc" 143
+grep -q "interrupted by SIGTERM; cleaning up: .*release the metadata snapshot of pool" term.err \
+	&& grep -q "delete backup snapshot .* and its partial stream" term.err && grep -q "release the repository lock" term.err \
+	&& ok "SIGTERM: the line names what it cleaned up" || fail "SIGTERM: the line names what it cleaned up" "$(tr '\n' ' ' < term.err)"
+same "SIGTERM: the metadata snapshot is released" "$(status_field pool 4)" "-"
+[ ! -e /var/lib/thin-backup/metadata-snaps/pool.json ] && ok "SIGTERM: no reservation record left" \
+	|| fail "SIGTERM: no reservation record left" "$(cat /var/lib/thin-backup/metadata-snaps/pool.json)"
+same "SIGTERM: the pool's devices as before (the snapshot it made deleted)" "$(devs)" "$DEVS"
+same "SIGTERM: no stream or partial stream left" "$(streams)" "$OBJ"
+[ ! -e $REPO/lock ] && ok "SIGTERM: no repository lock left" || fail "SIGTERM: no repository lock left" "$(cat $REPO/lock)"
+same "SIGTERM: the catalog as before" "$(thin-backup list --repo $REPO)" "$LIST"
+run "backup 3 after SIGTERM" thin-backup backup --dm-pool pool --dev 1 --repo $REPO --now 2026-12-03T02:00:00Z
+grep -q "backup 3: incremental of thin device 1 (snapshot .*, base backup 2)" backup_3_after_SIGTERM.out \
+	&& ok "backup 3 is an increment from backup 2" || fail "backup 3 is an increment from backup 2" "$(cat backup_3_after_SIGTERM.out)"
+S3=$(sed -n 's/.*(snapshot \([0-9]*\).*/\1/p' backup_3_after_SIGTERM.out)
+thin pool $S3 snap 131072; K3=$(kernel_sha /dev/mapper/snap); dmsetup remove snap
+run "restore backup 3" thin-backup restore --repo $REPO --dev 1 --id 3 --to b3.img
+same "backup 3 restored == the kernel's read of its snapshot" "$(file_sha b3.img)" "$K3"
+rm -f b1.img b2.img b3.img
+
+# A send that fails after reserving the metadata snapshot releases it: a stream file in a
+# folder that does not exist (opened after the reserve), a base that is not on the pool.
+refused "send --to a missing folder" "no-such-dir" thin-backup send --dm-pool pool --snap $S3 --size 64M --to /no-such-dir/x.tbs
+same "the failed send released the metadata snapshot" "$(status_field pool 4)" "-"
+refused "send --from a missing base" "thin device 77 not found" thin-backup send --dm-pool pool --from 77 --snap $S3 --size 64M --to x.tbs
+same "the send refused its base released the metadata snapshot" "$(status_field pool 4)" "-"
+[ ! -e x.tbs ] && [ ! -e x.tbs.partial ] && ok "no stream left by the failed sends" || fail "no stream left by the failed sends" "$(ls x.tbs*)"
 
 # A read-only pool: refused, nothing changed.
 LIST=$(thin-backup list --repo $REPO)

@@ -1,5 +1,6 @@
 # An LVM thin volume (--lv VG/LV, --thin-pool VG/POOL): bad names and states refused with one
-# line and nothing changed; reading commands; a send of a thin snapshot made by lvcreate; the
+# line and nothing changed; reading commands (dump/pool ls/delta -m byte for byte against the
+# thin tools on the pool's metadata LV); a send of a thin snapshot made by lvcreate; the
 # nightly workflow: three backups with writes between and a writer running during each, older
 # snapshots dropped (only tagged ones), every backup restored byte for byte; a user's volume
 # with the snapshot's name never touched.
@@ -34,6 +35,38 @@ grep -q "clean: metadata snapshot at block" pool_check_--lv_\(through_a_metadata
 	|| fail "pool check read the snapshot" "$(cat pool_check_--lv_*.out)"
 same "no metadata snapshot held after pool check" "$(status_field tbvg-pool-tpool 4)" "-"
 lvcreate -q -s -n manual tbvg/vol
+MID=$(lvs --noheadings -o thin_id tbvg/manual | tr -d ' ')
+
+# The reading commands against the thin tools, byte for byte, through a metadata snapshot
+# reserved by message: the volume written after the snapshot (new blocks, zeroes, a discard)
+# so that delta has changes to show. thin_dump -m and thin_ls -m read the pool's active
+# metadata LV (tbvg-pool_tmeta); thin_delta 0.9.0 opens its device O_EXCL even with -m, which
+# the pool holding tbvg-pool_tmeta refuses, so it reads the same sectors through a read-only
+# linear alias.
+fill $VOL 150 20
+dd if=/dev/zero of=$VOL bs=65536 seek=20 count=4 conv=notrunc,fsync 2>/dev/null
+blkdiscard -o $((60 * 65536)) -l $((8 * 65536)) $VOL
+TM=/dev/mapper/tbvg-pool_tmeta
+dmsetup message tbvg-pool-tpool 0 reserve_metadata_snap
+[ "$(status_field tbvg-pool-tpool 4)" != "-" ] && ok "reserve_metadata_snap by message holds a snapshot" || fail "reserve_metadata_snap by message holds a snapshot" "status field 4 is -"
+thin_dump -m $TM > ref-dump.xml
+run "dump --thin-pool -m" thin-backup dump --thin-pool tbvg/pool -m
+same "dump --thin-pool -m == thin_dump -m of tbvg-pool_tmeta" "$(file_sha dump_--thin-pool_-m.out)" "$(file_sha ref-dump.xml)"
+grep -q "<device dev_id=\"$MID\"" ref-dump.xml && ok "the dumps hold the snapshot $MID" || fail "the dumps hold the snapshot $MID" "$(grep '<device' ref-dump.xml | tr '\n' ' ')"
+LSF=DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME
+thin_ls -m -o $LSF $TM > ref-ls.txt
+run "pool ls --thin-pool -m" thin-backup pool ls --thin-pool tbvg/pool -m -o $LSF
+same "pool ls --thin-pool -m == thin_ls -m (same columns)" "$(file_sha pool_ls_--thin-pool_-m.out)" "$(file_sha ref-ls.txt)"
+dmsetup create tbmeta-alias --readonly --table "$(dmsetup table tbvg-pool_tmeta)"
+thin_delta -m --snap1 $MID --snap2 $VID /dev/mapper/tbmeta-alias > ref-delta.xml 2> ref-delta.err \
+	|| fail "thin_delta -m through the alias" "$(tail -1 ref-delta.err)"
+dmsetup remove tbmeta-alias
+run "delta --lv -m" thin-backup delta --lv tbvg/vol -m --snap1 $MID --snap2 $VID
+same "delta --lv -m == thin_delta -m" "$(file_sha delta_--lv_-m.out)" "$(file_sha ref-delta.xml)"
+grep -q "<different\|<left_only\|<right_only" ref-delta.xml && ok "the delta shows changes" || fail "the delta shows changes" "$(head -c 300 ref-delta.xml)"
+dmsetup message tbvg-pool-tpool 0 release_metadata_snap
+same "the metadata snapshot released" "$(status_field tbvg-pool-tpool 4)" "-"
+
 run "send --lv of an lvcreate snapshot" thin-backup send --lv tbvg/manual --to manual.tbs
 lvchange -q -ay -K tbvg/manual
 KM=$(kernel_sha /dev/mapper/tbvg-manual)
@@ -86,6 +119,8 @@ same "their metadata snapshot still held" "$(status_field tbvg-pool-tpool 4)" "$
 same "no volume left by the refused backup" "$(lvs_now)" "$BEFORE"
 dmsetup message tbvg-pool-tpool 0 release_metadata_snap
 same "the catalog unchanged by the refusals" "$(thin-backup list --repo $REPO)" "$LIST"
+
+rm -f b1.img b2.img b3.img
 
 run "user's volume still there" lvs tbvg/vol
 same "no metadata snapshot left held" "$(status_field tbvg-pool-tpool 4)" "-"
