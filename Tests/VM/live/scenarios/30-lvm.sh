@@ -3,7 +3,8 @@
 # thin tools on the pool's metadata LV); a send of a thin snapshot made by lvcreate; the
 # nightly workflow: three backups with writes between and a writer running during each, older
 # snapshots dropped (only tagged ones), every backup restored byte for byte; a user's volume
-# with the snapshot's name never touched.
+# with the snapshot's name never touched; a volume renamed between two backups still backed up
+# as an increment from the kept base.
 # (Until 2026-12-01 this hung: Foundation's Process lost an lvm child's exit; LVM.run now
 # spawns lvm itself, drains both pipes and has a deadline.)
 . /scenarios/lib.sh
@@ -120,9 +121,25 @@ same "no volume left by the refused backup" "$(lvs_now)" "$BEFORE"
 dmsetup message tbvg-pool-tpool 0 release_metadata_snap
 same "the catalog unchanged by the refusals" "$(thin-backup list --repo $REPO)" "$LIST"
 
-rm -f b1.img b2.img b3.img
+# A volume renamed between two backups is the same volume (state keyed by the pool's LV UUID
+# and the thin id, not the name): the next backup is an increment from the kept base.
+lvm lvrename -q tbvg/vol tbvg/vol2 || fail "lvrename tbvg/vol tbvg/vol2" "exit $?"
+fill /dev/mapper/tbvg-vol2 500 30
+run "backup after lvrename --lv tbvg/vol2" thin-backup backup --lv tbvg/vol2 --repo $REPO --now 2026-12-10T02:00:00Z
+grep -q "backup 5: incremental of thin device $VID (snapshot .*, base backup 4)" backup_after_lvrename_--lv_tbvg_vol2.out \
+	&& ok "the renamed volume's backup 5 is an increment from backup 4" || fail "the renamed volume's backup 5 is an increment from backup 4" "$(cat backup_after_lvrename_--lv_tbvg_vol2.out)"
+S=$(lvs --noheadings -o lv_name -S "lv_tags=thin-backup" tbvg | tr -d ' ')
+# (named by the clock, not by --now: only $THIN_BACKUP_NOW names the snapshot too)
+case "$(echo $S | wc -w) $S" in "1 vol2-tb-"[0-9]*[0-9]) ok "after lvrename: one tagged snapshot kept, of the new name ($S)" ;;
+*) fail "after lvrename: one tagged snapshot kept, of the new name" "tagged: '$S'" ;; esac
+lvchange -q -ay -K tbvg/$S
+K5=$(kernel_sha /dev/mapper/tbvg-$(echo $S | sed 's/-/--/g'))
+lvchange -q -an tbvg/$S
+run "restore backup 5" thin-backup restore --repo $REPO --dev $VID --id 5 --to b5.img
+same "backup 5 (renamed volume) restored == the kernel's read of its snapshot" "$(file_sha b5.img)" "$K5"
+rm -f b1.img b2.img b3.img b5.img
 
-run "user's volume still there" lvs tbvg/vol
+run "user's volume still there" lvs tbvg/vol2
 same "no metadata snapshot left held" "$(status_field tbvg-pool-tpool 4)" "-"
 vgchange -q -an tbvg
 lvchange -q -ay -y tbvg/pool_tmeta      # component activation: the pool's metadata alone, read-only
