@@ -92,6 +92,11 @@ public enum LVM {
 
     /// `VG/LV`, checked: exists, and is of the kind asked.
     public static func volume(_ name: String) throws -> LogicalVolume {
+        try lookup(name).lv
+    }
+
+    /// `VG/LV` and the report of its whole volume group (one `lvs`).
+    private static func lookup(_ name: String) throws -> (lv: LogicalVolume, all: [LogicalVolume]) {
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
             throw JobError(.usage, "\(name): expected VG/LV")
@@ -100,7 +105,7 @@ public enum LVM {
         guard let lv = all.first(where: { $0.name == parts[1] }) else {
             throw kernelFailure("\(name): no such logical volume")
         }
-        return lv
+        return (lv, all)
     }
 
     /// A thin LV and its pool LV (one report of the volume group).
@@ -111,14 +116,7 @@ public enum LVM {
 
     /// `thinVolume`, with the whole report of its volume group.
     static func thinVolumeReport(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume, all: [LogicalVolume]) {
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw JobError(.usage, "\(name): expected VG/LV")
-        }
-        let all = try volumes([String(parts[0])])
-        guard let lv = all.first(where: { $0.name == parts[1] }) else {
-            throw kernelFailure("\(name): no such logical volume")
-        }
+        let (lv, all) = try lookup(name)
         guard lv.isThin, lv.thinID != nil else {
             throw kernelFailure("\(name) is not a thin volume (segment type \(lv.segtype)); thin-backup backs up LVM thin volumes")
         }

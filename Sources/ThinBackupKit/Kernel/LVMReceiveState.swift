@@ -8,7 +8,7 @@ import PoolCore
 /// that volume only (never about whatever carries a name later; volumes are renamed as versions
 /// come and go). `inProgress` lists the volumes receives created and have not completed: the
 /// next receive removes those without a checkpoint, and finishes renaming those that completed.
-struct LVMReceiveState: Codable, Equatable {
+struct LVMReceiveState: HostStateFile, Equatable {
     struct Version: Codable, Equatable {
         /// The LV's UUID when the receipt was recorded.
         var uuid: String
@@ -90,24 +90,5 @@ struct LVMReceiveState: Codable, Equatable {
             return "contains \(r), which LVM reserves"
         }
         return nil
-    }
-
-    // The file.
-
-    static func load(_ path: String) throws -> LVMReceiveState {
-        guard let d = FileManager.default.contents(atPath: path) else { return LVMReceiveState() }
-        do { return try JSONDecoder().decode(LVMReceiveState.self, from: d) } catch {
-            throw JobError("\(path): unreadable receive state (\(error)); move it aside to start over")
-        }
-    }
-
-    /// Writes atomically (temporary file, sync, rename, folder sync; both syncs are fault steps).
-    func store(_ path: String) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let data = try enc.encode(self)
-        do { try replaceFile(path, with: data, syncStep: true, folderSyncStep: true) } catch {
-            throw JobError("cannot write \(path): \(error)")
-        }
     }
 }

@@ -8,7 +8,7 @@ import PoolCore
 /// another one, and its receipt is ignored) and the local base it was received onto (the chain
 /// `--keep N` walks). `inProgress` lists devices a receive created and has not committed yet:
 /// the next receive deletes them (a killed run leaves no half version).
-struct ReceiveState: Codable, Equatable {
+struct ReceiveState: HostStateFile, Equatable {
     struct Entry: Codable, Equatable {
         var receipt: Receipt
         /// The local device's creation time when the receipt was recorded.
@@ -42,23 +42,5 @@ struct ReceiveState: Codable, Equatable {
             at = receipts[String(d)]?.base
         }
         return Array(chain.dropFirst(max(1, keep)))
-    }
-
-    static func load(_ path: String) throws -> ReceiveState {
-        guard let d = FileManager.default.contents(atPath: path) else { return ReceiveState() }
-        do { return try JSONDecoder().decode(ReceiveState.self, from: d) } catch {
-            throw JobError("\(path): unreadable receive state (\(error)); move it aside to start over")
-        }
-    }
-
-    /// Writes atomically (`replaceFile`: temporary file, sync, rename, folder sync; both syncs
-    /// are fault steps, as VM scenario 55's kill points expect).
-    func store(_ path: String) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let data = try enc.encode(self)
-        do { try replaceFile(path, with: data, syncStep: true, folderSyncStep: true) } catch {
-            throw JobError("cannot write \(path): \(error)")
-        }
     }
 }
