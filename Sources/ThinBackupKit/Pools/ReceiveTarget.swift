@@ -19,8 +19,11 @@ public protocol ReceiveTarget: ReceivingPool {
 
 extension ReceiveTarget {
     public var defaultTarget: UInt64? { nil }
-    public func describe(_ dev: UInt64) -> String { "thin device \(dev)" }
+    public func describe(_ dev: UInt64) -> String { plainDeviceName(dev) }
 }
+
+/// How a pool without names of its own calls a device (`describe`'s default).
+func plainDeviceName(_ dev: UInt64) -> String { "thin device \(dev)" }
 
 extension ThinPool: ReceiveTarget {
     public func deleteReceived(_ dev: UInt64) throws {

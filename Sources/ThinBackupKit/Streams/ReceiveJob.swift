@@ -74,9 +74,9 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
 func named(_ error: Error, _ pool: any ReceiveTarget) -> Error {
     guard let e = error as? ReplayError else { return error }
     switch e {
-    case let .deviceExists(d) where pool.describe(d) != "thin device \(d)":
+    case let .deviceExists(d) where pool.describe(d) != plainDeviceName(d):
         return JobError("\(pool.describe(d)) already exists and was not received from this stream: refused", cause: e)
-    case let .baseModified(local, base) where pool.describe(local) != "thin device \(local)":
+    case let .baseModified(local, base) where pool.describe(local) != plainDeviceName(local):
         return JobError("\(pool.describe(local)) (base \(base)) was modified since it was received: refused", cause: e)
     default: return error
     }

@@ -137,7 +137,10 @@ struct LVMReceiveTests {
 
     @Test("the refusals a receive into LVM says name the volume, not a device number")
     func refusalsNameTheVolume() {
-        final class Named: ReceiveTarget {
+        /// A pool that names its devices `name` (as LVMReceivingPool does), or as every other pool does.
+        final class Stub: ReceiveTarget {
+            let name: String?
+            init(name: String?) { self.name = name }
             let blockSize = 65536
             func deviceExists(_ dev: UInt64) throws -> Bool { false }
             func createThin(_ dev: UInt64, virtualSize: UInt64) throws {}
@@ -154,30 +157,12 @@ struct LVMReceiveTests {
             func devices() throws -> [UInt64] { [] }
             func deleteReceived(_ dev: UInt64) throws {}
             func close() {}
-            func describe(_ dev: UInt64) -> String { "vg/data" }
+            func describe(_ dev: UInt64) -> String { name ?? plainDeviceName(dev) }
         }
         let id = SnapshotIdentity(device: 3, creationTime: 1, snapshottedTime: 0, transactionID: 0)
-        #expect("\(named(ReplayError.deviceExists(0), Named()))" .contains("vg/data already exists"))
-        #expect("\(named(ReplayError.baseModified(local: 0, base: id), Named()))".contains("vg/data (base"))
-        #expect("\(named(ReplayError.baseNotFound(base: id, target: id), Named()))".contains("never received"))
-        final class Plain: ReceiveTarget {
-            let blockSize = 65536
-            func deviceExists(_ dev: UInt64) throws -> Bool { false }
-            func createThin(_ dev: UInt64, virtualSize: UInt64) throws {}
-            func createSnapshot(_ dev: UInt64, of origin: UInt64, virtualSize: UInt64) throws {}
-            func virtualSize(of dev: UInt64) throws -> UInt64 { 0 }
-            func write(_ dev: UInt64, offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {}
-            func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {}
-            func discard(_ dev: UInt64, bytes: Range<UInt64>) throws {}
-            func mappingDigest(of dev: UInt64) throws -> Digest128 { .zero }
-            func receipts() throws -> [UInt64: Receipt] { [:] }
-            func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {}
-            func commitReceive() throws {}
-            func abortReceive() throws {}
-            func devices() throws -> [UInt64] { [] }
-            func deleteReceived(_ dev: UInt64) throws {}
-            func close() {}
-        }
-        #expect(named(ReplayError.deviceExists(4), Plain()) as? ReplayError == .deviceExists(4), "a plain pool's refusal is unchanged")
+        #expect("\(named(ReplayError.deviceExists(0), Stub(name: "vg/data")))" .contains("vg/data already exists"))
+        #expect("\(named(ReplayError.baseModified(local: 0, base: id), Stub(name: "vg/data")))".contains("vg/data (base"))
+        #expect("\(named(ReplayError.baseNotFound(base: id, target: id), Stub(name: "vg/data")))".contains("never received"))
+        #expect(named(ReplayError.deviceExists(4), Stub(name: nil)) as? ReplayError == .deviceExists(4), "a plain pool's refusal is unchanged")
     }
 }
