@@ -1,3 +1,5 @@
+import ReceiverRequest
+
 /// Where a stream goes to or comes from, as the user wrote it on the command line:
 /// a path, `-` (stdin/stdout), `http(s)://…`, `s3://BUCKET/KEY`, or a `serve` receiver
 /// `tb://HOST:PORT[/DEVICE]` (`tbs://` with TLS).
@@ -35,7 +37,7 @@ public enum Endpoint: Equatable, Sendable {
         case "tb", "tbs":
             let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
             let hostPort = String(parts[0])
-            guard let colon = hostPort.lastIndex(of: ":"), let port = Int(hostPort[hostPort.index(after: colon)...]),
+            guard let colon = hostPort.lastIndex(of: ":"), let port = decimalNumber(hostPort[hostPort.index(after: colon)...]),
                   (1...65535).contains(port), colon != hostPort.startIndex else {
                 throw TransportError(.usage, "\(text): expected \(scheme)://HOST:PORT")
             }
@@ -43,12 +45,13 @@ public enum Endpoint: Equatable, Sendable {
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             var device: UInt64? = nil
             if parts.count == 2 && !parts[1].isEmpty {
-                guard let d = UInt64(parts[1]) else {
-                    throw TransportError(.usage, "\(text): the path of a tb:// URL is a device number")
+                // Digits only, as the receiver takes them (UInt64("+2") would be 2: refused there, so here too).
+                guard let d = decimalNumber(parts[1]) else {
+                    throw TransportError(.usage, "\(text): the device part '\(parts[1])' is not a device number (digits only: \(scheme)://HOST:PORT/DEVICE)")
                 }
                 device = d
             }
-            self = .receiver(host: host, port: port, tls: scheme == "tbs", device: device)
+            self = .receiver(host: host, port: Int(port), tls: scheme == "tbs", device: device)
         case "file":
             self = .file(rest)
         default:

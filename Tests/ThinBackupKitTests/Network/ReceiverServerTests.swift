@@ -268,6 +268,20 @@ struct EndpointTests {
         }
     }
 
+    /// The receiver takes digits only (`decimalNumber`); Swift's `UInt64("+2")` and `Int("+80")` take a sign.
+    @Test func aDeviceOrPortWithASignOrSpaceIsRefusedNamingThePart() throws {
+        for (bad, part) in [("tb://h:80/+2", "'+2'"), ("tbs://h:80/-0", "'-0'"), ("tb://h:80/ 2", "' 2'"), ("tb://h:80/2x", "'2x'")] {
+            do {
+                let e = try Endpoint(parsing: bad)
+                Issue.record("\(bad) was taken as \(e)")
+            } catch let e as TransportError {
+                #expect("\(e)".contains("device part \(part)"), "\(e)")
+            }
+        }
+        #expect(throws: TransportError.self) { try Endpoint(parsing: "tb://h:+80/2") }
+        #expect(try Endpoint(parsing: "tb://h:80/0002") == .receiver(host: "h", port: 80, tls: false, device: 2))
+    }
+
     @Test func tokensCompareInConstantTimeButCorrectly() {
         #expect(constantTimeEqual("abc", "abc"))
         #expect(!constantTimeEqual("abc", "abd"))
