@@ -53,7 +53,10 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
         let h = header!
         switch r.record {
         case let .data(first, count, _):
-            try out.write(r.raw, at: first * UInt64(h.blockSize))
+            // The last block of a device whose size is not whole blocks ends at the device's end (the
+            // decoder keeps every record inside the device's blocks, so `off` is below the size).
+            let off = first * UInt64(h.blockSize)
+            try out.write(UnsafeRawBufferPointer(rebasing: r.raw[0..<Int(min(UInt64(r.raw.count), h.virtualSize - off))]), at: off)
             report.dataBlocks += UInt64(count)
             applied += UInt64(r.raw.count)
         case let .discard(first, count) where h.readsOrigin:

@@ -116,6 +116,33 @@ struct ThinStaysThinTests {
         #expect(r.unmappedBytes > 0)
         #expect(try Self.allocatedZeroBlocks(out, image: image, bs: bs) == [])
     }
+
+    @Test func aDeviceOfPartBlocksMergesIntoExactlyItsBytes() throws {
+        // 64 KiB blocks, a device of 65536 + 512 bytes: the stream's last block is a whole block,
+        // only its first 512 bytes are the device's.
+        let dir = TempDir("part-block")
+        let path = dir.file("pool")
+        let size = 65536 + 512
+        let pool = try ThinPool.create(folder: path, dataSize: 4 << 20, blockSize: 65536, metadataSize: 4 << 20)
+        try pool.createThin(1, virtualSize: UInt64(size))
+        var rng = SeededRNG(seed: 3)
+        let bytes = (0..<size).map { _ in UInt8.random(in: 1...255, using: &rng) }
+        try pool.write(1, offset: 0, bytes)
+        try pool.commit()
+        pool.close()
+        let s = dir.file("s.tbs")
+        _ = try send(path, 1, to: s)
+        let new = dir.file("new.img")
+        #expect(try cli(["merge", "--stream", s, "--into", new, "--quiet"]) == nil)
+        #expect(try fileBytes(new).count == size, "a new file is the device's size, not two whole blocks")
+        #expect(try fileBytes(new) == bytes)
+        // A longer file: what lies past the device's end is not the device's, and stays.
+        let longer = dir.file("longer.img")
+        let old = [UInt8](repeating: 0xEE, count: 3 * 65536)
+        try Data(old).write(to: URL(fileURLWithPath: longer))
+        _ = try runMerge(stream: s, into: longer, quiet: true)
+        #expect(try fileBytes(longer) == bytes + old[size...])
+    }
 }
 
 /// How a zero run splits over a receiver's discard granules (values worked out by hand).
