@@ -92,3 +92,35 @@ struct LVMReceiveState: HostStateFile, Equatable {
         return nil
     }
 }
+
+/// One receive target's state file: every load and store goes through it. The thin id each
+/// device's reads and writes go to (`route`, asked for on every record) is worked out from the
+/// state once and kept until the next store, or until the volumes change (`forgetRoutes`).
+final class LVMReceiveStateFile {
+    let path: String
+    private let loader: (String) throws -> LVMReceiveState
+    private var routes: [UInt64: UInt64] = [:]
+
+    init(_ path: String, loader: @escaping (String) throws -> LVMReceiveState = { try LVMReceiveState.load($0) }) {
+        self.path = path
+        self.loader = loader
+    }
+
+    func load() throws -> LVMReceiveState { try loader(path) }
+
+    func store(_ s: LVMReceiveState) throws {
+        routes = [:]
+        try s.store(path)
+    }
+
+    /// The thin id of `dev`: `find` works it out from the state, once until the next store.
+    func route(_ dev: UInt64, _ find: (LVMReceiveState) throws -> UInt64) throws -> UInt64 {
+        if let id = routes[dev] { return id }
+        let id = try find(load())
+        routes[dev] = id
+        return id
+    }
+
+    /// The volumes changed (made, renamed, removed): routes are worked out again.
+    func forgetRoutes() { routes = [:] }
+}

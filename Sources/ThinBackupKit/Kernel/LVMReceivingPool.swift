@@ -65,7 +65,7 @@ final class LVMReceivingPool: ReceiveTarget {
     let name: String
     /// Writes and digests (nil when opened read-only).
     private let io: KernelReceivingPool?
-    private let statePath: String
+    private let state: LVMReceiveStateFile
     /// Versions of a volume to keep after a receive (nil: all).
     var keep: Int?
     private var pending: [UInt64: Receipt?] = [:]
@@ -86,7 +86,7 @@ final class LVMReceivingPool: ReceiveTarget {
         if case .volume(let v) = naming, let why = LVMReceiveState.nameProblem(v) {
             throw JobError(.usage, "\(access.poolLV.vg)/\(v): not a volume name to receive into: \(why)")
         }
-        statePath = try access.stateDirectory() + "/receipts.json"
+        state = LVMReceiveStateFile(try access.stateDirectory() + "/receipts.json")
         guard !readOnly else { io = nil; return }
         // The kernel pool's receive lock (exit 75 while another receive runs) and writability.
         io = try KernelReceivingPool(access.pool, readOnly: false)
@@ -105,15 +105,22 @@ final class LVMReceivingPool: ReceiveTarget {
         return v
     }
 
-    private func changed() { cachedVolumes = nil }
+    private func changed() {
+        cachedVolumes = nil
+        state.forgetRoutes()
+    }
 
     /// Keeps the cached report in step with a rename (no `lvs` needed).
     private func renamed(_ lv: LogicalVolume, to n: String) {
         guard let i = cachedVolumes?.firstIndex(where: { $0.uuid == lv.uuid }) else { return changed() }
         cachedVolumes![i].name = n
+        state.forgetRoutes()
     }
 
-    private func removed(_ lv: LogicalVolume) { cachedVolumes?.removeAll { $0.uuid == lv.uuid } }
+    private func removed(_ lv: LogicalVolume) {
+        cachedVolumes?.removeAll { $0.uuid == lv.uuid }
+        state.forgetRoutes()
+    }
 
     private func volume(named n: String) throws -> LogicalVolume? { try volumes().first { $0.name == n } }
     private func volume(uuid: String) throws -> LogicalVolume? { uuid.isEmpty ? nil : try volumes().first { $0.uuid == uuid } }
@@ -141,18 +148,20 @@ final class LVMReceivingPool: ReceiveTarget {
         return nil
     }
 
-    /// The thin id reads and writes of `dev` go to: its new version while one is received, else `VG/LV`.
+    /// The thin id reads and writes of `dev` go to: its new version while one is received, else
+    /// `VG/LV`. Asked for on every record: worked out once, kept until the next store (`LVMReceiveStateFile.route`).
     private func thinID(_ dev: UInt64) throws -> UInt64 {
-        let s = try LVMReceiveState.load(statePath)
-        if let p = try inProgress(dev, s), let id = p.thinID {
-            io?.knownSizes[id] = p.size
+        try state.route(dev) { s in
+            if let p = try inProgress(dev, s), let id = p.thinID {
+                io?.knownSizes[id] = p.size
+                return id
+            }
+            guard let lv = try volume(named: volumeName(dev)), let id = lv.thinID else {
+                throw JobError("\(describe(dev)) does not exist")
+            }
+            io?.knownSizes[id] = io?.knownSizes[id] ?? lv.size
             return id
         }
-        guard let lv = try volume(named: volumeName(dev)), let id = lv.thinID else {
-            throw JobError("\(describe(dev)) does not exist")
-        }
-        io?.knownSizes[id] = io?.knownSizes[id] ?? lv.size
-        return id
     }
 
     private func writer() throws -> KernelReceivingPool {
@@ -164,7 +173,7 @@ final class LVMReceivingPool: ReceiveTarget {
 
     func deviceExists(_ dev: UInt64) throws -> Bool {
         if try volume(named: volumeName(dev)) != nil { return true }
-        return try inProgress(dev, LVMReceiveState.load(statePath)) != nil
+        return try inProgress(dev, state.load()) != nil
     }
 
     func devices() throws -> [UInt64] {
@@ -172,7 +181,7 @@ final class LVMReceivingPool: ReceiveTarget {
     }
 
     func virtualSize(of dev: UInt64) throws -> UInt64 {
-        let s = try LVMReceiveState.load(statePath)
+        let s = try state.load()
         if let p = try inProgress(dev, s) { return p.size }
         guard let lv = try volume(named: volumeName(dev)) else { throw JobError("\(describe(dev)) does not exist") }
         return lv.size
@@ -222,10 +231,10 @@ final class LVMReceivingPool: ReceiveTarget {
         if let other = try volume(named: n) {
             throw JobError("\(other.fullName) exists and no interrupted receive recorded it: thin-backup receives into that name; rename or remove it")
         }
-        var s = try LVMReceiveState.load(statePath)
+        var s = try state.load()
         var p = LVMReceiveState.Pending(name: n, uuid: "", thinID: nil, volume: v, base: base, size: size)
         s.inProgress.append(p)
-        try s.store(statePath)
+        try state.store(s)
         createdNow.insert(dev)
         do { try body(n) } catch {
             changed()
@@ -235,10 +244,10 @@ final class LVMReceivingPool: ReceiveTarget {
         guard let lv = try volume(named: n), let id = lv.thinID else { throw JobError("lvcreate made no thin volume \(access.poolLV.vg)/\(n)") }
         p.uuid = lv.uuid
         p.thinID = id
-        s = try LVMReceiveState.load(statePath)
+        s = try state.load()
         s.inProgress.removeAll { $0.name == n && $0.uuid.isEmpty }
         s.inProgress.append(p)
-        try s.store(statePath)
+        try state.store(s)
         io?.knownSizes[id] = size
     }
 
@@ -265,7 +274,7 @@ final class LVMReceivingPool: ReceiveTarget {
     // MARK: receipts and transactions
 
     func receipts() throws -> [UInt64: Receipt] {
-        let s = try LVMReceiveState.load(statePath)
+        let s = try state.load()
         var out: [UInt64: Receipt] = [:]
         for lv in try volumes() {
             if let d = device(ofVolume: lv.name), let v = s.version(of: lv) { out[d] = v.receipt }
@@ -284,12 +293,12 @@ final class LVMReceivingPool: ReceiveTarget {
         let io = try writer()
         var finished: [String] = []
         for (dev, r) in pending {
-            var s = try LVMReceiveState.load(statePath)
+            var s = try state.load()
             guard let r, let p = try inProgress(dev, s), let id = p.thinID else { continue }
             try io.flush(id)
             if r.partial == nil { try io.arm(id) }
             s.record(r, for: p)
-            try s.store(statePath)
+            try state.store(s)
             if r.partial == nil {
                 try complete(p)
                 finished.append(p.volume)
@@ -326,14 +335,14 @@ final class LVMReceivingPool: ReceiveTarget {
             now.name = p.volume
             try LVM.activate(now)
         }
-        var s = try LVMReceiveState.load(statePath)
+        var s = try state.load()
         s.inProgress.removeAll { $0.uuid == p.uuid }
-        try s.store(statePath)
+        try state.store(s)
     }
 
     /// Removes versions of `v` beyond the newest `keep` (an open one is kept, with a warning).
     private func prune(_ v: String, keep: Int) throws {
-        var s = try LVMReceiveState.load(statePath)
+        var s = try state.load()
         var byID: [UInt64: LogicalVolume] = [:]
         for lv in try volumes() { if let id = lv.thinID { byID[id] = lv } }
         for id in s.pruned(volume: v, keep: keep, existing: byID) {
@@ -346,14 +355,14 @@ final class LVMReceivingPool: ReceiveTarget {
             removed(lv)
             s.versions[String(id)] = nil
         }
-        try s.store(statePath)
+        try state.store(s)
     }
 
     func abortReceive() throws {
         pending = [:]
         let io = try writer()
         for dev in createdNow {
-            var s = try LVMReceiveState.load(statePath)
+            var s = try state.load()
             let v = try volumeName(dev)
             for p in s.inProgress where p.volume == v {
                 if let id = p.thinID { io.deactivate(id) }
@@ -362,7 +371,7 @@ final class LVMReceivingPool: ReceiveTarget {
                 if let id = p.thinID { s.versions[String(id)] = nil }
             }
             s.inProgress.removeAll { $0.volume == v }
-            try s.store(statePath)
+            try state.store(s)
         }
         createdNow = []
     }
@@ -370,7 +379,7 @@ final class LVMReceivingPool: ReceiveTarget {
     /// What a killed receive left: a version without a checkpoint is removed, a complete one
     /// renamed into place, a checkpointed one kept for `--resume`; a stale arming snapshot removed.
     private func recoverInterrupted() throws {
-        var s = try LVMReceiveState.load(statePath)
+        var s = try state.load()
         let known = Set(try volumes().compactMap(\.thinID))
         // An arming snapshot a killed receive left (LVM does not know it): deleted by message, as it was made.
         if let io {
@@ -390,7 +399,7 @@ final class LVMReceivingPool: ReceiveTarget {
                 if v.receipt.partial == nil {
                     try complete(LVMReceiveState.Pending(name: p.name, uuid: lv.uuid, thinID: lv.thinID, volume: p.volume, base: p.base, size: p.size))
                     ThinBackupMain.writeStderr("thin-backup: warning: \(name): completed the interrupted receive of \(lv.vg)/\(p.volume) (renamed into place)\n")
-                    s = try LVMReceiveState.load(statePath)
+                    s = try state.load()
                 }
                 continue
             }
@@ -402,13 +411,13 @@ final class LVMReceivingPool: ReceiveTarget {
             s.inProgress.removeAll { $0 == p }
             ThinBackupMain.writeStderr("thin-backup: warning: \(name): removed \(lv.fullName), left half received by an interrupted receive\n")
         }
-        try s.store(statePath)
+        try state.store(s)
     }
 
     /// Removes every version of `dev` this host received (restore's cleanup).
     func deleteReceived(_ dev: UInt64) throws {
         let v = try volumeName(dev)
-        var s = try LVMReceiveState.load(statePath)
+        var s = try state.load()
         for lv in try volumes() {
             guard let ver = s.version(of: lv), ver.volume == v, lv.tags.contains(Self.receivedTag) else { continue }
             if let id = lv.thinID { io?.deactivate(id) }
@@ -416,7 +425,7 @@ final class LVMReceivingPool: ReceiveTarget {
             s.versions[String(lv.thinID ?? 0)] = nil
         }
         changed()
-        try s.store(statePath)
+        try state.store(s)
     }
 
     func close() {

@@ -81,6 +81,29 @@ struct LVMReceiveTests {
         #expect(throws: JobError.self) { try LVMReceiveState.load(path) }
     }
 
+    @Test("the thin id a device's I/O goes to: the state file read once, not per record, and again after every store")
+    func routesKeptUntilAStore() throws {
+        let dir = TempDir("lvm-receive-routes")
+        final class Count { var loads = 0 }
+        let count = Count()
+        let file = LVMReceiveStateFile(dir.file("receipts.json")) { count.loads += 1; return try LVMReceiveState.load($0) }
+        // The route as LVMReceivingPool works it out: the new version while one is received, else the volume (thin id 5).
+        let route = { (s: LVMReceiveState) -> UInt64 in s.inProgress.first { $0.volume == "data" }?.thinID ?? 5 }
+        var s = LVMReceiveState()
+        s.inProgress = [Self.pending("data", id: 6, uuid: "U6", base: 5)]
+        try file.store(s)
+        for _ in 0..<100 { #expect(try file.route(0, route) == 6) }
+        #expect(count.loads == 1, "a hundred records, one read of the state file")
+        // Completed (renamed into place): a route kept past this store would write into the old version.
+        s.inProgress = []
+        try file.store(s)
+        #expect(try file.route(0, route) == 5)
+        #expect(count.loads == 2)
+        file.forgetRoutes()
+        #expect(try file.route(0, route) == 5 && count.loads == 3, "volumes changed: worked out again")
+        #expect(try file.route(1, { _ in 9 }) == 9 && count.loads == 4, "each device its own route")
+    }
+
     @Test("names: the new version, kept versions; names LVM would refuse")
     func names() {
         #expect(LVMReceiveState.receivingName("data") == "data-tbrecv")
