@@ -271,6 +271,15 @@ final class LVMReceivingPool: ReceiveTarget {
         try writer().contentDigest(of: thinID(dev), blockSize: bs)
     }
 
+    /// How to discard the checkpointed receive into `dev` (its new version, and the activation a
+    /// killed receive left, which LVM does not know of), or nil when none is pending.
+    func discardHint(_ dev: UInt64) -> String? {
+        guard let p = try? inProgress(dev, state.load()), let id = p.thinID else { return nil }
+        let active = KernelReceivingPool.activationName(access.pool.dmName, id)
+        let lvremove = "lvremove \(access.poolLV.vg)/\(p.name)"
+        return (try? DeviceMapper.info(active)) != nil ? "dmsetup remove \(active) && \(lvremove)" : lvremove
+    }
+
     // MARK: receipts and transactions
 
     func receipts() throws -> [UInt64: Receipt] {

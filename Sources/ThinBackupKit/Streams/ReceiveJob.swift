@@ -62,12 +62,22 @@ public func runReceive(_ req: ReceiveRequest, source givenSource: ByteSource? = 
                              streamBytes: s.summary.streamBytes, seconds: s.seconds,
                              volume: pool.describe(s.summary.device) == "thin device \(s.summary.device)" ? nil : pool.describe(s.summary.device))
     } catch {
-        let error = named(error, pool)
-        if let (dev, token) = try? resumePoint(pool, o.targetID) {
-            throw JobError("\(error); receive of \(pool.describe(dev)) can resume: receive --resume, or send --resume-from \(token)", cause: error)
-        }
-        throw error
+        throw receiveFailure(error, pool, target: o.targetID)
     }
+}
+
+/// The error a receive into `pool` ends with: a refusal naming a local device said with the pool's
+/// name for it (`named`), and where an interrupted receive can resume, how. A new run (no `--resume`)
+/// refused because the device holds an interrupted receive says that, not that the device exists.
+func receiveFailure(_ error: Error, _ pool: any ReceiveTarget, target: UInt64?) -> Error {
+    guard let (dev, token) = try? resumePoint(pool, target) else { return named(error, pool) }
+    if case .deviceExists(dev)? = error as? ReplayError {
+        let discard = (pool as? LVMReceivingPool)?.discardHint(dev).map { "; or discard it: \($0)" } ?? ""
+        return JobError("an interrupted receive into \(pool.describe(dev)) is pending: continue it with receive --resume "
+            + "(the same stream, or send --resume-from \(token))\(discard); not starting another over it", cause: error)
+    }
+    let e = named(error, pool)
+    return JobError("\(e); receive of \(pool.describe(dev)) can resume: receive --resume, or send --resume-from \(token)", cause: e)
 }
 
 /// A refusal that names a local device, said with the target's name for it (an LVM volume).

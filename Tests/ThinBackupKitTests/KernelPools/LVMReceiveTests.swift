@@ -158,34 +158,55 @@ struct LVMReceiveTests {
         _ = try ServeCommand.parse(base + ["--thin-pool", "vg/pool"])
     }
 
+    /// A pool that names its devices `name` (as LVMReceivingPool does), or as every other pool does;
+    /// `held`: the receipts it holds (devices that exist).
+    final class Stub: ReceiveTarget {
+        let name: String?
+        let held: [UInt64: Receipt]
+        init(name: String?, held: [UInt64: Receipt] = [:]) { (self.name, self.held) = (name, held) }
+        let blockSize = 65536
+        func deviceExists(_ dev: UInt64) throws -> Bool { held[dev] != nil }
+        func createThin(_ dev: UInt64, virtualSize: UInt64) throws {}
+        func createSnapshot(_ dev: UInt64, of origin: UInt64, virtualSize: UInt64) throws {}
+        func virtualSize(of dev: UInt64) throws -> UInt64 { 0 }
+        func write(_ dev: UInt64, offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {}
+        func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {}
+        func discard(_ dev: UInt64, bytes: Range<UInt64>) throws {}
+        func mappingDigest(of dev: UInt64) throws -> Digest128 { .zero }
+        func receipts() throws -> [UInt64: Receipt] { held }
+        func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {}
+        func commitReceive() throws {}
+        func abortReceive() throws {}
+        func devices() throws -> [UInt64] { held.keys.sorted() }
+        func deleteReceived(_ dev: UInt64) throws {}
+        func close() {}
+        func describe(_ dev: UInt64) -> String { name ?? plainDeviceName(dev) }
+    }
+
     @Test("the refusals a receive into LVM says name the volume, not a device number")
     func refusalsNameTheVolume() {
-        /// A pool that names its devices `name` (as LVMReceivingPool does), or as every other pool does.
-        final class Stub: ReceiveTarget {
-            let name: String?
-            init(name: String?) { self.name = name }
-            let blockSize = 65536
-            func deviceExists(_ dev: UInt64) throws -> Bool { false }
-            func createThin(_ dev: UInt64, virtualSize: UInt64) throws {}
-            func createSnapshot(_ dev: UInt64, of origin: UInt64, virtualSize: UInt64) throws {}
-            func virtualSize(of dev: UInt64) throws -> UInt64 { 0 }
-            func write(_ dev: UInt64, offset: UInt64, _ bytes: UnsafeRawBufferPointer) throws {}
-            func read(_ dev: UInt64, offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {}
-            func discard(_ dev: UInt64, bytes: Range<UInt64>) throws {}
-            func mappingDigest(of dev: UInt64) throws -> Digest128 { .zero }
-            func receipts() throws -> [UInt64: Receipt] { [:] }
-            func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {}
-            func commitReceive() throws {}
-            func abortReceive() throws {}
-            func devices() throws -> [UInt64] { [] }
-            func deleteReceived(_ dev: UInt64) throws {}
-            func close() {}
-            func describe(_ dev: UInt64) -> String { name ?? plainDeviceName(dev) }
-        }
         let id = SnapshotIdentity(device: 3, creationTime: 1, snapshottedTime: 0, transactionID: 0)
         #expect("\(named(ReplayError.deviceExists(0), Stub(name: "vg/data")))" .contains("vg/data already exists"))
         #expect("\(named(ReplayError.baseModified(local: 0, base: id), Stub(name: "vg/data")))".contains("vg/data (base"))
         #expect("\(named(ReplayError.baseNotFound(base: id, target: id), Stub(name: "vg/data")))".contains("never received"))
         #expect(named(ReplayError.deviceExists(4), Stub(name: nil)) as? ReplayError == .deviceExists(4), "a plain pool's refusal is unchanged")
+    }
+
+    @Test("a new receive onto a volume whose checkpointed receive is pending: says so and names --resume, not 'already exists'")
+    func pendingReceiveRefusal() {
+        let pending = Stub(name: "vg/data", held: [0: Self.receipt(2, partial: true)])
+        let token = Self.receipt(2, partial: true).partial!.progress.token
+        let e = "\(receiveFailure(ReplayError.deviceExists(0), pending, target: 0))"
+        #expect(e.contains("an interrupted receive into vg/data is pending") && e.contains("receive --resume")
+            && e.contains("send --resume-from \(token)"), "\(e)")
+        #expect(!e.contains("already exists"), "\(e)")
+        // Without a pending receive it is the plain refusal; any other error keeps its words and says it can resume.
+        let done = Stub(name: "vg/data", held: [0: Self.receipt(2)])
+        #expect("\(receiveFailure(ReplayError.deviceExists(0), done, target: 0))".contains("vg/data already exists"))
+        let other = "\(receiveFailure(ReplayError.sourceEnded, pending, target: 0))"
+        #expect(other.contains("the stream source ended early; receive of vg/data can resume: receive --resume"), "\(other)")
+        // Another device's pending receive is not this refusal's (serve --thin-pool: one pool, many volumes).
+        let elsewhere = "\(receiveFailure(ReplayError.deviceExists(3), Stub(name: nil, held: [3: Self.receipt(3), 5: Self.receipt(5, partial: true)]), target: nil))"
+        #expect(elsewhere.contains("thin device 3 already exists"), "\(elsewhere)")
     }
 }

@@ -3,7 +3,7 @@
 # read of the source at its snapshot and mapping the blocks worked out by hand (never more than
 # the source: zero runs unmapped); a wrong-base increment and one onto a version written since
 # are refused with the volumes unchanged; SIGKILL right after lvcreate (the next receive removes
-# the half volume), after a checkpoint (--resume finishes it) and between the receipt and the
+# the half volume), after a checkpoint (a plain re-run is refused naming --resume, which finishes it) and between the receipt and the
 # renames (the next receive completes them); `restore --to-lv` of a backup chain of two;
 # `serve --thin-pool` of an increment sent to tb://; thin_check of the receiving pool. The
 # source pool is read with --dm-pool (its tpool): no lvm runs for sending. Kept small: every
@@ -79,6 +79,9 @@ THIN_BACKUP_FAULT=kill:10 thin-backup receive --lv tbvg/dst --from s2.tbs --chec
 same "receive s2 killed after its first checkpoint" "$?" 137
 grep -q "removed tbvg/dst-tbrecv, left half received" k2.err && ok "the next receive removed the half volume" || fail "the next receive removed the half volume" "$(tail -1 k2.err)"
 same "tbvg/dst is still version 1 after the kills" "$(lvs --noheadings -o thin_id tbvg/dst | tr -d ' ')" "$(echo "$BEFORE" | awk '$1 == "dst" {print $2}')"
+# A new run without --resume: refused, saying what is pending and how to go on (not "already exists").
+refused "a plain re-run while the checkpointed receive is pending" "an interrupted receive into tbvg/dst is pending: continue it with receive --resume" thin-backup receive --lv tbvg/dst --from s2.tbs
+grep -q "or discard it: .*lvremove tbvg/dst-tbrecv" a_plain_re-run_while_the_checkpointed_receive_is_pending.err && ok "the refusal says how to discard it" || fail "the refusal says how to discard it" "$(tail -1 a_plain_re-run_while_the_checkpointed_receive_is_pending.err)"
 run "receive --resume finishes s2" thin-backup receive --lv tbvg/dst --from s2.tbs --resume --json
 grep -q '"outcome" *: *"resumed"' receive_--resume_finishes_s2.out && ok "it was resumed" || fail "it was resumed" "$(cat receive_--resume_finishes_s2.out)"
 version dst 2 22
