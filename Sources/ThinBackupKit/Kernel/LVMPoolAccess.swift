@@ -108,23 +108,29 @@ public final class LVMPoolAccess: KernelPoolAccess {
         _ = try createSnapshot(of: origin, preferring: dev)
     }
 
-    /// LVM picks the thin id: a tagged snapshot `ORIGIN-tb-YYYYmmddHHMMSS` (UTC; the workflow
-    /// clock's time, so $THIN_BACKUP_NOW names it too; `-2`, `-3`, … for more in one second),
-    /// its id returned.
+    /// The time the next snapshot is named by: `backup` sets the time its catalog records (`--now`,
+    /// else $THIN_BACKUP_NOW or the clock); nil: the workflow clock's time (migrate).
+    var snapshotTime: Date?
+
+    /// LVM picks the thin id: a tagged snapshot `ORIGIN-tb-YYYYmmddHHMMSS` (`snapshotName`), its id returned.
     public override func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
         guard let o = try volumes()[origin] else { throw JobError("\(name) has no thin volume with thin id \(origin)") }
         try pool.requireWritable()
+        let free = Self.snapshotName(of: o.name, at: try snapshotTime ?? WorkflowClock.now(nil), taken: Set(try LVM.volumes([o.vg]).map(\.name)))
+        let snap = try LVM.snapshot(o, name: free, tags: [LVM.snapshotTag, "tb-origin-\(o.uuid)"])
+        guard let id = snap.thinID else { throw JobError("lvcreate made \(snap.fullName) without a thin id") }
+        return id
+    }
+
+    /// `ORIGIN-tb-YYYYmmddHHMMSS` (UTC) at `time`; two in one second (migrate's rounds) get `-2`,
+    /// `-3`, …: never a name in `taken` (the volume group's).
+    static func snapshotName(of origin: String, at time: Date, taken: Set<String>) -> String {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMddHHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
         f.locale = Locale(identifier: "en_US_POSIX")
-        // Two in one second (migrate's rounds) get -2, -3, …: never an existing volume's name.
-        let base = "\(o.name)-tb-\(f.string(from: try WorkflowClock.now(nil)))"
-        let taken = Set(try LVM.volumes([o.vg]).map(\.name))
-        let free = ([base] + (2 ... 99).map { "\(base)-\($0)" }).first { !taken.contains($0) } ?? base
-        let snap = try LVM.snapshot(o, name: free, tags: [LVM.snapshotTag, "tb-origin-\(o.uuid)"])
-        guard let id = snap.thinID else { throw JobError("lvcreate made \(snap.fullName) without a thin id") }
-        return id
+        let base = "\(origin)-tb-\(f.string(from: time))"
+        return ([base] + (2 ... 99).map { "\(base)-\($0)" }).first { !taken.contains($0) } ?? base
     }
 
     /// Removes a snapshot ThinBackup made (tagged); refuses any other volume.

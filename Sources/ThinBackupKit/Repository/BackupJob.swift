@@ -78,6 +78,7 @@ public func runBackup(_ req: BackupRequest) throws -> BackupReport {
     let records = try repo.catalog.all().filter { $0.poolID == poolID }
     let (base, note) = try chooseBase(previous, last: records.last { $0.dev == req.dev }, pool: pool, repo: repo)
     let ts = WorkflowClock.format(req.now).replacingOccurrences(of: ":", with: "")
+    (pool as? LVMPoolAccess)?.snapshotTime = req.now  // the LVM snapshot's name says the time the catalog records
     let fresh = freshDeviceID(devices, used: records.map(\.snapDev) + LocalBackupState.allSnapshots(pool: dir).map(\.device))
     // The snapshot and its undo go together: on a live pool, a signal waits for both (an lvcreate
     // left running, or an origin left suspended, would outlive this process); the undo runs on an

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import ThinBackupKit
 
@@ -81,5 +82,16 @@ struct KernelTargetParsingTests {
         #expect(lvs[2].isThin && lvs[2].thinID == 1 && lvs[2].size == 134_217_728 && lvs[2].isActive && lvs[2].pool == "pool")
         #expect(lvs[3].tags == ["thin-backup", "tb-of-GhI"] && !lvs[3].isActive && lvs[3].origin == "vol")
         #expect(throws: (any Error).self) { try LVM.parse("{\"report\": [{\"lv\": [{\"lv_name\": \"x\"}]}]}") }
+    }
+
+    @Test("LVM: a backup snapshot is named by the time given (backup's --now), in UTC; -2, -3, … when taken")
+    func snapshotName() throws {
+        // 2026-12-10T02:00:00Z, and a time in the first second after it (still the same name).
+        let t = try #require(WorkflowClock.parse("2026-12-10T02:00:00Z"))
+        #expect(LVMPoolAccess.snapshotName(of: "vol2", at: t, taken: []) == "vol2-tb-20261210020000")
+        #expect(LVMPoolAccess.snapshotName(of: "vol2", at: t.addingTimeInterval(0.9), taken: ["vol2"]) == "vol2-tb-20261210020000")
+        #expect(LVMPoolAccess.snapshotName(of: "vol2", at: t, taken: ["vol2-tb-20261210020000"]) == "vol2-tb-20261210020000-2")
+        #expect(LVMPoolAccess.snapshotName(of: "vol2", at: t, taken: ["vol2-tb-20261210020000", "vol2-tb-20261210020000-2"])
+            == "vol2-tb-20261210020000-3")
     }
 }
