@@ -4,7 +4,8 @@
 # the source: zero runs unmapped); a wrong-base increment and one onto a version written since
 # are refused with the volumes unchanged; SIGKILL right after lvcreate (the next receive removes
 # the half volume), after a checkpoint (a plain re-run is refused naming --resume, which finishes it) and between the receipt and the
-# renames (the next receive completes them); `restore --to-lv` of a backup chain of two;
+# renames (the next receive completes them); a pending receive discarded with the commands its
+# refusal names; `restore --to-lv` of a backup chain of two;
 # `serve --thin-pool` of an increment sent to tb://; thin_check of the receiving pool. The
 # source pool is read with --dm-pool (its tpool): no lvm runs for sending. Kept small: every
 # thin-backup and lvm run costs seconds under TCG.
@@ -141,6 +142,19 @@ BEFORE=$(lvs_now)
 refused "an increment onto tbvg/tb-5 written since it was received" "modified since it was received" thin-backup receive --thin-pool tbvg/rpool --as 5 --from s3.tbs
 same "the refusal changed no volume" "$(lvs_now)" "$BEFORE"
 t "serve"
+
+# Discarding a pending receive the way its refusal says: s1 into a new tbvg/dis killed at its second
+# checkpoint's flush (steps 1-4 the new volume, 5-7 the first checkpoint, 8), a plain re-run refused,
+# the commands the refusal names run, then a plain receive of s1 makes tbvg/dis afresh.
+THIN_BACKUP_FAULT=kill:8 thin-backup receive --lv tbvg/dis --thin-pool tbvg/rpool --from s1.tbs --checkpoint 128k > k4.out 2> k4.err
+same "receive s1 into tbvg/dis killed after its first checkpoint" "$?" 137
+refused "a plain receive into tbvg/dis while it is pending" "an interrupted receive into tbvg/dis is pending" thin-backup receive --lv tbvg/dis --thin-pool tbvg/rpool --from s1.tbs
+CMD=$(sed -n 's/.*or discard it: \(.*\); not starting another over it$/\1/p' a_plain_receive_into_tbvg_dis_while_it_is_pending.err)
+case "$CMD" in *"lvremove tbvg/dis-tbrecv") sh -c "$CMD" > discard.out 2>&1 && ok "the discard the refusal names ran: $CMD" || fail "the discard the refusal names ran" "$CMD: $(tail -1 discard.out)" ;;
+*) fail "the refusal names the discard" "'$CMD'" ;; esac
+run "a plain receive of s1 into tbvg/dis after the discard" thin-backup receive --lv tbvg/dis --thin-pool tbvg/rpool --from s1.tbs
+version dis 1 20
+t "discard"
 
 same "no tbr- activation left" "$(dmsetup ls | grep -c '^tbr-')" 0
 vgchange -q -an tbvg
