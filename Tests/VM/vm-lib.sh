@@ -3,7 +3,8 @@
 # initramfs tree filled with host programs and their libraries, and the QEMU accelerator.
 #
 # Knobs: TB_VM_ROOT (cache + work dirs, default /tmp/tb-vm), TB_VM_KERNEL_PKG (pin the
-# kernel package; default: what linux-image-amd64 depends on), TB_VM_ACCEL=kvm|tcg.
+# kernel package; default: what linux-image-amd64 depends on), TB_VM_ACCEL=kvm|tcg,
+# TB_VM_PVH=0 (vm_pvh_kernel: boot the bzImage, not its ELF through PVH).
 # Callers define log() and die().
 
 TB_VM_ROOT=${TB_VM_ROOT:-/tmp/tb-vm}
@@ -52,6 +53,21 @@ vm_kernel() {
 	VMLINUZ=$(ls "$kx"/boot/vmlinuz-* | head -1)
 	KREL=$(basename "$VMLINUZ" | sed 's/^vmlinuz-//')
 	MODROOT=$kx/lib/modules/$KREL
+}
+
+# vm_pvh_kernel: sets BOOT_KERNEL, what -kernel boots: the uncompressed kernel out of VMLINUZ
+# (after vm_kernel), booted through its PVH entry, which skips the bzImage's decompression and
+# the BIOS (about 4 s of every TCG boot); VMLINUZ itself if that cannot be had or TB_VM_PVH=0.
+vm_pvh_kernel() {
+	BOOT_KERNEL=$VMLINUZ
+	[ "${TB_VM_PVH:-1}" != 0 ] || return 0
+	local elf=${VMLINUZ%/*}/vmlinux-pvh-$KREL
+	if [ ! -s "$elf" ] && ! python3 "$VM_LIB_DIR/pvh-vmlinux.py" "$VMLINUZ" "$elf" 2>"$elf.err"; then
+		log "booting the bzImage: $(tail -1 "$elf.err")"
+		return 0
+	fi
+	rm -f "$elf.err"
+	BOOT_KERNEL=$elf
 }
 
 # vm_root_tree DIR: a fresh initramfs tree with busybox (sets BBDEB BUSYBOX).
