@@ -5,7 +5,7 @@
 . /scenarios/lib.sh
 pool pool $META $DATA
 dmsetup message pool 0 "create_thin 1"
-thin pool 1 thin1 262144                      # 128 MiB on a 512 MiB data device
+thin pool 1 thin1 65536                      # 32 MiB on a 512 MiB data device (blocks up to 408 written)
 fill /dev/mapper/thin1 0 300
 ksnap pool thin1 2 1
 fill /dev/mapper/thin1 100 50
@@ -30,40 +30,40 @@ grep -q "clean: metadata snapshot at block .* (reserved for this check, released
 same "no metadata snapshot left held" "$(status_field pool 4)" "-"
 
 # Full and incremental sends; the kernel reads each snapshot for comparison.
-thin pool 2 snap2 262144; K2=$(kernel_sha /dev/mapper/snap2); dmsetup remove snap2
-thin pool 3 snap3 262144; K3=$(kernel_sha /dev/mapper/snap3); dmsetup remove snap3
-run "send --dm-pool full of 2" thin-backup send --dm-pool pool --snap 2 --size 128M --to s2.tbs
-run "send --dm-pool incremental 2->3" thin-backup send --dm-pool pool --from 2 --snap 3 --size 128M --to s3.tbs
+thin pool 2 snap2 65536; K2=$(kernel_sha /dev/mapper/snap2); dmsetup remove snap2
+thin pool 3 snap3 65536; K3=$(kernel_sha /dev/mapper/snap3); dmsetup remove snap3
+run "send --dm-pool full of 2" thin-backup send --dm-pool pool --snap 2 --size 32M --to s2.tbs
+run "send --dm-pool incremental 2->3" thin-backup send --dm-pool pool --from 2 --snap 3 --size 32M --to s3.tbs
 same "no metadata snapshot held after the sends" "$(status_field pool 4)" "-"
-run "restore 2" restore s2.tbs 134217728 r.img
+run "restore 2" restore s2.tbs 33554432 r.img
 same "full send of 2 == the kernel's read" "$(file_sha r.img)" "$K2"
 run "merge 3 onto 2" thin-backup merge --stream s3.tbs --into r.img
 same "incremental 2->3 == the kernel's read" "$(file_sha r.img)" "$K3"
 
 # The size comes from the thin device's table when it is active (not the data device's 512 MiB).
-thin pool 2 snap2 262144
+thin pool 2 snap2 65536
 run "send of an active snapshot without --size" thin-backup send --dm-pool pool --snap 2 --to s2b.tbs
 run "verify the stream" thin-backup verify --stream s2b.tbs --json
-grep -q '"virtualSize" *: *134217728' verify_the_stream.out && ok "stream records the table's size (128 MiB)" \
-	|| fail "stream records the table's size (128 MiB)" "$(head -c 300 verify_the_stream.out)"
+grep -q '"virtualSize" *: *33554432' verify_the_stream.out && ok "stream records the table's size (32 MiB)" \
+	|| fail "stream records the table's size (32 MiB)" "$(head -c 300 verify_the_stream.out)"
 dmsetup remove snap2
 
 # The kernel commits (snapshots, writes on another device) during a send.
-dmsetup message pool 0 "create_thin 9"; thin pool 9 busy 262144
+dmsetup message pool 0 "create_thin 9"; thin pool 9 busy 65536
 ( i=0; while [ $i -lt 6 ]; do fill /dev/mapper/busy $((i * 20)) 20; ksnap pool busy $((50 + i)) 9; i=$((i + 1)); done ) &
 BUSY=$!
 run "pool check while the kernel commits" thin-backup pool check --dm-pool pool
-run "send while the kernel commits" thin-backup send --dm-pool pool --from 2 --snap 3 --size 128M --to s3b.tbs
+run "send while the kernel commits" thin-backup send --dm-pool pool --from 2 --snap 3 --size 32M --to s3b.tbs
 wait $BUSY
-restore s2.tbs 134217728 r.img; thin-backup merge --stream s3b.tbs --into r.img
+restore s2.tbs 33554432 r.img; thin-backup merge --stream s3b.tbs --into r.img
 same "send during kernel commits == the kernel's read" "$(file_sha r.img)" "$K3"
 
 # Someone else's metadata snapshot: used with -m, never released; refused without.
 dmsetup message pool 0 reserve_metadata_snap
 HELD=$(status_field pool 4)
 refused "send without -m while another tool holds the snapshot" "held by another tool" \
-	thin-backup send --dm-pool pool --snap 2 --size 128M --to x.tbs
-run "send -m through someone else's snapshot" thin-backup send --dm-pool pool -m --snap 2 --size 128M --to s2m.tbs
+	thin-backup send --dm-pool pool --snap 2 --size 32M --to x.tbs
+run "send -m through someone else's snapshot" thin-backup send --dm-pool pool -m --snap 2 --size 32M --to s2m.tbs
 run "pool check -m through someone else's snapshot" thin-backup pool check --dm-pool pool -m
 same "their snapshot is still held, unchanged" "$(status_field pool 4)" "$HELD"
 dmsetup message pool 0 release_metadata_snap

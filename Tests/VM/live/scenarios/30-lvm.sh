@@ -10,7 +10,7 @@
 . /scenarios/lib.sh
 pvcreate -q $LVMDISK && vgcreate -q tbvg $LVMDISK || { fail "LVM setup" "pvcreate/vgcreate"; exit 1; }
 lvcreate -q -L 256M -T tbvg/pool || { fail "LVM setup" "thin pool"; exit 1; }
-lvcreate -q -V 64M -T tbvg/pool -n vol || { fail "LVM setup" "thin volume"; exit 1; }
+lvcreate -q -V 40M -T tbvg/pool -n vol || { fail "LVM setup" "thin volume"; exit 1; }
 lvcreate -q -L 8M -n thick tbvg
 VOL=/dev/mapper/tbvg-vol
 fill $VOL 0 200
@@ -71,7 +71,7 @@ same "the metadata snapshot released" "$(status_field tbvg-pool-tpool 4)" "-"
 run "send --lv of an lvcreate snapshot" thin-backup send --lv tbvg/manual --to manual.tbs
 lvchange -q -ay -K tbvg/manual
 KM=$(kernel_sha /dev/mapper/tbvg-manual)
-run "restore the snapshot" restore manual.tbs 67108864 r.img
+run "restore the snapshot" restore manual.tbs 41943040 r.img
 same "send --lv == the kernel's read" "$(file_sha r.img)" "$KM"
 lvremove -q -f tbvg/manual
 
