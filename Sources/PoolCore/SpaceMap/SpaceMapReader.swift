@@ -86,6 +86,35 @@ struct SpaceMapReader {
         return out
     }
 
+    /// Every non-zero reference count, ascending by block, read one bitmap at a time (no array
+    /// of every count: loading the largest metadata space map, 4,161,600 blocks, held 16 MiB of
+    /// them). `overflow` is the overflow tree's contents (`overflowCounts()`).
+    func forEachNonZeroCount(overflow: [UInt64: UInt32], _ body: (UInt64, UInt32) throws -> Void) throws {
+        for (bi, entry) in try indexEntries().enumerated() {
+            let base = UInt64(bi) * entriesPerBitmap
+            let n = Int(min(root.blockCount, base + entriesPerBitmap) - base)
+            let b = try bitmap(entry)
+            for w in 0..<((n + 31) / 32) {
+                var word = b.le64(16 + 8 * w)
+                if w * 32 + 32 > n { word &= (1 << UInt64(2 * (n - w * 32))) - 1 }
+                while word != 0 {
+                    let e = w * 32 + word.trailingZeroBitCount / 2
+                    let v = SpaceMapReader.bitmapValue(b, e)
+                    word &= ~(3 << UInt64(2 * (e % 32)))
+                    let blk = base + UInt64(e)
+                    if v == 3 {
+                        guard let c = overflow[blk] else {
+                            throw MetadataError.badSpaceMap(block: entry.bitmapBlock, reason: "\(kind) block \(blk) marked overflow but missing from the overflow tree")
+                        }
+                        try body(blk, c)
+                    } else {
+                        try body(blk, v)
+                    }
+                }
+            }
+        }
+    }
+
     /// Every block's reference count, index 0 ..< blockCount.
     func allCounts() throws -> [UInt32] {
         let entries = try indexEntries()

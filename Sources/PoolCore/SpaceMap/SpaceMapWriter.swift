@@ -102,6 +102,7 @@ extension TransactionManager {
 }
 
 /// One space map as read from disk: every count, the bitmap locations, the overflow tree's contents.
+/// The counts go straight from each bitmap into `counts` (no transient array of every count).
 struct LoadedSpaceMap {
     var counts: RefCounts
     var bitmaps: [UInt64]
@@ -110,8 +111,9 @@ struct LoadedSpaceMap {
     init(_ device: any MetadataDevice, _ root: SpaceMapRoot, _ kind: SpaceMapKind) throws {
         let reader = SpaceMapReader(source: device, root: root, kind: kind)
         bitmaps = try reader.indexEntries().map(\.bitmapBlock)
-        counts = RefCounts(blockCount: root.blockCount)
-        for (b, c) in try reader.allCounts().enumerated() where c > 0 { counts.set(UInt64(b), c) }
         overflow = try reader.overflowCounts()
+        var loaded = RefCounts(blockCount: root.blockCount)
+        try reader.forEachNonZeroCount(overflow: overflow) { b, c in loaded.set(b, c) }
+        counts = loaded
     }
 }
