@@ -14,7 +14,9 @@
 # blocks remapped (time 1). The mapped data blocks are holes (zeros): the commands read them
 # as zero blocks. Each command runs under /usr/bin/time -v; the table gives its maximum RSS and
 # wall time. The goal: send, receive, delta, pool write, backup under 128 MiB; pool check and
-# pool ls under 1 GiB.
+# pool ls under 1 GiB. A second, new pool of DATA_BLOCKS blocks is created (pool create), given
+# a device, written and sent. At the end: thin_check on both pools, the written and received
+# devices read back as their input, the streams verify, delta finds device 2's changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MAPPED=${1:-1000000}
@@ -27,7 +29,7 @@ for t in thin_restore thin_check /usr/bin/time python3; do
 done
 if [ -n "${SCALE_DIR:-}" ]; then W=$SCALE_DIR; mkdir -p "$W"; else W=$(mktemp -d /dev/shm/tb-scale.XXXXXX); trap 'rm -rf "$W"' EXIT; fi
 P=$W/pool
-rm -rf "$P" "$W/small" "$W/repo" "$W"/*.tbs
+rm -rf "$P" "$W/small" "$W/new" "$W/repo" "$W"/*.tbs
 mkdir -p "$P"
 
 # --- the pool -----------------------------------------------------------------------------
@@ -72,9 +74,27 @@ run "pool write 32 MiB into device 3" 128 "$TB" pool write --pool "$P" --dev 3 -
 run "receive a 32 MiB full stream" 128 "$TB" receive --pool "$P" --from "$W/small7.tbs"
 run "backup device 3 (full)" 128 "$TB" backup --pool "$P" --dev 3 --repo "$W/repo"
 run "pool write 1 MiB into device 2" 128 "$TB" pool write --pool "$P" --dev 2 --from "$W/input1" --offset $(( (VBLOCKS / 2) * 65536 )) --commit-every 1M
+run "pool create ($DATA_BLOCKS blocks of 64 KiB)" 128 "$TB" pool create --pool "$W/new" --data-size $((DATA_BLOCKS * 64))K
+run "pool create-thin 1 (new pool)" 128 "$TB" pool create-thin --pool "$W/new" --dev 1 --size 32M
+run "pool write 32 MiB (new pool)" 128 "$TB" pool write --pool "$W/new" --dev 1 --from "$W/input"
+run "send device 1 (new pool, full)" 128 "$TB" send --pool "$W/new" --snap 1 --to "$W/new1.tbs"
 run "pool ls" 1024 "$TB" pool ls --pool "$P"
 run "pool check" 1024 "$TB" pool check --pool "$P"
 thin_check -q "$P/metadata" || { echo "scale.sh: thin_check fails on the pool after the commands" >&2; exit 1; }
+thin_check -q "$W/new/metadata" || { echo "scale.sh: thin_check fails on the new 64 TiB pool" >&2; exit 1; }
+# The outputs: what was written and received reads back, the streams verify, delta saw the change.
+check_read() {  # check_read POOL DEV EXPECTED
+    "$TB" pool read --pool "$1" --dev "$2" --to "$W/back" >/dev/null
+    cmp -n "$(stat -c %s "$3")" "$W/back" "$3" || { echo "scale.sh: device $2 of $1 does not read back as $3" >&2; exit 1; }
+    rm -f "$W/back"
+}
+check_read "$P" 3 "$W/input"
+check_read "$P" 7 "$W/input"
+check_read "$W/new" 1 "$W/input"
+for s in "$W/inc.tbs" "$W/new1.tbs"; do
+    "$TB" verify --stream "$s" >/dev/null || { echo "scale.sh: $s does not verify" >&2; exit 1; }
+done
+"$TB" delta --pool "$P" --thin1 1 --thin2 2 --changes-only | grep -q . || { echo "scale.sh: delta 1 2 found no change" >&2; exit 1; }
 
 echo "binary: $TB"
 echo "| command | max RSS MiB | wall | goal |"
