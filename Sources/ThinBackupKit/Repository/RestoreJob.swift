@@ -71,13 +71,15 @@ func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poo
 }
 
 /// Checks every stream of a chain before anything is written, so a damaged one stops the restore cleanly.
+/// `decompress: false` checks every byte but not the frames' content: for a restore that checks
+/// the content it writes against the catalog's digests itself (see `verifyStream`).
 @discardableResult
 func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: BackupRecord, quiet: Bool,
-                keyring: StreamKeyring? = nil) throws -> [StreamVerifyReport] {
+                keyring: StreamKeyring? = nil, decompress: Bool = true) throws -> [StreamVerifyReport] {
     var reports: [StreamVerifyReport] = []
     for b in chain {
         do {
-            let r = try verifyStream(source: try store.source(b.object), quiet: quiet, keyring: keyring)
+            let r = try verifyStream(source: try store.source(b.object), quiet: quiet, keyring: keyring, decompress: decompress)
             reports.append(r)
             guard r.device == b.snapDev, r.targetDigest == b.digest else {
                 throw JobError("its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
@@ -100,13 +102,20 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     let all = try repo.catalog.all()
     let target = try selectBackup(all, dev: req.dev, at: req.at, id: req.id, poolID: req.poolID, repo: req.repo)
     let chain = try repo.catalog.chain(of: target)
-    let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring)
+    // Every target checks the content it gets against the catalog's digest: a pool's receive checks
+    // each member's, a file or block device is read back once at the end (`checkRestoredDigest`). So
+    // the check before the first write reads every byte but decompresses nothing: the frames are
+    // decompressed once, by the restore itself. A device over an origin, or whose size is not whole
+    // blocks (its last block's digest covers bytes a file does not hold), is checked whole up front.
+    let toPool = req.toDMPool != nil || req.toLV != nil || isPoolFolder(req.to)
+    let readBack = !toPool && req.origin == nil && target.blockSize > 0 && target.virtualSize % UInt64(target.blockSize) == 0
+    let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring,
+                                 decompress: !toPool && !readBack)
     if reports.contains(where: \.readsOrigin), req.origin == nil {
         throw JobError("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
     }
     var bytes: UInt64 = 0
     var device: UInt64?
-    var isPool: ObjCBool = false
     if let name = req.toDMPool {
         guard req.origin == nil else {
             throw JobError(.usage, "--to-dm-pool: a device over an external origin is restored to a file or a pool folder")
@@ -126,7 +135,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         if access.volume != nil { throw JobError("\(lv) exists: restore --to-lv makes a new volume; name another or remove it") }
         access.keepVersions = 1  // each member of the chain replaces the one before
         try replayChain(chain, from: repo.store, into: access, finalDevice: nil, quiet: req.quiet, keyring: repo.keyring, onBytes: { bytes += $0 })
-    } else if FileManager.default.fileExists(atPath: req.to + "/metadata", isDirectory: &isPool), !isPool.boolValue {
+    } else if isPoolFolder(req.to) {
         let dev = req.asDevice ?? req.dev
         var overOrigin: ((ThinPool, UInt64, UInt64) throws -> Void)?
         if let o = req.origin { overOrigin = { try $0.createThin($1, virtualSize: $2, originFile: o) } }
@@ -137,6 +146,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
         device = dev
     } else if isBlockDevice(req.to) {
         try restoreOntoDevice(chain, repo: repo, req: req, virtualSize: target.virtualSize) { bytes += $0 }
+        if readBack { try checkRestoredDigest(req.to, target, quiet: req.quiet) }
     } else {
         let tmp = req.to + ".partial"
         unlink(tmp)
@@ -155,6 +165,7 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
             if try f.size() < target.virtualSize { try f.truncate(to: target.virtualSize) }
             try f.sync()
             f.close()
+            if readBack { try checkRestoredDigest(tmp, target, quiet: req.quiet) }
             guard rename(tmp, req.to) == 0 else { throw JobError("cannot rename \(tmp) to \(req.to): \(String(cString: strerror(errno)))") }
         } catch {
             unlink(tmp)

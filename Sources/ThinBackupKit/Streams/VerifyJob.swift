@@ -28,7 +28,11 @@ public struct StreamVerifyReport: Codable {
 
 /// Checks a stream without a pool: every checksum, record, frame (decompressed), the trailer,
 /// and for a full stream the content digest. An encrypted stream without `keyring`: its framing only.
-public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring? = nil) throws -> StreamVerifyReport {
+/// `decompress: false` checks every byte (checksums, records, trailer) but leaves the frames
+/// compressed and the content digest unchecked: for a caller that decompresses and checks the
+/// content itself afterwards (a restore), so the frames are not decompressed twice.
+public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring? = nil,
+                         decompress: Bool = true) throws -> StreamVerifyReport {
     var d = StreamDecoder(keyring: keyring, framingOnly: keyring == nil)
     var buf = [UInt8](repeating: 0, count: 1 << 20)
     var digest = ContentDigest()
@@ -47,7 +51,7 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
         bytes += UInt64(n)
         buf.withUnsafeBytes { d.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         while let rec = try d.next() {
-            if case .data = rec, let h = d.header {
+            if decompress, case .data = rec, let h = d.header {
                 if frames == nil { frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw)) }
                 try frames!.push(rec, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), add)
             }
@@ -66,7 +70,7 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
                                   encrypted: true, framingOnly: true)
     }
     var checked = false
-    if !h.isIncremental, h.resumeSequence == 0, let want = t.targetDigest {
+    if decompress, !h.isIncremental, h.resumeSequence == 0, let want = t.targetDigest {
         guard want == digest.value else {
             throw StreamError.trailerMismatch("content digest \(digest.value), trailer says \(want)")
         }

@@ -1,0 +1,42 @@
+import Delta
+import Foundation
+import PoolCore
+
+/// Whether `path` is a pool folder (a folder holding `metadata`).
+func isPoolFolder(_ path: String) -> Bool {
+    var isDir: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path + "/metadata", isDirectory: &isDir) && !isDir.boolValue
+}
+
+/// Reads a restored file or block device back and checks that its first `backup.virtualSize`
+/// bytes have the content digest the catalog records for `backup` (blocks of the backup's block
+/// size; the size is whole blocks). The end-to-end check of a restore into a file or device: the
+/// streams' frames were decompressed once, by the merge that wrote them.
+func checkRestoredDigest(_ path: String, _ backup: BackupRecord, quiet: Bool) throws {
+    let bs = Int(backup.blockSize)
+    let f = try RandomAccessFile(path: path, writable: false)
+    defer { f.close() }
+    let per = max(1, (8 << 20) / bs)
+    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: per * bs, alignment: 4096)
+    defer { buf.deallocate() }
+    let meter = ProgressMeter(label: "restore: check", quiet: quiet)
+    var d = ContentDigest()
+    var off: UInt64 = 0
+    while off < backup.virtualSize {
+        let n = Int(min(UInt64(buf.count), backup.virtualSize - off))
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
+        var got = 0
+        while got < n {
+            let k = try f.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk[got...]), at: off + UInt64(got))
+            if k == 0 { throw JobError("\(path): ends at \(off + UInt64(got)) bytes, the backup holds \(backup.virtualSize)") }
+            got += k
+        }
+        d.add(blocks: UnsafeRawBufferPointer(chunk), from: off / UInt64(bs), blockSize: bs)
+        off += UInt64(n)
+        meter.update(done: off, total: backup.virtualSize, streamBytes: 0)
+    }
+    meter.finish()
+    guard d.value.description == backup.digest else {
+        throw JobError("backup \(backup.id.map(String.init) ?? "?"): the restored content has digest \(d.value), the catalog says \(backup.digest)")
+    }
+}

@@ -1,0 +1,93 @@
+import Delta
+import Foundation
+import PoolCore
+import Testing
+import TestSupport
+@testable import ThinBackupKit
+
+/// A restore checks what it wrote against the catalog's digest, whatever member of the chain is
+/// wrong: the check before the first write reads every byte of every stream but decompresses
+/// nothing, so content that differs from what the stream's own trailer and the catalog claim has
+/// to be caught by the restore itself.
+@Suite("Restore: the restored content is checked against the catalog")
+struct RestoreCheckTests {
+    /// Backup 2's stream rebuilt with the same header and trailer (every checksum holds and the
+    /// trailer still names the catalog's digest) but one byte of one data record changed: a sender
+    /// that wrote content other than what it digested.
+    private func forgeIncrement(_ w: WorkflowPool, repo: String) throws -> (full: Int64, inc: Int64, digest: String) {
+        try w.day(writes: 6)
+        let full = try backup(w, repo: repo, at: nightly(0)).id
+        try w.day(writes: 6)
+        let inc = try backup(w, repo: repo, at: nightly(1)).id
+        let store = try FolderStore(path: repo)
+        let b = try BackupRepository(repo).catalog.backup(inc)!
+        let original = try #require(try store.get(b.object))
+        var d = StreamDecoder()
+        original.withUnsafeBytes { d.feed($0) }
+        var records: [StreamRecord] = []
+        while let r = try d.next() { records.append(r) }
+        try d.finish()
+        guard case .header(let h) = records.first, case .trailer(let t) = records.last else {
+            Issue.record("no header or trailer")
+            return (full, inc, b.digest)
+        }
+        var e = StreamEncoder(header: h)
+        var out = e.start()
+        var changed = false
+        let z = try ZstdCompressor(level: 3)
+        let unz = try ZstdDecompressor()
+        for r in records.dropFirst().dropLast() {
+            switch r {
+            case let .data(first, count, frame):
+                var raw = [UInt8](repeating: 0, count: Int(count) * Int(h.blockSize))
+                let n = try frame.withUnsafeBytes { f in try raw.withUnsafeMutableBytes { try unz.decompress(f, into: $0) } }
+                #expect(n == raw.count)
+                if !changed { raw[raw.count / 2] ^= 0x5A; changed = true }
+                var f2 = [UInt8](repeating: 0, count: ZstdCompressor.bound(raw.count))
+                let m = try raw.withUnsafeBytes { src in try f2.withUnsafeMutableBytes { try z.compress(src, into: $0) } }
+                out += f2.withUnsafeBytes { e.data(firstBlock: first, blockCount: count, rawBytes: raw.count, frame: UnsafeRawBufferPointer(rebasing: $0[0..<m])) }
+            case let .zero(first, count): out += e.zero(firstBlock: first, blockCount: count)
+            case let .discard(first, count): out += e.discard(firstBlock: first, blockCount: count)
+            default: Issue.record("unexpected record \(r)")
+            }
+        }
+        #expect(changed, "the increment holds no data record to change")
+        out += e.finish(targetDigest: t.targetDigest)
+        try store.put(b.object, out)
+        // The forged stream passes every check a stream can make on its own.
+        let v = try verifyStream(source: try store.source(b.object), quiet: true)
+        #expect(v.ok && v.targetDigest == b.digest)
+        return (full, inc, b.digest)
+    }
+
+    @Test func restoreIntoAFileRefusesContentOtherThanTheCatalogs() throws {
+        let w = try WorkflowPool(seed: 91)
+        let repo = w.dir.file("repo")
+        let (full, inc, digest) = try forgeIncrement(w, repo: repo)
+        let out = w.dir.file("r.img")
+        #expect {
+            try restoreToFile(repo, id: inc, to: out)
+        } throws: { e in
+            "\(e)".contains("backup \(inc): the restored content has digest") && "\(e)".contains("the catalog says \(digest)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out) && !FileManager.default.fileExists(atPath: out + ".partial"))
+        // The intact full backup restores, checked the same way.
+        _ = try restoreToFile(repo, id: full, to: out)
+        #expect(FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test func restoreIntoAPoolFolderRefusesItToo() throws {
+        let w = try WorkflowPool(seed: 92)
+        let repo = w.dir.file("repo")
+        let (_, inc, _) = try forgeIncrement(w, repo: repo)
+        let target = w.dir.file("rpool")
+        let p = try ThinPool.create(folder: target, dataSize: UInt64(w.size * 8), blockSize: UInt64(w.blockSize))
+        p.close()
+        var r = RestoreRequest(repo: repo, dev: 1, to: target)
+        r.id = inc
+        #expect(throws: (any Error).self) { try runRestore(r) }
+        let after = try ThinPool(folder: target)
+        defer { after.close() }
+        #expect(try after.devices().isEmpty)
+    }
+}
