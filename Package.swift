@@ -28,7 +28,9 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // libsodium-dev: XChaCha20-Poly1305, BLAKE2b, Argon2id and randombytes for encrypted streams.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
-        .systemLibrary(name: "CDevMapper", pkgConfig: "devmapper", providers: [.apt(["libdevmapper-dev"])]),
+        // libdevmapper's header only: CDevMapperShim loads libdevmapper.so.1.02.1 on first use (dlopen),
+        // so a command that never touches a kernel pool does not load it and libudev, libselinux, libpcre2.
+        .systemLibrary(name: "CDevMapper", providers: [.apt(["libdevmapper-dev"])]),
         // Small C shims: _GNU_SOURCE constants/calls and hardware CRC-32C (CSys); typed curl_easy_setopt wrappers (CCurlShim).
         .target(name: "CSys"),
         .target(name: "CCurlShim", dependencies: ["CCurl"]),

@@ -49,7 +49,8 @@ mkdir -p "$R/out" "$R/scenarios"
 vm_copy_bin "$R" "$(command -v dmsetup)"
 vm_copy_bin "$R" "$TB"
 [ "$(basename "$TB")" = thin-backup ] || mv "$R/sbin/$(basename "$TB")" "$R/sbin/thin-backup"
-# thin-backup loads libcurl on first use (dlopen), so ldd does not list it: copy it and its libraries.
+# thin-backup loads libcurl and libdevmapper on first use (dlopen), so ldd does not list them:
+# libdevmapper comes with dmsetup above; copy libcurl and its libraries.
 CURL=$(ldconfig -p | awk '/libcurl\.so\.4 .*x86-64/ {print $NF; exit}')
 [ -n "$CURL" ] || die "libcurl.so.4: not on this host (apt-get install libcurl4)"
 mkdir -p "$R$(dirname "$CURL")"; cp -L "$CURL" "$R$CURL"; vm_copy_libs "$R" "$CURL"
