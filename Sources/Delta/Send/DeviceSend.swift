@@ -106,7 +106,8 @@ public func mappingRuns(_ view: MetadataView, _ dev: UInt64, _ body: (DeltaRun) 
     if let c = cur { try body(c) }
 }
 
-/// The content digest of `dev` (reads every mapped block once); `onBytes` gets the bytes read so far.
+/// The content digest of `dev` (reads every mapped block once, but none the reader knows to be a
+/// hole); `onBytes` gets the bytes covered so far.
 public func deviceDigest(_ view: MetadataView, _ dev: UInt64, reader: any DataBlockReader,
                          onBytes: ((UInt64) -> Void)? = nil) throws -> Digest128 {
     let bs = reader.blockSize
@@ -119,9 +120,13 @@ public func deviceDigest(_ view: MetadataView, _ dev: UInt64, reader: any DataBl
         var i: UInt64 = 0
         while i < run.length {
             let n = Int(min(UInt64(per), run.length - i))
-            let b = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n * bs])
-            try reader.read(dataBlock: run.rightData! + i, into: b)
-            d.add(blocks: UnsafeRawBufferPointer(b), from: run.begin + i, blockSize: bs)
+            // A hole reads as zeros, which add nothing: only the blocks that may hold data are read.
+            try reader.forEachExtent(dataBlock: run.rightData! + i, count: n) { o, k, zeros in
+                guard !zeros else { return }
+                let b = UnsafeMutableRawBufferPointer(rebasing: buf[0..<k * bs])
+                try reader.read(dataBlock: run.rightData! + i + UInt64(o), into: b)
+                d.add(blocks: UnsafeRawBufferPointer(b), from: run.begin + i + UInt64(o), blockSize: bs)
+            }
             i += UInt64(n)
             done += UInt64(n * bs)
             onBytes?(done)

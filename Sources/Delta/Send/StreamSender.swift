@@ -134,15 +134,7 @@ public final class StreamSender {
         case .same:
             return
         case .leftOnly:
-            if let d = digest, let left = run.leftData {
-                var dd = d
-                try forEachChunk(run) { v, n, i in
-                    let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<n * blockSize])
-                    try reader.read(dataBlock: left + i, into: buf)
-                    dd.remove(blocks: UnsafeRawBufferPointer(buf), from: v, blockSize: blockSize)
-                }
-                digest = dd
-            }
+            if let left = run.leftData { try removeOld(left, run) }
             try flushZero()
             if let p = pendingDiscard, p.first + p.count == run.begin {
                 pendingDiscard = (p.first, p.count + run.length)
@@ -154,20 +146,35 @@ public final class StreamSender {
         case .different, .rightOnly:
             guard let right = run.rightData else { return }
             try flushDiscard()
+            if run.kind == .different, let left = run.leftData { try removeOld(left, run) }
             try forEachChunk(run) { v, n, i in
-                let buf = UnsafeMutableRawBufferPointer(rebasing: raw[0..<n * blockSize])
-                try reader.read(dataBlock: right + i, into: buf)
-                if var d = digest {
-                    if run.kind == .different, let left = run.leftData {
-                        let ob = UnsafeMutableRawBufferPointer(rebasing: old[0..<n * blockSize])
-                        try reader.read(dataBlock: left + i, into: ob)
-                        d.remove(blocks: UnsafeRawBufferPointer(ob), from: v, blockSize: blockSize)
+                // A hole of the data file is zero blocks: no read, nothing added to the digest.
+                try reader.forEachExtent(dataBlock: right + i, count: n) { o, k, zeros in
+                    let first = v + UInt64(o)
+                    if zeros {
+                        try zeroBlocks(from: first, count: UInt64(k))
+                    } else {
+                        let buf = UnsafeMutableRawBufferPointer(rebasing: raw[0..<k * blockSize])
+                        try reader.read(dataBlock: right + i + UInt64(o), into: buf)
+                        digest?.add(blocks: UnsafeRawBufferPointer(buf), from: first, blockSize: blockSize)
+                        try chunk(UnsafeRawBufferPointer(buf), from: first)
                     }
-                    d.add(blocks: UnsafeRawBufferPointer(buf), from: v, blockSize: blockSize)
-                    digest = d
+                    coveredBytes += UInt64(k * blockSize)
                 }
-                try chunk(UnsafeRawBufferPointer(buf), from: v)
-                coveredBytes += UInt64(n * blockSize)
+            }
+        }
+    }
+
+    /// Takes the old contents of `run`'s blocks (at data block `left` on) out of the digest, when one
+    /// is kept; holes held zeros, which the digest never counted.
+    private func removeOld(_ left: UInt64, _ run: DeltaRun) throws {
+        guard digest != nil else { return }
+        try forEachChunk(run) { v, n, i in
+            try reader.forEachExtent(dataBlock: left + i, count: n) { o, k, zeros in
+                guard !zeros else { return }
+                let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<k * blockSize])
+                try reader.read(dataBlock: left + i + UInt64(o), into: buf)
+                digest?.remove(blocks: UnsafeRawBufferPointer(buf), from: v + UInt64(o), blockSize: blockSize)
             }
         }
     }
@@ -190,13 +197,7 @@ public final class StreamSender {
         var i = 0
         while i < n {
             if kinds[i] == .zero {
-                let v = first + UInt64(i)
-                if let p = pendingZero, p.first + p.count == v {
-                    pendingZero = (p.first, p.count + 1)
-                } else {
-                    try flushZero()
-                    pendingZero = (v, 1)
-                }
+                try zeroBlocks(from: first + UInt64(i), count: 1)
                 i += 1
                 continue
             }
@@ -206,6 +207,16 @@ public final class StreamSender {
             try dataRecord(UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<j * blockSize]), from: first + UInt64(i), blocks: j - i,
                            store: kinds[i] == .stored, wholeBuffer: i == 0 && j == n && buf.baseAddress == UnsafeRawPointer(raw.baseAddress))
             i = j
+        }
+    }
+
+    /// Adds `count` zero blocks from `first` on to the pending zero run (one record for a contiguous run).
+    private func zeroBlocks(from first: UInt64, count: UInt64) throws {
+        if let p = pendingZero, p.first + p.count == first {
+            pendingZero = (p.first, p.count + count)
+        } else {
+            try flushZero()
+            pendingZero = (first, count)
         }
     }
 

@@ -69,6 +69,36 @@ public final class RandomAccessFile: @unchecked Sendable {
         return (st.st_mode & S_IFMT) == S_IFBLK
     }
 
+    /// How many whole blocks of `blockSize` bytes from `offset` on (at most `count`, at least 1) are
+    /// a hole of a sparse file (`hole`: they read as zeros and hold no storage) or are not (at least
+    /// one byte of each is data): SEEK_DATA and SEEK_HOLE, which leave the reads (pread) alone. A
+    /// block part hole, part data is data. Where the file system cannot tell, and for a block
+    /// device, everything is data; past the end of the file is hole (it reads as zeros).
+    public func extent(at offset: UInt64, blockSize: UInt64, count: UInt64) -> (hole: Bool, blocks: UInt64) {
+        precondition(blockSize > 0 && count > 0)
+        let end = offset + blockSize * count
+        /// The first data byte at or after `at`, nil when there is none (ENXIO); `at` itself when unknown.
+        func data(_ at: UInt64) -> UInt64? {
+            let d = lseek(fd, off_t(at), csys_SEEK_DATA)
+            if d < 0 { return errno == ENXIO ? nil : at }
+            return UInt64(d)
+        }
+        guard let first = data(offset) else { return (true, count) }
+        if first >= offset + blockSize { return (true, min(count, (min(first, end) - offset) / blockSize)) }
+        // The first block holds data: the run ends at the first block wholly inside a hole.
+        var pos = first
+        while true {
+            let h = lseek(fd, off_t(pos), csys_SEEK_HOLE)
+            if h < 0 || UInt64(h) >= end { return (false, count) }
+            let blocks = (UInt64(h) - offset + blockSize - 1) / blockSize
+            if blocks >= count { return (false, count) }
+            let start = offset + blocks * blockSize
+            guard let next = data(start) else { return (false, blocks) }
+            if next >= start + blockSize { return (false, blocks) }
+            pos = next
+        }
+    }
+
     /// Reads exactly `buffer.count` bytes at `offset`; returns how many were read before end of file.
     @discardableResult
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(MetadataError) -> Int {
