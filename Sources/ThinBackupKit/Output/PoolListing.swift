@@ -38,16 +38,15 @@ public enum PoolListing {
         }
     }
 
-    /// One row per device, ascending by id. Memory: two bits per data block (how many mappings
-    /// use it, saturating at 2; 256 MiB for 2^30 blocks), not one entry per mapping: the trees
-    /// are walked twice, once to count the uses and once to find each device's exclusive blocks.
+    /// One row per device, ascending by id. Memory: two bits per data block in the pages of
+    /// `UseCounts` that some mapping touches (at most 256 MiB for 2^30 blocks), not one entry per
+    /// mapping: the trees are walked twice, once to count the uses and once to find each
+    /// device's exclusive blocks.
     public static func rows(_ view: MetadataView) throws -> [Row] {
         let devices = try view.devices()
-        // 32 two-bit counters per word; sized by the data device (unknown through a metadata snapshot: grown).
+        // Sized by the data device (unknown through a metadata snapshot): a block beyond it is refused.
         let limit = view.dataBlockCount
-        // Started small and grown to the blocks really mapped: the size comes from the metadata,
-        // which may be damaged (a huge count must not allocate or overflow before any check).
-        var uses = [UInt64](repeating: 0, count: Int(min(limit, 1 << 20) / 32) + 1)
+        var uses = UseCounts()
         for (id, _) in devices {
             try view.mappingTree(of: id).forEachLeaf { leaf in
                 try leaf.forEachEntry64 { _, v in
@@ -55,10 +54,7 @@ public enum PoolListing {
                     if limit > 0, d >= limit {
                         throw JobError("thin device \(id) maps data block \(d), beyond the data device (\(limit) blocks)")
                     }
-                    let w = Int(d >> 5), shift = UInt64(2 * (d & 31))
-                    if w >= uses.count { uses += [UInt64](repeating: 0, count: max(w + 1 - uses.count, uses.count / 2)) }
-                    let c = (uses[w] >> shift) & 3
-                    if c < 2 { uses[w] += 1 << shift }
+                    uses.add(d)
                 }
             }
         }
@@ -67,8 +63,7 @@ public enum PoolListing {
             var n: UInt64 = 0
             try view.mappingTree(of: id).forEachLeaf { leaf in
                 leaf.forEachEntry64 { _, v in
-                    let d = v >> 24
-                    if (uses[Int(d >> 5)] >> UInt64(2 * (d & 31))) & 3 == 1 { n += 1 }
+                    if uses.isOnce(v >> 24) { n += 1 }
                 }
             }
             exclusive.append(n)
@@ -77,6 +72,34 @@ public enum PoolListing {
             Row(id: dev.id, mappedBlocks: dev.details.mappedBlocks, exclusiveBlocks: exclusive[i],
                 transaction: dev.details.transactionID, creationTime: dev.details.creationTime,
                 snapTime: dev.details.snapshottedTime)
+        }
+    }
+
+    /// How many mappings use each data block (0, 1, or 2 for two or more): two bits per block, in
+    /// pages of 2^21 blocks (512 KiB) allocated when a mapping first falls in them. Nothing is ever
+    /// copied to grow (a single growing array held the old and new copies at once: 591 MiB peak
+    /// for 2^30 blocks, docs/BENCHMARKS.md), and a page is allocated only for a block a mapping
+    /// really names, so a damaged huge block number costs one page, not an array up to it.
+    struct UseCounts {
+        static let pageShift = 21
+        private static let wordsPerPage = 1 << (pageShift - 5)
+        /// Indexed by block >> pageShift; an empty array is a page no mapping touched.
+        private var pages: [[UInt64]] = []
+
+        mutating func add(_ block: UInt64) {
+            let p = Int(block >> UInt64(Self.pageShift))
+            if p >= pages.count { pages += [[UInt64]](repeating: [], count: p + 1 - pages.count) }
+            if pages[p].isEmpty { pages[p] = [UInt64](repeating: 0, count: Self.wordsPerPage) }
+            let w = Int(block >> 5) & (Self.wordsPerPage - 1), shift = UInt64(2 * (block & 31))
+            if (pages[p][w] >> shift) & 3 < 2 { pages[p][w] += 1 << shift }
+        }
+
+        /// Whether exactly one mapping uses `block`.
+        func isOnce(_ block: UInt64) -> Bool {
+            let p = Int(block >> UInt64(Self.pageShift))
+            guard p < pages.count, !pages[p].isEmpty else { return false }
+            let w = Int(block >> 5) & (Self.wordsPerPage - 1)
+            return (pages[p][w] >> UInt64(2 * (block & 31))) & 3 == 1
         }
     }
 
