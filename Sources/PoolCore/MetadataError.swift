@@ -40,6 +40,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
     case unformatted
     /// A block device to be written is held open by someone else (device-mapper, a mount).
     case deviceInUse(path: String, holders: [String])
+    /// A fault `pool check` found: one line naming the block, the fault and where it sits.
+    case check(String)
 
     public var description: String {
         switch self {
@@ -71,6 +73,8 @@ public enum MetadataError: Error, Equatable, Sendable, CustomStringConvertible {
             return "block \(block): bad space map: \(reason)"
         case let .badDeviceDetails(device, reason):
             return "thin device \(device): bad device details: \(reason)"
+        case let .check(line):
+            return line
         case .noMetadataSnapshot:
             return "no current metadata snapshot"  // thin_dump 0.9.0: "no current metadata snap"
         case let .metadataSnapshotMismatch(asked, held):

@@ -117,10 +117,13 @@ public struct BTreeReader {
         }
     }
 
-    /// Every (key, 8-byte value) in ascending key order.
-    func entries64() throws -> [(UInt64, UInt64)] {
-        var out: [(UInt64, UInt64)] = []
-        try forEachEntry { k, n, i in out.append((k, n.value64(i))) }
+    /// Every (key, decoded value) in ascending key order.
+    func entries<T>(_ decode: (Node, Int) -> T) throws -> [(UInt64, T)] {
+        var out: [(UInt64, T)] = []
+        try forEachEntry { k, n, i in out.append((k, decode(n, i))) }
         return out
     }
+
+    /// Every (key, 8-byte value) in ascending key order.
+    func entries64() throws -> [(UInt64, UInt64)] { try entries { n, i in n.value64(i) } }
 }

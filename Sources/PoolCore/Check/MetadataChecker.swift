@@ -1,9 +1,3 @@
-/// A problem `MetadataChecker` found: one line naming the block, the fault and where it sits.
-struct CheckProblem: Error, Equatable, Sendable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Verifies a pool's metadata completely (FORMAT.md §3.7, §4.7):
 /// every reachable block's checksum and own location, node invariants, key
 /// order inside nodes and against the parent's range, no cycles, the space
@@ -75,25 +69,25 @@ public final class MetadataChecker {
     }
 
     public let source: any BlockReading
-    private var metadataLimit: UInt64 = 0
-    private var dataLimit: UInt64 = 0
-    private var expectedMetadata: [UInt32] = []
-    private var roles: [UInt64: String] = [:]
+    var metadataLimit: UInt64 = 0
+    var dataLimit: UInt64 = 0
+    var expectedMetadata: [UInt32] = []
+    var roles: [UInt64: String] = [:]
     private var summaries: [UInt64: Summary] = [:]
     private var path = Set<UInt64>()
-    private var dataRefs: [UInt64] = []
+    var dataRefs: [UInt64] = []
     /// Data references held in memory at once (8 bytes each); beyond it, windowed comparison.
     var dataRefBudget = 1 << 24
     /// Whether the references outgrew the budget (then `dataRefs` is not kept).
-    private var windowed = false
+    var windowed = false
     /// Distinct bottom-level leaves (re-read per window when windowed).
-    private var dataLeaves: [UInt64] = []
+    var dataLeaves: [UInt64] = []
     /// Data references per data space-map bitmap (plans the windows).
-    private var refsPerBitmap: [UInt64] = []
+    var refsPerBitmap: [UInt64] = []
     /// Windows the data comparison took (1 when everything fit the budget).
-    public private(set) var dataWindows = 0
-    private var overflow: [SpaceMapKind: [UInt64: UInt32]] = [.metadata: [:], .data: [:]]
-    private var dataIndex: [IndexEntry] = []
+    public internal(set) var dataWindows = 0
+    var overflow: [SpaceMapKind: [UInt64: UInt32]] = [.metadata: [:], .data: [:]]
+    var dataIndex: [IndexEntry] = []
     private var leafMappings = 0
 
     public init(source: any BlockReading) {
@@ -104,13 +98,13 @@ public final class MetadataChecker {
         self.init(source: try FileMetadataDevice(path: path))
     }
 
-    /// Checks everything; throws the first problem found (a `MetadataError` or `CheckProblem`).
+    /// Checks everything; throws the first problem found (a `MetadataError`).
     public func check() throws -> Report {
         let reader = try MetadataReader(source: source)
         let sb = reader.superblock
         let mroot = sb.metadataSpaceMapRoot, droot = sb.dataSpaceMapRoot
         guard mroot.blockCount > 0, mroot.blockCount <= maxMetadataBlocks else {
-            throw CheckProblem("block 0: metadata space map size \(mroot.blockCount) blocks is impossible (1 … \(maxMetadataBlocks))")
+            throw MetadataError.check("block 0: metadata space map size \(mroot.blockCount) blocks is impossible (1 … \(maxMetadataBlocks))")
         }
         if mroot.blockCount > source.blockCount {
             throw MetadataError.truncated(block: source.blockCount, blockCount: source.blockCount)
@@ -135,7 +129,7 @@ public final class MetadataChecker {
         _ = try walk(droot.bitmapRoot, tree: .dataIndex, from: 0, low: nil, high: nil, depth: 0)
         let dsm = SpaceMapReader(source: source, root: droot, kind: .data)
         guard dataIndex.count == dsm.bitmapCount else {
-            throw CheckProblem("block \(droot.bitmapRoot): data space-map index holds \(dataIndex.count) entries, \(dsm.bitmapCount) bitmaps needed for \(droot.blockCount) data blocks")
+            throw MetadataError.check("block \(droot.bitmapRoot): data space-map index holds \(dataIndex.count) entries, \(dsm.bitmapCount) bitmaps needed for \(droot.blockCount) data blocks")
         }
         for (i, e) in dataIndex.enumerated() {
             try ref(e.bitmapBlock, from: droot.bitmapRoot, role: "data space-map bitmap \(i)")
@@ -149,7 +143,7 @@ public final class MetadataChecker {
             try ref(sb.heldRoot, from: 0, role: "held metadata snapshot superblock")
             let held = try reader.metadataSnapshot()
             guard held.superblock.heldRoot == 0 else {
-                throw CheckProblem("block \(sb.heldRoot): held metadata snapshot itself holds a snapshot (held_root \(held.superblock.heldRoot))")
+                throw MetadataError.check("block \(sb.heldRoot): held metadata snapshot itself holds a snapshot (held_root \(held.superblock.heldRoot))")
             }
             _ = try checkTrees(of: held.superblock, at: sb.heldRoot)
         }
@@ -199,19 +193,19 @@ public final class MetadataChecker {
         var r = 0
         for (id, d) in details {
             if r < roots.count, roots[r].0 < id {
-                throw CheckProblem("block \(sb.dataMappingRoot): device \(roots[r].0) has a mapping tree but no details\(where_)")
+                throw MetadataError.check("block \(sb.dataMappingRoot): device \(roots[r].0) has a mapping tree but no details\(where_)")
             }
             guard r < roots.count, roots[r].0 == id else {
-                throw CheckProblem("block \(sb.deviceDetailsRoot): device \(id) has details but no mapping tree\(where_)")
+                throw MetadataError.check("block \(sb.deviceDetailsRoot): device \(id) has details but no mapping tree\(where_)")
             }
             let mapped = summaries[roots[r].1]?.entries ?? 0
             if UInt64(mapped) != d.mappedBlocks {
-                throw CheckProblem("block \(roots[r].1): device \(id)\(where_) maps \(mapped) blocks but its details say mapped_blocks \(d.mappedBlocks)")
+                throw MetadataError.check("block \(roots[r].1): device \(id)\(where_) maps \(mapped) blocks but its details say mapped_blocks \(d.mappedBlocks)")
             }
             r += 1
         }
         if r < roots.count {
-            throw CheckProblem("block \(sb.dataMappingRoot): device \(roots[r].0) has a mapping tree but no details\(where_)")
+            throw MetadataError.check("block \(sb.dataMappingRoot): device \(roots[r].0) has a mapping tree but no details\(where_)")
         }
         return details.count
     }
@@ -219,10 +213,10 @@ public final class MetadataChecker {
     /// One more pointer to metadata block `block`.
     private func ref(_ block: UInt64, from: UInt64?, role: String) throws {
         if block == 0 && from != nil {
-            throw CheckProblem("block \(from!): \(role) pointer to block 0 (the superblock)")
+            throw MetadataError.check("block \(from!): \(role) pointer to block 0 (the superblock)")
         }
         if block >= metadataLimit {
-            throw CheckProblem("block \(from ?? 0): \(role) pointer to block \(block) is outside the metadata space map (\(metadataLimit) blocks)")
+            throw MetadataError.check("block \(from ?? 0): \(role) pointer to block \(block) is outside the metadata space map (\(metadataLimit) blocks)")
         }
         expectedMetadata[Int(block)] &+= 1
         if roles[block] == nil { roles[block] = role }
@@ -235,22 +229,22 @@ public final class MetadataChecker {
         let s: Summary
         if let known = summaries[block] {
             guard known.tree.sameKind(tree) else {
-                throw CheckProblem("block \(block): B-tree node used both in the \(known.tree.name) and in the \(tree.name)")
+                throw MetadataError.check("block \(block): B-tree node used both in the \(known.tree.name) and in the \(tree.name)")
             }
             s = known
         } else {
             if path.contains(block) || depth > BTreeReader.maxDepth {
-                throw CheckProblem("block \(block): B-tree cycle in the \(tree.name) (node reached again from below itself, via block \(from))")
+                throw MetadataError.check("block \(block): B-tree cycle in the \(tree.name) (node reached again from below itself, via block \(from))")
             }
             s = try walkNew(block, tree: tree, from: from, depth: depth)
             summaries[block] = s
         }
         if s.entries > 0 {
             if let low, s.minKey < low {
-                throw CheckProblem("block \(block): B-tree keys out of order in the \(tree.name): key \(s.minKey) below its parent's key \(low) (parent block \(from))")
+                throw MetadataError.check("block \(block): B-tree keys out of order in the \(tree.name): key \(s.minKey) below its parent's key \(low) (parent block \(from))")
             }
             if let high, s.maxKey >= high {
-                throw CheckProblem("block \(block): B-tree keys out of order in the \(tree.name): key \(s.maxKey) not below the next parent key \(high) (parent block \(from))")
+                throw MetadataError.check("block \(block): B-tree keys out of order in the \(tree.name): key \(s.maxKey) not below the next parent key \(high) (parent block \(from))")
             }
         }
         return s
@@ -261,18 +255,18 @@ public final class MetadataChecker {
         do {
             n = try Node(decoding: source.validBlock(block, kind: .node), location: block, leafValueSize: tree.leafValueSize)
         } catch {
-            throw CheckProblem("\(error) (\(tree.name), reached from block \(from))")
+            throw MetadataError.check("\(error) (\(tree.name), reached from block \(from))")
         }
         let c = n.count
         if n.isInternal && c == 0 {
-            throw CheckProblem("block \(block): bad B-tree node: internal node with no entries (\(tree.name))")
+            throw MetadataError.check("block \(block): bad B-tree node: internal node with no entries (\(tree.name))")
         }
         // As thin_check: capacity a multiple of 3, and every node below a root at least a third full.
         if n.maxEntries % 3 != 0 {
-            throw CheckProblem("block \(block): bad B-tree node: max_entries \(n.maxEntries) is not a multiple of 3 (\(tree.name))")
+            throw MetadataError.check("block \(block): bad B-tree node: max_entries \(n.maxEntries) is not a multiple of 3 (\(tree.name))")
         }
         if depth > 0 && c < n.maxEntries / 3 {
-            throw CheckProblem("block \(block): bad B-tree node: \(c) entries in a non-root node, at least \(n.maxEntries / 3) expected (\(tree.name), reached from block \(from))")
+            throw MetadataError.check("block \(block): bad B-tree node: \(c) entries in a non-root node, at least \(n.maxEntries / 3) expected (\(tree.name), reached from block \(from))")
         }
         var s = Summary(tree: tree, entries: 0, minKey: c > 0 ? n.key(0) : 0, maxKey: c > 0 ? n.key(c - 1) : 0)
         path.insert(block)
@@ -306,7 +300,7 @@ public final class MetadataChecker {
                 if !windowed { dataRefs.append(d) }
             }
             if let (k, d) = bad {
-                throw CheckProblem("block \(block): \(tree.name) maps virtual block \(k) to data block \(d), beyond the data device (\(dataLimit) blocks)")
+                throw MetadataError.check("block \(block): \(tree.name) maps virtual block \(k) to data block \(d), beyond the data device (\(dataLimit) blocks)")
             }
         case .topLevel:
             for i in 0..<c {
@@ -317,7 +311,7 @@ public final class MetadataChecker {
         case .dataIndex:
             for i in 0..<c {
                 guard n.key(i) == UInt64(dataIndex.count) else {
-                    throw CheckProblem("block \(block): data space-map index key \(n.key(i)) where \(dataIndex.count) was expected")
+                    throw MetadataError.check("block \(block): data space-map index key \(n.key(i)) where \(dataIndex.count) was expected")
                 }
                 dataIndex.append(IndexEntry(decoding: n.bytes, at: n.valueOffset(i)))
             }
@@ -325,117 +319,5 @@ public final class MetadataChecker {
             for i in 0..<c { overflow[kind]![n.key(i)] = n.bytes.le32(n.valueOffset(i)) }
         }
         return s
-    }
-
-    /// Counts in the metadata space map against the pointers found; returns blocks in use.
-    private func compareMetadata(_ sm: SpaceMapReader, _ entries: [IndexEntry]) throws -> Int {
-        var inUse = 0
-        let over = overflow[.metadata]!
-        for (bi, e) in entries.enumerated() {
-            let b = try sm.bitmap(e)
-            let base = UInt64(bi) * entriesPerBitmap
-            let end = min(metadataLimit, base + entriesPerBitmap)
-            var blk = base
-            while blk < end {
-                let stored = try count(b, Int(blk - base), blk, over, bitmap: e.bitmapBlock, kind: .metadata)
-                let found = expectedMetadata[Int(blk)]
-                if stored != found {
-                    let what = roles[blk].map { " (\($0))" } ?? " (not referenced)"
-                    throw CheckProblem("block \(blk): metadata reference count \(stored) in the space map, but \(found) references found\(what)")
-                }
-                if stored > 0 { inUse += 1 }
-                blk += 1
-            }
-        }
-        return inUse
-    }
-
-    /// Counts in the data space map against the mappings found; returns blocks in use.
-    private func compareData(_ sm: SpaceMapReader) throws -> Int {
-        var inUse = 0
-        if !windowed {
-            dataWindows = 1
-            dataRefs.sort()
-            var r = 0
-            for bi in dataIndex.indices { inUse += try compareDataBitmap(sm, bi, dataRefs, &r) }
-            return inUse
-        }
-        // Windows of consecutive bitmaps whose references fit the budget (at least one bitmap each).
-        var first = 0
-        while first < dataIndex.count {
-            var last = first + 1, refs = refsPerBitmap[first]
-            while last < dataIndex.count, refs + refsPerBitmap[last] <= UInt64(dataRefBudget) {
-                refs += refsPerBitmap[last]
-                last += 1
-            }
-            let lo = UInt64(first) * entriesPerBitmap, hi = min(dataLimit, UInt64(last) * entriesPerBitmap)
-            var window: [UInt64] = []
-            window.reserveCapacity(Int(refs))
-            for leaf in dataLeaves {
-                let n = try Node(decoding: source.validBlock(leaf, kind: .node), location: leaf, leafValueSize: 8)
-                n.forEachEntry64 { _, v in
-                    let d = v >> 24
-                    if d >= lo && d < hi { window.append(d) }
-                }
-            }
-            window.sort()
-            var r = 0
-            for bi in first..<last { inUse += try compareDataBitmap(sm, bi, window, &r) }
-            dataWindows += 1
-            first = last
-        }
-        return inUse
-    }
-
-    /// Compares bitmap `bi` with the sorted references `refs` from index `r` on (advanced past
-    /// the bitmap's blocks); returns its blocks in use.
-    private func compareDataBitmap(_ sm: SpaceMapReader, _ bi: Int, _ refs: [UInt64], _ r: inout Int) throws -> Int {
-        let e = dataIndex[bi]
-        let over = overflow[.data]!
-        let b = try sm.bitmap(e)
-        let base = UInt64(bi) * entriesPerBitmap
-        let end = min(dataLimit, base + entriesPerBitmap)
-        var inUse = 0
-        var blk = base
-        while blk < end {
-            // Skip whole zero words with no reference in them.
-            let e0 = Int(blk - base)
-            if e0 % 32 == 0, blk + 32 <= end, b.le64(16 + 8 * (e0 / 32)) == 0,
-               r == refs.count || refs[r] >= blk + 32 {
-                blk += 32
-                continue
-            }
-            var found: UInt32 = 0
-            while r < refs.count, refs[r] == blk { found += 1; r += 1 }
-            let stored = try count(b, e0, blk, over, bitmap: e.bitmapBlock, kind: .data)
-            if stored != found {
-                throw CheckProblem("data block \(blk): reference count \(stored) in the data space map (bitmap block \(e.bitmapBlock)), but \(found) mappings in distinct leaves reference it")
-            }
-            if stored > 0 { inUse += 1 }
-            blk += 1
-        }
-        return inUse
-    }
-
-    @inline(__always)
-    private func count(_ b: [UInt8], _ e: Int, _ blk: UInt64, _ over: [UInt64: UInt32], bitmap: UInt64, kind: SpaceMapKind) throws -> UInt32 {
-        let v = SpaceMapReader.bitmapValue(b, e)
-        if v < 3 { return v }
-        guard let c = over[blk] else {
-            throw CheckProblem("block \(bitmap): \(kind) block \(blk) marked as overflow (count ≥ 3) in its bitmap but missing from the overflow tree")
-        }
-        guard c >= 3 else {
-            throw CheckProblem("block \(bitmap): \(kind) block \(blk) has overflow count \(c) (< 3) in the overflow tree")
-        }
-        return c
-    }
-}
-
-extension BTreeReader {
-    /// Every (key, decoded value) in ascending key order.
-    func entries<T>(_ decode: (Node, Int) -> T) throws -> [(UInt64, T)] {
-        var out: [(UInt64, T)] = []
-        try forEachEntry { k, n, i in out.append((k, decode(n, i))) }
-        return out
     }
 }

@@ -57,11 +57,7 @@ public struct MetadataView {
 
     /// Every device's details, ascending by id.
     public func devices() throws -> [(id: UInt64, details: DeviceDetails)] {
-        var out: [(UInt64, DeviceDetails)] = []
-        try detailsTree.forEachEntry { k, n, i in
-            out.append((k, DeviceDetails(decoding: n.bytes, at: n.valueOffset(i))))
-        }
-        return out
+        try detailsTree.entries { n, i in DeviceDetails(decoding: n.bytes, at: n.valueOffset(i)) }.map { ($0.0, $0.1) }
     }
 
     public func details(of dev: UInt64) throws(MetadataError) -> DeviceDetails {
