@@ -33,24 +33,15 @@ public struct DMInfo: Sendable {
 /// lines, target messages, suspend and resume. The C calls live in CDevMapperShim; this is
 /// the only Swift file that calls them.
 public enum DeviceMapper {
-    /// A failed device-mapper call: what was asked, libdevmapper's line and the kernel's errno.
-    public struct Failure: Error, CustomStringConvertible {
-        public let operation: String
-        public let detail: String
-        public let errno: Int32
-        public var description: String {
-            let why = detail.isEmpty ? (errno != 0 ? String(cString: strerror(errno)) : "failed") : detail
-            return "\(operation): \(why)"
-        }
-    }
-
     private static let initialized: Bool = { tbdm_init(); return true }()
 
-    private static func check(_ rc: Int32, _ operation: String) throws(Failure) {
+    /// A failed call is a `JobError` naming what was asked and libdevmapper's line (else the kernel's errno).
+    private static func check(_ rc: Int32, _ operation: String) throws(JobError) {
         guard rc != 0 else { return }
         var detail = String(cString: tbdm_last_error())
         if detail.hasSuffix("\n") { detail.removeLast() }
-        throw Failure(operation: operation, detail: detail, errno: Int32(tbdm_last_errno()))
+        let e = Int32(tbdm_last_errno())
+        throw JobError("\(operation): \(detail.isEmpty ? (e != 0 ? String(cString: strerror(e)) : "failed") : detail)")
     }
 
     private static func takeString(_ p: UnsafeMutablePointer<CChar>?) -> String {
@@ -60,7 +51,7 @@ public enum DeviceMapper {
     }
 
     /// The device's info, or nil when no device has that name.
-    public static func info(_ name: String) throws(Failure) -> DMInfo? {
+    public static func info(_ name: String) throws(JobError) -> DMInfo? {
         _ = initialized
         var i = tbdm_info()
         try check(tbdm_get_info(name, &i), "device-mapper info of \(name)")
@@ -68,14 +59,14 @@ public enum DeviceMapper {
         return DMInfo(suspended: i.suspended != 0, readOnly: i.read_only != 0, openCount: i.open_count, major: i.major, minor: i.minor)
     }
 
-    public static func table(_ name: String) throws(Failure) -> [DMTarget] {
+    public static func table(_ name: String) throws(JobError) -> [DMTarget] {
         _ = initialized
         var out: UnsafeMutablePointer<CChar>?
         try check(tbdm_table(name, 0, &out), "device-mapper table of \(name)")
         return DMTarget.lines(takeString(out))
     }
 
-    public static func status(_ name: String) throws(Failure) -> [DMTarget] {
+    public static func status(_ name: String) throws(JobError) -> [DMTarget] {
         _ = initialized
         var out: UnsafeMutablePointer<CChar>?
         try check(tbdm_table(name, 1, &out), "device-mapper status of \(name)")
@@ -84,7 +75,7 @@ public enum DeviceMapper {
 
     /// Sends a target message (sector 0); returns the target's response, if any.
     @discardableResult
-    public static func message(_ name: String, _ text: String) throws(Failure) -> String {
+    public static func message(_ name: String, _ text: String) throws(JobError) -> String {
         _ = initialized
         var out: UnsafeMutablePointer<CChar>?
         try check(tbdm_message(name, 0, text, &out), "message \"\(text)\" to \(name)")
@@ -92,17 +83,17 @@ public enum DeviceMapper {
     }
 
     /// Suspends `name`, flushing its queued I/O first.
-    public static func suspend(_ name: String) throws(Failure) {
+    public static func suspend(_ name: String) throws(JobError) {
         _ = initialized
         try check(tbdm_suspend(name, 1), "suspend \(name)")
     }
 
-    public static func resume(_ name: String) throws(Failure) {
+    public static func resume(_ name: String) throws(JobError) {
         _ = initialized
         try check(tbdm_resume(name), "resume \(name)")
     }
 
-    public static func names() throws(Failure) -> [String] {
+    public static func names() throws(JobError) -> [String] {
         _ = initialized
         var out: UnsafeMutablePointer<CChar>?
         try check(tbdm_names(&out), "device-mapper list")
@@ -110,13 +101,18 @@ public enum DeviceMapper {
     }
 
     /// Creates `name` with one target and resumes it; `readOnly` loads a read-only table.
-    public static func create(_ name: String, _ target: DMTarget, readOnly: Bool = false) throws(Failure) {
+    public static func create(_ name: String, _ target: DMTarget, readOnly: Bool = false) throws(JobError) {
         _ = initialized
         try check(tbdm_create_mode(name, target.start, target.length, target.type, target.params, readOnly ? 1 : 0), "create \(name)")
     }
 
-    public static func remove(_ name: String) throws(Failure) {
+    public static func remove(_ name: String) throws(JobError) {
         _ = initialized
         try check(tbdm_remove(name), "remove \(name)")
+    }
+
+    /// Removes `name` if it exists.
+    public static func removeIfPresent(_ name: String) throws(JobError) {
+        if try info(name) != nil { try remove(name) }
     }
 }

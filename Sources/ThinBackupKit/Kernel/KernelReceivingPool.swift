@@ -166,7 +166,7 @@ final class KernelReceivingPool: ReceiveTarget {
         if let a = try pool.activeThins()[dev], let other = a.first(where: { $0.name != dmName }) {
             throw JobError("\(name): thin device \(dev) is active as \(other.name): it is in use, not writing it")
         }
-        if try DeviceMapper.info(dmName) != nil { try DeviceMapper.remove(dmName) }
+        try DeviceMapper.removeIfPresent(dmName)
         try DeviceMapper.create(dmName, DMTarget(start: 0, length: size / 512, type: "thin", params: "\(pool.number) \(dev)"))
         do {
             let file = try RandomAccessFile(path: "/dev/mapper/\(dmName)", writable: true)
@@ -226,11 +226,7 @@ final class KernelReceivingPool: ReceiveTarget {
 
     /// Deactivates what this receive activated and releases the receive lock.
     func close() {
-        for (_, d) in active {
-            d.file.close()
-            try? DeviceMapper.remove(d.name)
-        }
-        active = [:]
+        for dev in active.keys { deactivate(dev) }
         metadata?.file.close()
         metadata = nil
         lock?.close()
@@ -251,8 +247,7 @@ final class KernelReceivingPool: ReceiveTarget {
         guard !s.inProgress.isEmpty else { return }
         let times = try creationTimes()
         for dev in s.inProgress where s.valid(times)[dev] == nil {
-            let n = Self.activationName(pool.dmName, dev)
-            if try DeviceMapper.info(n) != nil { try DeviceMapper.remove(n) }
+            try DeviceMapper.removeIfPresent(Self.activationName(pool.dmName, dev))
             if times[dev] != nil { try pool.delete(dev) }
             KernelPoolState.forgetSize(pool: pool.dmName, dev: dev)
             ThinBackupMain.writeStderr("thin-backup: warning: \(name): removed thin device \(dev), left half received by an interrupted receive\n")
@@ -300,19 +295,13 @@ final class KernelReceivingPool: ReceiveTarget {
     func arm(_ dev: UInt64) throws {
         let ids = try creationTimes()
         guard let spare = (1..<(1 << 24)).reversed().first(where: { ids[UInt64($0)] == nil }).map(UInt64.init) else { return }
-        if let d = active.removeValue(forKey: dev) {
-            d.file.close()
-            try? DeviceMapper.remove(d.name)
-        }
+        deactivate(dev)
         try pool.createSnapshot(of: dev, as: spare)
         try pool.delete(spare)
     }
 
     private func removeVersion(_ dev: UInt64, _ s: inout ReceiveState, force: Bool = false) throws {
-        if let d = active.removeValue(forKey: dev) {
-            d.file.close()
-            try? DeviceMapper.remove(d.name)
-        }
+        deactivate(dev)
         if !force, let a = try pool.activeThins()[dev] {
             ThinBackupMain.writeStderr("thin-backup: warning: \(name): not removing old version \(dev): it is active (\(a.map(\.name).joined(separator: ", ")))\n")
             return
@@ -327,10 +316,7 @@ final class KernelReceivingPool: ReceiveTarget {
         pending = [:]
         var s = try ReceiveState.load(statePath)
         for dev in createdNow {
-            if let d = active.removeValue(forKey: dev) {
-                d.file.close()
-                try? DeviceMapper.remove(d.name)
-            }
+            deactivate(dev)
             try pool.delete(dev)
             KernelPoolState.forgetSize(pool: pool.dmName, dev: dev)
             s.inProgress.removeAll { $0 == dev }

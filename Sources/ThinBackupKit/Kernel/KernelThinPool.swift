@@ -18,16 +18,16 @@ public final class KernelThinPool {
     public init(dmName: String) throws {
         self.dmName = dmName
         guard let info = try DeviceMapper.info(dmName) else {
-            throw kernelFailure("no device-mapper device named \(dmName) (is the pool active? `dmsetup ls` lists them)")
+            throw JobError("no device-mapper device named \(dmName) (is the pool active? `dmsetup ls` lists them)")
         }
         let targets = try DeviceMapper.table(dmName)
         guard targets.count == 1, let t = ThinPoolTable(targets[0]) else {
-            throw kernelFailure(Self.notAPool(dmName, targets))
+            throw JobError(Self.notAPool(dmName, targets))
         }
         table = t
         number = "\(info.major):\(info.minor)"
         guard let m = BlockDevices.path(of: t.metadataDevice), let d = BlockDevices.path(of: t.dataDevice) else {
-            throw kernelFailure("\(dmName): no /dev node for its metadata device \(t.metadataDevice) or data device \(t.dataDevice)")
+            throw JobError("\(dmName): no /dev node for its metadata device \(t.metadataDevice) or data device \(t.dataDevice)")
         }
         metadataPath = m
         dataPath = d
@@ -45,7 +45,7 @@ public final class KernelThinPool {
     public func status() throws -> ThinPoolStatus {
         let s = try DeviceMapper.status(dmName)
         guard s.count == 1, let st = ThinPoolStatus(s[0]) else {
-            throw kernelFailure("\(dmName): unexpected thin-pool status: \(s.map(\.params).joined(separator: " | "))")
+            throw JobError("\(dmName): unexpected thin-pool status: \(s.map(\.params).joined(separator: " | "))")
         }
         return st
     }
@@ -62,7 +62,7 @@ public final class KernelThinPool {
 
     /// Fails with the pool's state when it cannot take snapshots now.
     public func requireWritable() throws {
-        if let why = try status().refusal { throw kernelFailure("\(dmName): \(why)") }
+        if let why = try status().refusal { throw JobError("\(dmName): \(why)") }
     }
 
     /// `create_snap NEW ORIGIN`; an active origin is suspended (its I/O flushed) around the
@@ -77,7 +77,7 @@ public final class KernelThinPool {
     private func createSnapshotNow(of origin: UInt64, as dev: UInt64) throws {
         try requireWritable()
         let active = try activeThins()
-        if active[dev] != nil { throw kernelFailure("\(dmName): thin device \(dev) exists (it is active)") }
+        if active[dev] != nil { throw JobError("\(dmName): thin device \(dev) exists (it is active)") }
         var suspended: [String] = []
         defer { for n in suspended.reversed() { try? DeviceMapper.resume(n) } }
         for (name, _) in active[origin] ?? [] {
@@ -88,7 +88,7 @@ public final class KernelThinPool {
         do {
             try DeviceMapper.message(dmName, "create_snap \(dev) \(origin)")
         } catch {
-            throw kernelFailure("\(dmName): create_snap \(dev) of \(origin) refused: \(error)")
+            throw JobError("\(dmName): create_snap \(dev) of \(origin) refused: \(error)")
         }
     }
 
@@ -100,7 +100,7 @@ public final class KernelThinPool {
     /// `delete DEV`; refused while the device is active (the kernel would refuse too, less clearly).
     public func delete(_ dev: UInt64) throws {
         if let a = try activeThins()[dev] {
-            throw kernelFailure("\(dmName): thin device \(dev) is active (\(a.map(\.name).joined(separator: ", "))); remove it first")
+            throw JobError("\(dmName): thin device \(dev) is active (\(a.map(\.name).joined(separator: ", "))); remove it first")
         }
         try DeviceMapper.message(dmName, "delete \(dev)")
     }
@@ -122,12 +122,9 @@ public final class KernelThinPool {
     public func activeSize(of dev: UInt64) throws -> UInt64? {
         try activeThins()[dev]?.first.map {
             guard let bytes = $0.table.sizeBytes else {
-                throw kernelFailure("\(dmName): thin device \(dev)'s table is \($0.table.lengthSectors) sectors, beyond 8 EiB")
+                throw JobError("\(dmName): thin device \(dev)'s table is \($0.table.lengthSectors) sectors, beyond 8 EiB")
             }
             return bytes
         }
     }
 }
-
-/// The job layer's failure for kernel-pool errors (exit 1).
-func kernelFailure(_ message: String) -> Error { JobError(message) }

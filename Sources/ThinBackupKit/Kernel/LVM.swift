@@ -46,11 +46,11 @@ public enum LVM {
             r = try ChildProcess.run(lvm, args, environment: env, timeout: timeout)
         } catch let s as ChildProcess.Stalled {
             let said = String(decoding: s.stderr, as: UTF8.self).split(separator: "\n").last.map { "; it said: \($0)" } ?? ""
-            throw kernelFailure("`\(command)` did not finish within \(Int(s.seconds)) s and was stopped\(said) "
+            throw JobError("`\(command)` did not finish within \(Int(s.seconds)) s and was stopped\(said) "
                 + "(another LVM command holding the volume group's lock, or udev not answering?); "
                 + "check `lvs` before the next run. THIN_BACKUP_LVM_TIMEOUT=SECONDS sets the limit")
         }
-        guard r.succeeded else { throw kernelFailure("lvm \(args.first ?? ""): \(r.lastErrorLine)") }
+        guard r.succeeded else { throw JobError("lvm \(args.first ?? ""): \(r.lastErrorLine)") }
         return String(decoding: r.stdout, as: UTF8.self)
     }
 
@@ -72,11 +72,11 @@ public enum LVM {
         struct Section: Decodable { let lv: [[String: String]]? }
         let r: Report
         do { r = try JSONDecoder().decode(Report.self, from: Data(json.utf8)) } catch {
-            throw kernelFailure("lvs: unexpected report: \(error)")
+            throw JobError("lvs: unexpected report: \(error)")
         }
         return try r.report.flatMap { $0.lv ?? [] }.map { f in
             guard let vg = f["vg_name"], let name = f["lv_name"], let size = UInt64(f["lv_size"] ?? "") else {
-                throw kernelFailure("lvs: a volume without name or size in the report")
+                throw JobError("lvs: a volume without name or size in the report")
             }
             return LogicalVolume(
                 vg: vg, name: name, uuid: f["lv_uuid"] ?? "", segtype: f["segtype"] ?? "", pool: f["pool_lv"] ?? "",
@@ -103,7 +103,7 @@ public enum LVM {
         }
         let all = try volumes([String(parts[0])])
         guard let lv = all.first(where: { $0.name == parts[1] }) else {
-            throw kernelFailure("\(name): no such logical volume")
+            throw JobError("\(name): no such logical volume")
         }
         return (lv, all)
     }
@@ -118,24 +118,24 @@ public enum LVM {
     static func thinVolumeReport(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume, all: [LogicalVolume]) {
         let (lv, all) = try lookup(name)
         guard lv.isThin, lv.thinID != nil else {
-            throw kernelFailure("\(name) is not a thin volume (segment type \(lv.segtype)); thin-backup backs up LVM thin volumes")
+            throw JobError("\(name) is not a thin volume (segment type \(lv.segtype)); thin-backup backs up LVM thin volumes")
         }
         guard let pool = all.first(where: { $0.name == lv.pool }) else {
-            throw kernelFailure("\(lv.vg)/\(lv.pool): no such logical volume")
+            throw JobError("\(lv.vg)/\(lv.pool): no such logical volume")
         }
         return (lv, pool, all)
     }
 
     public static func thinPool(_ name: String) throws -> LogicalVolume {
         let lv = try volume(name)
-        guard lv.isThinPool else { throw kernelFailure("\(name) is not a thin pool (segment type \(lv.segtype))") }
+        guard lv.isThinPool else { throw JobError("\(name) is not a thin pool (segment type \(lv.segtype))") }
         return lv
     }
 
     /// A thin snapshot `VG/NAME` of `origin` (no size: thin), tagged; returns it as LVM reports it.
     public static func snapshot(_ origin: LogicalVolume, name: String, tags: [String]) throws -> LogicalVolume {
         if try volumes([origin.vg]).contains(where: { $0.name == name }) {
-            throw kernelFailure("\(origin.vg)/\(name) exists: thin-backup names its snapshot of \(origin.fullName) so and "
+            throw JobError("\(origin.vg)/\(name) exists: thin-backup names its snapshot of \(origin.fullName) so and "
                 + "never takes over a volume it did not make; rename or remove that volume, or run again a second later")
         }
         _ = try run(["lvcreate", "-q", "-s", "-n", name] + tags.flatMap { ["--addtag", $0] } + [origin.fullName])

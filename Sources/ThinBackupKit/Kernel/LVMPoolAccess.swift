@@ -42,14 +42,14 @@ public final class LVMPoolAccess: KernelPoolAccess {
         let layer = "tb-layer"
         if let v = try LVM.volumes([p.vg]).first(where: { $0.name == layer }) {
             guard v.tags.contains(LVM.snapshotTag) else {
-                throw kernelFailure("\(v.fullName) exists and thin-backup did not make it: it names the volume it makes to give \(p.fullName) its -tpool layer")
+                throw JobError("\(v.fullName) exists and thin-backup did not make it: it names the volume it makes to give \(p.fullName) its -tpool layer")
             }
         } else {
             try LVM.createThin(in: p, name: layer, size: 1 << 20, tags: [LVM.snapshotTag])
         }
         _ = try LVM.run(["lvremove", "-q", "-f", "\(p.vg)/\(layer)"])
         guard try DeviceMapper.info(p.poolTargetName) != nil else {
-            throw kernelFailure("\(p.fullName) is active without its \(p.poolTargetName) target; activate one of its volumes first")
+            throw JobError("\(p.fullName) is active without its \(p.poolTargetName) target; activate one of its volumes first")
         }
     }
 
@@ -64,13 +64,13 @@ public final class LVMPoolAccess: KernelPoolAccess {
             throw JobError(.usage, "\(lv) and its pool \(pool) are in different volume groups")
         }
         let all = try LVM.volumes([pp[0]])
-        guard let p = all.first(where: { $0.name == pp[1] }) else { throw kernelFailure("\(pool): no such logical volume") }
-        guard p.isThinPool else { throw kernelFailure("\(pool) is not a thin pool (segment type \(p.segtype))") }
+        guard let p = all.first(where: { $0.name == pp[1] }) else { throw JobError("\(pool): no such logical volume") }
+        guard p.isThinPool else { throw JobError("\(pool) is not a thin pool (segment type \(p.segtype))") }
         poolLV = p
         report = all
         let v = all.first { $0.name == parts[1] }
         if let v, !(v.isThin && v.pool == poolLV.name) {
-            throw kernelFailure("\(lv) exists and is not a thin volume of \(pool)")
+            throw JobError("\(lv) exists and is not a thin volume of \(pool)")
         }
         volume = v
         volumeName = parts[1]

@@ -61,11 +61,6 @@ struct LVMReceiveState: HostStateFile, Equatable {
         return mine.sorted { $0.1 > $1.1 }.dropFirst(max(1, keep)).map(\.0)
     }
 
-    /// Drops versions whose LV no longer exists (`existing`: thin id → LV).
-    mutating func forgetMissing(_ existing: [UInt64: LogicalVolume]) {
-        versions = versions.filter { k, v in UInt64(k).flatMap { existing[$0] }?.uuid == v.uuid }
-    }
-
     // Names.
 
     /// The name a version has while it is received: `VOLUME-tbrecv`.

@@ -2,39 +2,6 @@ import Delta
 import Foundation
 import PoolCore
 
-/// Which volume each device of a receive into an LVM thin pool is.
-enum LVMReceiveNaming: Equatable {
-    /// `receive --lv VG/LV`, `restore --to-lv VG/LV`: one volume, device `LVMReceivingPool.volumeDevice`.
-    case volume(String)
-    /// `--thin-pool VG/POOL` alone (`serve --thin-pool`): device D is the volume `tb-D`.
-    case numbered
-
-    /// The device a `.volume` target names.
-    static let volumeDevice: UInt64 = 0
-
-    /// The volume name (without the VG) of device `dev`; `vg` for messages.
-    func volumeName(_ dev: UInt64, vg: String) throws -> String {
-        switch self {
-        case .volume(let v):
-            guard dev == Self.volumeDevice else {
-                throw JobError(.usage, "\(vg)/\(v) is one volume: a device id (--as \(dev)) does not apply")
-            }
-            return v
-        case .numbered: return "tb-\(dev)"
-        }
-    }
-
-    /// The device a volume name is, if it is one of this target's.
-    func device(ofVolume n: String) -> UInt64? {
-        switch self {
-        case .volume(let v): return n == v ? Self.volumeDevice : nil
-        case .numbered:
-            guard n.hasPrefix("tb-"), let d = UInt64(n.dropFirst(3)), "tb-\(d)" == n else { return nil }
-            return d
-        }
-    }
-}
-
 /// An LVM thin pool as a receive target. Each device is a volume that keeps its versions:
 /// `VG/LV` always names the newest received version, older ones are kept beside it as
 /// `LV-vTHINID` (`--keep N`). A volume is a dm thin device of the pool's `VG-POOL-tpool`
@@ -55,7 +22,6 @@ enum LVMReceiveNaming: Equatable {
 /// stream removes `LV-tbrecv`; a killed one is removed (or, complete, renamed) by the next receive.
 /// Every volume made here carries the tags `thin-backup` and `tb-received`.
 final class LVMReceivingPool: ReceiveTarget {
-    static let volumeDevice = LVMReceiveNaming.volumeDevice
     static let receivedTag = "tb-received"
     static var tags: [String] { [LVM.snapshotTag, receivedTag] }
 
@@ -64,8 +30,8 @@ final class LVMReceivingPool: ReceiveTarget {
     let blockSize: Int
     let name: String
     /// Writes and digests (nil when opened read-only).
-    private let io: KernelReceivingPool?
-    private let state: LVMReceiveStateFile
+    let io: KernelReceivingPool?
+    let state: LVMReceiveStateFile
     /// Versions of a volume to keep after a receive (nil: all).
     var keep: Int?
     private var pending: [UInt64: Receipt?] = [:]
@@ -98,32 +64,32 @@ final class LVMReceivingPool: ReceiveTarget {
 
     // MARK: volumes and devices
 
-    private func volumes() throws -> [LogicalVolume] {
+    func volumes() throws -> [LogicalVolume] {
         if let v = cachedVolumes { return v }
         let v = try LVM.volumes([access.poolLV.vg]).filter { $0.isThin && $0.pool == access.poolLV.name }
         cachedVolumes = v
         return v
     }
 
-    private func changed() {
+    func changed() {
         cachedVolumes = nil
         state.forgetRoutes()
     }
 
     /// Keeps the cached report in step with a rename (no `lvs` needed).
-    private func renamed(_ lv: LogicalVolume, to n: String) {
+    func renamed(_ lv: LogicalVolume, to n: String) {
         guard let i = cachedVolumes?.firstIndex(where: { $0.uuid == lv.uuid }) else { return changed() }
         cachedVolumes![i].name = n
         state.forgetRoutes()
     }
 
-    private func removed(_ lv: LogicalVolume) {
+    func removed(_ lv: LogicalVolume) {
         cachedVolumes?.removeAll { $0.uuid == lv.uuid }
         state.forgetRoutes()
     }
 
-    private func volume(named n: String) throws -> LogicalVolume? { try volumes().first { $0.name == n } }
-    private func volume(uuid: String) throws -> LogicalVolume? { uuid.isEmpty ? nil : try volumes().first { $0.uuid == uuid } }
+    func volume(named n: String) throws -> LogicalVolume? { try volumes().first { $0.name == n } }
+    func volume(uuid: String) throws -> LogicalVolume? { uuid.isEmpty ? nil : try volumes().first { $0.uuid == uuid } }
 
     func volumeName(_ dev: UInt64) throws -> String { try naming.volumeName(dev, vg: access.poolLV.vg) }
 
@@ -135,12 +101,12 @@ final class LVMReceivingPool: ReceiveTarget {
     }
 
     var defaultTarget: UInt64? {
-        if case .volume = naming { return Self.volumeDevice }
+        if case .volume = naming { return LVMReceiveNaming.volumeDevice }
         return nil
     }
 
     /// The new version of `dev` being received (made now, or resumable from a checkpoint).
-    private func inProgress(_ dev: UInt64, _ s: LVMReceiveState) throws -> LVMReceiveState.Pending? {
+    func inProgress(_ dev: UInt64, _ s: LVMReceiveState) throws -> LVMReceiveState.Pending? {
         let v = try volumeName(dev)
         for p in s.inProgress where p.volume == v {
             if let lv = try volume(uuid: p.uuid), lv.thinID == p.thinID { return p }
@@ -215,7 +181,7 @@ final class LVMReceivingPool: ReceiveTarget {
     }
 
     /// A volume someone has open is not replaced under them.
-    private func refuseOpen(_ lv: LogicalVolume) throws {
+    func refuseOpen(_ lv: LogicalVolume) throws {
         if let i = try DeviceMapper.info(LogicalVolume.dmName(vg: lv.vg, lv: lv.name)), i.openCount > 0 {
             throw JobError("\(lv.fullName) is open (in use, \(i.openCount) opener\(i.openCount == 1 ? "" : "s")): not receiving a new version of it")
         }
@@ -320,53 +286,6 @@ final class LVMReceivingPool: ReceiveTarget {
         }
     }
 
-    /// Thin ids at or above this are arming snapshots (`KernelReceivingPool.arm` takes the highest free id).
-    static let armingIDs: UInt64 = (1 << 24) - 4096
-
-    /// The rename: `VG/LV` (the previous version) → `LV-vTHINID`, the new one → `VG/LV` (made
-    /// without the activation-skip flag: an ordinary volume), activated when the previous one was
-    /// active. Each step is looked at first, so a receive killed among them is completed by the next one.
-    private func complete(_ p: LVMReceiveState.Pending) throws {
-        guard let new = try volume(uuid: p.uuid) else { throw JobError("\(access.poolLV.vg)/\(p.name) vanished during the receive") }
-        var wasActive = false
-        if let old = try volume(named: p.volume), old.uuid != p.uuid {
-            wasActive = old.isActive
-            let kept = LVMReceiveState.keptName(p.volume, thinID: old.thinID ?? 0)
-            try LVM.rename(old, to: kept)
-            renamed(old, to: kept)
-        }
-        if new.name != p.volume {
-            try LVM.rename(new, to: p.volume)
-            renamed(new, to: p.volume)
-        }
-        if wasActive {
-            var now = new
-            now.name = p.volume
-            try LVM.activate(now)
-        }
-        var s = try state.load()
-        s.inProgress.removeAll { $0.uuid == p.uuid }
-        try state.store(s)
-    }
-
-    /// Removes versions of `v` beyond the newest `keep` (an open one is kept, with a warning).
-    private func prune(_ v: String, keep: Int) throws {
-        var s = try state.load()
-        var byID: [UInt64: LogicalVolume] = [:]
-        for lv in try volumes() { if let id = lv.thinID { byID[id] = lv } }
-        for id in s.pruned(volume: v, keep: keep, existing: byID) {
-            guard let lv = byID[id], lv.tags.contains(Self.receivedTag), lv.name != v else { continue }
-            do { try refuseOpen(lv) } catch {
-                ThinBackupMain.writeStderr("thin-backup: warning: \(name): not removing old version \(lv.fullName): \(error)\n")
-                continue
-            }
-            try LVM.remove(lv)
-            removed(lv)
-            s.versions[String(id)] = nil
-        }
-        try state.store(s)
-    }
-
     func abortReceive() throws {
         pending = [:]
         let io = try writer()
@@ -383,58 +302,6 @@ final class LVMReceivingPool: ReceiveTarget {
             try state.store(s)
         }
         createdNow = []
-    }
-
-    /// What a killed receive left: a version without a checkpoint is removed, a complete one
-    /// renamed into place, a checkpointed one kept for `--resume`; a stale arming snapshot removed.
-    private func recoverInterrupted() throws {
-        var s = try state.load()
-        let known = Set(try volumes().compactMap(\.thinID))
-        // An arming snapshot a killed receive left (LVM does not know it): deleted by message, as it was made.
-        if let io {
-            for d in try io.devices() where d >= Self.armingIDs && !known.contains(d) {
-                try access.pool.delete(d)
-                ThinBackupMain.writeStderr("thin-backup: warning: \(name): deleted thin device \(d), an arming snapshot left by an interrupted receive\n")
-            }
-        }
-        guard !s.inProgress.isEmpty else { return }
-        for p in s.inProgress {
-            let lv = try volume(uuid: p.uuid) ?? (p.uuid.isEmpty ? volume(named: p.name).flatMap { $0.tags.contains(Self.receivedTag) ? $0 : nil } : nil)
-            guard let lv else {
-                s.inProgress.removeAll { $0 == p }
-                continue
-            }
-            if let v = s.version(of: lv) {
-                if v.receipt.partial == nil {
-                    try complete(LVMReceiveState.Pending(name: p.name, uuid: lv.uuid, thinID: lv.thinID, volume: p.volume, base: p.base, size: p.size))
-                    ThinBackupMain.writeStderr("thin-backup: warning: \(name): completed the interrupted receive of \(lv.vg)/\(p.volume) (renamed into place)\n")
-                    s = try state.load()
-                }
-                continue
-            }
-            if let id = lv.thinID, try DeviceMapper.info(KernelReceivingPool.activationName(access.pool.dmName, id)) != nil {
-                try DeviceMapper.remove(KernelReceivingPool.activationName(access.pool.dmName, id))
-            }
-            try LVM.remove(lv)
-            changed()
-            s.inProgress.removeAll { $0 == p }
-            ThinBackupMain.writeStderr("thin-backup: warning: \(name): removed \(lv.fullName), left half received by an interrupted receive\n")
-        }
-        try state.store(s)
-    }
-
-    /// Removes every version of `dev` this host received (restore's cleanup).
-    func deleteReceived(_ dev: UInt64) throws {
-        let v = try volumeName(dev)
-        var s = try state.load()
-        for lv in try volumes() {
-            guard let ver = s.version(of: lv), ver.volume == v, lv.tags.contains(Self.receivedTag) else { continue }
-            if let id = lv.thinID { io?.deactivate(id) }
-            try LVM.remove(lv)
-            s.versions[String(lv.thinID ?? 0)] = nil
-        }
-        changed()
-        try state.store(s)
     }
 
     func close() {

@@ -33,6 +33,6 @@ public enum MetadataPathCheck {
 
     /// Throws the problem, if any.
     public static func check(_ path: String) throws {
-        if let p = problem(path) { throw kernelFailure(p) }
+        if let p = problem(path) { throw JobError(p) }
     }
 }

@@ -31,7 +31,7 @@ public enum MetadataSnapLease {
         let data = try JSONEncoder().encode(r)
         // No fault step: the lease's syncs were never numbered ones.
         do { try replaceFile(recordPath(pool), with: data, syncStep: false) } catch {
-            throw kernelFailure("cannot write \(recordPath(pool)): \(error)")
+            throw JobError("cannot write \(recordPath(pool)): \(error)")
         }
     }
 
@@ -53,7 +53,7 @@ public enum MetadataSnapLease {
             return
         }
         guard let rec = load(pool) else {
-            throw kernelFailure("\(pool.dmName): a metadata snapshot (root \(held)) is held by another tool; "
+            throw JobError("\(pool.dmName): a metadata snapshot (root \(held)) is held by another tool; "
                 + "pass -m to read through it (thin-backup never releases a snapshot it did not take)")
         }
         if running(rec.pid) && rec.pid != getpid() {
@@ -69,9 +69,9 @@ public enum MetadataSnapLease {
     public static func reserve(_ pool: KernelThinPool) throws -> () throws -> Void {
         let st = try pool.status()
         if let held = st.heldRoot {
-            throw kernelFailure("\(pool.dmName): a metadata snapshot (root \(held)) is already held; pass -m to read through it")
+            throw JobError("\(pool.dmName): a metadata snapshot (root \(held)) is already held; pass -m to read through it")
         }
-        if let why = st.refusal { throw kernelFailure("\(pool.dmName): \(why)") }
+        if let why = st.refusal { throw JobError("\(pool.dmName): \(why)") }
         // The record first: a run killed right after the message still leaves it.
         var rec = Record(pool: pool.dmName, pid: getpid(), started: ISO8601DateFormatter().string(from: Date()), heldRoot: nil)
         try store(rec, pool)
@@ -79,7 +79,7 @@ public enum MetadataSnapLease {
             try DeviceMapper.message(pool.dmName, "reserve_metadata_snap")
         } catch {
             forget(pool)
-            throw kernelFailure("\(pool.dmName): reserve_metadata_snap refused: \(error)")
+            throw JobError("\(pool.dmName): reserve_metadata_snap refused: \(error)")
         }
         rec.heldRoot = try? pool.status().heldRoot
         try? store(rec, pool)
@@ -90,13 +90,5 @@ public enum MetadataSnapLease {
             try DeviceMapper.message(pool.dmName, "release_metadata_snap")
             forget(pool)
         }
-    }
-
-    /// For `-m`: the held snapshot's root (someone else's or ours), never released by us.
-    public static func requireHeld(_ pool: KernelThinPool) throws -> UInt64 {
-        guard let r = try pool.status().heldRoot else {
-            throw kernelFailure("\(pool.dmName): -m: no metadata snapshot is held (thin-backup reserves one itself without -m)")
-        }
-        return r
     }
 }

@@ -1,5 +1,6 @@
 import CSys
 import Foundation
+import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -55,12 +56,10 @@ struct ChildProcess {
             let left = deadline - monotonic()
             guard left > 0 else { return try stall(pid, timeout, err) }
             var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let n = poll(&fds, nfds_t(fds.count), Int32(min(left, 1.0) * 1000) + 1)
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw JobError.system("poll", "the output of \(path)") }
+            _ = try sysCall("poll", "the output of \(path)") { poll(&fds, nfds_t(fds.count), Int32(min(left, 1.0) * 1000) + 1) }
             for (i, p) in fds.enumerated().reversed() where p.revents != 0 {
-                let r = chunk.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) }
-                if r < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                // A read error ends that pipe as its end does (EINTR is retried by sysCall).
+                let r = (try? sysCall("read", path) { chunk.withUnsafeMutableBytes { read(p.fd, $0.baseAddress, $0.count) } }) ?? 0
                 if r <= 0 {
                     close(p.fd)
                     open.remove(at: i)
@@ -74,9 +73,7 @@ struct ChildProcess {
         // Output closed: the child is ending; reap it (still within the deadline).
         while true {
             var st: Int32 = 0
-            let w = waitpid(pid, &st, WNOHANG)
-            if w == pid { return Result(status: exitStatus(st), stdout: out, stderr: err) }
-            if w < 0 && errno != EINTR { throw JobError.system("waitpid", path) }
+            if try sysCall("waitpid", path, { waitpid(pid, &st, WNOHANG) }) == pid { return Result(status: exitStatus(st), stdout: out, stderr: err) }
             if monotonic() >= deadline { return try stall(pid, timeout, err) }
             usleep(2000)
         }
@@ -90,7 +87,7 @@ struct ChildProcess {
         while waitpid(pid, &st, WNOHANG) == 0 {
             if monotonic() >= graceEnd {
                 kill(pid, SIGKILL)
-                while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+                _ = try? sysCall("waitpid", "") { waitpid(pid, &st, 0) }
                 break
             }
             usleep(10000)

@@ -63,8 +63,6 @@ struct LVMReceiveTests {
         existing[4] = Self.lv("x", id: 4, uuid: "RECREATED")
         existing[9] = nil
         #expect(s.pruned(volume: "data", keep: 1, existing: existing) == [12], "a version whose LV is gone or another is not removed")
-        s.forgetMissing(existing)
-        #expect(Set(s.versions.keys) == ["12", "6", "20", "21"])
     }
 
     @Test("stored atomically and read back; a damaged file is one clear error")
