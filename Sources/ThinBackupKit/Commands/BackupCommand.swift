@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `thin-backup backup`: one backup of a thin device into a repository.
-public struct BackupCommand: ParsableCommand {
+struct BackupCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Snapshot a thin device and store it in a repository (full the first time, then incremental).",
@@ -24,8 +24,6 @@ public struct BackupCommand: ParsableCommand {
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
-    public init() {}
-
     public func run() throws {
         let access = try pool.open()
         defer { access.close() }
@@ -44,11 +42,9 @@ public struct BackupCommand: ParsableCommand {
 }
 
 /// Options for reaching a repository over the network.
-public struct RepositoryTransportOptions: ParsableArguments {
+struct RepositoryTransportOptions: ParsableArguments {
     @Option(help: ArgumentHelp("S3 endpoint (MinIO, Ceph, moto): http(s)://HOST:PORT.", valueName: "url")) public var s3Endpoint: String?
     @Option(help: ArgumentHelp("Trusted CA bundle (PEM) for https.", valueName: "file")) public var caFile: String?
-
-    public init() {}
 
     func transportOptions() -> TransportOptions {
         var o = TransportOptions()

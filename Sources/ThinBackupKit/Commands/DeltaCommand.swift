@@ -5,7 +5,7 @@ import PoolCore
 /// `thin-backup delta`: the difference between two thin devices of one pool,
 /// printed as Debian's thin_delta 0.9.0 prints it (plain or --verbose), or as
 /// JSON; `--changes-only` is the sharing-aware diff that `send` uses.
-public struct DeltaCommand: ParsableCommand {
+struct DeltaCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "delta",
         abstract: "Show how two thin devices' mappings differ (thin_delta's format).",
@@ -34,8 +34,6 @@ public struct DeltaCommand: ParsableCommand {
 
     @Option(name: .long, help: "xml (thin_delta's format) or json (one object per run and line).")
     public var format: DeltaFormat = .xml
-
-    public init() {}
 
     public func validate() throws {
         if !pool.isGiven { throw ValidationError("give the pool as --metadata FILE or --pool DIR") }

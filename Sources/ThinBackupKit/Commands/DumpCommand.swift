@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `thin-backup dump`: the metadata as thin_dump 0.9.0's XML, byte for byte.
-public struct Dump: ParsableCommand {
+struct Dump: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "dump",
         abstract: "Print a pool's metadata as XML, byte-identical to thin_dump 0.9.0."
@@ -16,8 +16,6 @@ public struct Dump: ParsableCommand {
 
     @Flag(name: .customLong("skip-mappings"), help: "Print the devices without their mappings.")
     public var skipMappings = false
-
-    public init() {}
 
     public var options: PoolDump.Options {
         PoolDump.Options(mode: snap.mode(), deviceIDs: devIDs, skipMappings: skipMappings)

@@ -3,21 +3,17 @@ import Delta
 import Foundation
 
 /// `thin-backup key`: make a key file, show a key's public id.
-public struct KeyCommand: ParsableCommand {
+struct KeyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "key",
         abstract: "Create an encryption key file, or show a key's public id.",
         subcommands: [Create.self, ShowID.self]
     )
 
-    public init() {}
-
-    public struct Create: ParsableCommand {
+    struct Create: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "create", abstract: "Write a new random 256-bit key (mode 0600; an existing file is never replaced).")
         @Option(help: ArgumentHelp("Key file to create.", valueName: "file")) public var to: String
-        public init() {}
-
         public func run() throws {
             let key = StreamKey.generate()
             try createKeyFile(to, key)
@@ -25,12 +21,10 @@ public struct KeyCommand: ParsableCommand {
         }
     }
 
-    public struct ShowID: ParsableCommand {
+    struct ShowID: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "show-id", abstract: "Print a key's public id (what streams and repositories record).")
         @Argument(help: ArgumentHelp("Key file.", valueName: "file")) public var file: String
-        public init() {}
-
         public func run() throws { print(try readKeyFile(file).id) }
     }
 }

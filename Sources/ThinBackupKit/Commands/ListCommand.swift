@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `thin-backup list`: the backups in a repository.
-public struct ListCommand: ParsableCommand {
+struct ListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List the backups in a repository (from its catalog).")
@@ -12,8 +12,6 @@ public struct ListCommand: ParsableCommand {
     @Flag(help: "Print the catalog as JSON.") public var json = false
     @OptionGroup public var net: RepositoryTransportOptions
     @OptionGroup public var key: KeyOptions
-
-    public init() {}
 
     public func run() throws {
         let repo = try BackupRepository(self.repo, options: net.transportOptions(), keyring: try key.keyring())

@@ -2,7 +2,7 @@ import ArgumentParser
 import Delta
 
 /// `thin-backup merge`: applies a stream's changes onto an external origin.
-public struct MergeCommand: ParsableCommand {
+struct MergeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "merge",
         abstract: "Apply a delta stream onto a plain file or block device, or write a thin device's changes back into its external origin.",
@@ -31,8 +31,6 @@ public struct MergeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The external origin (file or block device) whose bytes the stream's device reads where it has no mapping: discarded blocks get its bytes. Needed for such a stream with discards.", valueName: "file"))
     public var origin: String?
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if (stream == nil) == !pool.isGiven {

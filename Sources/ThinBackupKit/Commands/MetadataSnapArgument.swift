@@ -4,12 +4,10 @@ import ArgumentParser
 /// naming the block it must be at. Spellings: `-m`, `--metadata-snap`, `-m5`, `-m 5`,
 /// `--metadata-snap=5`, `--metadata-snap 5`. The one definition of `-m`: send, dump, delta
 /// and `pool ls` take this group.
-public struct MetadataSnapOptions: ParsableArguments {
+struct MetadataSnapOptions: ParsableArguments {
     @Option(name: [.customShort("m", allowingJoined: true), .customLong("metadata-snap")], defaultAsFlag: MetadataSnapChoice.held,
             parsing: .next, help: ArgumentHelp("Read through the held metadata snapshot (its block, if given, must match).", valueName: "block"))
     public var choice: MetadataSnapChoice?
-
-    public init() {}
 
     /// The metadata to read: the held snapshot when `-m` was given, else `otherwise`.
     public func mode(otherwise: MetadataSnapMode = .live) -> MetadataSnapMode {

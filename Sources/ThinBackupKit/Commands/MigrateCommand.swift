@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `thin-backup migrate`: moves a thin device to another pool with a short cutover.
-public struct MigrateCommand: ParsableCommand {
+struct MigrateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "migrate",
         abstract: "Copy a thin device to a receiver in incremental rounds while it is in use, then freeze and send the rest.",
@@ -28,8 +28,6 @@ public struct MigrateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Bearer token file for tb://.", valueName: "file")) public var tokenFile: String?
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if maxRounds < 1 { throw ValidationError("--max-rounds must be at least 1") }

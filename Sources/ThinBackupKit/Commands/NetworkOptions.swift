@@ -2,7 +2,7 @@ import ArgumentParser
 
 /// Options of network destinations and sources (http(s)://, s3://, tb://), shared by send,
 /// receive and merge.
-public struct NetworkOptions: ParsableArguments {
+struct NetworkOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding the bearer token of a tb:// receiver.", valueName: "file"))
     public var tokenFile: String?
 
@@ -23,8 +23,6 @@ public struct NetworkOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("Abandon (and retry) a transfer that moves under 1 byte/s for this many seconds.", valueName: "seconds"))
     public var stallTimeout: Int = 300
-
-    public init() {}
 
     func transportOptions(targetDevice: UInt64? = nil) throws -> TransportOptions {
         var o = TransportOptions()

@@ -5,7 +5,7 @@ import PoolCore
 /// `--data FILE` (the pool's devices or copies of them; commands that read only metadata need
 /// no `--data`), or a live kernel pool: `--dm-pool NAME`, `--thin-pool VG/POOL`, `--lv VG/LV`. A new kind of pool adds its options here, a case to
 /// `PoolSelection` and one line in its `open()` (see `PoolAccess`); the commands only call `open()`.
-public struct PoolOptions: ParsableArguments {
+struct PoolOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Pool folder (metadata, data, pool.json).", valueName: "dir"))
     public var pool: String?
     @Option(help: ArgumentHelp("Metadata device or file (instead of --pool).", valueName: "file"))
@@ -18,8 +18,6 @@ public struct PoolOptions: ParsableArguments {
     public var thinPool: String?
     @Option(name: .customLong("lv"), help: ArgumentHelp("A live LVM thin volume: names its pool (devices are thin ids); receive: the volume received into.", valueName: "vg/lv"))
     public var lv: String?
-
-    public init() {}
 
     public func validate() throws {
         if pool != nil && (metadata != nil || data != nil) { throw ValidationError("give either --pool or --metadata/--data, not both") }

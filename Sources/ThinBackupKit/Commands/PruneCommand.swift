@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `thin-backup prune`: applies a retention policy to a repository.
-public struct PruneCommand: ParsableCommand {
+struct PruneCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "Remove backups a retention policy does not keep, without breaking any kept chain.",
@@ -23,8 +23,6 @@ public struct PruneCommand: ParsableCommand {
     @OptionGroup public var net: RepositoryTransportOptions
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if [keepLast, keepDaily, keepWeekly, keepMonthly].contains(where: { $0 < 0 }) { throw ValidationError("--keep-* values must be >= 0") }

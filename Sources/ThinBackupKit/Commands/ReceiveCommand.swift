@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `thin-backup receive`: replays a delta stream into a pool.
-public struct ReceiveCommand: ParsableCommand {
+struct ReceiveCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "receive",
         abstract: "Replay a delta stream into a pool (atomic: committed only after the trailer verified).",
@@ -34,8 +34,6 @@ public struct ReceiveCommand: ParsableCommand {
     public var keep: Int?
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if let keep, keep < 1 { throw ValidationError("--keep: at least 1 (the version just received), got \(keep)") }

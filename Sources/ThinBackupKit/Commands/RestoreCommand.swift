@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `thin-backup restore`: a backup back into a pool or a file.
-public struct RestoreCommand: ParsableCommand {
+struct RestoreCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "restore",
         abstract: "Restore a backup (the newest, the one at --at TIME, or --id ID) into a pool folder, a file, a live kernel pool or a new LVM thin volume.",
@@ -33,8 +33,6 @@ public struct RestoreCommand: ParsableCommand {
     @OptionGroup public var net: RepositoryTransportOptions
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if at != nil && id != nil { throw ValidationError("give --at or --id, not both") }

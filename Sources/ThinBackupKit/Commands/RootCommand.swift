@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `thin-backup`: the root of the command tree. Each subcommand lives in its own file.
-public struct RootCommand: ParsableCommand {
+struct RootCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "thin-backup",
         abstract: "Incremental backup and replication for device-mapper thin pools.",
@@ -36,6 +36,4 @@ public struct RootCommand: ParsableCommand {
 
     /// What `--version` prints (ArgumentParser, and ThinBackupMain's fast path for `--version` alone).
     static let versionLine = "thin-backup \(ThinBackupVersion.current)"
-
-    public init() {}
 }

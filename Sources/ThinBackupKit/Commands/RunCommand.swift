@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 
 /// `thin-backup run JOB`: every volume of a job file, then prune and verify, under one lock.
-public struct RunCommand: ParsableCommand {
+struct RunCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Run a job file: back up every volume it names, prune by its retention, verify when due.",
@@ -29,8 +29,6 @@ public struct RunCommand: ParsableCommand {
 
     @OptionGroup public var logging: LogFormatOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     /// A name means the jobs folder; anything with a slash or ending in .conf is a path.
     static func resolve(_ job: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {

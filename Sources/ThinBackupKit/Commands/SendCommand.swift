@@ -2,7 +2,7 @@ import ArgumentParser
 import Delta
 
 /// `thin-backup send`: a snapshot (or what changed since a base snapshot) as a delta stream.
-public struct SendCommand: ParsableCommand {
+struct SendCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "send",
         abstract: "Write a thin snapshot, or its changes since a base snapshot, as a compressed delta stream.",
@@ -34,8 +34,6 @@ public struct SendCommand: ParsableCommand {
     @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if !pool.isGiven { throw ValidationError("give --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV") }

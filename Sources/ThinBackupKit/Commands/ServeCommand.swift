@@ -4,7 +4,7 @@ import Logging
 import NIOCore
 
 /// `thin-backup serve`: the HTTP receiver that replays streams sent with `send --to tb://…`.
-public struct ServeCommand: ParsableCommand {
+struct ServeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Receive streams over HTTP (send --to tb://HOST:PORT), or HTTPS with --tls-cert/--tls-key (tbs://), and replay them into a pool.",
@@ -51,8 +51,6 @@ public struct ServeCommand: ParsableCommand {
 
     @OptionGroup var key: KeyOptions
     @OptionGroup var logging: LogFormatOptions
-
-    public init() {}
 
     public func validate() throws {
         guard pool.isGiven != (spool != nil) else { throw ValidationError("give exactly one of --pool and --spool") }

@@ -2,14 +2,12 @@ import ArgumentParser
 import Foundation
 
 /// `--json` and `--quiet`, shared by send, receive, merge and verify.
-public struct ReportOptions: ParsableArguments {
+struct ReportOptions: ParsableArguments {
     @Flag(name: .long, help: "Print a JSON summary at the end (on stdout, or stderr when the stream goes to stdout).")
     public var json = false
 
     @Flag(name: [.short, .long], help: "No progress line and no summary line.")
     public var quiet = false
-
-    public init() {}
 
     /// Prints the summary: JSON when asked, else `line` (unless quiet). `streamOnStdout`: use stderr.
     func report<T: Encodable>(_ value: T, line: String, streamOnStdout: Bool = false) throws {

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `thin-backup verify`: checks a stream without a pool, or a device against a digest.
-public struct VerifyCommand: ParsableCommand {
+struct VerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a delta stream (--stream), a pool device against the digest its send printed, or a repository (--repo)."
@@ -16,8 +16,6 @@ public struct VerifyCommand: ParsableCommand {
     @OptionGroup public var repoNet: RepositoryTransportOptions
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
-
-    public init() {}
 
     public func validate() throws {
         if repo != nil {

@@ -10,13 +10,6 @@ public struct JobVolume: Equatable, Sendable {
     public var pool: PoolSelection
     /// The thin device; nil for `lv` (LVM reports the volume's thin id).
     public var dev: UInt64?
-
-    public init(name: String, line: Int, pool: PoolSelection, dev: UInt64?) {
-        self.name = name
-        self.line = line
-        self.pool = pool
-        self.dev = dev
-    }
 }
 
 /// A job file, checked key by key: `/etc/thin-backup/jobs/NAME.conf` (README, "Install and schedule").

@@ -50,17 +50,25 @@ public struct JSONLogHandler: LogHandler {
 }
 
 /// `--log-format text|json` (serve, run): how log events are written to stderr.
-public struct LogFormatOptions: ParsableArguments {
+struct LogFormatOptions: ParsableArguments {
     public enum Format: String, ExpressibleByArgument, CaseIterable, Sendable { case text, json }
 
     @Option(help: "Log events on stderr as text lines, or one JSON object per line (json).")
     public var logFormat: Format = .text
 
-    public init() {}
+    nonisolated(unsafe) private static var bootstrapped = false
+    private static let bootstrapLock = NSLock()
 
     /// Sets the process-wide logging backend once (later calls change nothing).
     func bootstrap() {
-        LogBootstrap.once(logFormat)
+        Self.bootstrapLock.lock()
+        defer { Self.bootstrapLock.unlock() }
+        guard !Self.bootstrapped else { return }
+        Self.bootstrapped = true
+        switch logFormat {
+        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+        case .text: LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        }
     }
 
     /// A logger for `label` in the chosen format, without touching the process-wide backend (tests).
@@ -68,22 +76,6 @@ public struct LogFormatOptions: ParsableArguments {
         switch logFormat {
         case .json: return Logger(label: label) { JSONLogHandler(label: $0) }
         case .text: return Logger(label: label) { StreamLogHandler.standardError(label: $0) }
-        }
-    }
-}
-
-enum LogBootstrap {
-    nonisolated(unsafe) private static var done = false
-    private static let lock = NSLock()
-
-    static func once(_ format: LogFormatOptions.Format) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !done else { return }
-        done = true
-        switch format {
-        case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
-        case .text: LoggingSystem.bootstrap(StreamLogHandler.standardError)
         }
     }
 }

@@ -10,12 +10,6 @@ public struct OriginMergeRequest {
     /// After the verified merge, delete the device and create it again, empty, over the origin.
     public var reset = false
     public var quiet = true
-
-    public init(pool: any PoolAccess, dev: UInt64, origin: String) {
-        self.pool = pool
-        self.dev = dev
-        self.origin = origin
-    }
 }
 
 /// What an origin merge did (`--json`).
@@ -62,8 +56,13 @@ public func runOriginMerge(_ req: OriginMergeRequest) throws -> OriginMergeRepor
             + "(\(origin.size) bytes): the origin is too small to take it; nothing was written")
     }
     let pieces = mergePieces(runs, maxBlocks: max(1, UInt64(4 << 20) / bs))
-    let buffers = MergeBuffers(bytes: Int(min(pieces.map(\.count).max() ?? 1, max(1, UInt64(4 << 20) / bs)) * bs))
-    defer { buffers.deallocate() }
+    // Two aligned buffers (O_DIRECT): the data device's bytes and the check read's.
+    let bufferBytes = max(4096, Int(min(pieces.map(\.count).max() ?? 1, max(1, UInt64(4 << 20) / bs)) * bs))
+    let first = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 4096)
+    let second = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 4096)
+    defer { first.deallocate(); second.deallocate() }
+    func dataBuffer(_ n: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: first[0..<n]) }
+    func checkBuffer(_ n: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: second[0..<n]) }
     func length(_ p: MappedRun) -> Int { Int(min(p.count * bs, origin.size - p.virtual * bs)) }
 
     // 2. Check pass.
@@ -75,13 +74,13 @@ public func runOriginMerge(_ req: OriginMergeRequest) throws -> OriginMergeRepor
     do {
         for p in pieces {
             let n = length(p)
-            try session.data.read(dataBlock: p.data, into: buffers.a(Int(p.count * bs)))
-            try check.read(into: buffers.b(n), at: p.virtual * bs)
-            guard memcmp(buffers.a(n).baseAddress!, buffers.b(n).baseAddress!, n) == 0 else {
+            try session.data.read(dataBlock: p.data, into: dataBuffer(Int(p.count * bs)))
+            try check.read(into: checkBuffer(n), at: p.virtual * bs)
+            guard memcmp(dataBuffer(n).baseAddress!, checkBuffer(n).baseAddress!, n) == 0 else {
                 throw JobError("thin device \(req.dev): \(session.checkName) differs from its mapping (virtual block \(p.virtual), "
                     + "data block \(p.data)) in the frozen metadata; nothing was written")
             }
-            expected.add(blocks: UnsafeRawBufferPointer(buffers.a(n)), from: p.virtual, blockSize: Int(bs))
+            expected.add(blocks: UnsafeRawBufferPointer(dataBuffer(n)), from: p.virtual, blockSize: Int(bs))
             done += UInt64(n)
             meter.update(done: done, total: 2 * total, streamBytes: 0)
         }
@@ -99,8 +98,8 @@ public func runOriginMerge(_ req: OriginMergeRequest) throws -> OriginMergeRepor
     var written: UInt64 = 0
     for p in pieces {
         let n = length(p)
-        try session.data.read(dataBlock: p.data, into: buffers.a(Int(p.count * bs)))
-        try out.write(UnsafeRawBufferPointer(buffers.a(n)), at: p.virtual * bs)
+        try session.data.read(dataBlock: p.data, into: dataBuffer(Int(p.count * bs)))
+        try out.write(UnsafeRawBufferPointer(dataBuffer(n)), at: p.virtual * bs)
         written += UInt64(n)
         meter.update(done: done + written, total: 2 * total, streamBytes: 0)
     }
@@ -108,8 +107,8 @@ public func runOriginMerge(_ req: OriginMergeRequest) throws -> OriginMergeRepor
     var readBack = ContentDigest()
     for p in pieces {
         let n = length(p)
-        _ = try out.read(into: buffers.b(n), at: p.virtual * bs)
-        readBack.add(blocks: UnsafeRawBufferPointer(buffers.b(n)), from: p.virtual, blockSize: Int(bs))
+        _ = try out.read(into: checkBuffer(n), at: p.virtual * bs)
+        readBack.add(blocks: UnsafeRawBufferPointer(checkBuffer(n)), from: p.virtual, blockSize: Int(bs))
     }
     meter.finish()
     guard readBack == expected else {
@@ -131,23 +130,4 @@ private func openOriginForWriting(_ path: String) throws -> RandomAccessFile {
         throw JobError("\(path) is held by \(holders.isEmpty ? "another exclusive opener (a mount?)" : holders.joined(separator: ", ")); nothing was written")
     }
     return try opened.get()
-}
-
-/// Two aligned buffers (O_DIRECT) for the check pass: the data device's bytes and the check read's.
-final class MergeBuffers {
-    private let first: UnsafeMutableRawBufferPointer
-    private let second: UnsafeMutableRawBufferPointer
-
-    init(bytes: Int) {
-        first = .allocate(byteCount: max(bytes, 4096), alignment: 4096)
-        second = .allocate(byteCount: max(bytes, 4096), alignment: 4096)
-    }
-
-    func a(_ n: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: first[0..<n]) }
-    func b(_ n: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: second[0..<n]) }
-
-    func deallocate() {
-        first.deallocate()
-        second.deallocate()
-    }
 }

@@ -13,17 +13,6 @@ public struct DeltaHeader: Sendable {
     /// The ids given as `--thin1` and `--thin2`.
     public var left: UInt64
     public var right: UInt64
-
-    public init(time: UInt32, transaction: UInt64, dataBlockSize: UInt32, dataBlockCount: UInt64,
-                metadataSnap: UInt64?, left: UInt64, right: UInt64) {
-        self.time = time
-        self.transaction = transaction
-        self.dataBlockSize = dataBlockSize
-        self.dataBlockCount = dataBlockCount
-        self.metadataSnap = metadataSnap
-        self.left = left
-        self.right = right
-    }
 }
 
 /// Prints runs as Debian's thin_delta 0.9.0 does, byte for byte, or as JSON.

@@ -9,11 +9,6 @@ public enum PoolDump {
         public var deviceIDs: [UInt64] = []
         /// Devices without their mappings.
         public var skipMappings = false
-        public init(mode: MetadataSnapMode = .live, deviceIDs: [UInt64] = [], skipMappings: Bool = false) {
-            self.mode = mode
-            self.deviceIDs = deviceIDs
-            self.skipMappings = skipMappings
-        }
     }
 
     /// Writes the dump to `out`. On a failure the unwritten rest of the output is dropped

@@ -23,14 +23,6 @@ public struct ThinDumpXMLWriter {
         public var version: UInt32
         public var dataBlockSize: UInt32
         public var dataBlockCount: UInt64
-        public init(time: UInt32, transaction: UInt64, flags: UInt32, version: UInt32, dataBlockSize: UInt32, dataBlockCount: UInt64) {
-            self.time = time
-            self.transaction = transaction
-            self.flags = flags
-            self.version = version
-            self.dataBlockSize = dataBlockSize
-            self.dataBlockCount = dataBlockCount
-        }
     }
 
     public struct DeviceFields {
@@ -39,13 +31,6 @@ public struct ThinDumpXMLWriter {
         public var transaction: UInt64
         public var creationTime: UInt32
         public var snapTime: UInt32
-        public init(id: UInt64, mappedBlocks: UInt64, transaction: UInt64, creationTime: UInt32, snapTime: UInt32) {
-            self.id = id
-            self.mappedBlocks = mappedBlocks
-            self.transaction = transaction
-            self.creationTime = creationTime
-            self.snapTime = snapTime
-        }
     }
 
     public func beginSuperblock(_ s: SuperblockFields) {

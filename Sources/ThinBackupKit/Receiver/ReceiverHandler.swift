@@ -159,9 +159,8 @@ final class ReceiverHandler: ChannelDuplexHandler {
         let bound = NIOLoopBound(self, eventLoop: loop)
         pipe.onDrain = { loop.execute { bound.value.resumeReading() } }
         let receiver = registry.receiver
-        let source = PipeSource(pipe: pipe)
         let worker = Worker<Void>(name: "receive-\(device)") {
-            let result = Result { try receiver.receive(device: device, streamID: streamID, offset: offset, from: source) }
+            let result = Result { try receiver.receive(device: device, streamID: streamID, offset: offset, from: pipe) }
             loop.execute { bound.value.receiveEnded(streaming, result) }
         }
         registry.track(worker)
@@ -306,11 +305,4 @@ final class ReceiverHandler: ChannelDuplexHandler {
             if close { channel.close(promise: nil) }
         }
     }
-}
-
-/// The receive thread's view of the request body.
-final class PipeSource: ByteSource, @unchecked Sendable {
-    let pipe: BoundedPipe
-    init(pipe: BoundedPipe) { self.pipe = pipe }
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try pipe.read(into: buffer) }
 }

@@ -27,12 +27,6 @@ public struct ReceiverConfiguration: Sendable {
     public var idleTimeout: TimeAmount = .seconds(300)
     /// An answer the client does not take within this long closes the connection.
     public var writeTimeout: TimeAmount = .seconds(300)
-
-    public init(host: String, port: Int, token: String) {
-        self.host = host
-        self.port = port
-        self.token = token
-    }
 }
 
 /// The HTTP receiver behind `thin-backup serve`, on SwiftNIO: authenticates with a bearer token,

@@ -24,21 +24,12 @@ public struct PendingReceive: Sendable, Codable, Equatable {
     public var resumeOffset: UInt64
     /// For a pool: the token `send --resume-from` takes (the stream restarts at a checkpoint).
     public var resumeToken: String?
-    public init(streamID: String, resumeOffset: UInt64, resumeToken: String? = nil) {
-        self.streamID = streamID
-        self.resumeOffset = resumeOffset
-        self.resumeToken = resumeToken
-    }
 }
 
 /// What a finished receive reports back to the sender.
 public struct ReceiverOutcome: Sendable, Codable, Equatable {
     public var bytes: UInt64
     public var message: String
-    public init(bytes: UInt64, message: String) {
-        self.bytes = bytes
-        self.message = message
-    }
 }
 
 /// The stream was refused (the reason reaches the sender's error line).

@@ -17,12 +17,6 @@ public struct BackupRequest {
     public var keyring: StreamKeyring?
     /// Runs after the snapshot, with the pool and repository locks held (tests: a concurrent run).
     public var whileLocked: (() -> Void)?
-
-    public init(pool: any PoolAccess, dev: UInt64, repo: String) {
-        self.pool = pool
-        self.dev = dev
-        self.repo = repo
-    }
 }
 
 /// What `backup` did (`--json`).

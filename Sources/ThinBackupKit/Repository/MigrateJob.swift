@@ -29,12 +29,6 @@ public struct MigrateRequest {
     public var keyring: StreamKeyring?
     /// Called after each round (tests, progress).
     public var onRound: ((MigrateRound) -> Void)?
-
-    public init(pool: any PoolAccess, dev: UInt64, to: String) {
-        self.pool = pool
-        self.dev = dev
-        self.to = to
-    }
 }
 
 /// One round of a migration.

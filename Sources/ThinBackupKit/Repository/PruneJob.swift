@@ -12,11 +12,6 @@ public struct PruneRequest {
     public var options = TransportOptions()
     /// The key of an encrypted repository (its streams are read and rewritten with it).
     public var keyring: StreamKeyring?
-
-    public init(repo: String, policy: RetentionPolicy) {
-        self.repo = repo
-        self.policy = policy
-    }
 }
 
 /// What `prune` did, or would do (`--json`).

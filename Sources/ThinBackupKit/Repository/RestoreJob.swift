@@ -27,12 +27,6 @@ public struct RestoreRequest {
     public var options = TransportOptions()
     /// The key of an encrypted repository.
     public var keyring: StreamKeyring?
-
-    public init(repo: String, dev: UInt64, to: String) {
-        self.repo = repo
-        self.dev = dev
-        self.to = to
-    }
 }
 
 /// What `restore` did (`--json`).

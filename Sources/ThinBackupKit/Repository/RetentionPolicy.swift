@@ -5,17 +5,10 @@ import Foundation
 /// backups; likewise for ISO weeks and months (UTC). The newest backup is always kept: its
 /// snapshot on the pool is the base of the next incremental.
 public struct RetentionPolicy: Codable, Sendable, Equatable {
-    public var last: Int
-    public var daily: Int
-    public var weekly: Int
-    public var monthly: Int
-
-    public init(last: Int = 0, daily: Int = 0, weekly: Int = 0, monthly: Int = 0) {
-        self.last = last
-        self.daily = daily
-        self.weekly = weekly
-        self.monthly = monthly
-    }
+    public var last = 0
+    public var daily = 0
+    public var weekly = 0
+    public var monthly = 0
 
     /// The kept backups of one series (any order in), with the reasons each is kept.
     public func keep(_ series: [BackupRecord]) -> [Int64: [String]] {

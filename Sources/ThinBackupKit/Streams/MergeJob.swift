@@ -29,7 +29,7 @@ public struct MergeReport: Codable {
 /// `sync: false` leaves the final fsync to the caller (a restore merging a chain syncs once, at its end).
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
                      origin: String? = nil, keyring: StreamKeyring? = nil, sync: Bool = true) throws -> MergeReport {
-    if givenSource == nil, StreamEndpoints.isLocalFile(stream) {
+    if givenSource == nil, case .file? = try? Endpoint(parsing: stream) {
         try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring), origin: origin, stream: stream)
     }
     let source = try givenSource ?? Transport.source(for: stream)

@@ -24,12 +24,6 @@ public struct SendRequest {
     public var keyring: StreamKeyring?
     /// Encrypt with this key (a repository's, already derived); wins over `keyring`.
     public var key: StreamKey?
-
-    public init(pool: any PoolAccess, target: UInt64, destination: String) {
-        self.pool = pool
-        self.target = target
-        self.destination = destination
-    }
 }
 
 /// What `send` did (`--json`).

@@ -1,13 +1,14 @@
+import Delta
 import Foundation
 
 /// A byte FIFO between two threads with a fixed capacity: the bridge between push-style
 /// producers (a `ByteSink` fed by the stream encoder, curl's write callback) and pull-style
-/// consumers (curl's read callback, a `ByteSource` read by the decoder).
+/// consumers (curl's read callback; as a `ByteSource`, the decoder).
 ///
 /// `write` blocks while the pipe is full, `read` while it is empty; either side can fail the
 /// pipe, after which `write` throws that error at once and `read` after the bytes already buffered. Memory never exceeds
 /// `capacity` plus one write.
-final class BoundedPipe: @unchecked Sendable {
+final class BoundedPipe: ByteSource, @unchecked Sendable {
     private let condition = NSCondition()
     private var chunks: [[UInt8]] = []
     private var head = 0

@@ -38,10 +38,6 @@ public struct TLSOptions: Sendable {
     public var verifyPeer = true
     /// A PEM bundle of trusted CAs instead of the system store (a private CA, a self-signed server).
     public var caFile: String? = nil
-    public init(verifyPeer: Bool = true, caFile: String? = nil) {
-        self.verifyPeer = verifyPeer
-        self.caFile = caFile
-    }
 }
 
 /// What came back: status, headers (names lower-cased) and, for requests without a body
@@ -63,8 +59,4 @@ public struct NetworkTimeouts: Sendable, Equatable {
     /// Seconds under 1 byte/s after which a transfer is abandoned (and retried): a stalled peer.
     /// Default 5 minutes, the receiver's idle timeout: a slow WAN moves bytes far more often.
     public var stall = 300
-    public init(connect: Int = 30, stall: Int = 300) {
-        self.connect = connect
-        self.stall = stall
-    }
 }

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool check`: full verification of the metadata, data reference counts included.
-    public struct Check: ParsableCommand {
+    struct Check: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "check",
             abstract: "Verify a pool's metadata: checksums, B-tree invariants, and every metadata and data reference count.",
@@ -20,8 +20,6 @@ extension PoolCommand {
         @Flag(name: .customLong("clear-needs-check"),
               help: "When the check is clean, clear the NEEDS_CHECK flag a failed metadata operation set (like thin_check --clear-needs-check-flag).")
         public var clearNeedsCheck = false
-
-        public init() {}
 
         public func run(to out: TextOutput) throws {
             let access = try pool.open()

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// `thin-backup pool …`: commands on a pool's metadata. Each subcommand lives in its own file here.
-public struct PoolCommand: ParsableCommand {
+struct PoolCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "pool",
         abstract: "Inspect and change a thin pool's metadata.",
@@ -22,6 +22,4 @@ public struct PoolCommand: ParsableCommand {
             SetOptions.self,
         ]
     )
-
-    public init() {}
 }

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool create`: formats a new userspace pool in a folder.
-    public struct Create: ParsableCommand {
+    struct Create: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "create",
             abstract: "Create and format a pool folder (metadata, data, pool.json).")
@@ -18,8 +18,6 @@ extension PoolCommand {
         public var metadataSize: ByteSize?
         @Option(name: .customLong("low-water"), help: "Data low-water mark in blocks: a warning when free data blocks fall to it (default: 1/16 of the pool).")
         public var lowWater: UInt64?
-
-        public init() {}
 
         public func run() throws {
             // Checked before anything is created: a refused command leaves no pool behind.

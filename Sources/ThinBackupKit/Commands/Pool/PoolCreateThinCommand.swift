@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool create-thin`: a new empty thin device.
-    public struct CreateThin: ParsableCommand {
+    struct CreateThin: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "create-thin",
             abstract: "Create an empty thin device (optionally over a read-only external origin file).")
@@ -15,8 +15,6 @@ extension PoolCommand {
         public var size: ByteSize
         @Option(name: .customLong("origin-file"), help: "External origin: unprovisioned blocks read from this file.")
         public var originFile: String?
-
-        public init() {}
 
         public func run() throws {
             try size.requireWholeSectors("--size")

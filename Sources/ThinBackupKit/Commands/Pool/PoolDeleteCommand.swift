@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool delete`: removes a thin device.
-    public struct Delete: ParsableCommand {
+    struct Delete: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "delete",
             abstract: "Delete a thin device (blocks it shares with others stay).")
@@ -11,8 +11,6 @@ extension PoolCommand {
         @OptionGroup public var pool: PoolOptions
         @Option(name: .long, help: "Thin device id.")
         public var dev: UInt64
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.openForChange()

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool discard`: unmaps the whole blocks inside a byte range.
-    public struct Discard: ParsableCommand {
+    struct Discard: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "discard",
             abstract: "Unmap the whole data blocks inside a byte range; unreferenced blocks are punched out of the data file.")
@@ -15,8 +15,6 @@ extension PoolCommand {
         public var offset: ByteSize
         @Option(name: .long, help: "Length of the range (bytes, or e.g. 1G).")
         public var length: ByteSize
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.openForChange()

@@ -3,14 +3,12 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool info`: sizes, usage, transaction and devices of a pool.
-    public struct Info: ParsableCommand {
+    struct Info: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "info",
             abstract: "Show a pool's block size, space usage, transaction, held metadata snapshot and devices.")
 
         @OptionGroup public var pool: PoolOptions
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.open().userspacePool(readOnly: true)

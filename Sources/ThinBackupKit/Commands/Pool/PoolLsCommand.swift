@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool ls`: per device its mapped, exclusive and shared blocks and times, as thin_ls.
-    public struct Ls: ParsableCommand {
+    struct Ls: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "ls",
             abstract: "List a pool's thin devices with thin_ls's numbers and layout.",
@@ -27,8 +27,6 @@ extension PoolCommand {
 
         @Option(name: .long, help: "text (thin_ls's table) or json.")
         public var format: Format = .text
-
-        public init() {}
 
         public func run(to out: TextOutput) throws {
             let chosen = try fields.map(PoolListing.fields) ?? PoolListing.defaultFields

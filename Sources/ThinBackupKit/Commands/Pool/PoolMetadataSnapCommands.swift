@@ -3,14 +3,12 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool reserve-metadata-snap`: pins the current metadata (one at a time).
-    public struct ReserveMetadataSnap: ParsableCommand {
+    struct ReserveMetadataSnap: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "reserve-metadata-snap",
             abstract: "Take the pool's metadata snapshot (thin_dump -m reads it); only one may be held.")
 
         @OptionGroup public var pool: PoolOptions
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.openForChange()
@@ -20,14 +18,12 @@ extension PoolCommand {
     }
 
     /// `thin-backup pool release-metadata-snap`: drops the held metadata snapshot.
-    public struct ReleaseMetadataSnap: ParsableCommand {
+    struct ReleaseMetadataSnap: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "release-metadata-snap",
             abstract: "Release the pool's metadata snapshot.")
 
         @OptionGroup public var pool: PoolOptions
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.openForChange()

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool read`: copies a thin device out to a file.
-    public struct Read: ParsableCommand {
+    struct Read: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "read",
             abstract: "Read a whole thin device into a file (unprovisioned blocks read as zeros or origin bytes).")
@@ -14,8 +14,6 @@ extension PoolCommand {
         @Option(name: .long, help: "The file to write.")
         public var to: String
         @Flag(help: "Overwrite the file --to names if it exists.") public var force = false
-
-        public init() {}
 
         public func run() throws {
             try refuseOverwrite(to, force: force)

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool resize`: grows the data and/or metadata device.
-    public struct Resize: ParsableCommand {
+    struct Resize: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "resize",
             abstract: "Grow the pool's data and/or metadata device (no shrinking), then commit.")
@@ -13,8 +13,6 @@ extension PoolCommand {
         public var dataSize: ByteSize?
         @Option(name: .customLong("metadata-size"), help: "New metadata device size (usable up to 15.875 GiB).")
         public var metadataSize: ByteSize?
-
-        public init() {}
 
         public func validate() throws {
             if dataSize == nil && metadataSize == nil { throw ValidationError("give --data-size and/or --metadata-size") }

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool set`: changes a pool's settings kept beside its metadata (pool.json).
-    public struct SetOptions: ParsableCommand {
+    struct SetOptions: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "set",
             abstract: "Change a pool's settings (the data low-water mark), stored in pool.json.")
@@ -11,8 +11,6 @@ extension PoolCommand {
         @OptionGroup public var pool: PoolOptions
         @Option(name: .customLong("low-water"), help: "Data low-water mark in blocks: a warning when free data blocks fall to it.")
         public var lowWater: UInt64
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.openForChange()

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool snapshot`: an internal snapshot sharing the origin's tree.
-    public struct Snapshot: ParsableCommand {
+    struct Snapshot: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "snapshot",
             abstract: "Snapshot thin device --origin as new device --dev.")
@@ -13,8 +13,6 @@ extension PoolCommand {
         public var origin: UInt64
         @Option(name: .long, help: "Id of the new snapshot device.")
         public var dev: UInt64
-
-        public init() {}
 
         public func run() throws {
             let p = try pool.openForChange()

@@ -3,7 +3,7 @@ import PoolCore
 
 extension PoolCommand {
     /// `thin-backup pool write`: copies a file's bytes into a thin device.
-    public struct Write: ParsableCommand {
+    struct Write: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "write",
             abstract: "Write a file's bytes into a thin device (provisioning / copy-on-write), committing periodically and at the end.")
@@ -21,8 +21,6 @@ extension PoolCommand {
         public func validate() throws {
             if commitEvery.bytes == 0 { throw ValidationError("--commit-every must be at least one byte") }
         }
-
-        public init() {}
 
         public func run() throws {
             let input = try FileSource(path: from)

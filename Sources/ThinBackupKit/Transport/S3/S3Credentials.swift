@@ -7,14 +7,7 @@ public struct S3Credentials: Sendable, Equatable {
     public var accessKeyID: String
     public var secretAccessKey: String
     public var sessionToken: String?
-    public var region: String
-
-    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, region: String = "us-east-1") {
-        self.accessKeyID = accessKeyID
-        self.secretAccessKey = secretAccessKey
-        self.sessionToken = sessionToken
-        self.region = region
-    }
+    public var region = "us-east-1"
 
     /// Resolves credentials from `environment` and the shared files under `home`.
     public static func resolve(environment: [String: String],

@@ -4,7 +4,7 @@ import Foundation
 
 /// `--encrypt-key FILE` / `--passphrase-file FILE` (or THIN_BACKUP_PASSPHRASE): the key that encrypts
 /// what a command writes, or decrypts what it reads. Shared by every command that touches streams.
-public struct KeyOptions: ParsableArguments {
+struct KeyOptions: ParsableArguments {
     @Option(name: [.customLong("encrypt-key"), .customLong("key")],
             help: ArgumentHelp("Key file (thin-backup key create): encrypt, or decrypt, the streams.", valueName: "file"))
     public var encryptKey: String?
@@ -12,8 +12,6 @@ public struct KeyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("File holding a passphrase to derive the key from (Argon2id); or set THIN_BACKUP_PASSPHRASE.",
                                valueName: "file"))
     public var passphraseFile: String?
-
-    public init() {}
 
     public func validate() throws {
         if encryptKey != nil && passphraseFile != nil { throw ValidationError("give either --encrypt-key or --passphrase-file, not both") }

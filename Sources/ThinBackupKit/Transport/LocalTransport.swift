@@ -1,3 +1,0 @@
-import Delta
-import Foundation
-
