@@ -81,14 +81,14 @@ struct KernelContinuationTests {
         #expect(liveIDs.contains(n))
         if let deleted { #expect(!liveIDs.contains(deleted), "\(dir): device \(deleted) still there after delete") }
         for id in ids where id != a && id != deleted {
-            let got = try sha256(ThinDeviceReader(view: after.live, data: data, device: id), size: sizes[id]!)
+            let got = try SHA256Pipe.device(ThinDeviceReader(view: after.live, data: data, device: id), size: sizes[id]!)
             #expect(got == kernelSha[id], "\(dir): untouched thin\(id) changed after ThinBackup wrote to \(a)")
         }
-        let wantA = try sha256(origA, size: sizes[a]!, overrides: overA)
-        let gotA = try sha256(ThinDeviceReader(view: after.live, data: data, device: a), size: sizes[a]!)
+        let wantA = try SHA256Pipe.device(origA, size: sizes[a]!, overrides: overA)
+        let gotA = try SHA256Pipe.device(ThinDeviceReader(view: after.live, data: data, device: a), size: sizes[a]!)
         #expect(gotA == wantA, "\(dir): thin\(a) after ThinBackup's writes")
-        let wantN = try sha256(origA, size: sizes[a]!, overrides: overN)
-        let gotN = try sha256(ThinDeviceReader(view: after.live, data: data, device: n), size: sizes[a]!)
+        let wantN = try SHA256Pipe.device(origA, size: sizes[a]!, overrides: overN)
+        let gotN = try SHA256Pipe.device(ThinDeviceReader(view: after.live, data: data, device: n), size: sizes[a]!)
         #expect(gotN == wantN, "\(dir): snapshot thin\(n) of \(a) after its copy-on-write")
 
         // A metadata snapshot the kernel held is still held and unchanged.
@@ -110,19 +110,5 @@ struct KernelContinuationTests {
         guard m.bool("result.ok") == true else { return ([:], [:]) }
         let h = try readKernelHashes("\(dir)/vm/sha256-after.txt")
         return (h.mapValues(\.bytes), h.mapValues(\.sha))
-    }
-
-    func sha256(_ reader: ThinDeviceReader, size: UInt64, overrides: [UInt64: [UInt8]] = [:]) throws -> String {
-        let pipe = try SHA256Pipe()
-        var v: UInt64 = 0
-        try reader.read(size: size) { chunk in
-            if let o = overrides[v] {
-                try o.withUnsafeBytes { try pipe.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< chunk.count])) }
-            } else {
-                try pipe.write(chunk)
-            }
-            v += 1
-        }
-        return try pipe.finish()
     }
 }

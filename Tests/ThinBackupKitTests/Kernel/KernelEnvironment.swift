@@ -1,4 +1,5 @@
 import Foundation
+@testable import PoolCore
 import TestSupport
 
 /// Where the kernel-fidelity tests find their inputs (made by scripts/kernel-tests.sh with
@@ -133,6 +134,22 @@ final class SHA256Pipe {
         let out = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return String(String(decoding: out, as: UTF8.self).prefix(64))
+    }
+
+    /// The sha256 of a thin device's `size` bytes as `reader` reads them, with the blocks in
+    /// `overrides` (by virtual block) replaced by their bytes.
+    static func device(_ reader: ThinDeviceReader, size: UInt64, overrides: [UInt64: [UInt8]] = [:]) throws -> String {
+        let pipe = try SHA256Pipe()
+        var v: UInt64 = 0
+        try reader.read(size: size) { chunk in
+            if let o = overrides[v] {
+                try o.withUnsafeBytes { try pipe.write(UnsafeRawBufferPointer(rebasing: $0[0 ..< chunk.count])) }
+            } else {
+                try pipe.write(chunk)
+            }
+            v += 1
+        }
+        return try pipe.finish()
     }
 
     static func file(_ path: String) throws -> String {

@@ -40,7 +40,7 @@ struct KernelFixtureTests {
         let liveIDs = Set(try reader.live.devices().map(\.id))
         #expect(liveIDs == Set(final.keys), "\(dir): device ids in metadata vs read by the kernel")
         for (id, want) in final.sorted(by: { $0.key < $1.key }) {
-            let got = try sha256(ThinDeviceReader(view: reader.live, data: data, device: id), size: want.bytes)
+            let got = try SHA256Pipe.device(ThinDeviceReader(view: reader.live, data: data, device: id), size: want.bytes)
             #expect(got == want.sha, "\(dir): thin\(id) final: PoolCore \(got) kernel \(want.sha)")
         }
 
@@ -54,7 +54,7 @@ struct KernelFixtureTests {
             // A metadata snapshot freezes mappings, not data: blocks overwritten in place
             // or discarded after the reserve read differently now (see README "Kernel tests": the metadata snapshot is not a data snapshot).
             if let blocks = changed[String(id)] as? [String: Any], !blocks.isEmpty { continue }
-            let got = try sha256(ThinDeviceReader(view: msnap, data: data, device: id), size: want.bytes)
+            let got = try SHA256Pipe.device(ThinDeviceReader(view: msnap, data: data, device: id), size: want.bytes)
             #expect(got == want.sha, "\(dir): thin\(id) via metadata snapshot: PoolCore \(got) kernel \(want.sha)")
             compared += 1
         }
@@ -160,12 +160,6 @@ struct KernelFixtureTests {
     }
 
     // MARK: helpers
-
-    func sha256(_ reader: ThinDeviceReader, size: UInt64) throws -> String {
-        let pipe = try SHA256Pipe()
-        try reader.read(size: size) { try pipe.write($0) }
-        return try pipe.finish()
-    }
 
     func oracle(_ tool: String, _ args: [String]) throws -> String {
         let r = try Tool.run(tool, args)

@@ -50,7 +50,7 @@ struct KernelTakeOverTests {
         let reader = try MetadataReader(path: "\(dir)/input/metadata")
         let data = try RandomAccessFile(path: "\(dir)/input/data", writable: false)
         for (id, size) in devices.sorted(by: { $0.key < $1.key }) {
-            let ours = try sha256(ThinDeviceReader(view: reader.live, data: data, device: id), size: size)
+            let ours = try SHA256Pipe.device(ThinDeviceReader(view: reader.live, data: data, device: id), size: size)
             let theirs = kernel[String(id)] as? String
             #expect(theirs == ours, "\(dir): thin\(id): kernel read \(theirs ?? "nothing"), ThinBackup \(ours)")
         }
@@ -86,7 +86,7 @@ struct KernelTakeOverTests {
         let data = try RandomAccessFile(path: "\(dir)/out/data.img", writable: false)
         #expect(Set(try reader.live.devices().map(\.id)).isSuperset(of: sizes.keys))
         for (id, size) in sizes.sorted(by: { $0.key < $1.key }) {
-            let ours = try sha256(ThinDeviceReader(view: reader.live, data: data, device: id), size: size)
+            let ours = try SHA256Pipe.device(ThinDeviceReader(view: reader.live, data: data, device: id), size: size)
             let theirs = after[String(id)] as? String
             #expect(theirs == ours, "\(dir): thin\(id) after the kernel's writes: kernel \(theirs ?? "nothing"), ThinBackup \(ours)")
         }
@@ -152,11 +152,5 @@ struct KernelTakeOverTests {
             out[id] = n
         }
         return out
-    }
-
-    func sha256(_ reader: ThinDeviceReader, size: UInt64) throws -> String {
-        let pipe = try SHA256Pipe()
-        try reader.read(size: size) { try pipe.write($0) }
-        return try pipe.finish()
     }
 }

@@ -139,6 +139,38 @@ enum Net {
         return p
     }
 
+    /// nginx started on its own config in `dir`: the shared http settings around `server` (its
+    /// server blocks), waited for on `port`; `name` names it in messages.
+    static func startNginx(_ name: String, in dir: TempDir, port: Int, server: String) throws -> ServerProcess {
+        let nginx = try require("nginx")
+        let tmp = dir.file("tmp")
+        try? FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        let conf = """
+            user root;
+            daemon off;
+            worker_processes 1;
+            pid \(dir.file("nginx.pid"));
+            error_log \(dir.file("error.log"));
+            events { worker_connections 64; }
+            http {
+                access_log off;
+                client_max_body_size 0;
+                client_body_temp_path \(tmp);
+                proxy_temp_path \(tmp);
+                fastcgi_temp_path \(tmp);
+                uwsgi_temp_path \(tmp);
+                scgi_temp_path \(tmp);
+            \(server)
+            }
+            """
+        try? conf.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
+        let p = try ServerProcess(name, nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")], directory: dir)
+        guard waitForPort(port) else {
+            throw MissingTool("\(name) did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
+        }
+        return p
+    }
+
     /// The real Python interpreter; missing fails the test.
     static func requirePython() throws -> String {
         guard let p = python else { throw MissingTool("python3 is not installed (scripts/setup.sh needs it)") }
@@ -180,26 +212,10 @@ final class NginxServer {
     private var process: ServerProcess?
 
     init() throws {
-        let nginx = try Net.require("nginx")
         port = Net.freePort()
         root = dir.file("www")
         try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
-        let conf = """
-            user root;
-            daemon off;
-            worker_processes 1;
-            pid \(dir.file("nginx.pid"));
-            error_log \(dir.file("error.log"));
-            events { worker_connections 64; }
-            http {
-                access_log off;
-                client_max_body_size 0;
-                client_body_temp_path \(dir.file("tmp"));
-                proxy_temp_path \(dir.file("tmp"));
-                fastcgi_temp_path \(dir.file("tmp"));
-                uwsgi_temp_path \(dir.file("tmp"));
-                scgi_temp_path \(dir.file("tmp"));
+        process = try Net.startNginx("nginx", in: dir, port: port, server: """
                 server {
                     listen 127.0.0.1:\(port);
                     root \(root);
@@ -209,14 +225,7 @@ final class NginxServer {
                         dav_access user:rw group:r all:r;
                     }
                 }
-            }
-            """
-        try? conf.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
-        let p = try ServerProcess("nginx", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")], directory: dir)
-        guard Net.waitForPort(port) else {
-            throw MissingTool("nginx did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
-        }
-        process = p
+            """)
     }
 
     var url: String { "http://127.0.0.1:\(port)" }
@@ -285,30 +294,14 @@ final class TLSFrontProxy {
     private var process: ServerProcess?
 
     init(upstream: Int) throws {
-        let nginx = try Net.require("nginx")
         port = Net.freePort()
         let pem = try Net.selfSignedCertificate(in: dir)
         caFile = pem.cert
-        try? FileManager.default.createDirectory(atPath: dir.file("tmp"), withIntermediateDirectories: true)
-        let conf = """
-            user root;
-            daemon off;
-            worker_processes 1;
-            pid \(dir.file("nginx.pid"));
-            error_log \(dir.file("error.log"));
-            events { worker_connections 64; }
-            http {
-                access_log off;
-                client_body_temp_path \(dir.file("tmp"));
-                proxy_temp_path \(dir.file("tmp"));
-                fastcgi_temp_path \(dir.file("tmp"));
-                uwsgi_temp_path \(dir.file("tmp"));
-                scgi_temp_path \(dir.file("tmp"));
+        process = try Net.startNginx("nginx-tls", in: dir, port: port, server: """
                 server {
                     listen 127.0.0.1:\(port) ssl;
                     ssl_certificate \(caFile);
                     ssl_certificate_key \(dir.file("cert-key.pem"));
-                    client_max_body_size 0;
                     location / {
                         proxy_pass http://127.0.0.1:\(upstream);
                         proxy_http_version 1.1;
@@ -316,13 +309,6 @@ final class TLSFrontProxy {
                         proxy_buffering off;
                     }
                 }
-            }
-            """
-        try? conf.write(toFile: dir.file("nginx.conf"), atomically: true, encoding: .utf8)
-        let p = try ServerProcess("nginx-tls", nginx, ["-c", dir.file("nginx.conf"), "-e", dir.file("error.log")], directory: dir)
-        guard Net.waitForPort(port) else {
-            throw MissingTool("nginx (TLS) did not start: \((try? String(contentsOfFile: dir.file("error.log"), encoding: .utf8)) ?? "")")
-        }
-        process = p
+            """)
     }
 }
