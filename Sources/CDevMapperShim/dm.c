@@ -163,16 +163,21 @@ int tbdm_suspend(const char *name, int flush) {
     return 0;
 }
 
+/* Runs a task that makes, changes or removes a device node, and waits for udev to finish with it. */
+static int run_with_udev(struct dm_task *t, const char *what) {
+    uint32_t cookie = 0;
+    if (!dm_task_set_cookie(t, &cookie, 0)) return fail(t, what);
+    int ok = dm_task_run(t);
+    dm_udev_wait(cookie);
+    if (!ok) return fail(t, what);
+    dm_task_destroy(t);
+    return 0;
+}
+
 int tbdm_resume(const char *name) {
     struct dm_task *t = task(DM_DEVICE_RESUME, name);
     if (!t) return fail(NULL, "dm resume");
-    uint32_t cookie = 0;
-    if (!dm_task_set_cookie(t, &cookie, 0)) return fail(t, "dm resume");
-    int ok = dm_task_run(t);
-    dm_udev_wait(cookie);
-    if (!ok) return fail(t, "dm resume");
-    dm_task_destroy(t);
-    return 0;
+    return run_with_udev(t, "dm resume");
 }
 
 int tbdm_names(char **out) {
@@ -198,32 +203,16 @@ int tbdm_names(char **out) {
     return 0;
 }
 
-int tbdm_create(const char *name, uint64_t start, uint64_t length, const char *type, const char *params) {
-    return tbdm_create_mode(name, start, length, type, params, 0);
-}
-
 int tbdm_create_mode(const char *name, uint64_t start, uint64_t length, const char *type, const char *params, int read_only) {
     struct dm_task *t = task(DM_DEVICE_CREATE, name);
     if (!t) return fail(NULL, "dm create");
     if (read_only && !dm_task_set_ro(t)) return fail(t, "dm create");
     if (!dm_task_add_target(t, start, length, type, params)) return fail(t, "dm create");
-    uint32_t cookie = 0;
-    if (!dm_task_set_cookie(t, &cookie, 0)) return fail(t, "dm create");
-    int ok = dm_task_run(t);
-    dm_udev_wait(cookie);
-    if (!ok) return fail(t, "dm create");
-    dm_task_destroy(t);
-    return 0;
+    return run_with_udev(t, "dm create");
 }
 
 int tbdm_remove(const char *name) {
     struct dm_task *t = task(DM_DEVICE_REMOVE, name);
     if (!t) return fail(NULL, "dm remove");
-    uint32_t cookie = 0;
-    if (!dm_task_set_cookie(t, &cookie, 0)) return fail(t, "dm remove");
-    int ok = dm_task_run(t);
-    dm_udev_wait(cookie);
-    if (!ok) return fail(t, "dm remove");
-    dm_task_destroy(t);
-    return 0;
+    return run_with_udev(t, "dm remove");
 }

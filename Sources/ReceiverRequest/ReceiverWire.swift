@@ -35,3 +35,21 @@ public enum ReceiverWire {
         value.hasPrefix("\(bearer) ") ? value.dropFirst(bearer.count + 1) : nil
     }
 }
+
+/// The JSON answer of `GET /v1/devices/D/receive`: the server writes it, the sender reads it.
+public struct ReceiveStatus: Codable, Sendable {
+    public var device: UInt64
+    /// idle, receiving, interrupted, complete, refused, failed
+    public var state: String
+    /// receiving: bytes received so far; interrupted: the resume point.
+    public var offset: UInt64
+    public var streamID: String?
+    public var message: String?
+    /// Pool receivers: what `send --resume-from` takes to continue an interrupted receive.
+    public var resumeToken: String?
+
+    public init(device: UInt64, state: String, offset: UInt64, streamID: String? = nil, message: String? = nil, resumeToken: String? = nil) {
+        (self.device, self.state, self.offset) = (device, state, offset)
+        (self.streamID, self.message, self.resumeToken) = (streamID, message, resumeToken)
+    }
+}

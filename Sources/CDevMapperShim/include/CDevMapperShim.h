@@ -31,9 +31,8 @@ int tbdm_suspend(const char *name, int flush);
 int tbdm_resume(const char *name);
 /* Every dm device's name, one a line. */
 int tbdm_names(char **out);
-/* Creates NAME with one target (START LENGTH TYPE PARAMS) and resumes it; removes NAME. */
-int tbdm_create(const char *name, uint64_t start, uint64_t length, const char *type, const char *params);
-/* tbdm_create with a read-only table when read_only != 0 (the kernel refuses writes to it). */
+/* Creates NAME with one target (START LENGTH TYPE PARAMS), read-only when read_only != 0 (the
+   kernel refuses writes to it), and resumes it; removes NAME. */
 int tbdm_create_mode(const char *name, uint64_t start, uint64_t length, const char *type, const char *params, int read_only);
 int tbdm_remove(const char *name);
 

@@ -20,7 +20,7 @@ public enum PoolSelection: Equatable, Sendable {
         switch self {
         case .folder(let dir): return UserspacePool(folder: dir)
         case let .files(metadata, data):
-            try MetadataPathCheck.check(metadata)
+            if let p = metadataPathProblem(metadata) { throw JobError(p) }
             return UserspacePool(metadata: metadata, data: data)
         case .dmPool(let name): return try KernelPoolAccess(dmName: name)
         case .thinPool(let name): return try LVMPoolAccess(thinPool: name, activate: receiving)

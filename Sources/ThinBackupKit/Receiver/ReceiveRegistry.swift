@@ -1,4 +1,5 @@
 import Foundation
+import ReceiverRequest
 
 /// The server's bookkeeping: which devices are receiving now (one receive per device), how
 /// the last receive of each device ended, and every receive thread (so `stop` can wait).
@@ -14,36 +15,23 @@ final class ReceiveRegistry: @unchecked Sendable {
         var pipe: BoundedPipe
     }
 
-    /// The JSON answer of `GET /v1/devices/D/receive`.
-    struct Status: Codable {
-        var device: UInt64
-        /// idle, receiving, interrupted, complete, refused, failed
-        var state: String
-        /// receiving: bytes received so far; interrupted: the resume point.
-        var offset: UInt64
-        var streamID: String?
-        var message: String?
-        /// Pool receivers: what `send --resume-from` takes to continue an interrupted receive.
-        var resumeToken: String?
-    }
-
     init(receiver: any StreamReceiving) {
         self.receiver = receiver
     }
 
-    func status(_ device: UInt64) -> Status {
+    func status(_ device: UInt64) -> ReceiveStatus {
         lock.lock()
         let a = active[device], l = last[device]
         lock.unlock()
         if let a {
-            return Status(device: device, state: "receiving", offset: a.startOffset + a.pipe.totalRead, streamID: a.streamID)
+            return ReceiveStatus(device: device, state: "receiving", offset: a.startOffset + a.pipe.totalRead, streamID: a.streamID)
         }
         if let p = try? receiver.pendingReceive(device: device) {
-            return Status(device: device, state: "interrupted", offset: p.resumeOffset, streamID: p.streamID,
+            return ReceiveStatus(device: device, state: "interrupted", offset: p.resumeOffset, streamID: p.streamID,
                           message: l?.message, resumeToken: p.resumeToken)
         }
-        if let l { return Status(device: device, state: l.state, offset: 0, message: l.message) }
-        return Status(device: device, state: "idle", offset: 0)
+        if let l { return ReceiveStatus(device: device, state: l.state, offset: 0, message: l.message) }
+        return ReceiveStatus(device: device, state: "idle", offset: 0)
     }
 
     /// Claims `device` for a receive; false when one is running.

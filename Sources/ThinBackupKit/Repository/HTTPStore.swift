@@ -32,40 +32,14 @@ public final class HTTPStore: ObjectStore {
         HTTPGetSource(request: request("GET", name), retry: options.retry)
     }
 
-    public func get(_ name: String) throws -> [UInt8]? {
-        let curl = try CurlEasy()
-        let r = request("GET", name)
-        return try options.retry.run { _ -> [UInt8]? in
-            var data: [UInt8] = []
-            let response = try curl.perform(r, onBody: { data.append(contentsOf: $0) })
-            if response.status == 404 { return nil }
-            guard response.isSuccess else { throw httpError(r, response) }
-            return data
-        }
-    }
+    public func get(_ name: String) throws -> [UInt8]? { try getObject(request("GET", name), retry: options.retry, failure: httpError) }
 
     public func size(_ name: String) throws -> UInt64? {
-        let curl = try CurlEasy()
         let r = request("HEAD", name)
-        return try options.retry.run { _ -> UInt64? in
-            let response = try curl.perform(r)
-            if response.status == 404 { return nil }
-            guard response.isSuccess else { throw httpError(r, response) }
-            guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
-                throw JobError("\(redacted(r.url)): HEAD gave no Content-Length")
-            }
-            return n
-        }
+        return try objectSize(r, what: redacted(r.url), retry: options.retry, failure: httpError)
     }
 
-    public func delete(_ name: String) throws {
-        let curl = try CurlEasy()
-        let r = request("DELETE", name)
-        try options.retry.run { _ in
-            let response = try curl.perform(r)
-            guard response.isSuccess || response.status == 404 else { throw httpError(r, response) }
-        }
-    }
+    public func delete(_ name: String) throws { try deleteObject(request("DELETE", name), retry: options.retry, failure: httpError) }
 
     public func list(prefix: String) throws -> [String]? { nil }
 }

@@ -48,6 +48,44 @@ public func openObjectStore(_ repo: String, options: TransportOptions = Transpor
     }
 }
 
+// GET, HEAD and DELETE of one object of the HTTP and S3 stores: the request `r` retried by
+// `retry`, a 404 taken as no such object, any other failure made an error by `failure`.
+
+/// The whole object, or nil.
+func getObject(_ r: HTTPRequest, retry: RetryPolicy, failure: (HTTPRequest, HTTPResponse) -> TransportError) throws -> [UInt8]? {
+    let curl = try CurlEasy()
+    return try retry.run { _ -> [UInt8]? in
+        var data: [UInt8] = []
+        let response = try curl.perform(r, onBody: { data.append(contentsOf: $0) })
+        if response.status == 404 { return nil }
+        guard response.isSuccess else { throw failure(r, response) }
+        return data
+    }
+}
+
+/// The object's size (Content-Length of a HEAD; `what` names the object when it is missing), or nil.
+func objectSize(_ r: HTTPRequest, what: String, retry: RetryPolicy, failure: (HTTPRequest, HTTPResponse) -> TransportError) throws -> UInt64? {
+    let curl = try CurlEasy()
+    return try retry.run { _ -> UInt64? in
+        let response = try curl.perform(r)
+        if response.status == 404 { return nil }
+        guard response.isSuccess else { throw failure(r, response) }
+        guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
+            throw JobError("\(what): HEAD gave no Content-Length")
+        }
+        return n
+    }
+}
+
+/// Deletes the object (a 404 is no error).
+func deleteObject(_ r: HTTPRequest, retry: RetryPolicy, failure: (HTTPRequest, HTTPResponse) -> TransportError) throws {
+    let curl = try CurlEasy()
+    try retry.run { _ in
+        let response = try curl.perform(r)
+        guard response.isSuccess || response.status == 404 else { throw failure(r, response) }
+    }
+}
+
 /// Reads a source to its end.
 func readAll(_ source: any ByteSource) throws -> [UInt8] {
     var out: [UInt8] = []

@@ -32,40 +32,17 @@ public final class S3Store: ObjectStore {
 
     public func get(_ name: String) throws -> [UInt8]? {
         let c = try client(name)
-        let curl = try CurlEasy()
-        let r = c.request("GET")
-        return try options.retry.run { _ -> [UInt8]? in
-            var data: [UInt8] = []
-            let response = try curl.perform(r, onBody: { data.append(contentsOf: $0) })
-            if response.status == 404 { return nil }
-            guard response.isSuccess else { throw c.s3Error(r, response) }
-            return data
-        }
+        return try getObject(c.request("GET"), retry: options.retry, failure: c.s3Error)
     }
 
     public func size(_ name: String) throws -> UInt64? {
         let c = try client(name)
-        let curl = try CurlEasy()
-        let r = c.request("HEAD")
-        return try options.retry.run { _ -> UInt64? in
-            let response = try curl.perform(r)
-            if response.status == 404 { return nil }
-            guard response.isSuccess else { throw c.s3Error(r, response) }
-            guard let n = response.header("content-length").flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) else {
-                throw JobError("\(displayName)/\(name): HEAD gave no Content-Length")
-            }
-            return n
-        }
+        return try objectSize(c.request("HEAD"), what: "\(displayName)/\(name)", retry: options.retry, failure: c.s3Error)
     }
 
     public func delete(_ name: String) throws {
         let c = try client(name)
-        let curl = try CurlEasy()
-        let r = c.request("DELETE")
-        try options.retry.run { _ in
-            let response = try curl.perform(r)
-            guard response.isSuccess || response.status == 404 else { throw c.s3Error(r, response) }
-        }
+        try deleteObject(c.request("DELETE"), retry: options.retry, failure: c.s3Error)
     }
 
     public func list(prefix: String) throws -> [String]? { nil }

@@ -95,26 +95,18 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
         try openPut(at: from)
     }
 
-    struct Status: Decodable {
-        var state: String
-        var offset: UInt64
-        var streamID: String?
-        var message: String?
-        var resumeToken: String?
-    }
-
     /// The resume token of the device's interrupted receive, when the receiver (a pool) has one.
     func resumeToken() throws -> String? {
         let s = try fetchStatus()
         return s.state == "interrupted" ? s.resumeToken : nil
     }
 
-    private func fetchStatus() throws -> Status {
+    private func fetchStatus() throws -> ReceiveStatus {
         let req = request("GET")
         return try options.retry.run { _ in
             let response = try curl.perform(req)
             guard response.isSuccess else { throw httpError(req, response) }
-            guard let s = try? JSONDecoder().decode(Status.self, from: Data(response.body)) else {
+            guard let s = try? JSONDecoder().decode(ReceiveStatus.self, from: Data(response.body)) else {
                 throw TransportError(.protocolViolation, "GET \(baseURL): not a receiver's status answer")
             }
             return s
@@ -168,7 +160,7 @@ final class ReceiverSink: ByteSink, @unchecked Sendable {
             guard attempt < options.retry.attempts else { throw error }
             sleepSeconds(options.retry.delay(beforeAttempt: attempt))
             attempt += 1
-            let status: Status
+            let status: ReceiveStatus
             do { status = try fetchStatus() } catch let e as TransportError where e.isRetryable { continue }
             if status.state == "receiving" { continue }  // the receiver has not yet seen the cut
             guard status.state == "interrupted", status.streamID == streamID else {
