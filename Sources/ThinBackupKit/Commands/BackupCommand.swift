@@ -27,7 +27,7 @@ struct BackupCommand: ParsableCommand {
     public func run() throws {
         let access = try pool.open()
         defer { access.close() }
-        guard let dev = try dev ?? pool.volumeDevice() else { throw JobError(.usage, "give the thin device to back up: --dev ID (or --lv VG/LV)") }
+        guard let dev = try dev ?? pool.volumeDevice(of: access) else { throw JobError(.usage, "give the thin device to back up: --dev ID (or --lv VG/LV)") }
         var req = BackupRequest(pool: access, dev: dev, repo: repo)
         req.keyring = try key.keyring()
         req.now = try WorkflowClock.now(now)

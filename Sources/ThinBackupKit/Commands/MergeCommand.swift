@@ -60,7 +60,7 @@ struct MergeCommand: ParsableCommand {
     private func mergeDevice() throws {
         let access = try pool.open()
         defer { access.close() }
-        guard let dev = try dev ?? pool.volumeDevice() else {
+        guard let dev = try dev ?? pool.volumeDevice(of: access) else {
             throw JobError(.usage, "give the thin device over the origin: --dev ID (or --lv VG/LV)")
         }
         var req = OriginMergeRequest(pool: access, dev: dev, origin: into)

@@ -36,7 +36,7 @@ struct MigrateCommand: ParsableCommand {
     public func run() throws {
         let access = try pool.open()
         defer { access.close() }
-        guard let dev = try dev ?? pool.volumeDevice() else { throw JobError(.usage, "give the thin device to migrate: --dev ID (or --lv VG/LV)") }
+        guard let dev = try dev ?? pool.volumeDevice(of: access) else { throw JobError(.usage, "give the thin device to migrate: --dev ID (or --lv VG/LV)") }
         var req = MigrateRequest(pool: access, dev: dev, to: to)
         req.resumeSource = resumeSource
         req.untilDelta = untilDelta.bytes

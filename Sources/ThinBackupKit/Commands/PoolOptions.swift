@@ -52,8 +52,9 @@ struct PoolOptions: ParsableArguments {
         return try selection.open(receiving: receiving)
     }
 
-    /// With `--lv VG/LV`: that volume's thin id (the device commands act on by default).
-    public func volumeDevice() throws -> UInt64? { try selection?.volumeDevice() }
+    /// With `--lv VG/LV`: that volume's thin id (the device commands act on by default), from
+    /// the pool `open()` gave.
+    public func volumeDevice(of access: any PoolAccess) throws -> UInt64? { try selection?.volumeDevice(of: access) }
 
     /// The named pool as a userspace pool to change; its warnings and low-space events
     /// become warning lines on stderr.

@@ -50,7 +50,7 @@ struct SendCommand: ParsableCommand {
         if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
         let access = try pool.open()
         defer { access.close() }
-        guard let target = try target ?? pool.volumeDevice() else { throw JobError(.usage, "give the snapshot to send: --snap ID") }
+        guard let target = try target ?? pool.volumeDevice(of: access) else { throw JobError(.usage, "give the snapshot to send: --snap ID") }
         var req = SendRequest(pool: access, target: target, destination: to)
         req.base = from; req.level = level
         if let threads { req.workers = threads }

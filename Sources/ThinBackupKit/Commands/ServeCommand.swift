@@ -84,7 +84,9 @@ struct ServeCommand: ParsableCommand {
             }
             receiver = try SpoolReceiver(directory: spool)
         } else {
-            receiver = try PoolStreamReceiver(pool: pool.open(receiving: true), checkpointBytes: checkpoint.bytes, keyring: try key.keyring())
+            let access = try pool.open(receiving: true)
+            (access as? LVMPoolAccess)?.longLived = true  // receives hours apart: each reads the volume group afresh
+            receiver = try PoolStreamReceiver(pool: access, checkpointBytes: checkpoint.bytes, keyring: try key.keyring())
         }
         logging.bootstrap()
         var config = ReceiverConfiguration(host: host, port: port, token: token)

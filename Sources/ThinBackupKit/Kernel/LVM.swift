@@ -85,61 +85,21 @@ public enum LVM {
         }
     }
 
-    /// The volumes named (`VG/LV` or `VG`), hidden ones included.
+    /// The volumes named (`VG/LV` or `VG`), hidden ones included: one `lvs` report. An LVM
+    /// operation reads one of its volume group and reuses it (`LVMPoolVolumes` says when it
+    /// reads another).
     public static func volumes(_ names: [String]) throws -> [LogicalVolume] {
         try parse(run(["lvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-a", "-o", fields] + names))
     }
 
-    /// `VG/LV`, checked: exists, and is of the kind asked.
-    public static func volume(_ name: String) throws -> LogicalVolume {
-        try lookup(name).lv
-    }
-
-    /// `VG/LV` and the report of its whole volume group (one `lvs`).
-    private static func lookup(_ name: String) throws -> (lv: LogicalVolume, all: [LogicalVolume]) {
-        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw JobError(.usage, "\(name): expected VG/LV")
-        }
-        let all = try volumes([String(parts[0])])
-        guard let lv = all.first(where: { $0.name == parts[1] }) else {
-            throw JobError("\(name): no such logical volume")
-        }
-        return (lv, all)
-    }
-
-    /// A thin LV and its pool LV (one report of the volume group).
-    public static func thinVolume(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume) {
-        let r = try thinVolumeReport(name)
-        return (r.lv, r.pool)
-    }
-
-    /// `thinVolume`, with the whole report of its volume group.
-    static func thinVolumeReport(_ name: String) throws -> (lv: LogicalVolume, pool: LogicalVolume, all: [LogicalVolume]) {
-        let (lv, all) = try lookup(name)
-        guard lv.isThin, lv.thinID != nil else {
-            throw JobError("\(name) is not a thin volume (segment type \(lv.segtype)); thin-backup backs up LVM thin volumes")
-        }
-        guard let pool = all.first(where: { $0.name == lv.pool }) else {
-            throw JobError("\(lv.vg)/\(lv.pool): no such logical volume")
-        }
-        return (lv, pool, all)
-    }
-
-    public static func thinPool(_ name: String) throws -> LogicalVolume {
-        let lv = try volume(name)
-        guard lv.isThinPool else { throw JobError("\(name) is not a thin pool (segment type \(lv.segtype))") }
-        return lv
-    }
-
-    /// A thin snapshot `VG/NAME` of `origin` (no size: thin), tagged; returns it as LVM reports it.
-    public static func snapshot(_ origin: LogicalVolume, name: String, tags: [String]) throws -> LogicalVolume {
-        if try volumes([origin.vg]).contains(where: { $0.name == name }) {
+    /// A thin snapshot `VG/NAME` of `origin` (no size: thin), tagged; `existing`: the volume
+    /// group's report it is named from (no report is read here: the caller reads one after).
+    static func snapshot(_ origin: LogicalVolume, name: String, tags: [String], existing: [LogicalVolume]) throws {
+        if existing.contains(where: { $0.name == name }) {
             throw JobError("\(origin.vg)/\(name) exists: thin-backup names its snapshot of \(origin.fullName) so and "
                 + "never takes over a volume it did not make; rename or remove that volume, or run again a second later")
         }
         _ = try run(["lvcreate", "-q", "-s", "-n", name] + tags.flatMap { ["--addtag", $0] } + [origin.fullName])
-        return try volume("\(origin.vg)/\(name)")
     }
 
     /// A new thin volume `VG/NAME` of `size` bytes (rounded up to whole extents by LVM) in

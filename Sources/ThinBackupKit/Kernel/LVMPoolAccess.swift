@@ -9,25 +9,26 @@ import PoolCore
 /// record of the pool's devices and transaction id, so the kernel is never messaged
 /// directly for changes.
 public final class LVMPoolAccess: KernelPoolAccess {
-    public let poolLV: LogicalVolume
+    /// The LVM side: the pool LV, the volume named, and the volume group's one report (`LVMPoolVolumes`
+    /// says when another is read).
+    public let lvm: LVMPoolVolumes
+    public var poolLV: LogicalVolume { lvm.poolLV }
     /// The volume named with `--lv`, if any (nil also when it does not exist yet: `receive --lv VG/NEW --thin-pool VG/POOL`).
-    public let volume: LogicalVolume?
+    public var volume: LogicalVolume? { lvm.volume }
     /// The volume name `--lv` gave (without the VG): what a receive goes into.
-    public let volumeName: String?
-    /// The volume group's report this access was opened with (a receive starts from it: one `lvs` less).
-    var report: [LogicalVolume]?
+    public var volumeName: String? { lvm.volumeName }
+    /// Serve: one access for receives that come hours apart. The first receive target takes the
+    /// report the access was opened with; a closed target then hands its report on to no other,
+    /// so each later one reads the volume group afresh.
+    public var longLived = false
 
     public override var name: String { "LVM thin pool \(poolLV.fullName)" }
 
     /// `activate`: a pool LVM has not activated (no volume of it active) is activated (receive, serve).
     public init(lv: String, activate: Bool = false) throws {
-        let (v, p, all) = try LVM.thinVolumeReport(lv)
-        report = all
-        volume = v
-        volumeName = v.name
-        poolLV = p
-        if activate { try Self.activatePool(p) }
-        try super.init(dmName: p.poolTargetName)
+        lvm = try LVMPoolVolumes(lv: lv)
+        if activate { try Self.activatePool(lvm) }
+        try super.init(dmName: lvm.poolLV.poolTargetName)
     }
 
     /// Makes the pool's `VG-POOL-tpool` target there for a receive to write through: the pool LV
@@ -35,19 +36,31 @@ public final class LVMPoolAccess: KernelPoolAccess {
     /// pool without any thin volume is active without that layer (`VG-POOL` is then the
     /// `thin-pool` target itself), and LVM adds it — reloading the pool — with the first volume
     /// it makes: so one is made and removed here (`tb-layer`), before the receive opens the pool.
-    static func activatePool(_ p: LogicalVolume) throws {
+    /// (The report stays the volume group's: the volume made here is removed at once.)
+    static func activatePool(_ lvm: LVMPoolVolumes) throws {
+        let p = lvm.poolLV
         if try DeviceMapper.info(p.poolTargetName) != nil { return }
         if try DeviceMapper.info(LogicalVolume.dmName(vg: p.vg, lv: p.name)) == nil { try LVM.activate(p) }
         if try DeviceMapper.info(p.poolTargetName) != nil { return }
         let layer = "tb-layer"
-        if let v = try LVM.volumes([p.vg]).first(where: { $0.name == layer }) {
+        if let v = try lvm.report().first(where: { $0.name == layer }) {
             guard v.tags.contains(LVM.snapshotTag) else {
                 throw JobError("\(v.fullName) exists and thin-backup did not make it: it names the volume it makes to give \(p.fullName) its -tpool layer")
             }
         } else {
-            try LVM.createThin(in: p, name: layer, size: 1 << 20, tags: [LVM.snapshotTag])
+            do {
+                try LVM.createThin(in: p, name: layer, size: 1 << 20, tags: [LVM.snapshotTag])
+            } catch {
+                lvm.forget()
+                throw error
+            }
         }
-        _ = try LVM.run(["lvremove", "-q", "-f", "\(p.vg)/\(layer)"])
+        do {
+            _ = try LVM.run(["lvremove", "-q", "-f", "\(p.vg)/\(layer)"])
+        } catch {
+            lvm.forget()
+            throw error
+        }
         guard try DeviceMapper.info(p.poolTargetName) != nil else {
             throw JobError("\(p.fullName) is active without its \(p.poolTargetName) target; activate one of its volumes first")
         }
@@ -56,44 +69,19 @@ public final class LVMPoolAccess: KernelPoolAccess {
     /// `--lv VG/LV --thin-pool VG/POOL`: a thin volume of that pool, which need not exist yet
     /// (a receive creates it).
     public init(lv: String, inPool pool: String) throws {
-        let parts = lv.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        let pp = pool.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw JobError(.usage, "\(lv): expected VG/LV") }
-        guard pp.count == 2, !pp[0].isEmpty, !pp[1].isEmpty else { throw JobError(.usage, "\(pool): expected VG/POOL") }
-        guard parts[0] == pp[0] else {
-            throw JobError(.usage, "\(lv) and its pool \(pool) are in different volume groups")
-        }
-        let all = try LVM.volumes([pp[0]])
-        guard let p = all.first(where: { $0.name == pp[1] }) else { throw JobError("\(pool): no such logical volume") }
-        guard p.isThinPool else { throw JobError("\(pool) is not a thin pool (segment type \(p.segtype))") }
-        poolLV = p
-        report = all
-        let v = all.first { $0.name == parts[1] }
-        if let v, !(v.isThin && v.pool == poolLV.name) {
-            throw JobError("\(lv) exists and is not a thin volume of \(pool)")
-        }
-        volume = v
-        volumeName = parts[1]
-        try Self.activatePool(p)
-        try super.init(dmName: poolLV.poolTargetName)
+        lvm = try LVMPoolVolumes(lv: lv, inPool: pool)
+        try Self.activatePool(lvm)
+        try super.init(dmName: lvm.poolLV.poolTargetName)
     }
 
     public init(thinPool: String, activate: Bool = false) throws {
-        poolLV = try LVM.thinPool(thinPool)
-        volume = nil
-        volumeName = nil
-        if activate { try Self.activatePool(poolLV) }
-        try super.init(dmName: poolLV.poolTargetName)
+        lvm = try LVMPoolVolumes(thinPool: thinPool)
+        if activate { try Self.activatePool(lvm) }
+        try super.init(dmName: lvm.poolLV.poolTargetName)
     }
 
-    /// The pool's thin volumes, by thin id.
-    func volumes() throws -> [UInt64: LogicalVolume] {
-        var out: [UInt64: LogicalVolume] = [:]
-        for v in try LVM.volumes([poolLV.vg]) where v.isThin && v.pool == poolLV.name {
-            if let id = v.thinID { out[id] = v }
-        }
-        return out
-    }
+    /// The pool's thin volumes, by thin id (from the report this access works from).
+    func volumes() throws -> [UInt64: LogicalVolume] { try lvm.byThinID() }
 
     public override func virtualSize(of dev: UInt64) throws -> UInt64 {
         guard let v = try volumes()[dev] else { throw JobError("\(name) has no thin volume with thin id \(dev)") }
@@ -116,10 +104,7 @@ public final class LVMPoolAccess: KernelPoolAccess {
     public override func createSnapshot(of origin: UInt64, preferring dev: UInt64) throws -> UInt64 {
         guard let o = try volumes()[origin] else { throw JobError("\(name) has no thin volume with thin id \(origin)") }
         try pool.requireWritable()
-        let free = Self.snapshotName(of: o.name, at: try snapshotTime ?? WorkflowClock.now(nil), taken: Set(try LVM.volumes([o.vg]).map(\.name)))
-        let snap = try LVM.snapshot(o, name: free, tags: [LVM.snapshotTag, "tb-origin-\(o.uuid)"])
-        guard let id = snap.thinID else { throw JobError("lvcreate made \(snap.fullName) without a thin id") }
-        return id
+        return try lvm.snapshot(of: o, at: try snapshotTime ?? WorkflowClock.now(nil))
     }
 
     /// `ORIGIN-tb-YYYYmmddHHMMSS` (UTC) at `time`; two in one second (migrate's rounds) get `-2`,
@@ -134,13 +119,7 @@ public final class LVMPoolAccess: KernelPoolAccess {
     }
 
     /// Removes a snapshot ThinBackup made (tagged); refuses any other volume.
-    public override func deleteDevice(_ dev: UInt64) throws {
-        guard let v = try volumes()[dev] else { return }
-        guard v.tags.contains(LVM.snapshotTag) else {
-            throw JobError("\(v.fullName) (thin id \(dev)) is not a snapshot thin-backup made; not removing it")
-        }
-        try LVM.remove(v)
-    }
+    public override func deleteDevice(_ dev: UInt64) throws { try lvm.removeSnapshot(dev) }
 
     /// Receives into volumes of the pool (`LVMReceivingPool`): with `--lv`, that one volume;
     /// else device D is the volume `tb-D`.

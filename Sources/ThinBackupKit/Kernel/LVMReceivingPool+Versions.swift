@@ -27,6 +27,7 @@ extension LVMReceivingPool {
             var now = new
             now.name = p.volume
             try LVM.activate(now)
+            activated(now)
         }
         var s = try state.load()
         s.inProgress.removeAll { $0.uuid == p.uuid }
@@ -36,15 +37,25 @@ extension LVMReceivingPool {
     /// Removes versions of `v` beyond the newest `keep` (an open one is kept, with a warning).
     func prune(_ v: String, keep: Int) throws {
         var s = try state.load()
-        var byID: [UInt64: LogicalVolume] = [:]
-        for lv in try volumes() { if let id = lv.thinID { byID[id] = lv } }
+        func thinIDs() throws -> [UInt64: LogicalVolume] {
+            var byID: [UInt64: LogicalVolume] = [:]
+            for lv in try volumes() { if let id = lv.thinID { byID[id] = lv } }
+            return byID
+        }
+        guard !s.pruned(volume: v, keep: keep, existing: try thinIDs()).isEmpty else { return }
+        // lvremove takes a name, and the report is from before the stream: a new one first.
+        changed()
+        let byID = try thinIDs()
         for id in s.pruned(volume: v, keep: keep, existing: byID) {
             guard let lv = byID[id], lv.tags.contains(Self.receivedTag), lv.name != v else { continue }
             do { try refuseOpen(lv) } catch {
                 ThinBackupMain.writeStderr("thin-backup: warning: \(name): not removing old version \(lv.fullName): \(error)\n")
                 continue
             }
-            try LVM.remove(lv)
+            do { try LVM.remove(lv) } catch {
+                changed()
+                throw error
+            }
             removed(lv)
             s.versions[String(id)] = nil
         }
@@ -91,13 +102,18 @@ extension LVMReceivingPool {
     func deleteReceived(_ dev: UInt64) throws {
         let v = try volumeName(dev)
         var s = try state.load()
+        // lvremove takes a name, and the report may be from before a stream: a new one first.
+        changed()
         for lv in try volumes() {
             guard let ver = s.version(of: lv), ver.volume == v, lv.tags.contains(Self.receivedTag) else { continue }
             if let id = lv.thinID { io?.deactivate(id) }
-            try LVM.remove(lv)
+            do { try LVM.remove(lv) } catch {
+                changed()
+                throw error
+            }
+            removed(lv)
             s.versions[String(lv.thinID ?? 0)] = nil
         }
-        changed()
         try state.store(s)
     }
 }

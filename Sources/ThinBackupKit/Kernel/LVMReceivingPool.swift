@@ -37,16 +37,19 @@ final class LVMReceivingPool: ReceiveTarget {
     private var pending: [UInt64: Receipt?] = [:]
     /// Devices whose new version this run created (an abort removes them).
     private var createdNow: Set<UInt64> = []
-    private var cachedVolumes: [LogicalVolume]?
+    /// The volume group's report this target works from (see `LVMPoolVolumes`, "Which report"):
+    /// the one the access was opened with, read again after this target's `lvcreate`, kept in
+    /// step with its own renames and removals, read again before `lvremove`s after a stream.
+    private var cachedReport: [LogicalVolume]?
 
     var keepsVersions: Bool { true }
 
     init(_ access: LVMPoolAccess, naming: LVMReceiveNaming, readOnly: Bool) throws {
         self.access = access
         self.naming = naming
-        // The report the access was opened with, once (serve keeps one access for many receives).
-        cachedVolumes = access.report.map { $0.filter { $0.isThin && $0.pool == access.poolLV.name } }
-        access.report = nil
+        // The report the access works from, taken over (this target changes the volume group).
+        // None after serve's first target: each later one reads its own (receives hours apart).
+        cachedReport = access.lvm.take()
         blockSize = access.pool.blockSize
         name = access.name
         if case .volume(let v) = naming, let why = LVMReceiveState.nameProblem(v) {
@@ -64,27 +67,41 @@ final class LVMReceivingPool: ReceiveTarget {
 
     // MARK: volumes and devices
 
+    /// The pool's thin volumes, from the report (one read now when none is kept).
     func volumes() throws -> [LogicalVolume] {
-        if let v = cachedVolumes { return v }
-        let v = try LVM.volumes([access.poolLV.vg]).filter { $0.isThin && $0.pool == access.poolLV.name }
-        cachedVolumes = v
-        return v
+        let all: [LogicalVolume]
+        if let r = cachedReport {
+            all = r
+        } else {
+            all = try LVM.volumes([access.poolLV.vg])
+            cachedReport = all
+        }
+        return all.filter { $0.isThin && $0.pool == access.poolLV.name }
     }
 
+    /// The volume group changed in a way the report does not follow: the next use reads one.
     func changed() {
-        cachedVolumes = nil
+        cachedReport = nil
         state.forgetRoutes()
     }
 
     /// Keeps the cached report in step with a rename (no `lvs` needed).
     func renamed(_ lv: LogicalVolume, to n: String) {
-        guard let i = cachedVolumes?.firstIndex(where: { $0.uuid == lv.uuid }) else { return changed() }
-        cachedVolumes![i].name = n
+        guard let i = cachedReport?.firstIndex(where: { $0.uuid == lv.uuid }) else { return changed() }
+        cachedReport![i].name = n
         state.forgetRoutes()
     }
 
+    /// Keeps the cached report in step with an activation (the state letter of `lv_attr`).
+    func activated(_ lv: LogicalVolume) {
+        guard let i = cachedReport?.firstIndex(where: { $0.uuid == lv.uuid }), cachedReport![i].attr.count > 4 else { return changed() }
+        var a = Array(cachedReport![i].attr)
+        a[4] = "a"
+        cachedReport![i].attr = String(a)
+    }
+
     func removed(_ lv: LogicalVolume) {
-        cachedVolumes?.removeAll { $0.uuid == lv.uuid }
+        cachedReport?.removeAll { $0.uuid == lv.uuid }
         state.forgetRoutes()
     }
 
@@ -206,6 +223,7 @@ final class LVMReceivingPool: ReceiveTarget {
             changed()
             throw error
         }
+        // lvcreate changed the volume group: a new report, for the new volume's UUID and thin id.
         changed()
         guard let lv = try volume(named: n), let id = lv.thinID else { throw JobError("lvcreate made no thin volume \(access.poolLV.vg)/\(n)") }
         p.uuid = lv.uuid
@@ -304,7 +322,10 @@ final class LVMReceivingPool: ReceiveTarget {
         createdNow = []
     }
 
+    /// Closes the kernel pool; the report, kept in step with this target's changes, goes back to
+    /// the access for the next target of the same operation (restore's next member; not serve's).
     func close() {
         io?.close()
+        if !access.longLived { access.lvm.keep(cachedReport) }
     }
 }

@@ -45,9 +45,10 @@ final class KernelOriginMergeSession: OriginMergeSession {
         guard origin.isBlockDevice, origin.number != nil else {
             throw JobError("\(origin.path): a kernel thin device's external origin is a block device")
         }
-        if let lvm = access as? LVMPoolAccess, let lv = try lvm.volumes()[dev] {
+        // The report the pool was opened with: nothing here changes the volume group.
+        if let access = access as? LVMPoolAccess, let lv = try access.volumes()[dev] {
             guard !lv.origin.isEmpty else { throw JobError("\(lv.fullName) has no external origin: nothing to merge into") }
-            if try LVM.volumes([lv.vg]).contains(where: { $0.name == lv.origin && $0.isThin }) {
+            if try access.lvm.report().contains(where: { $0.name == lv.origin && $0.isThin }) {
                 throw JobError("\(lv.fullName) is a thin snapshot of the thin volume \(lv.vg)/\(lv.origin), not a volume over an external origin")
             }
             let path = "/dev/\(lv.vg)/\(lv.origin)"

@@ -29,10 +29,13 @@ public enum PoolSelection: Equatable, Sendable {
         }
     }
 
-    /// The device the selection itself names: an LVM thin volume's thin id (`lv`); else nil.
-    public func volumeDevice() throws -> UInt64? {
+    /// The device the selection itself names, from the pool it opened (`access`): an LVM thin
+    /// volume's thin id (`lv`, from the report the pool was opened with: no `lvs` of its own); else nil.
+    public func volumeDevice(of access: any PoolAccess) throws -> UInt64? {
         switch self {
-        case .lv(let name), .lvInPool(let name, _): return try LVM.thinVolume(name).lv.thinID
+        case .lv(let name), .lvInPool(let name, _):
+            guard let v = (access as? LVMPoolAccess)?.volume else { throw JobError("\(name): no such logical volume") }
+            return v.thinID
         default: return nil
         }
     }

@@ -63,7 +63,10 @@ extension KernelPoolAccess: CutoverSource {
 
 extension LVMPoolAccess {
     func readOnlyForCutover(dev: UInt64) throws -> SourceFreeze {
-        guard let lv = try volumes()[dev] else { throw JobError("\(name) has no thin volume with thin id \(dev)") }
+        // lvchange takes a name, and the report may be from before the rounds' sends: a new one.
+        guard let lv = LVMPoolVolumes.byThinID(try lvm.freshReport(), pool: poolLV)[dev] else {
+            throw JobError("\(name) has no thin volume with thin id \(dev)")
+        }
         do {
             _ = try LVM.run(["lvchange", "-q", "-p", "r", lv.fullName])
         } catch {

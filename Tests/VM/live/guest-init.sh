@@ -4,6 +4,7 @@
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin HOME=/root
 export DM_DISABLE_UDEV=1
+[ ! -f /etc/tb-env ] || . /etc/tb-env   # live.sh's TB_VM_LVM_LOG=1: THIN_BACKUP_LVM=/sbin/tb-lvm-log
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc

@@ -15,6 +15,10 @@
 #   TB_VM_TIMEOUT   seconds before the VM is killed (default 1200)
 #   TB_VM_MEM       guest memory in MiB (default 2048; /out lives in it)
 #   TB_VM_EXTRA     more host programs for the guest, e.g. "strace" (debugging a scenario)
+#   TB_VM_LVM_LOG=1 every thin-backup run in the guest runs lvm through /sbin/tb-lvm-log, which logs
+#                   each call (guest uptime, thin-backup's pid and command line, lvm's arguments)
+#                   to /out/SCENARIO/lvm-calls.txt; OUTDIR/lvm-calls.txt then counts them per run
+#                   (a scenario may use the wrapper itself: THIN_BACKUP_LVM=/sbin/tb-lvm-log)
 #   TB_VM_ROOT, TB_VM_KERNEL_PKG, TB_VM_ACCEL, TB_VM_KEEP_WORK=1: see ../vm-lib.sh
 #
 # The guest gets only image files: two pairs of disks for raw dm pools (META/DATA,
@@ -68,6 +72,18 @@ vm_copy_bin "$R" "$LX/sbin/lvm" "$LP"
 for t in pvcreate vgcreate lvcreate lvs vgs pvs lvchange vgchange lvremove vgremove lvdisplay lvconvert; do
 	ln -s lvm "$R/sbin/$t"
 done
+# lvm with a log of each call (THIN_BACKUP_LVM=/sbin/tb-lvm-log): uptime, the caller's pid and
+# command line, lvm's arguments, tab-separated, to /out/SCENARIO/lvm-calls.txt and $TB_LVM_LOG.
+cat > "$R/sbin/tb-lvm-log" <<'LOGGER'
+#!/bin/sh
+read up _ < /proc/uptime
+line=$(printf '%s\t%s\t%s\t%s' "$up" "$PPID" "$(tr '\0' ' ' < /proc/$PPID/cmdline)" "$*")
+echo "$line" >> "/out/${SCENARIO:-none}/lvm-calls.txt"
+[ -z "${TB_LVM_LOG:-}" ] || echo "$line" >> "$TB_LVM_LOG"
+exec /sbin/lvm "$@"
+LOGGER
+chmod 755 "$R/sbin/tb-lvm-log"
+[ "${TB_VM_LVM_LOG:-0}" != 1 ] || echo "export THIN_BACKUP_LVM=/sbin/tb-lvm-log" > "$R/etc/tb-env"
 mkdir -p "$R/etc/lvm" "$R/run/lock/lvm" "$R/run/lvm"
 # udev is absent: LVM creates its /dev nodes itself. Its thin_check hook is off (the
 # scenarios run thin_check themselves, on what they choose).
@@ -109,6 +125,18 @@ mkdir -p "$OUTDIR/out"
 tar -xf "$OUTDIR/out.img" -C "$OUTDIR/out" 2>/dev/null || log "no tar on the out disk"
 rm -f "$OUTDIR"/{meta,data,meta2,data2,out,lvm}.img
 echo "qemu_rc=$rc vm_seconds=$((TV1 - TV0)) total_seconds=$(($(date +%s) - T0)) initramfs_mib=$MIB" | tee "$OUTDIR/timing.txt" >&2
+# The lvm calls logged, per thin-backup run: scenario, lvm subcommands counted, its command line.
+rm -f "$OUTDIR/lvm-calls.txt"
+for f in "$OUTDIR"/out/*/lvm-calls.txt; do
+	[ -f "$f" ] || continue
+	awk -F'\t' -v s="$(basename "$(dirname "$f")")" '
+		{ split($4, a, " "); k = $2; if (!(k in cmd)) { order[++n] = k; cmd[k] = $3 }
+		  if (!((k, a[1]) in c)) verbs[k] = verbs[k] " " a[1]; c[k, a[1]]++ }
+		END { for (i = 1; i <= n; i++) { k = order[i]; line = ""; m = split(verbs[k], v, " ")
+			for (j = 1; j <= m; j++) line = line v[j] "=" c[k, v[j]] " "
+			printf "%s\t%s\t%s\n", s, line, cmd[k] } }' "$f" >> "$OUTDIR/lvm-calls.txt"
+done
+[ ! -s "$OUTDIR/lvm-calls.txt" ] || log "lvm calls per thin-backup run: $OUTDIR/lvm-calls.txt"
 
 # Results: every check line, then one line per scenario that did not end.
 tr -d '\r' < "$OUTDIR/console.log" | grep -E '^LP\|(OK|FAIL|END)\|' > "$OUTDIR/results.txt" || true

@@ -4,7 +4,8 @@
 # nightly workflow: three backups with writes between and a writer running during each, older
 # snapshots dropped (only tagged ones), every backup restored byte for byte; a user's volume
 # with the snapshot's name never touched; a volume renamed between two backups still backed up
-# as an increment from the kept base.
+# as an increment from the kept base. The reading commands, send and backup each read the volume
+# group's lvs report once, plus once after backup's lvcreate and before its lvremove (`counted`).
 # (Until 2026-12-01 this hung: Foundation's Process lost an lvm child's exit; LVM.run now
 # spawns lvm itself, drains both pipes and has a deadline.)
 . /scenarios/lib.sh
@@ -29,9 +30,9 @@ same "the volume group unchanged by the refusals" "$(lvs_now)" "$BEFORE"
 
 # Reading commands.
 VID=$(lvs --noheadings -o thin_id tbvg/vol | tr -d ' ')
-run "pool ls --thin-pool" thin-backup pool ls --thin-pool tbvg/pool
+counted 1 "pool ls --thin-pool" thin-backup pool ls --thin-pool tbvg/pool
 grep -q "^ *$VID " pool_ls_--thin-pool.out && ok "pool ls lists the volume's thin id $VID" || fail "pool ls lists the volume's thin id $VID" "$(head -3 pool_ls_--thin-pool.out)"
-run "pool check --lv (through a metadata snapshot)" thin-backup pool check --lv tbvg/vol
+counted 1 "pool check --lv (through a metadata snapshot)" thin-backup pool check --lv tbvg/vol
 grep -q "clean: metadata snapshot at block" pool_check_--lv_\(through_a_metadata_snapshot\).out && ok "pool check read the snapshot" \
 	|| fail "pool check read the snapshot" "$(cat pool_check_--lv_*.out)"
 same "no metadata snapshot held after pool check" "$(status_field tbvg-pool-tpool 4)" "-"
@@ -51,24 +52,24 @@ TM=/dev/mapper/tbvg-pool_tmeta
 dmsetup message tbvg-pool-tpool 0 reserve_metadata_snap
 [ "$(status_field tbvg-pool-tpool 4)" != "-" ] && ok "reserve_metadata_snap by message holds a snapshot" || fail "reserve_metadata_snap by message holds a snapshot" "status field 4 is -"
 thin_dump -m $TM > ref-dump.xml
-run "dump --thin-pool -m" thin-backup dump --thin-pool tbvg/pool -m
+counted 1 "dump --thin-pool -m" thin-backup dump --thin-pool tbvg/pool -m
 same "dump --thin-pool -m == thin_dump -m of tbvg-pool_tmeta" "$(file_sha dump_--thin-pool_-m.out)" "$(file_sha ref-dump.xml)"
 grep -q "<device dev_id=\"$MID\"" ref-dump.xml && ok "the dumps hold the snapshot $MID" || fail "the dumps hold the snapshot $MID" "$(grep '<device' ref-dump.xml | tr '\n' ' ')"
 LSF=DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,TRANSACTION,CREATE_TIME,SNAP_TIME
 thin_ls -m -o $LSF $TM > ref-ls.txt
-run "pool ls --thin-pool -m" thin-backup pool ls --thin-pool tbvg/pool -m -o $LSF
+counted 1 "pool ls --thin-pool -m" thin-backup pool ls --thin-pool tbvg/pool -m -o $LSF
 same "pool ls --thin-pool -m == thin_ls -m (same columns)" "$(file_sha pool_ls_--thin-pool_-m.out)" "$(file_sha ref-ls.txt)"
 dmsetup create tbmeta-alias --readonly --table "$(dmsetup table tbvg-pool_tmeta)"
 thin_delta -m --snap1 $MID --snap2 $VID /dev/mapper/tbmeta-alias > ref-delta.xml 2> ref-delta.err \
 	|| fail "thin_delta -m through the alias" "$(tail -1 ref-delta.err)"
 dmsetup remove tbmeta-alias
-run "delta --lv -m" thin-backup delta --lv tbvg/vol -m --snap1 $MID --snap2 $VID
+counted 1 "delta --lv -m" thin-backup delta --lv tbvg/vol -m --snap1 $MID --snap2 $VID
 same "delta --lv -m == thin_delta -m" "$(file_sha delta_--lv_-m.out)" "$(file_sha ref-delta.xml)"
 grep -q "<different\|<left_only\|<right_only" ref-delta.xml && ok "the delta shows changes" || fail "the delta shows changes" "$(head -c 300 ref-delta.xml)"
 dmsetup message tbvg-pool-tpool 0 release_metadata_snap
 same "the metadata snapshot released" "$(status_field tbvg-pool-tpool 4)" "-"
 
-run "send --lv of an lvcreate snapshot" thin-backup send --lv tbvg/manual --to manual.tbs
+counted 1 "send --lv of an lvcreate snapshot" thin-backup send --lv tbvg/manual --to manual.tbs
 lvchange -q -ay -K tbvg/manual
 KM=$(kernel_sha /dev/mapper/tbvg-manual)
 run "restore the snapshot" restore manual.tbs 41943040 r.img
@@ -82,7 +83,8 @@ while [ $n -le 3 ]; do
 	fill $VOL $((n * 37)) 40
 	( fill $VOL 300 60 ) &
 	W=$!
-	run "backup $n --lv" thin-backup backup --lv tbvg/vol --repo $REPO --now 2026-12-0${n}T02:00:00Z
+	# lvm lvs: one report to open, one after its lvcreate, one before removing the old base.
+	counted $([ $n = 1 ] && echo 2 || echo 3) "backup $n --lv" thin-backup backup --lv tbvg/vol --repo $REPO --now 2026-12-0${n}T02:00:00Z
 	wait $W
 	# The snapshot this backup kept (tagged) is what it must have saved.
 	S=$(lvs --noheadings -o lv_name -S "lv_tags=thin-backup" tbvg | tr -d ' ')
@@ -106,7 +108,7 @@ done
 # A volume of the name backup would give its snapshot (the user's): never touched; the
 # snapshot takes the next free name (-2).
 lvcreate -q -s -n vol-tb-20261209020000 tbvg/vol
-run "backup when its snapshot name exists" env THIN_BACKUP_NOW=2026-12-09T02:00:00Z thin-backup backup --lv tbvg/vol --repo $REPO
+counted 3 "backup when its snapshot name exists" env THIN_BACKUP_NOW=2026-12-09T02:00:00Z thin-backup backup --lv tbvg/vol --repo $REPO
 same "the snapshot is vol-tb-20261209020000-2, the one tagged" "$(lvs --noheadings -o lv_name -S lv_tags=thin-backup tbvg | tr -d ' ')" "vol-tb-20261209020000-2"
 same "the user's volume of that name untouched (untagged, kept)" "$(lvs --noheadings -o lv_name,lv_tags tbvg/vol-tb-20261209020000 | tr -d ' ')" "vol-tb-20261209020000"
 lvremove -q -f tbvg/vol-tb-20261209020000
@@ -126,7 +128,7 @@ same "the catalog unchanged by the refusals" "$(thin-backup list --repo $REPO)" 
 # and the thin id, not the name): the next backup is an increment from the kept base.
 lvm lvrename -q tbvg/vol tbvg/vol2 || fail "lvrename tbvg/vol tbvg/vol2" "exit $?"
 fill /dev/mapper/tbvg-vol2 500 30
-run "backup after lvrename --lv tbvg/vol2" thin-backup backup --lv tbvg/vol2 --repo $REPO --now 2026-12-10T02:00:00Z
+counted 3 "backup after lvrename --lv tbvg/vol2" thin-backup backup --lv tbvg/vol2 --repo $REPO --now 2026-12-10T02:00:00Z
 grep -q "backup 5: incremental of thin device $VID (snapshot .*, base backup 4)" backup_after_lvrename_--lv_tbvg_vol2.out \
 	&& ok "the renamed volume's backup 5 is an increment from backup 4" || fail "the renamed volume's backup 5 is an increment from backup 4" "$(cat backup_after_lvrename_--lv_tbvg_vol2.out)"
 S=$(lvs --noheadings -o lv_name -S "lv_tags=thin-backup" tbvg | tr -d ' ')

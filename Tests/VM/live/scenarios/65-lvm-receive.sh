@@ -8,7 +8,8 @@
 # refusal names; `restore --to-lv` of a backup chain of two;
 # `serve --thin-pool` of an increment sent to tb://; thin_check of the receiving pool. The
 # source pool is read with --dm-pool (its tpool): no lvm runs for sending. Kept small: every
-# thin-backup and lvm run costs seconds under TCG.
+# thin-backup and lvm run costs seconds under TCG. lvm lvs reports per receive (`counted`): one
+# when it opens the pool, one after each lvcreate, one before removing an older version (restore).
 #
 # Source tbvg/src (8 MiB, 64 KiB blocks); mapped blocks source / receiver:
 #   s1: random 0-19                                     -> 20 / 20
@@ -62,7 +63,7 @@ version() {
 }
 
 # The receiving pool is inactive (no volume of it active): the receive activates it.
-run "receive --lv --thin-pool: full s1 creates tbvg/dst" thin-backup receive --lv tbvg/dst --thin-pool tbvg/rpool --from s1.tbs
+counted 2 "receive --lv --thin-pool: full s1 creates tbvg/dst" thin-backup receive --lv tbvg/dst --thin-pool tbvg/rpool --from s1.tbs
 same "tbvg/dst is tagged tb-received,thin-backup" "$(lvs --noheadings -o lv_tags tbvg/dst | tr -d ' ')" "tb-received,thin-backup"
 version dst 1 20
 BEFORE=$(lvs_now)
@@ -83,7 +84,7 @@ same "tbvg/dst is still version 1 after the kills" "$(lvs --noheadings -o thin_i
 # A new run without --resume: refused, saying what is pending and how to go on (not "already exists").
 refused "a plain re-run while the checkpointed receive is pending" "an interrupted receive into tbvg/dst is pending: continue it with receive --resume" thin-backup receive --lv tbvg/dst --from s2.tbs
 grep -q "or discard it: .*lvremove tbvg/dst-tbrecv" a_plain_re-run_while_the_checkpointed_receive_is_pending.err && ok "the refusal says how to discard it" || fail "the refusal says how to discard it" "$(tail -1 a_plain_re-run_while_the_checkpointed_receive_is_pending.err)"
-run "receive --resume finishes s2" thin-backup receive --lv tbvg/dst --from s2.tbs --resume --json
+counted 1 "receive --resume finishes s2" thin-backup receive --lv tbvg/dst --from s2.tbs --resume --json
 grep -q '"outcome" *: *"resumed"' receive_--resume_finishes_s2.out && ok "it was resumed" || fail "it was resumed" "$(cat receive_--resume_finishes_s2.out)"
 version dst 2 22
 KEPT1=$(lvs --noheadings -o lv_name tbvg | tr -d ' ' | grep '^dst-v')
@@ -97,7 +98,7 @@ lvchange -q -ay tbvg/dst
 THIN_BACKUP_FAULT=kill:8 thin-backup receive --lv tbvg/dst --from s3.tbs > k3.out 2> k3.err
 same "receive s3 killed after its receipt, before the renames" "$?" 137
 same "tbvg/dst is still version 2 before the renames" "$(kernel_sha /dev/mapper/tbvg-dst)" "$K2"
-run "receive s3 again" thin-backup receive --lv tbvg/dst --from s3.tbs
+counted 1 "receive s3 again" thin-backup receive --lv tbvg/dst --from s3.tbs
 grep -q "completed the interrupted receive of tbvg/dst" receive_s3_again.err && ok "it completed the renames" || fail "it completed the renames" "$(tail -1 receive_s3_again.err)"
 grep -q "already received" receive_s3_again.out && ok "s3 counted as received" || fail "s3 counted as received" "$(cat receive_s3_again.out)"
 same "the new tbvg/dst is active, as the old one was" "$(lvs --noheadings -o lv_attr tbvg/dst | tr -d ' ' | cut -c5)" "a"
@@ -113,7 +114,7 @@ run "backup --dm-pool: full" thin-backup backup --dm-pool pool --dev 1 --repo re
 fill /dev/mapper/rsrc 60 2
 run "backup --dm-pool: incremental" thin-backup backup --dm-pool pool --dev 1 --repo repo
 KR=$(kernel_sha /dev/mapper/rsrc)
-run "restore --to-lv: the chain of two" thin-backup restore --repo repo --dev 1 --to-lv tbvg/restored --thin-pool tbvg/rpool
+counted 4 "restore --to-lv: the chain of two" thin-backup restore --repo repo --dev 1 --to-lv tbvg/restored --thin-pool tbvg/rpool
 _id=$(lvs --noheadings -o thin_id tbvg/restored | tr -d ' ')
 dmsetup create chk --table "0 16384 thin /dev/mapper/tbvg-rpool-tpool $_id"
 same "tbvg/restored == the kernel's read of the source" "$(kernel_sha /dev/mapper/chk)" "$KR"
@@ -123,7 +124,7 @@ t "restore"
 
 # --thin-pool alone: device 5 is tbvg/tb-5. The full stream received here, the increment sent to
 # serve --thin-pool over tb://.
-run "receive --thin-pool --as 5: full s1 creates tbvg/tb-5" thin-backup receive --thin-pool tbvg/rpool --as 5 --from s1.tbs
+counted 2 "receive --thin-pool --as 5: full s1 creates tbvg/tb-5" thin-backup receive --thin-pool tbvg/rpool --as 5 --from s1.tbs
 echo secret > token
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 thin-backup serve --thin-pool tbvg/rpool --listen 127.0.0.1:0 --token-file token --port-file port > serve.out 2> serve.err &

@@ -74,3 +74,14 @@ restore() {
 	rm -f "$3"; truncate -s "$2" "$3"
 	thin-backup merge --stream "$1" --into "$3"
 }
+
+# counted N CHECK CMD...: `run CHECK CMD...` with thin-backup's lvm calls logged through
+# /sbin/tb-lvm-log (live.sh) into lvm-last.txt; CMD must then have read exactly N `lvm lvs`
+# reports (one when it opens the pool, one after each lvcreate and before each lvremove of its
+# own: README "Kernel tests"). The log of every counted run stays in lvm-calls.txt.
+counted() {
+	_want=$1; _k=$2; shift 2
+	: > lvm-last.txt
+	run "$_k" env THIN_BACKUP_LVM=/sbin/tb-lvm-log TB_LVM_LOG="$PWD/lvm-last.txt" "$@"
+	same "$_k: $_want lvm lvs report(s)" "$(grep -c "$(printf '\t')lvs " lvm-last.txt)" "$_want"
+}
