@@ -25,12 +25,9 @@ func checkRestoredDigest(_ path: String, _ backup: BackupRecord, quiet: Bool) th
     while off < backup.virtualSize {
         let n = Int(min(UInt64(buf.count), backup.virtualSize - off))
         let chunk = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
-        var got = 0
-        while got < n {
-            let k = try f.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk[got...]), at: off + UInt64(got))
-            if k == 0 { throw JobError("\(path): ends at \(off + UInt64(got)) bytes, the backup holds \(backup.virtualSize)") }
-            got += k
-        }
+        // `read` fills the chunk unless the file ends first.
+        let got = try f.read(into: chunk, at: off)
+        if got < n { throw JobError("\(path): ends at \(off + UInt64(got)) bytes, the backup holds \(backup.virtualSize)") }
         d.add(blocks: UnsafeRawBufferPointer(chunk), from: off / UInt64(bs), blockSize: bs)
         off += UInt64(n)
         meter.update(done: off, total: backup.virtualSize, streamBytes: 0)
