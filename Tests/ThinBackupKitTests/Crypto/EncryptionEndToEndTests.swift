@@ -179,29 +179,29 @@ struct EncryptionEndToEndTests {
 
         // S3 (moto): the object holds no plaintext; a changed object is refused at its record.
         let moto = try MotoServer()
-        let saved = ProcessInfo.processInfo.environment
-        for (k, v) in moto.environment() { setenv(k, v, 1) }
-        defer { for k in moto.environment().keys { if let v = saved[k] { setenv(k, v, 1) } else { unsetenv(k) } } }
-        let ep = ["--endpoint", moto.endpoint]
-        let obj = "s3://\(moto.bucket)/enc-full"
-        #expect(try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", obj, "--encrypt-key", key, "-q"] + ep) == nil)
-        var o = TransportOptions()
-        o.s3Endpoint = moto.endpoint
-        let stored = try readAll(try Transport.source(for: obj, options: o))
-        #expect(stored.starts(with: StreamFormat.magic) && Crypt.found(pats, in: stored) == 0)
-        let framing = try verifyStream(source: try Transport.source(for: obj, options: o), quiet: true)
-        #expect(framing.encrypted && framing.framingOnly && framing.records == UInt64(Crypt.records(stored).count))
-        let s3dst = try emptyPool(out, "s3-dst")
-        let s3meta = try fileBytes("\(s3dst)/metadata")
-        let badObj = "s3://\(moto.bucket)/enc-bad"
-        let put = try Transport.sink(for: badObj, options: o)
-        try Crypt.tampered(stored, record: 3).withUnsafeBytes { try put.write($0) }
-        try put.finish()
-        let re = try cli(["receive", "--pool", s3dst, "--from", badObj, "--encrypt-key", key, "-q"] + ep)
-        #expect(re?.contains("authentication failed at record 3") == true, "\(re ?? "accepted")")
-        #expect(try fileBytes("\(s3dst)/metadata") == s3meta)
-        #expect(try cli(["receive", "--pool", s3dst, "--from", obj, "--encrypt-key", key, "-q"] + ep) == nil)
-        #expect(try SourceChain.image(s3dst, s[0]) == src.image(s[0]))
+        // The keys of this moto are set for the in-process cli calls under the one environment lock.
+        try ProcessEnvironment.with(moto.environment()) { () throws -> Void in
+            let ep = ["--endpoint", moto.endpoint]
+            let obj = "s3://\(moto.bucket)/enc-full"
+            #expect(try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", obj, "--encrypt-key", key, "-q"] + ep) == nil)
+            var o = TransportOptions()
+            o.s3Endpoint = moto.endpoint
+            let stored = try readAll(try Transport.source(for: obj, options: o))
+            #expect(stored.starts(with: StreamFormat.magic) && Crypt.found(pats, in: stored) == 0)
+            let framing = try verifyStream(source: try Transport.source(for: obj, options: o), quiet: true)
+            #expect(framing.encrypted && framing.framingOnly && framing.records == UInt64(Crypt.records(stored).count))
+            let s3dst = try emptyPool(out, "s3-dst")
+            let s3meta = try fileBytes("\(s3dst)/metadata")
+            let badObj = "s3://\(moto.bucket)/enc-bad"
+            let put = try Transport.sink(for: badObj, options: o)
+            try Crypt.tampered(stored, record: 3).withUnsafeBytes { try put.write($0) }
+            try put.finish()
+            let re = try cli(["receive", "--pool", s3dst, "--from", badObj, "--encrypt-key", key, "-q"] + ep)
+            #expect(re?.contains("authentication failed at record 3") == true, "\(re ?? "accepted")")
+            #expect(try fileBytes("\(s3dst)/metadata") == s3meta)
+            #expect(try cli(["receive", "--pool", s3dst, "--from", obj, "--encrypt-key", key, "-q"] + ep) == nil)
+            #expect(try SourceChain.image(s3dst, s[0]) == src.image(s[0]))
+        }
     }
 }
 

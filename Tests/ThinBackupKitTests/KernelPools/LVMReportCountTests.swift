@@ -55,10 +55,7 @@ struct LVMReportCountTests {
 
             """.write(toFile: lvm, atomically: true, encoding: .utf8)
         chmod(lvm, 0o755)
-        let saved = ProcessInfo.processInfo.environment["THIN_BACKUP_LVM"]
-        setenv("THIN_BACKUP_LVM", lvm, 1)
-        defer { if let saved { setenv("THIN_BACKUP_LVM", saved, 1) } else { unsetenv("THIN_BACKUP_LVM") } }
-        try body()
+        try ProcessEnvironment.with(["THIN_BACKUP_LVM": lvm], body)
         let calls = (try? String(contentsOfFile: dir + "/calls", encoding: .utf8)) ?? ""
         return calls.split(separator: "\n").map(String.init)
     }

@@ -119,25 +119,20 @@ struct NetworkEndToEndTests {
         let out = TempDir("s3-dst")
         let dst = try emptyPool(out)
         let s = src.snapshots
-        // The environment is process-wide: this suite is serialized and restores it.
-        let saved = ProcessInfo.processInfo.environment
-        for (k, v) in moto.environment() { setenv(k, v, 1) }
-        defer {
-            for k in moto.environment().keys {
-                if let v = saved[k] { setenv(k, v, 1) } else { unsetenv(k) }
-            }
-        }
         let ep = ["--endpoint", moto.endpoint]
-        #expect(try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", "s3://\(moto.bucket)/full", "-q"] + ep) == nil)
-        #expect(try cli(["send", "--pool", src.path, "--from", "\(s[0])", "--snap", "\(s[1])", "--to", "s3://\(moto.bucket)/incr", "-q"]
-                        + ep) == nil)
-        #expect(try cli(["receive", "--pool", dst, "--from", "s3://\(moto.bucket)/full", "-q"] + ep) == nil)
-        #expect(try cli(["receive", "--pool", dst, "--from", "s3://\(moto.bucket)/incr", "-q"] + ep) == nil)
+        try ProcessEnvironment.with(moto.environment()) { () throws -> Void in
+            #expect(try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", "s3://\(moto.bucket)/full", "-q"] + ep) == nil)
+            #expect(try cli(["send", "--pool", src.path, "--from", "\(s[0])", "--snap", "\(s[1])", "--to", "s3://\(moto.bucket)/incr", "-q"]
+                            + ep) == nil)
+            #expect(try cli(["receive", "--pool", dst, "--from", "s3://\(moto.bucket)/full", "-q"] + ep) == nil)
+            #expect(try cli(["receive", "--pool", dst, "--from", "s3://\(moto.bucket)/incr", "-q"] + ep) == nil)
+        }
         #expect(try SourceChain.image(dst, s[1]) == src.image(s[1]))
         #expect(try thinCheck(dst).ok)
         // A wrong secret: one clear line naming the S3 error.
-        setenv("AWS_SECRET_ACCESS_KEY", "wrong", 1)
-        let error = try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", "s3://\(moto.bucket)/again", "-q"] + ep)
+        let error = try ProcessEnvironment.with(moto.environment(secret: "wrong")) {
+            try cli(["send", "--pool", src.path, "--snap", "\(s[0])", "--to", "s3://\(moto.bucket)/again", "-q"] + ep)
+        }
         #expect(error?.contains("SignatureDoesNotMatch") == true, "\(error ?? "accepted")")
     }
 }
