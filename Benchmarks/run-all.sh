@@ -45,8 +45,16 @@ head -c "$DEVBYTES" "$P/data" > "$W/dev1.raw"
 # Runs (data block, length) of a full send (thin_dump) and of the incremental (thin_delta).
 ddruns='while read -r db len; do dd if='"$P"'/data bs=64K skip=$db count=$len status=none; done'
 fullruns="thin_dump --dev-id 1 $P/metadata | awk 'match(\$0,/data_begin=\"[0-9]+\"/){d=substr(\$0,RSTART+12,RLENGTH-13); match(\$0,/length=\"[0-9]+\"/); print d, substr(\$0,RSTART+8,RLENGTH-9)} match(\$0,/data_block=\"[0-9]+\"/){print substr(\$0,RSTART+12,RLENGTH-13), 1}'"
-incruns="thin_delta --verbose --thin1 1 --thin2 2 $P/metadata | awk '/<different>|<right_only>/{s=1} /<same>|<left_only>/{s=0} s && match(\$0,/(right_)?data_begin=\"[0-9]+\"/){x=substr(\$0,RSTART,RLENGTH); sub(/.*=\"/,\"\",x); sub(/\"/,\"\",x); match(\$0,/length=\"[0-9]+\"/); print x, substr(\$0,RSTART+8,RLENGTH-9)}'"
+# A <different> range names left_data_begin before right_data_begin: the new blocks are the right's
+# (before 2026-12-03 this matched left_data_begin, so the pipeline compressed the base's old blocks).
+incruns="thin_delta --verbose --thin1 1 --thin2 2 $P/metadata | awk '/<different>|<right_only>/{s=1} /<same>|<left_only>/{s=0} s && match(\$0,/(right_data_begin| data_begin)=\"[0-9]+\"/){x=substr(\$0,RSTART,RLENGTH); sub(/.*=\"/,\"\",x); sub(/\"/,\"\",x); match(\$0,/length=\"[0-9]+\"/); print x, substr(\$0,RSTART+8,RLENGTH-9)}'"
 bash -c "$incruns | $ddruns" > "$W/changed.raw"
+# The pipeline's input checked independently: device 2's bytes (thin_dump) at the changed virtual ranges.
+bash -c "${fullruns/--dev-id 1/--dev-id 2} | $ddruns" > "$W/dev2.raw"
+incvirt="thin_delta --verbose --thin1 1 --thin2 2 $P/metadata | awk '/<different>|<right_only>/{s=1} /<same>|<left_only>/{s=0} s && match(\$0,/ begin=\"[0-9]+\"/){x=substr(\$0,RSTART+8,RLENGTH-9); match(\$0,/length=\"[0-9]+\"/); print x, substr(\$0,RSTART+8,RLENGTH-9)}'"
+bash -c "$incvirt | while read -r v len; do dd if=$W/dev2.raw bs=64K skip=\$v count=\$len status=none; done" | cmp - "$W/changed.raw" \
+    || fail "the incremental pipeline's input is not device 2's changed blocks"
+rm -f "$W/dev2.raw"
 CHANGED=$(stat -c %s "$W/changed.raw")
 
 echo "== send"
