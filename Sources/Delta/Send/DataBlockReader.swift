@@ -1,4 +1,7 @@
 public import PoolCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where a sender reads block contents by data-block address (the pool's data device).
 public protocol DataBlockReader: AnyObject {
@@ -29,10 +32,15 @@ extension DataBlockReader {
     }
 }
 
-/// The data device as a file (or block device) read with pread.
+/// The data device as a file (or block device) read with pread. Used from one thread at a time.
 public final class FileDataBlockReader: DataBlockReader {
     public let file: RandomAccessFile
     public let blockSize: Int
+    /// Data blocks known to hold data, from the last answer of the file system (a dense file is asked
+    /// once, not once per chunk).
+    private var knownData: Range<UInt64> = 0..<0
+    /// How many times `extent` asked the file system (SEEK_DATA/SEEK_HOLE), for tests and benchmarks.
+    public private(set) var fileQueries = 0
 
     public init(file: RandomAccessFile, blockSize: Int) {
         self.file = file
@@ -40,13 +48,27 @@ public final class FileDataBlockReader: DataBlockReader {
     }
 
     public func read(dataBlock block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
-        let n = try file.read(into: buffer, at: block * UInt64(blockSize))
+        let (offset, o) = block.multipliedReportingOverflow(by: UInt64(blockSize))
+        guard !o, offset <= UInt64(Int64.max) else {
+            throw MetadataError.io(call: "pread", errno: EOVERFLOW, detail: "data block \(block) lies beyond any offset of \(file.path)")
+        }
+        let n = try file.read(into: buffer, at: offset)
         if n < buffer.count { UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
     /// Holes of a sparse data file (SEEK_DATA/SEEK_HOLE); a block device is all data.
     public func extent(dataBlock block: UInt64, count: Int) -> (zeros: Bool, blocks: Int) {
-        let e = file.extent(at: block * UInt64(blockSize), blockSize: UInt64(blockSize), count: UInt64(count))
+        if knownData.contains(block) { return (false, Int(min(UInt64(count), knownData.upperBound - block))) }
+        let bs = UInt64(blockSize)
+        let (offset, o) = block.multipliedReportingOverflow(by: bs)
+        guard !o else { return (false, count) }
+        fileQueries += 1
+        let e = file.extent(at: offset, blockSize: bs, count: UInt64(count))
+        if !e.hole, let until = e.dataUntil {
+            // Blocks that start before `until` hold data.
+            let (last, o2) = until.addingReportingOverflow(bs - 1)
+            knownData = block..<(o2 ? UInt64.max / bs : last / bs)
+        }
         return (e.hole, Int(e.blocks))
     }
 }

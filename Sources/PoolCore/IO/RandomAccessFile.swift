@@ -74,27 +74,37 @@ public final class RandomAccessFile: @unchecked Sendable {
     /// one byte of each is data): SEEK_DATA and SEEK_HOLE, which leave the reads (pread) alone. A
     /// block part hole, part data is data. Where the file system cannot tell, and for a block
     /// device, everything is data; past the end of the file is hole (it reads as zeros).
-    public func extent(at offset: UInt64, blockSize: UInt64, count: UInt64) -> (hole: Bool, blocks: UInt64) {
+    ///
+    /// `dataUntil` (for data only, when known): every block that starts from `offset` up to this byte
+    /// offset holds data, also beyond `count` blocks — the file system's next hole. A caller reading
+    /// a dense file chunk by chunk asks once, not once a chunk (SEEK_HOLE on tmpfs walks the page
+    /// cache from `offset` to the hole: asked per chunk, a dense file cost time quadratic in its size).
+    /// A range that does not fit in a file offset is data, unknown.
+    public func extent(at offset: UInt64, blockSize: UInt64, count: UInt64) -> (hole: Bool, blocks: UInt64, dataUntil: UInt64?) {
         precondition(blockSize > 0 && count > 0)
-        let end = offset + blockSize * count
+        let (span, o1) = blockSize.multipliedReportingOverflow(by: count)
+        let (end, o2) = offset.addingReportingOverflow(span)
+        guard !o1, !o2, end <= UInt64(Int64.max) else { return (false, count, nil) }
         /// The first data byte at or after `at`, nil when there is none (ENXIO); `at` itself when unknown.
         func data(_ at: UInt64) -> UInt64? {
             let d = lseek(fd, off_t(at), csys_SEEK_DATA)
             if d < 0 { return errno == ENXIO ? nil : at }
             return UInt64(d)
         }
-        guard let first = data(offset) else { return (true, count) }
-        if first >= offset + blockSize { return (true, min(count, (min(first, end) - offset) / blockSize)) }
-        // The first block holds data: the run ends at the first block wholly inside a hole.
+        guard let first = data(offset) else { return (true, count, nil) }
+        if first >= offset + blockSize { return (true, min(count, (min(first, end) - offset) / blockSize), nil) }
+        // The first block holds data: the run ends at the first block wholly inside a hole. Every
+        // block that starts before the hole found overlaps data (the holes passed were shorter than a block).
         var pos = first
         while true {
             let h = lseek(fd, off_t(pos), csys_SEEK_HOLE)
-            if h < 0 || UInt64(h) >= end { return (false, count) }
+            if h < 0 { return (false, count, nil) }
+            if UInt64(h) >= end { return (false, count, UInt64(h)) }
             let blocks = (UInt64(h) - offset + blockSize - 1) / blockSize
-            if blocks >= count { return (false, count) }
+            if blocks >= count { return (false, count, nil) }
             let start = offset + blocks * blockSize
-            guard let next = data(start) else { return (false, blocks) }
-            if next >= start + blockSize { return (false, blocks) }
+            guard let next = data(start) else { return (false, blocks, nil) }
+            if next >= start + blockSize { return (false, blocks, nil) }
             pos = next
         }
     }

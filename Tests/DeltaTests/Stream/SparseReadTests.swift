@@ -121,6 +121,61 @@ import TestSupport
         #expect(past.zeros && past.blocks == 1000)
     }
 
+    /// The reader keeps the file system's last answer: queries in any order, from one reader, equal
+    /// the answers of a fresh reader each time; a dense run read chunk by chunk is asked about once
+    /// (SEEK_HOLE on tmpfs walks the page cache up to the hole: per chunk, quadratic in the file).
+    @Test func extentsFromOneReaderEqualFreshAnswersAndADenseRunIsAskedOnce() throws {
+        let dir = TempDir("sparse-cache")
+        let bs = Self.bs
+        let path = dir.sparseFile("data", size: 300 * UInt64(bs))
+        let h = try #require(FileHandle(forWritingAtPath: path))
+        func put(_ offset: Int, _ count: Int) throws {
+            try h.seek(toOffset: UInt64(offset))
+            h.write(Data(repeating: 0x5A, count: count))
+        }
+        try put(0, 200 * bs)              // blocks 0-199 dense
+        try put(210 * bs + 4096, 8192)    // a piece of block 210
+        try put(220 * bs, 5 * bs)         // 220-224
+        try h.close()
+        let file = try RandomAccessFile(path: path, writable: false)
+        let kept = FileDataBlockReader(file: file, blockSize: bs)
+        var chunks = 0
+        var b: UInt64 = 0
+        while b + 16 <= 200 {
+            let e = kept.extent(dataBlock: b, count: 16)
+            #expect(!e.zeros && e.blocks == 16, "chunk at \(b)")
+            b += 16 - 8  // overlapping chunks too
+            chunks += 1
+        }
+        #expect(chunks > 20 && kept.fileQueries == 1, "\(kept.fileQueries) queries for one dense run")
+        var rng = SeededRNG(seed: 1515)
+        for _ in 0..<400 {
+            let start = UInt64.random(in: 0..<310, using: &rng), count = Int.random(in: 1...40, using: &rng)
+            let fresh = FileDataBlockReader(file: file, blockSize: bs).extent(dataBlock: start, count: count)
+            let got = kept.extent(dataBlock: start, count: count)
+            #expect(got.zeros == fresh.zeros && got.blocks == fresh.blocks, "extent(\(start), \(count))")
+        }
+        // Asked near the end of the dense run: cut at the run's last block, never past it.
+        let edge = FileDataBlockReader(file: file, blockSize: bs)
+        _ = edge.extent(dataBlock: 0, count: 1)
+        let tail = edge.extent(dataBlock: 190, count: 40)
+        #expect(!tail.zeros && tail.blocks == 10)
+        #expect(edge.extent(dataBlock: 200, count: 5) == (true, 5))
+    }
+
+    /// A data block whose byte offset does not fit in 64 bits (or in a file offset) is an error, not a trap.
+    @Test func aBlockBeyondAnyOffsetIsAnError() throws {
+        let dir = TempDir("sparse-overflow")
+        let path = dir.sparseFile("data", size: UInt64(Self.bs))
+        let reader = FileDataBlockReader(file: try RandomAccessFile(path: path, writable: false), blockSize: Self.bs)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bs, alignment: 64)
+        defer { buffer.deallocate() }
+        for block in [UInt64.max / 2, UInt64(Int64.max) / UInt64(Self.bs) + 1] {
+            #expect(throws: MetadataError.self) { try reader.read(dataBlock: block, into: buffer) }
+            #expect(!reader.extent(dataBlock: block, count: 1).zeros)
+        }
+    }
+
     /// The case of the issue on a real pool image: a base whose mapped blocks are holes of the data
     /// file (thin_restore metadata, a sparse data file). Its digest reads only the blocks written, and
     /// equals the digest of a reader that reads every block; the incremental send reads those, the
