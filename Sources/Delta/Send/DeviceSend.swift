@@ -61,9 +61,11 @@ public func sendDevice(view: MetadataView, target: UInt64, base: UInt64?, reader
         streamID: o.resumeAt?.streamID ?? o.streamID, sourcePool: o.sourcePool,
         target: SnapshotIdentity(target, details), base: baseIdentity, baseFingerprint: baseDigest,
         expectedBlocks: base == nil ? details.mappedBlocks : 0, readsOrigin: o.readsOrigin)
-    // Frames are independent: one single-threaded compressor per worker, two records in flight each.
+    // Frames are independent: one single-threaded compressor per worker, three records in flight each
+    // (with two, a worker often had nothing to do while the oldest record was still compressing:
+    // stored and small records finish at once; paired, three gave 0.87× the wall time, the same CPU).
     // At most 32 MiB of raw record buffers (as much again for frames), at least one slot.
-    let slots = max(1, min(max(1, o.workers) * 2, (32 << 20) / Int(header.maxRecordRaw)))
+    let slots = max(1, min(max(1, o.workers) * 3, (32 << 20) / Int(header.maxRecordRaw)))
     let compressors = try (0..<slots).map { _ in try ZstdCompressor(level: o.level, workers: 0) }
     let sender = StreamSender(header: header, reader: reader, compressors: compressors,
                               sink: sink, baseDigest: baseDigest, resumeAt: o.resumeAt, key: o.key)
