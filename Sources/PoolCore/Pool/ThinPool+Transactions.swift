@@ -7,7 +7,10 @@ extension ThinPool {
         if case .readOnly(.requested) = mode { return }
         guard metadata.changedThisTransaction else {
             // Sidecar-only changes (annotations, low-water mark) are saved on their own.
-            if let sidecarPath, try PoolSidecar.load(sidecarPath) != sidecar { try sidecar.save(sidecarPath) }
+            if let sidecarPath,
+               try PoolSidecar.load(sidecarPath).resolved(transaction: metadata.committedSuperblock.transactionID) != sidecar {
+                try sidecar.save(sidecarPath)
+            }
             return
         }
         // Once the metadata commit has begun, a failure (a flush that fails after the superblock
@@ -17,11 +20,13 @@ extension ThinPool {
         do {
             try dataFile.sync()
             // The sidecar is saved with additions before the metadata commit and exact after
-            // it, so a crash in between never loses the size of a device that exists.
+            // it (unless the first save already reads as exact), so a crash in between never
+            // loses the size of a device that exists.
             // Annotations of a commit that changes the transaction id are atomic with it: saved
             // as pending (the committed ones kept beside them) and taken only if the metadata
             // holds the new id (`PoolSidecar.resolved`). Others are saved before, as additions.
             let committedTransaction = metadata.committedSuperblock.transactionID
+            var saved: PoolSidecar?
             if let sidecarPath {
                 var merged = try PoolSidecar.load(sidecarPath).resolved(transaction: committedTransaction)
                 merged.devices.merge(sidecar.devices) { _, new in new }
@@ -32,6 +37,7 @@ extension ThinPool {
                     merged.annotations = (merged.annotations ?? [:]).merging(a) { _, new in new }
                 }
                 try merged.save(sidecarPath)
+                saved = merged
             }
             try FaultInjection.step(.commit)
             metadataCommitStarted = true
@@ -39,7 +45,12 @@ extension ThinPool {
             // Committed: these blocks are referenced now and must never be punched by a rollback.
             provisionedThisTransaction.removeAll()
             try FaultInjection.step(.commit)
-            if let sidecarPath { try sidecar.save(sidecarPath) }
+            // The file saved above already reads as the exact sidecar once the metadata holds the new
+            // transaction id (every device it holds is one the pool holds, its pending annotations taken):
+            // it is not written again, which saves its sync, rename and folder sync.
+            if let sidecarPath, saved?.resolved(transaction: metadata.committedSuperblock.transactionID) != sidecar {
+                try sidecar.save(sidecarPath)
+            }
         } catch {
             if metadataCommitStarted { provisionedThisTransaction.removeAll() }
             try rollBack(after: error)

@@ -69,6 +69,26 @@ import TestSupport
         #expect(try thinCheck(pool).ok)
     }
 
+    /// A receive's commit saves pool.json once, before the metadata commit (its receipt pending
+    /// until the metadata holds the new transaction id): the data sync, pool.json's sync and rename,
+    /// the two sides of the metadata commit and its two flushes, and nothing after them (pool.json
+    /// was saved again there, a sync and a rename more). The receipt is then what a fresh process
+    /// reads: the same stream again is already received, a digest recomputed from the device is the
+    /// sender's, thin_check is clean. (Kills at each of these steps: `killedAtEveryStep`.)
+    @Test func receiveSavesPoolJSONOnceInItsCommit() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: CrashPoints.binary), "build first: \(CrashPoints.binary)")
+        let f = try Fixture()
+        let pool = try f.freshPool("once")
+        let steps = try CrashPoints.steps(["receive", "--pool", pool, "--from", f.full, "--quiet"], in: f.dir)
+        #expect(steps == ["sync", "sync", "rename", "commit", "sync", "sync", "commit"], "\(steps)")
+        #expect(!FileManager.default.fileExists(atPath: "\(pool)/pool.json.tmp"))
+        let again = try Tool.run(CrashPoints.binary, ["receive", "--pool", pool, "--from", f.full, "--json"])
+        #expect(again.ok && again.stdout.contains("\"alreadyReceived\""), "\(again.stdout) \(again.stderr)")
+        #expect(try CrashPoints.deviceDigest(pool, f.src.snapshots[0])?.description == f.sentDigest)
+        #expect(try SourceChain.image(pool, f.src.snapshots[0]) == f.want)
+        #expect(try thinCheck(pool).ok)
+    }
+
     /// Kills `receive --checkpoint` at every durability step in turn. After each: thin_check clean;
     /// the device absent, or resumable, or complete; and `--resume` (or the same receive again)
     /// ends with the sender's bytes, checked by a digest recomputed from the device.
