@@ -13,6 +13,10 @@ int csys_punch_hole(int fd, off_t offset, off_t length) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
 }
 
+int csys_start_writeback(int fd, off_t offset, off_t length) {
+    return sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
+}
+
 int csys_block_device_size(int fd, uint64_t *size) {
     return ioctl(fd, BLKGETSIZE64, size);
 }

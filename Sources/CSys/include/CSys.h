@@ -14,6 +14,9 @@ int csys_punch_hole(int fd, off_t offset, off_t length);
 int csys_block_device_size(int fd, uint64_t *size);
 /* BLKDISCARD on a block device; returns 0 or -1 with errno set. */
 int csys_block_discard(int fd, uint64_t offset, uint64_t length);
+/* sync_file_range(SYNC_FILE_RANGE_WRITE): starts writeback of the range without waiting for it
+   (no durability: a later fdatasync still waits); returns 0 or -1 with errno set. */
+int csys_start_writeback(int fd, off_t offset, off_t length);
 
 /* ---- a child process for ChildProcess.swift ---- */
 /* posix_spawnp(path, argv, envp) with stdin /dev/null, stdout and stderr into new pipes whose

@@ -66,9 +66,15 @@ public struct StreamDecoder: Sendable {
     public var isComplete: Bool { trailer != nil || sawTrailer }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        if start > 0 && start >= buffer.count / 2 {
+        if start > 0 && (start >= buffer.count / 2 || buffer.count + bytes.count > buffer.capacity) {
             buffer.removeFirst(start)
             start = 0
+        }
+        if buffer.count + bytes.count > buffer.capacity, header != nil {
+            // Room for the largest record the header allows and what is fed beside it, once: grown by
+            // doubling, the buffer was allocated, copied and first touched at 1, 2, 4… MiB in turn.
+            let record = StreamFormat.headSize + maxBodyLength(RecordType.data.rawValue) + StreamFormat.tailSize
+            buffer.reserveCapacity(buffer.count + bytes.count + record)
         }
         buffer.append(contentsOf: bytes)
     }

@@ -156,6 +156,13 @@ public final class RandomAccessFile: @unchecked Sendable {
         _ = try sysCall("fdatasync", path) { fdatasync(fd) }
     }
 
+    /// Starts writing the range back to the device without waiting (sync_file_range WRITE), so
+    /// that a later `sync` finds it mostly on disk already. Not a durability step: best effort,
+    /// errors ignored (a file system or device that cannot do it is flushed by `sync` as before).
+    public func startWriteback(offset: UInt64, length: UInt64) {
+        _ = csys_start_writeback(fd, off_t(offset), off_t(length))
+    }
+
     /// Grows or shrinks a regular file to `size` bytes.
     public func truncate(to size: UInt64) throws(MetadataError) {
         _ = try sysCall("ftruncate", path) { ftruncate(fd, off_t(size)) }

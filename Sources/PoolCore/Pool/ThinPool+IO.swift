@@ -176,6 +176,8 @@ extension ThinPool {
                 var k = j
                 while k + 1 < count, blocks[k + 1] == blocks[k] + 1 { k += 1 }
                 try writeData(block: blocks[j], UnsafeRawBufferPointer(rebasing: bytes[(j * bs)..<((k + 1) * bs)]))
+                // The commit's data sync then waits for little: the disk writes while the caller goes on.
+                dataFile.startWriteback(offset: blocks[j] * dataBlockSize, length: UInt64(k + 1 - j) * dataBlockSize)
                 j = k + 1
             }
         } catch {
