@@ -12,7 +12,7 @@ struct BackupCommand: ParsableCommand {
             the pool (the base of the next incremental). Exit codes: 0 done, 1 failed, 64 usage, 75 another run \
             holds the pool or repository lock.
             """
-    )
+    ).underRoot()
 
     @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Thin device to back up (with --lv: that volume's thin id).", valueName: "id")) public var dev: UInt64?

@@ -21,7 +21,7 @@ public enum ThinBackupMain {
         Interrupts.shared.install()
         var command: any ParsableCommand
         do {
-            command = try RootCommand.parseAsRoot(arguments)
+            command = try parse(arguments)
         } catch {
             return finish(ExitStatus.argumentParser(error))
         }
@@ -39,6 +39,41 @@ public enum ThinBackupMain {
             if type(of: command).configuration.commandName == "help" { return finish(ExitStatus.argumentParser(error)) }
             return finish(ExitStatus.of(error))
         }
+    }
+
+    /// The command `arguments` name, parsed as `RootCommand.parseAsRoot` parses it (the same
+    /// command, the same errors, the same help). When the first argument names one of the root's
+    /// subcommands, that subcommand's own tree is parsed first (`subcommandFastPath`): the root's
+    /// tree is not built by reflection, nor the completion-script request looked for in it. Any
+    /// other outcome (an error, a help, version or completion request) is left to the full parse.
+    static func parse(_ arguments: [String]) throws -> any ParsableCommand {
+        if let command = subcommandFastPath(arguments) { return command }
+        return try RootCommand.parseAsRoot(arguments)
+    }
+
+    /// The command parsed from the tree of the subcommand named by `arguments.first`, or nil when
+    /// that parse did not give a command that `RootCommand.parseAsRoot` would give too: no such
+    /// subcommand (`help`, an option, a typo), a word ArgumentParser handles at the root
+    /// (`--generate-completion-script`, `---completion`, `--experimental-dump-help`), a parse or
+    /// validation error, or a help request (`-h`, `--help`, `help` inside `pool`). The subcommand
+    /// has no `--version` of its own, so `--version` left unconsumed is an error here and the full
+    /// parse answers it. The subcommands carry `_superCommandName` (`RootCommand.subcommand`), so
+    /// this parse skips ArgumentParser's completion-script check, which the full parse still does.
+    static func subcommandFastPath(_ arguments: [String]) -> (any ParsableCommand)? {
+        guard let name = arguments.first,
+              let sub = RootCommand.configuration.subcommands.first(where: {
+                  $0._commandName == name || $0.configuration.aliases.contains(name)
+              })
+        else { return nil }
+        let rest = Array(arguments.dropFirst())
+        for a in rest where a.hasPrefix("--generate-completion-script") || a == "---completion"
+            || a.hasPrefix("--experimental-dump-help") {
+            return nil
+        }
+        guard let command = try? sub.parseAsRoot(rest),
+              type(of: command).configuration.commandName != "help"
+        else { return nil }
+        return command
     }
 
     /// The line `--version` prints when it is the only argument; nil for anything else, which

@@ -14,7 +14,7 @@ struct DeltaCommand: ParsableCommand {
             --changes-only omits the <same …/> lines and skips, unread, every metadata block \
             the two devices share, so its cost follows what changed, not the device size.
             """
-    )
+    ).underRoot()
 
     @OptionGroup public var pool: PoolOptions
 

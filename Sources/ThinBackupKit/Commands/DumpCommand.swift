@@ -5,7 +5,7 @@ struct Dump: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "dump",
         abstract: "Print a pool's metadata as XML, byte-identical to thin_dump 0.9.0."
-    )
+    ).underRoot()
 
     @OptionGroup public var pool: PoolOptions
 

@@ -8,7 +8,7 @@ struct KeyCommand: ParsableCommand {
         commandName: "key",
         abstract: "Create an encryption key file, or show a key's public id.",
         subcommands: [Create.self, ShowID.self]
-    )
+    ).underRoot()
 
     struct Create: ParsableCommand {
         public static let configuration = CommandConfiguration(

@@ -5,7 +5,7 @@ import Foundation
 struct ListCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "List the backups in a repository (from its catalog).")
+        abstract: "List the backups in a repository (from its catalog).").underRoot()
 
     @Option(help: ArgumentHelp("Repository.", valueName: "dest")) public var repo: String
     @Option(help: ArgumentHelp("Only this thin device.", valueName: "id")) public var dev: UInt64?

@@ -16,7 +16,7 @@ struct MergeCommand: ParsableCommand {
             device (the kernel's, on a kernel pool) and read back after; --reset then makes N empty again over the origin. \
             The device must be inactive and nobody may hold the origin or have it open for writing.
             """
-    )
+    ).underRoot()
 
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://BUCKET/KEY.", valueName: "src"))
     public var stream: String?

@@ -14,7 +14,7 @@ struct MigrateCommand: ParsableCommand {
             A kernel source (--dm-pool, --lv) is snapshotted live; for the final round (after --freeze-cmd) its \
             active dm devices are suspended (LVM: the volume is made read-only) and stay so unless --resume-source.
             """
-    )
+    ).underRoot()
 
     @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Thin device to migrate (with --lv: that volume's thin id).", valueName: "id")) public var dev: UInt64?

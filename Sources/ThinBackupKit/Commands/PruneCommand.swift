@@ -12,7 +12,7 @@ struct PruneCommand: ParsableCommand {
             A kept incremental whose base is removed is consolidated: rewritten as an increment of its nearest \
             kept ancestor, or as a full stream. Exit codes: 0 done, 1 failed, 64 usage, 75 locked.
             """
-    )
+    ).underRoot()
 
     @Option(help: ArgumentHelp("Repository.", valueName: "dest")) public var repo: String
     @Option(help: "Keep the newest N backups.") public var keepLast = 0

@@ -16,7 +16,7 @@ struct ReceiveCommand: ParsableCommand {
             the name once verified, the previous version kept beside it as LV-vTHINID (--keep N). \
             --thin-pool VG/POOL alone receives device D as the volume VG/tb-D.
             """
-    )
+    ).underRoot()
 
     @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://BUCKET/KEY.", valueName: "src"))

@@ -11,7 +11,7 @@ struct RestoreCommand: ParsableCommand {
             received (the result is device --as, default --dev; intermediate devices are removed); into a file \
             the chain is merged onto a new zero-filled file, renamed into place at the end.
             """
-    )
+    ).underRoot()
 
     @Option(help: ArgumentHelp("Repository.", valueName: "dest")) public var repo: String
     @Option(help: ArgumentHelp("The backed-up thin device.", valueName: "id")) public var dev: UInt64

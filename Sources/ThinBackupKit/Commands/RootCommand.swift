@@ -37,3 +37,16 @@ struct RootCommand: ParsableCommand {
     /// What `--version` prints (ArgumentParser, and ThinBackupMain's fast path for `--version` alone).
     static let versionLine = "thin-backup \(ThinBackupVersion.current)"
 }
+
+extension CommandConfiguration {
+    /// The configuration of one of RootCommand's subcommands (each one's `configuration` ends with
+    /// `.underRoot()`). `_superCommandName` names the root; ArgumentParser reads it only when the
+    /// command is the root of what it parses, which is `ThinBackupMain.subcommandFastPath`: there it
+    /// skips the completion-script check (which the full parse still does, and the fast path leaves
+    /// to it). Parsed through RootCommand, as every help and error is, it changes nothing.
+    func underRoot() -> CommandConfiguration {
+        var c = self
+        c._superCommandName = RootCommand._commandName
+        return c
+    }
+}

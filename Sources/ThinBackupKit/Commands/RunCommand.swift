@@ -13,7 +13,7 @@ struct RunCommand: ParsableCommand {
             were backed up; 1 failed (every volume, the prune or the verify); 64 usage or a bad job file; 75 the \
             job (or a pool or the repository) is locked by another run.
             """
-    )
+    ).underRoot()
 
     @Argument(help: ArgumentHelp("The job: a name or a path to its .conf file.", valueName: "job"))
     public var job: String

@@ -12,7 +12,7 @@ struct SendCommand: ParsableCommand {
             addresses; all-zero blocks travel without payload. Send snapshots that nobody writes: a device \
             whose mappings change during the send is refused. Prints the target's content digest.
             """
-    )
+    ).underRoot()
 
     @OptionGroup public var pool: PoolOptions
     @Option(help: ArgumentHelp("Base snapshot id: send only the changes since it.", valueName: "id")) public var from: UInt64?

@@ -15,7 +15,7 @@ struct ServeCommand: ParsableCommand {
             Into an LVM thin pool (--thin-pool VG/POOL), device D is received as the volume VG/tb-D, which \
             always names its newest version (older ones kept beside it as tb-D-vTHINID).
             """
-    )
+    ).underRoot()
 
     @OptionGroup var pool: PoolOptions
 

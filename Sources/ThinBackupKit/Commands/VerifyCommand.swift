@@ -5,7 +5,7 @@ struct VerifyCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check a delta stream (--stream), a pool device against the digest its send printed, or a repository (--repo)."
-    )
+    ).underRoot()
 
     @Option(help: ArgumentHelp("Stream: a file, - for stdin, http(s)://… or s3://bucket/key.", valueName: "src")) public var stream: String?
     @OptionGroup public var pool: PoolOptions

@@ -21,5 +21,5 @@ struct PoolCommand: ParsableCommand {
             Resize.self,
             SetOptions.self,
         ]
-    )
+    ).underRoot()
 }
