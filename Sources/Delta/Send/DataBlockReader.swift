@@ -47,9 +47,14 @@ public final class FileDataBlockReader: DataBlockReader {
         self.blockSize = blockSize
     }
 
-    public func read(dataBlock block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+    /// Block `block`'s byte offset in the file, nil when it does not fit in a file offset.
+    private func byteOffset(_ block: UInt64) -> UInt64? {
         let (offset, o) = block.multipliedReportingOverflow(by: UInt64(blockSize))
-        guard !o, offset <= UInt64(Int64.max) else {
+        return o || offset > UInt64(Int64.max) ? nil : offset
+    }
+
+    public func read(dataBlock block: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard let offset = byteOffset(block) else {
             throw MetadataError.io(call: "pread", errno: EOVERFLOW, detail: "data block \(block) lies beyond any offset of \(file.path)")
         }
         let n = try file.read(into: buffer, at: offset)
@@ -59,9 +64,8 @@ public final class FileDataBlockReader: DataBlockReader {
     /// Holes of a sparse data file (SEEK_DATA/SEEK_HOLE); a block device is all data.
     public func extent(dataBlock block: UInt64, count: Int) -> (zeros: Bool, blocks: Int) {
         if knownData.contains(block) { return (false, Int(min(UInt64(count), knownData.upperBound - block))) }
+        guard let offset = byteOffset(block) else { return (false, count) }
         let bs = UInt64(blockSize)
-        let (offset, o) = block.multipliedReportingOverflow(by: bs)
-        guard !o else { return (false, count) }
         fileQueries += 1
         let e = file.extent(at: offset, blockSize: bs, count: UInt64(count))
         if !e.hole, let until = e.dataUntil {
