@@ -43,21 +43,15 @@ public final class LVMPoolAccess: KernelPoolAccess {
         if try DeviceMapper.info(LogicalVolume.dmName(vg: p.vg, lv: p.name)) == nil { try LVM.activate(p) }
         if try DeviceMapper.info(p.poolTargetName) != nil { return }
         let layer = "tb-layer"
-        if let v = try lvm.report().first(where: { $0.name == layer }) {
-            guard v.tags.contains(LVM.snapshotTag) else {
-                throw JobError("\(v.fullName) exists and thin-backup did not make it: it names the volume it makes to give \(p.fullName) its -tpool layer")
-            }
-        } else {
-            do {
-                try LVM.createThin(in: p, name: layer, size: 1 << 20, tags: [LVM.snapshotTag])
-            } catch {
-                lvm.forget()
-                throw error
-            }
+        let existing = try lvm.report().first(where: { $0.name == layer })
+        if let v = existing, !v.tags.contains(LVM.snapshotTag) {
+            throw JobError("\(v.fullName) exists and thin-backup did not make it: it names the volume it makes to give \(p.fullName) its -tpool layer")
         }
         do {
+            if existing == nil { try LVM.createThin(in: p, name: layer, size: 1 << 20, tags: [LVM.snapshotTag]) }
             _ = try LVM.run(["lvremove", "-q", "-f", "\(p.vg)/\(layer)"])
         } catch {
+            // A failed lvcreate or lvremove may have changed the volume group: the next use reads it.
             lvm.forget()
             throw error
         }
