@@ -59,9 +59,22 @@ let package = Package(
         // object files (28,900 dynamic symbols), which the loader's symbol lookups and the runtime's
         // dladdr (its backtracer's start-up) then scan on every process start; nothing loads symbols
         // from the executable by name. `--version` 4.1 -> 3.3 ms task-clock (docs/BENCHMARKS.md).
+        //
+        // The Swift toolchain's lld, for two more start-up savings (docs/BENCHMARKS.md, "Process start,
+        // fifth pass"): `-z pack-relative-relocs` stores the executable's 107,677 relative relocations
+        // as 21 KB of DT_RELR bitmaps instead of 2.6 MB of RELA entries the loader reads on every start
+        // (needs glibc 2.36, Debian 12's); and libstdc++ linked statically, through the linker script
+        // Sources/ThinBackup/link/libstdc++.so (`INPUT(-l:libstdc++.a)`), which the -L below puts ahead
+        // of the compiler's own libstdc++.so, so that the loader neither maps nor relocates the shared
+        // one. zstd, sodium and sqlite3 stay shared, so that Debian's security updates reach them.
         .executableTarget(
             name: "ThinBackup", dependencies: ["ThinBackupKit", argumentParser],
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux]))]
+            exclude: ["link"],
+            linkerSettings: [.unsafeFlags([
+                "-Xlinker", "--no-export-dynamic",
+                "-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                "-L", Context.packageDirectory + "/Sources/ThinBackup/link",
+            ], .when(platforms: [.linux]))]
         ),
 
         // libFuzzer targets (scripts/fuzz.sh builds them with -sanitize=fuzzer; docs/RELIABILITY.md).
