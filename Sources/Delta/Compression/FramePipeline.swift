@@ -9,6 +9,11 @@ import Glibc
 /// of the largest record and a frame buffer (about 8 MiB for 4 MiB records), whatever the stream's
 /// size, and never more slots than fit in `memoryBudget` (64 MiB: 7 such slots) beyond the two every
 /// pipeline has: a 64-core receiver would otherwise hold 128 slots, 1 GiB.
+///
+/// A record whose frame has finished decompressing is handed back at the next `push`, without
+/// waiting for the other slots to fill, and a new frame takes the slot freed last: while the caller
+/// keeps up, a stream uses two slots, and the pages of the others are never touched (each slot's
+/// 8 MiB cost first-touch page faults and their unmapping at exit: a quarter of a small receive's CPU).
 public final class FramePipeline {
     /// A record handed back: for a data record, `raw` holds its decompressed bytes (valid until the
     /// handler returns) and the record's `frame` is empty (it was copied into the slot, so the record's
@@ -24,8 +29,8 @@ public final class FramePipeline {
     /// Records pushed and not yet handed back, oldest first; a data record names its slot.
     private var queue: [(record: StreamRecord, sequence: UInt64, slot: Int?)] = []
     private var head = 0
-    private var nextSlot = 0
-    private var busy = 0
+    /// Slots not in use; the last one was freed last and is taken first (its pages are warm).
+    private var free: [Int]
     private let work = DispatchQueue(label: "thin-backup.decompress", attributes: .concurrent)
 
     /// - Parameters:
@@ -36,7 +41,13 @@ public final class FramePipeline {
         jobs = try (0..<Self.slotCount(workers: workers, maxRecordRaw: maxRecordRaw)).map { _ in
             try DecompressionJob(capacity: maxRecordRaw)
         }
+        free = Array(jobs.indices.reversed())
     }
+
+    /// The slot of each data record pushed so far, in order (for tests: which slots were touched).
+    public private(set) var slotsUsed: [Int] = []
+    /// Whether `slotsUsed` is kept (tests).
+    public var recordsSlots = false
 
     /// What all slots' buffers together may take, beyond the two slots every pipeline has.
     public static let memoryBudget = 64 << 20
@@ -59,25 +70,39 @@ public final class FramePipeline {
         for item in queue[head...] { if let s = item.slot { jobs[s].wait() } }
     }
 
-    /// Queues `record` (`sequence` in its stream); while every slot is busy, hands the oldest
-    /// records to `body` (in order) until one is free.
-    public func push(_ record: StreamRecord, sequence: UInt64, blockSize: Int, _ body: (Decoded) throws -> Void) throws {
+    /// Queues `record` (`sequence` in its stream); hands the records at the head whose frames are
+    /// decompressed to `body` (in order), and while every slot is busy, waits for the oldest.
+    /// A data record's frame is `frame` when given (bytes valid during the call, e.g. in the stream
+    /// decoder's buffer: `StreamDecoder.withPlacedFrame`), else the record's own array.
+    public func push(_ record: StreamRecord, sequence: UInt64, blockSize: Int, frame placed: UnsafeRawBufferPointer? = nil,
+                     _ body: (Decoded) throws -> Void) throws {
         guard case let .data(first, count, frame) = record else {
             queue.append((record, sequence, nil))
+            try deliverReady(body)
             return
         }
         let raw = Int(count) * blockSize
-        guard raw <= jobs[0].capacity, frame.count <= jobs[0].input.count else {
-            throw StreamError.payload(sequence: sequence, reason: "holds \(raw) bytes in a frame of \(frame.count), more than a record may")
+        let frameCount = placed?.count ?? frame.count
+        guard raw <= jobs[0].capacity, frameCount <= jobs[0].input.count else {
+            throw StreamError.payload(sequence: sequence, reason: "holds \(raw) bytes in a frame of \(frameCount), more than a record may")
         }
-        while busy == jobs.count { try deliverOne(body) }
-        let slot = nextSlot
-        nextSlot = (nextSlot + 1) % jobs.count
-        busy += 1
+        while free.isEmpty { try deliverOne(body) }
+        let slot = free.removeLast()
+        if recordsSlots { slotsUsed.append(slot) }
         let job = jobs[slot]
-        job.start(frame, expected: raw)
+        if let placed { job.start(placed, expected: raw) } else { frame.withUnsafeBytes { job.start($0, expected: raw) } }
         queue.append((.data(firstBlock: first, blockCount: count, frame: []), sequence, slot))
         work.async { job.run() }
+        // The frame just started decompresses while the caller applies the finished ones.
+        try deliverReady(body)
+    }
+
+    /// Hands `body` the records at the head of the queue that need no waiting.
+    private func deliverReady(_ body: (Decoded) throws -> Void) throws {
+        while head < queue.count {
+            if let s = queue[head].slot, !jobs[s].isDone() { return }
+            try deliverOne(body)
+        }
     }
 
     /// Hands every queued record to `body`, in order.
@@ -97,7 +122,7 @@ public final class FramePipeline {
         }
         let job = jobs[s]
         job.wait()
-        busy -= 1
+        free.append(s)
         let got: Int
         switch job.result {
         case let .success(n): got = n
@@ -131,11 +156,15 @@ private final class DecompressionJob: @unchecked Sendable {
 
     deinit { buffer.deallocate(); input.deallocate() }
 
+    /// Finished and not yet waited for (read and written by the caller's thread only).
+    private var finished = false
+
     /// Copies the frame in (the caller checked it fits).
-    func start(_ frame: [UInt8], expected: Int) {
-        frame.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: input[0..<$0.count]).copyMemory(from: $0) }
+    func start(_ frame: UnsafeRawBufferPointer, expected: Int) {
+        if frame.count > 0 { UnsafeMutableRawBufferPointer(rebasing: input[0..<frame.count]).copyMemory(from: frame) }
         frameCount = frame.count
         self.expected = expected
+        finished = false
     }
 
     func run() {
@@ -149,5 +178,14 @@ private final class DecompressionJob: @unchecked Sendable {
     }
 
     /// Waits for the job (the semaphore orders the worker's writes before the caller's reads).
-    func wait() { done.wait() }
+    func wait() {
+        if !finished { done.wait() }
+        finished = false
+    }
+
+    /// True when the job has finished (then `wait` returns at once), without blocking.
+    func isDone() -> Bool {
+        if !finished, done.wait(timeout: .now()) == .success { finished = true }
+        return finished
+    }
 }

@@ -63,7 +63,6 @@ public final class Replayer {
     }
 
     private var decoder = StreamDecoder()
-    private var readBuffer: [UInt8] = []
     private var streamBytes: UInt64 = 0
     private var sourceDone = false
 
@@ -72,11 +71,11 @@ public final class Replayer {
         while true {
             if let r = try decoder.next() { return r }
             if sourceDone { try decoder.finish(); return nil }
-            if readBuffer.count != readSize { readBuffer = [UInt8](repeating: 0, count: readSize) }
-            let n = try readBuffer.withUnsafeMutableBytes { try source.read(into: $0) }
+            // Read straight into the decoder's buffer; data records' frames stay there until pushed.
+            decoder.framesInPlace = true
+            let n = try decoder.fill(upTo: max(readSize, 1)) { try source.read(into: $0) }
             if n == 0 { sourceDone = true; continue }
             streamBytes += UInt64(n)
-            readBuffer.withUnsafeBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
     }
 
@@ -249,7 +248,10 @@ public final class Replayer {
                 }
                 continue
             }
-            try frames.push(rec, sequence: seq, blockSize: bs, applyRecord)
+            // A frame left in the decoder's buffer is copied once, into its slot.
+            if try decoder.withPlacedFrame({ try frames.push(rec, sequence: seq, blockSize: bs, frame: $0, applyRecord) }) == nil {
+                try frames.push(rec, sequence: seq, blockSize: bs, applyRecord)
+            }
             if let every = checkpointBytes {
                 // A checkpoint names the decoder's position: everything decoded so far is applied first.
                 try frames.drain(applyRecord)

@@ -1,4 +1,7 @@
 internal import PoolCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Turns stream bytes into records. A pure state machine: `feed` hands it
 /// bytes in any split, `next` returns a verified record or nil for "need more",
@@ -17,8 +20,17 @@ public struct StreamDecoder: Sendable {
     public private(set) var header: StreamHeader?
     public private(set) var trailer: StreamTrailer?
     public private(set) var progress: StreamProgress
+    /// Bytes `start..<end` are fed and not yet consumed; the array's count is its allocated room
+    /// (bytes past `end` are never read).
     private var buffer: [UInt8] = []
     private var start = 0
+    private var end = 0
+    /// Data records are returned with an empty frame whose bytes stay in the decoder's buffer, read by
+    /// `withPlacedFrame` until the next `feed`, `fill` or `next` (a clear stream's; an encrypted one's
+    /// frames are always arrays). Saves allocating and copying an array per frame.
+    public var framesInPlace = false
+    /// Where the last data record's frame lies in `buffer` (with `framesInPlace`).
+    private var placedFrame: Range<Int>?
     /// Offset in the stream of buffer[start].
     private var offset: UInt64 = 0
     private var sawMagic = false
@@ -66,22 +78,62 @@ public struct StreamDecoder: Sendable {
     public var isComplete: Bool { trailer != nil || sawTrailer }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
-        if start > 0 && (start >= buffer.count / 2 || buffer.count + bytes.count > buffer.capacity) {
-            buffer.removeFirst(start)
+        guard bytes.count > 0 else { return }
+        makeRoom(bytes.count)
+        buffer.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[end..<end + bytes.count]).copyMemory(from: bytes) }
+        end += bytes.count
+    }
+
+    /// Feeds bytes read straight into the decoder's buffer (no copy): `read` gets room for at most
+    /// `count` bytes and returns how many it wrote there. Returns that number.
+    public mutating func fill(upTo count: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Int {
+        guard count > 0 else { return 0 }
+        makeRoom(count)
+        let n = try buffer.withUnsafeMutableBytes { try read(UnsafeMutableRawBufferPointer(rebasing: $0[end..<end + count])) }
+        precondition(n >= 0 && n <= count, "a read returned \(n) bytes for room of \(count)")
+        end += n
+        return n
+    }
+
+    /// Makes room for `count` more bytes after `end`: moves the unconsumed bytes to the front once
+    /// they are the smaller half, and grows the buffer, once the header is known, to hold the largest
+    /// record beside what is fed (grown by doubling, it was allocated, copied and first touched at
+    /// 1, 2, 4… MiB in turn).
+    private mutating func makeRoom(_ count: Int) {
+        placedFrame = nil
+        if start > 0 && (start >= end / 2 || end + count > buffer.count) {
+            let n = end - start
+            if n > 0 { buffer.withUnsafeMutableBytes { b in _ = memmove(b.baseAddress!, b.baseAddress! + start, n) } }
             start = 0
+            end = n
         }
-        if buffer.count + bytes.count > buffer.capacity, header != nil {
-            // Room for the largest record the header allows and what is fed beside it, once: grown by
-            // doubling, the buffer was allocated, copied and first touched at 1, 2, 4… MiB in turn.
-            let record = StreamFormat.headSize + maxBodyLength(RecordType.data.rawValue) + StreamFormat.tailSize
-            buffer.reserveCapacity(buffer.count + bytes.count + record)
+        guard end + count > buffer.count else { return }
+        var room = max(end + count, 2 * buffer.count)
+        if header != nil {
+            room = end + count
+            room += StreamFormat.headSize + maxBodyLength(RecordType.data.rawValue) + StreamFormat.tailSize
         }
-        buffer.append(contentsOf: bytes)
+        let old = buffer
+        let kept = end
+        // Uninitialised room (UInt8 is trivial; only bytes written are ever read).
+        buffer = [UInt8](unsafeUninitializedCapacity: room) { b, initialized in
+            old.withUnsafeBufferPointer { o in
+                if kept > 0 { UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: o.baseAddress!, byteCount: kept) }
+            }
+            initialized = room
+        }
+    }
+
+    /// The frame of the data record `next` returned last, when it stayed in the decoder's buffer
+    /// (`framesInPlace`): `body` reads it (valid during the call); nil otherwise.
+    public func withPlacedFrame<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
+        guard let r = placedFrame else { return nil }
+        return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[r])) }
     }
 
     public mutating func feed(_ bytes: [UInt8]) { bytes.withUnsafeBytes { feed($0) } }
 
-    private var available: Int { buffer.count - start }
+    private var available: Int { end - start }
 
     /// The next verified record, or nil when more bytes are needed.
     public mutating func next() throws(StreamError) -> StreamRecord? {
@@ -97,6 +149,7 @@ public struct StreamDecoder: Sendable {
     private enum Step { case needMore, consumed, record(StreamRecord) }
 
     private mutating func step() throws(StreamError) -> Step {
+        placedFrame = nil
         if !sawMagic {
             let m = StreamFormat.magic
             let n = min(available, m.count)
@@ -150,10 +203,10 @@ public struct StreamDecoder: Sendable {
                     cipher!.open(UnsafeRawBufferPointer(rebasing: b[start + hs..<start + hs + length]), head: head, sequence: seq)
                 }
                 guard let plain = opened else { throw .authenticationFailed(sequence: seq, offset: offset) }
-                record = try decodeBody(type: type, flags: flags, seq: seq, bytes: plain, bodyAt: 0, length: plain.count)
+                record = try decodeBody(type: type, flags: flags, seq: seq, bytes: plain, bodyAt: 0, length: plain.count, inBuffer: false)
             }
         } else {
-            record = try decodeBody(type: type, flags: flags, seq: seq, bytes: buffer, bodyAt: start + hs, length: length)
+            record = try decodeBody(type: type, flags: flags, seq: seq, bytes: buffer, bodyAt: start + hs, length: length, inBuffer: true)
         }
         start += total
         offset += UInt64(total)
@@ -212,8 +265,9 @@ public struct StreamDecoder: Sendable {
 
     /// Parses one record's body (`bytes[bodyAt..<bodyAt+length]`, opened when the stream is encrypted);
     /// nil for the encrypted header, which is returned once its sealed header record is read.
+    /// `inBuffer`: `bytes` is the decoder's own buffer (a frame can stay there).
     private mutating func decodeBody(type: UInt8, flags: UInt8, seq: UInt64, bytes buffer: [UInt8], bodyAt: Int,
-                                     length: Int) throws(StreamError) -> StreamRecord? {
+                                     length: Int, inBuffer: Bool) throws(StreamError) -> StreamRecord? {
         let bodyEnd = bodyAt + length
         guard let kind = RecordType(rawValue: type) else {
             throw .unknownRecord(type: type, sequence: seq)
@@ -273,14 +327,18 @@ public struct StreamDecoder: Sendable {
             try checkRange(first, UInt64(count), h, seq)
             let raw = UInt64(count) * UInt64(h.blockSize)
             guard raw <= UInt64(h.maxRecordRaw) else { throw .badRecord(sequence: seq, reason: "\(count) blocks exceed the record size limit") }
-            let frame = Array(buffer[bodyAt + 16..<bodyEnd])
-            let declared = frame.withUnsafeBytes { ZstdDecompressor.contentSize(of: $0) }
+            let frameAt = bodyAt + 16..<bodyEnd
+            let declared = buffer.withUnsafeBytes { ZstdDecompressor.contentSize(of: UnsafeRawBufferPointer(rebasing: $0[frameAt])) }
             guard declared == raw else { throw .payload(sequence: seq, reason: "is not a zstd frame of \(raw) bytes") }
             progress.nextBlock = first + UInt64(count)
             progress.dataBlocks += UInt64(count)
             progress.rawBytes += raw
-            progress.payloadBytes += UInt64(frame.count)
-            return .data(firstBlock: first, blockCount: count, frame: frame)
+            progress.payloadBytes += UInt64(frameAt.count)
+            if framesInPlace && inBuffer {
+                placedFrame = frameAt
+                return .data(firstBlock: first, blockCount: count, frame: [])
+            }
+            return .data(firstBlock: first, blockCount: count, frame: Array(buffer[frameAt]))
         case .zero, .discard:
             let first = try r.u64(), count = try r.u64()
             try checkRange(first, count, h, seq)

@@ -1,4 +1,7 @@
 import Delta
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TestSupport
 
@@ -30,6 +33,60 @@ import TestSupport
         }
         #expect(got == want)
         #expect(image == s.model())
+    }
+
+    /// A new frame takes the slot freed last: a caller that keeps up (here: everything handed back
+    /// before the next push) uses one slot, not all of them in turn (their pages stay untouched).
+    @Test func theSlotFreedLastIsTakenFirst() throws {
+        let s = Scenario(seed: 19, blocks: 200)
+        let (bytes, _) = try s.send()
+        let records = try decodeAll(bytes, pieces: [bytes.count])
+        let data = records.filter { if case .data = $0 { return true } else { return false } }.count
+        #expect(data > 6)
+        let pipe = try FramePipeline(workers: 3, maxRecordRaw: 4 << 20)
+        pipe.recordsSlots = true
+        var image = [UInt8](repeating: 0, count: Int(s.virtualBlocks) * s.blockSize)
+        let take: (FramePipeline.Decoded) -> Void = { r in
+            if case let .data(first, _, _) = r.record {
+                image.replaceSubrange(Int(first) * s.blockSize..<Int(first) * s.blockSize + r.raw.count, with: r.raw)
+            }
+        }
+        for (i, r) in records.enumerated() {
+            try pipe.push(r, sequence: UInt64(i), blockSize: s.blockSize, take)
+            try pipe.drain(take)
+        }
+        #expect(pipe.slotsUsed == [Int](repeating: 0, count: data))
+        #expect(image == s.model())
+        // Without draining, every slot is taken (lowest first) before one is waited for.
+        let busy = try FramePipeline(workers: 3, maxRecordRaw: 4 << 20)
+        busy.recordsSlots = true
+        var delivered = 0
+        for (i, r) in records.enumerated() { try busy.push(r, sequence: UInt64(i), blockSize: s.blockSize) { _ in delivered += 1 } }
+        try busy.drain { _ in delivered += 1 }
+        #expect(delivered == records.count)
+        #expect(busy.slotsUsed.count == data && busy.slotsUsed.first == 0 && busy.slotsUsed.allSatisfy { (0..<6).contains($0) })
+    }
+
+    /// A record whose frame has finished is handed back by a later push, before the slots fill up.
+    @Test func aFinishedRecordIsHandedBackWithoutWaitingForTheSlotsToFill() throws {
+        let s = Scenario(seed: 20, blocks: 64)
+        let (bytes, _) = try s.send()
+        let records = try decodeAll(bytes, pieces: [bytes.count])
+        let k = try #require(records.firstIndex { if case .data = $0 { return true } else { return false } })
+        let pipe = try FramePipeline(workers: 3, maxRecordRaw: 4 << 20)
+        var delivered: [UInt64] = []
+        try pipe.push(records[k], sequence: 1, blockSize: s.blockSize) { delivered.append($0.sequence) }
+        // Records without a frame pushed behind it: each push hands back what is finished, in order.
+        var seq: UInt64 = 2
+        for _ in 0..<10_000 where delivered.isEmpty {
+            usleep(1000)
+            try pipe.push(.zero(firstBlock: 0, blockCount: 1), sequence: seq, blockSize: s.blockSize) { delivered.append($0.sequence) }
+            seq += 1
+        }
+        #expect(delivered.first == 1, "the data record came back before drain (6 slots, 1 used)")
+        #expect(delivered == Array(1..<UInt64(delivered.count + 1)))
+        try pipe.drain { delivered.append($0.sequence) }
+        #expect(delivered == Array(1..<seq))
     }
 
     @Test func aFrameThatDoesNotDecompressNamesItsRecord() throws {

@@ -95,6 +95,46 @@ import TestSupport
         }
     }
 
+    /// Bytes read straight into the decoder's buffer (`fill`), in any split, give the records `feed`
+    /// gives; with `framesInPlace` a data record's frame is read through `withPlacedFrame` instead.
+    @Test(arguments: [false, true])
+    func fillingTheBufferInPlaceGivesTheSameRecords(inPlace: Bool) throws {
+        let s = Scenario(seed: 21, blocks: 300)
+        let (bytes, _) = try s.send()
+        let whole = try decodeAll(bytes, pieces: [bytes.count])
+        #expect(whole.count > 4)
+        for seed in 0..<4 as Range<UInt64> {
+            var r = SeededRNG(seed: seed)
+            var d = StreamDecoder()
+            d.framesInPlace = inPlace
+            var got: [StreamRecord] = []
+            var i = 0
+            while true {
+                let want = seed == 0 ? 1 << 20 : Int.random(in: 1...200_000, using: &r)
+                let n = d.fill(upTo: want) { room in
+                    let k = min(room.count, bytes.count - i)
+                    if k > 0 { bytes[i..<i + k].withUnsafeBytes { room.copyMemory(from: $0) } }
+                    return k
+                }
+                i += n
+                while let rec = try d.next() {
+                    if case let .data(first, count, frame) = rec {
+                        let placed = d.withPlacedFrame { Array($0) }
+                        #expect((placed != nil) == inPlace)
+                        #expect(frame.isEmpty == inPlace)
+                        got.append(.data(firstBlock: first, blockCount: count, frame: placed ?? frame))
+                    } else {
+                        #expect(d.withPlacedFrame { _ in 0 } == nil)
+                        got.append(rec)
+                    }
+                }
+                if n == 0 { break }
+            }
+            try d.finish()
+            #expect(got == whole, "split seed \(seed)")
+        }
+    }
+
     @Test func everySingleByteCorruptionIsDetected() throws {
         let s = Scenario(seed: 5, blocks: 16)
         let (bytes, _) = try s.send()
