@@ -23,7 +23,14 @@ public final class FramePipeline {
         /// The record's sequence number in its stream (for errors).
         public let sequence: UInt64
         public let raw: UnsafeRawBufferPointer
+        /// With `digestsBlocks`, for a data record: the content digest contributions of its blocks
+        /// (`ContentDigest.sum` over `raw` from its first block), computed on the worker.
+        public let blocksDigest: Digest128?
     }
+
+    /// Workers also sum each data record's content digest contributions (`Decoded.blocksDigest`),
+    /// so the caller's thread does not hash the blocks itself. Set before the first push.
+    public var digestsBlocks = false
 
     private let jobs: [DecompressionJob]
     /// Records pushed and not yet handed back, oldest first; a data record names its slot.
@@ -90,7 +97,10 @@ public final class FramePipeline {
         let slot = free.removeLast()
         if recordsSlots { slotsUsed.append(slot) }
         let job = jobs[slot]
-        if let placed { job.start(placed, expected: raw) } else { frame.withUnsafeBytes { job.start($0, expected: raw) } }
+        let digest = digestsBlocks ? (first: first, blockSize: blockSize) : nil
+        if let placed { job.start(placed, expected: raw, digest: digest) } else {
+            frame.withUnsafeBytes { job.start($0, expected: raw, digest: digest) }
+        }
         queue.append((.data(firstBlock: first, blockCount: count, frame: []), sequence, slot))
         work.async { job.run() }
         // The frame just started decompresses while the caller applies the finished ones.
@@ -118,7 +128,8 @@ public final class FramePipeline {
             head = 0
         }
         guard let s = item.slot else {
-            return try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(start: nil, count: 0)))
+            return try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(start: nil, count: 0),
+                                    blocksDigest: nil))
         }
         let job = jobs[s]
         job.wait()
@@ -131,7 +142,8 @@ public final class FramePipeline {
         guard got == job.expected else {
             throw StreamError.payload(sequence: item.sequence, reason: "decompressed to \(got) bytes, expected \(job.expected)")
         }
-        try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(rebasing: job.buffer[0..<got])))
+        try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(rebasing: job.buffer[0..<got]),
+                         blocksDigest: job.digest))
     }
 }
 
@@ -146,6 +158,9 @@ private final class DecompressionJob: @unchecked Sendable {
     var capacity: Int { buffer.count }
     private(set) var expected = 0
     private(set) var result: Result<Int, ZstdError> = .success(0)
+    /// Where the record's blocks start and their size, when the worker sums their digest contributions.
+    private var digestOf: (first: UInt64, blockSize: Int)?
+    private(set) var digest: Digest128?
     private let done = DispatchSemaphore(value: 0)
 
     init(capacity: Int) throws {
@@ -160,7 +175,9 @@ private final class DecompressionJob: @unchecked Sendable {
     private var finished = false
 
     /// Copies the frame in (the caller checked it fits).
-    func start(_ frame: UnsafeRawBufferPointer, expected: Int) {
+    func start(_ frame: UnsafeRawBufferPointer, expected: Int, digest: (first: UInt64, blockSize: Int)?) {
+        digestOf = digest
+        self.digest = nil
         if frame.count > 0 { UnsafeMutableRawBufferPointer(rebasing: input[0..<frame.count]).copyMemory(from: frame) }
         frameCount = frame.count
         self.expected = expected
@@ -170,7 +187,11 @@ private final class DecompressionJob: @unchecked Sendable {
     func run() {
         let out = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<expected])
         do {
-            result = .success(try z.decompress(UnsafeRawBufferPointer(rebasing: input[0..<frameCount]), into: out))
+            let n = try z.decompress(UnsafeRawBufferPointer(rebasing: input[0..<frameCount]), into: out)
+            if let d = digestOf, n == expected, d.blockSize > 0 {
+                digest = ContentDigest.sum(blocks: UnsafeRawBufferPointer(out), from: d.first, blockSize: d.blockSize)
+            }
+            result = .success(n)
         } catch {
             result = .failure(error)
         }

@@ -185,34 +185,42 @@ public final class Replayer {
         let size = plan.header.virtualSize
         let maxRaw = Int(plan.header.maxRecordRaw)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
-        let old = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRaw, alignment: 4096)
-        defer { raw.deallocate(); old.deallocate() }
-        // Frames decompress on every core while this thread applies records, in stream order.
+        defer { raw.deallocate() }
+        // Replaced blocks are read back here and hashed on another thread.
+        let replaced = ReplacedBlocks(blockSize: bs)
+        // Frames decompress on every core while this thread applies records, in stream order; the
+        // workers also sum the new blocks' digest contributions.
         let frames = try FramePipeline(workers: decompressionWorkers, maxRecordRaw: maxRaw)
+        frames.digestsBlocks = true
         // The header's estimate, any number a stream carries: saturated, never a trap.
         let expected = plan.header.expectedBlocks.saturatingMultiplied(by: UInt64(bs))
         var applied: UInt64 = 0
         var sinceCheckpoint: UInt64 = 0
 
-        /// Removes the old content of blocks about to change from the digest (reads them from the device).
+        /// Removes the old content of blocks about to change from the digest (reads them from the device;
+        /// their sum leaves the digest at `settle`).
         func forget(_ first: UInt64, _ count: UInt64) throws {
             if freshDevice { return }
             var i: UInt64 = 0
-            let per = UInt64(maxRaw / bs)
+            let per = UInt64(replaced.blocksPerChunk(bs))
             while i < count {
                 let n = min(per, count - i)
-                let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<Int(n) * bs])
-                try pool.readBlocks(dev, size: size, first: first + i, blockSize: bs, into: buf)
-                plan.digest.remove(blocks: UnsafeRawBufferPointer(buf), from: first + i, blockSize: bs)
+                let at = first + i
+                try replaced.add(Int(n) * bs, first: at, blockSize: bs) { buf in
+                    try pool.readBlocks(dev, size: size, first: at, blockSize: bs, into: buf)
+                }
                 i += n
             }
         }
+
+        /// Takes the replaced blocks hashed so far out of the digest (before it is read).
+        func settle() { plan.digest.remove(replaced.take()) }
 
         func applyRecord(_ item: FramePipeline.Decoded) throws {
             switch item.record {
             case let .data(first, count, _):
                 try forget(first, UInt64(count))
-                plan.digest.add(blocks: item.raw, from: first, blockSize: bs)
+                if let sum = item.blocksDigest { plan.digest.add(sum) } else { plan.digest.add(blocks: item.raw, from: first, blockSize: bs) }
                 let r = try byteRange(dev, first, UInt64(count), bs, size)
                 try pool.write(dev, offset: r.lowerBound, UnsafeRawBufferPointer(rebasing: item.raw[0..<r.count]))
                 applied += UInt64(item.raw.count)
@@ -240,6 +248,7 @@ public final class Replayer {
             let seq = decoder.progress.nextSequence &- 1
             if case .trailer(let t) = rec {
                 try frames.drain(applyRecord)
+                settle()
                 return t
             }
             if seq < plan.skipBelow {
@@ -256,6 +265,7 @@ public final class Replayer {
                 // A checkpoint names the decoder's position: everything decoded so far is applied first.
                 try frames.drain(applyRecord)
                 if sinceCheckpoint >= every {
+                    settle()
                     try checkpoint(plan)
                     sinceCheckpoint = 0
                 }

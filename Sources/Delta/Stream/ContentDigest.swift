@@ -40,6 +40,19 @@ public struct ContentDigest: Equatable, Sendable {
         }
     }
 
+    /// What `add(blocks:from:blockSize:)` adds to a digest, summed on its own (any thread may compute it).
+    public static func sum(blocks bytes: UnsafeRawBufferPointer, from first: UInt64, blockSize: Int) -> Digest128 {
+        var d = ContentDigest()
+        d.add(blocks: bytes, from: first, blockSize: blockSize)
+        return d.value
+    }
+
+    /// Adds a `sum` of blocks' contributions.
+    public mutating func add(_ sum: Digest128) { value.high &+= sum.high; value.low &+= sum.low }
+
+    /// Removes a `sum` of blocks' contributions.
+    public mutating func remove(_ sum: Digest128) { value.high &-= sum.high; value.low &-= sum.low }
+
     public mutating func remove(blocks bytes: UnsafeRawBufferPointer, from first: UInt64, blockSize: Int) {
         var i = 0
         while i < bytes.count {

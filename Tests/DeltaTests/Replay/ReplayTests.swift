@@ -17,6 +17,29 @@ import TestSupport
         return (s, ids)
     }
 
+    /// Long runs of replaced blocks (read back in 1 MiB chunks, two buffers hashed in turn on another
+    /// thread) and frames whose blocks the workers hash: the receive's digest is the model's, with and
+    /// without checkpoints (each takes the hashed chunks out of the digest it saves first).
+    @Test(arguments: [nil, 1 << 20] as [UInt64?])
+    func longRunsOfReplacedBlocksKeepTheDigest(checkpointBytes: UInt64?) throws {
+        let s = SenderModel(seed: 41)
+        s.create(1, blocks: 240)
+        for v in 0..<240 as Range<UInt64> { s.write(1, v, kind: Int(v % 3)) }
+        s.snapshot(2, of: 1)
+        for v in 5..<170 as Range<UInt64> { s.write(2, v, kind: v % 7 == 0 ? 0 : (v % 2 == 0 ? 1 : 2)) }
+        for v in 180..<236 as Range<UInt64> { s.discard(2, v) }
+        let pool = MemoryReceivingPool(blockSize: s.blockSize)
+        for (id, base, stream) in [(1 as UInt64, nil as UInt64?, 1 as UInt64), (2, 1, 2)] {
+            let r = Replayer(pool: pool)
+            r.checkpointBytes = checkpointBytes
+            let got = try r.receive(from: MemorySource(try s.send(id, from: base, streamID: stream), chunk: 300_000))
+            #expect(got.outcome == .received)
+            #expect(got.contentDigest == s.digest(id), "device \(id)")
+            #expect(pool.image(id) == s.image(id), "device \(id)")
+        }
+        #expect(pool.image(1) == s.image(1))
+    }
+
     @Test(arguments: [1 as UInt64, 2])
     func fullThenChainOfIncrementalsIsByteIdentical(seed: UInt64) throws {
         let (s, ids) = Self.chain(seed: seed)

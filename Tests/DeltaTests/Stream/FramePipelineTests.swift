@@ -89,6 +89,45 @@ import TestSupport
         #expect(delivered == Array(1..<seq))
     }
 
+    /// With `digestsBlocks` the workers hand back each data record's content digest contributions:
+    /// summed over the stream, the model's digest; without it, none.
+    @Test(arguments: [false, true])
+    func workersSumTheBlocksDigest(digests: Bool) throws {
+        let s = Scenario(seed: 22, blocks: 300)
+        let (bytes, _) = try s.send(parallel: 2)
+        let records = try decodeAll(bytes, pieces: [bytes.count])
+        let pipe = try FramePipeline(workers: 2, maxRecordRaw: 4 << 20)
+        pipe.digestsBlocks = digests
+        let model = s.model()
+        var total = ContentDigest()
+        var sums = 0
+        let take: (FramePipeline.Decoded) -> Void = { r in
+            guard case let .data(first, count, _) = r.record else {
+                #expect(r.blocksDigest == nil)
+                return
+            }
+            guard let d = r.blocksDigest else { return }
+            sums += 1
+            total.add(d)
+            // The record's own blocks, hashed here one by one from the model's bytes.
+            var want = ContentDigest()
+            for k in 0..<Int(count) {
+                let at = (Int(first) + k) * s.blockSize
+                model.withUnsafeBytes { want.add(block: first + UInt64(k), UnsafeRawBufferPointer(rebasing: $0[at..<at + s.blockSize])) }
+            }
+            #expect(d == want.value, "record at block \(first)")
+        }
+        for (i, r) in records.enumerated() { try pipe.push(r, sequence: UInt64(i), blockSize: s.blockSize, take) }
+        try pipe.drain(take)
+        let data = records.filter { if case .data = $0 { return true } else { return false } }.count
+        #expect(sums == (digests ? data : 0))
+        if digests {
+            var whole = ContentDigest()
+            model.withUnsafeBytes { whole.add(blocks: $0, from: 0, blockSize: s.blockSize) }
+            #expect(total == whole, "only data records carry blocks that are not zeros")
+        }
+    }
+
     @Test func aFrameThatDoesNotDecompressNamesItsRecord() throws {
         let s = Scenario(seed: 18, blocks: 64)
         let (bytes, _) = try s.send()
