@@ -70,6 +70,13 @@ mkdir -p "$OUT/shlibs/debian"
 printf 'Source: thin-backup\n\nPackage: thin-backup\nArchitecture: any\n' > "$OUT/shlibs/debian/control"
 DEPENDS=$(cd "$OUT/shlibs" && dpkg-shlibdeps -O "../../$ROOT/usr/bin/thin-backup" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 [ -n "$DEPENDS" ] || { echo "package-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
+# Packed relative relocations (lld -z pack-relative-relocs, Package.swift) need the loader of glibc 2.36
+# (the binary asks for the version GLIBC_ABI_DT_RELR), which Debian's libc6 symbols file does not name.
+if readelf -V "$ROOT/usr/bin/thin-backup" | grep -q GLIBC_ABI_DT_RELR; then
+    libc=$(printf '%s\n' "$DEPENDS" | sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p')
+    if [ -z "$libc" ]; then DEPENDS="$DEPENDS, libc6 (>= 2.36)"
+    elif dpkg --compare-versions "$libc" lt 2.36; then DEPENDS=${DEPENDS/"libc6 (>= $libc)"/"libc6 (>= 2.36)"}; fi
+fi
 DEPENDS="$DEPENDS, libcurl4 (>= 7.75.0)"   # dlopen'ed by CCurlShim (CURLOPT_AWS_SIGV4 came in 7.75.0)
 DEPENDS="$DEPENDS, libdevmapper1.02.1"     # dlopen'ed by CDevMapperShim (kernel pools)
 

@@ -18,6 +18,12 @@ want="thin-backup $(./scripts/package-deb.sh --print-version)"
 got=$(thin-backup --version)
 [ "$got" = "$want" ] || fail "--version printed '$got', expected '$want'"
 ldd /usr/bin/thin-backup | grep -q 'libswift' && fail "the installed binary needs Swift's runtime"
+# The binary carries packed relative relocations, which only glibc >= 2.36's loader reads: the
+# package must say so (dpkg-shlibdeps alone computes an older libc6).
+if readelf -V /usr/bin/thin-backup | grep -q GLIBC_ABI_DT_RELR; then
+    libc=$(dpkg-deb -f "$DEB" Depends | sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p')
+    [ -n "$libc" ] && dpkg --compare-versions "$libc" ge 2.36 || fail "the binary needs glibc 2.36 (DT_RELR), the package depends on libc6 (>= ${libc:-nothing})"
+fi
 man -w thin-backup.run >/dev/null 2>&1 || [ -f /usr/share/man/man1/thin-backup.run.1.gz ] || fail "no thin-backup.run man page"
 zcat /usr/share/man/man1/thin-backup.1.gz | grep -q 'some volumes failed' || fail "the man page has no exit-code table"
 [ -s /usr/share/bash-completion/completions/thin-backup ] || fail "no bash completion"

@@ -90,4 +90,54 @@ struct RestoreCheckTests {
         defer { after.close() }
         #expect(try after.devices().isEmpty)
     }
+
+    /// The read-back skips the holes of a sparse restored file (they read as zeros, which the digest
+    /// leaves out) and still reads every block that holds data, including one that is mostly hole
+    /// with a byte of data, after long holes, and the dense run beyond them.
+    @Test func theReadBackSkipsHolesButNotData() throws {
+        let dir = TempDir("restored-holes")
+        let bs = 16384, blocks = 300  // blocks of four pages, so that a block can be part hole, part data
+        var want = [UInt8](repeating: 0, count: bs * blocks)
+        func fill(_ b: Int, _ seed: UInt8) { for i in 0..<bs { want[b * bs + i] = UInt8(truncatingIfNeeded: i &* 31) &+ seed } }
+        fill(0, 1); fill(150, 2)
+        for b in 260..<300 { fill(b, UInt8(b & 0xff)) }  // a dense run at the end, beyond two long holes
+        want[200 * bs + 13_000] = 7                      // one byte of data in a block that is otherwise hole
+        var digest = ContentDigest()
+        want.withUnsafeBytes { digest.add(blocks: $0, from: 0, blockSize: bs) }
+        /// Writes only the blocks of `content` that hold a nonzero byte (exactly those bytes' pages), over a sparse file.
+        func write(_ content: [UInt8], _ name: String, size: Int) throws -> String {
+            let path = dir.sparseFile(name, size: UInt64(size))
+            let f = try RandomAccessFile(path: path, writable: true)
+            defer { f.close() }
+            for p in stride(from: 0, to: min(size, content.count), by: 4096) where content[p..<p + 4096].contains(where: { $0 != 0 }) {
+                try content[p..<p + 4096].withUnsafeBytes { try f.write($0, at: UInt64(p)) }
+            }
+            return path
+        }
+        func record(_ digest: ContentDigest) -> BackupRecord {
+            BackupRecord(id: 9, poolID: "p", dev: 1, snapDev: 9, baseID: nil, createdAt: 0, object: "o", streamBytes: 0, rawBytes: 0,
+                         dataBlocks: 0, blockSize: UInt32(bs), virtualSize: UInt64(bs * blocks), digest: digest.value.description, rebased: false)
+        }
+        let good = try write(want, "good.img", size: bs * blocks)
+        let f = try RandomAccessFile(path: good, writable: false)
+        let firstHole = f.extent(at: UInt64(bs), blockSize: UInt64(bs), count: 100)
+        f.close()
+        try #require(firstHole.hole && firstHole.blocks == 100, "the file system keeps no holes here: the test proves nothing")
+        try checkRestoredDigest(good, record(digest), quiet: true)
+
+        // The lone byte's block left out: a hole where the backup holds data.
+        var noByte = want
+        noByte[200 * bs + 13_000] = 0
+        let missing = try write(noByte, "missing.img", size: bs * blocks)
+        #expect(throws: JobError.self) { try checkRestoredDigest(missing, record(digest), quiet: true) }
+        // One byte of the dense run after the holes changed.
+        var changed = want
+        changed[287 * bs + 12] ^= 0x40
+        let wrong = try write(changed, "wrong.img", size: bs * blocks)
+        #expect(throws: JobError.self) { try checkRestoredDigest(wrong, record(digest), quiet: true) }
+        // A file that ends in a hole before the backup's size: too short, not zeros.
+        let short = try write(want, "short.img", size: bs * (blocks - 1))
+        let e = #expect(throws: JobError.self) { try checkRestoredDigest(short, record(digest), quiet: true) }
+        #expect("\(e.map { "\($0)" } ?? "")".contains("ends at"))
+    }
 }
