@@ -42,9 +42,16 @@ public final class FileDataBlockReader: DataBlockReader {
     /// How many times `extent` asked the file system (SEEK_DATA/SEEK_HOLE), for tests and benchmarks.
     public private(set) var fileQueries = 0
 
+    /// A regular file without holes (`RandomAccessFile.allocatedSize`) is all data up to its size
+    /// at open: its extents are known without asking (an incremental send reads a few runs of a
+    /// large file; one SEEK_HOLE from the first run walked the rest of the file, issue #15).
     public init(file: RandomAccessFile, blockSize: Int) {
         self.file = file
         self.blockSize = blockSize
+        if blockSize > 0, let size = file.allocatedSize {
+            let bs = UInt64(blockSize)
+            knownData = 0..<(size / bs + (size % bs == 0 ? 0 : 1))
+        }
     }
 
     /// Block `block`'s byte offset in the file, nil when it does not fit in a file offset.

@@ -69,6 +69,18 @@ public final class RandomAccessFile: @unchecked Sendable {
         return (st.st_mode & S_IFMT) == S_IFBLK
     }
 
+    /// The size of a regular file whose allocated storage covers it (st_blocks × 512 ≥ st_size), nil
+    /// for a sparse file, a block device or when fstat fails. Such a file has no holes worth asking
+    /// for: reading it all costs no more than asking (SEEK_HOLE on tmpfs visits every cached page up
+    /// to the next hole, 12 ms for a dense 550 MB file). Blocks a file system counts beyond the data
+    /// (xfs preallocation, extent-tree blocks) may hide a small hole: it is read, and reads as zeros.
+    public var allocatedSize: UInt64? {
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size > 0, st.st_blocks >= 0 else { return nil }
+        let (allocated, o) = UInt64(st.st_blocks).multipliedReportingOverflow(by: 512)
+        return !o && allocated >= UInt64(st.st_size) ? UInt64(st.st_size) : nil
+    }
+
     /// How many whole blocks of `blockSize` bytes from `offset` on (at most `count`, at least 1) are
     /// a hole of a sparse file (`hole`: they read as zeros and hold no storage) or are not (at least
     /// one byte of each is data): SEEK_DATA and SEEK_HOLE, which leave the reads (pread) alone. A
