@@ -18,15 +18,25 @@ public struct SendSummary: Sendable {
 /// looks incompressible) and writes the records to a sink.
 ///
 /// Records are compressed a batch at a time, one frame per compressor, in parallel
-/// (frames are independent), and written in order. Memory: per compressor one
-/// record's raw bytes (4 MiB) and one frame, plus two read buffers — whatever the
+/// (frames are independent), and written in order. A record is compressed where it was read:
+/// each chunk is read into one of (compressors + 1) read buffers, which stays untouched until
+/// the records cut from it are written (no copy into a compressor's slot). Memory: per
+/// compressor one read buffer (4 MiB) and one frame, plus two read buffers — whatever the
 /// device size.
 public final class StreamSender {
     public let header: StreamHeader
     private let reader: DataBlockReader
     private let compressors: [ZstdCompressor]
     private let sink: ByteSink
-    private var slots: [(raw: UnsafeMutableRawBufferPointer, out: UnsafeMutableRawBufferPointer)] = []
+    /// Each slot's frame output (one record in flight per slot).
+    private var slots: [UnsafeMutableRawBufferPointer] = []
+    /// Read buffers, one more than the slots: records in flight (at most one per slot) hold at most
+    /// `slots.count` of them, so one is always free to read the next chunk into.
+    private var buffers: [UnsafeMutableRawBufferPointer] = []
+    /// Records in flight that were cut from each read buffer.
+    private var holds: [Int] = []
+    /// The read buffer the current chunk goes into.
+    private var current = 0
     private var queue: [Pending] = []
     /// Next slot to fill (slots are used round-robin, so the oldest job holds the next one).
     private var nextSlot = 0
@@ -38,14 +48,13 @@ public final class StreamSender {
     private var queuedEnd: UInt64 = 0
 
     private enum Pending {
-        case data(first: UInt64, blocks: Int, slot: Int, bytes: Int)
+        case data(first: UInt64, blocks: Int, slot: Int, bytes: Int, buffer: Int)
         case zero(first: UInt64, count: UInt64)
         case discard(first: UInt64, count: UInt64)
     }
     private var encoder: StreamEncoder
     private let blockSize: Int
     private let maxBlocks: Int
-    private var raw: UnsafeMutableRawBufferPointer
     private var old: UnsafeMutableRawBufferPointer
     /// What each block of the chunk being split is (one entry per block of a record).
     private var kinds: [BlockKind]
@@ -77,13 +86,14 @@ public final class StreamSender {
         blockSize = reader.blockSize
         maxBlocks = Int(header.maxRecordRaw) / blockSize
         let bytes = maxBlocks * blockSize
-        raw = .allocate(byteCount: bytes, alignment: 4096)
         old = .allocate(byteCount: bytes, alignment: 4096)
         kinds = Array(repeating: .zero, count: maxBlocks)
         for c in compressors {
-            slots.append((.allocate(byteCount: bytes, alignment: 4096), .allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096)))
+            slots.append(.allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096))
             jobs.append(CompressionJob(compressor: c))
         }
+        for _ in 0...compressors.count { buffers.append(.allocate(byteCount: bytes, alignment: 4096)) }
+        holds = Array(repeating: 0, count: buffers.count)
         digest = baseDigest.map { ContentDigest($0) }
         if let r = resumeAt {
             encoder = StreamEncoder(header: header, resumingAt: r, key: key)
@@ -104,10 +114,10 @@ public final class StreamSender {
 
     deinit {
         // Jobs still running (after an error) use the slots: wait for them first.
-        for case let .data(_, _, slot, _) in queue { _ = try? jobs[slot].wait() }
-        raw.deallocate()
+        for case let .data(_, _, slot, _, _) in queue { _ = try? jobs[slot].wait() }
         old.deallocate()
-        for s in slots { s.raw.deallocate(); s.out.deallocate() }
+        for s in slots { s.deallocate() }
+        for b in buffers { b.deallocate() }
     }
 
     /// Sends the runs `produce` hands over (ascending by virtual block), then the trailer.
@@ -146,7 +156,6 @@ public final class StreamSender {
         case .different, .rightOnly:
             guard let right = run.rightData else { return }
             try flushDiscard()
-            if run.kind == .different, let left = run.leftData { try removeOld(left, run) }
             try forEachChunk(run) { v, n, i in
                 // A hole of the data file is zero blocks: no read, nothing added to the digest.
                 try reader.forEachExtent(dataBlock: right + i, count: n) { o, k, zeros in
@@ -154,14 +163,20 @@ public final class StreamSender {
                     if zeros {
                         try zeroBlocks(from: first, count: UInt64(k))
                     } else {
-                        let buf = UnsafeMutableRawBufferPointer(rebasing: raw[0..<k * blockSize])
+                        try takeFreeBuffer()
+                        let buf = UnsafeMutableRawBufferPointer(rebasing: buffers[current][0..<k * blockSize])
                         try reader.read(dataBlock: right + i + UInt64(o), into: buf)
-                        digest?.add(blocks: UnsafeRawBufferPointer(buf), from: first, blockSize: blockSize)
+                        // Compression starts first; the digest reads the same bytes meanwhile (the
+                        // buffer is not read into again before its records are written).
                         try chunk(UnsafeRawBufferPointer(buf), from: first)
+                        digest?.add(blocks: UnsafeRawBufferPointer(buf), from: first, blockSize: blockSize)
                     }
                     coveredBytes += UInt64(k * blockSize)
                 }
             }
+            // The old contents leave the digest after the new ones are on their way to the
+            // compressors (the digest is a sum: the order does not matter).
+            if run.kind == .different, let left = run.leftData { try removeOld(left, run) }
         }
     }
 
@@ -205,7 +220,7 @@ public final class StreamSender {
             while j < n && kinds[j] == kinds[i] { j += 1 }
             try flushZero()
             try dataRecord(UnsafeRawBufferPointer(rebasing: buf[i * blockSize..<j * blockSize]), from: first + UInt64(i), blocks: j - i,
-                           store: kinds[i] == .stored, wholeBuffer: i == 0 && j == n && buf.baseAddress == UnsafeRawPointer(raw.baseAddress))
+                           store: kinds[i] == .stored)
             i = j
         }
     }
@@ -227,25 +242,31 @@ public final class StreamSender {
         return ZstdCompressor.looksIncompressible(block) ? .stored : .compressed
     }
 
-    /// Queues a data record. With `wholeBuffer` (`bytes` is all of the read buffer) the read buffer
-    /// becomes the slot's and the slot's the read buffer: the bytes are not copied.
-    private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int, store: Bool, wholeBuffer: Bool) throws {
+    /// Makes `current` a read buffer no record in flight was cut from: the current one when free
+    /// (its pages already touched), else another free one, else the records are written until one is.
+    private func takeFreeBuffer() throws {
+        while holds[current] > 0 {
+            if let free = holds.firstIndex(of: 0) {
+                current = free
+                return
+            }
+            try drain(all: false)
+        }
+    }
+
+    /// Queues a data record: `bytes`, part of the current read buffer, are compressed where they
+    /// are; the buffer is not read into again before the record is written.
+    private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int, store: Bool) throws {
         if try skip(first) { return }
         if inFlight == slots.count { try drain(all: false) }
         let slot = nextSlot
         nextSlot = (nextSlot + 1) % slots.count
-        if wholeBuffer {
-            let r = slots[slot].raw
-            slots[slot].raw = raw
-            raw = r
-        } else {
-            UnsafeMutableRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]).copyMemory(from: bytes)
-        }
-        queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count))
+        queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count, buffer: current))
+        holds[current] += 1
         queuedEnd = first + UInt64(blocks)
         inFlight += 1
         let job = jobs[slot]
-        job.start(UnsafeRawBufferPointer(rebasing: slots[slot].raw[0..<bytes.count]), into: slots[slot].out, store: store)
+        job.start(bytes, into: slots[slot], store: store)
         workQueue.async { job.run() }
     }
 
@@ -271,10 +292,11 @@ public final class StreamSender {
         while !queue.isEmpty {
             let item = queue.removeFirst()
             switch item {
-            case let .data(first, blocks, slot, bytes):
+            case let .data(first, blocks, slot, bytes, buffer):
                 let size = try jobs[slot].wait()
                 inFlight -= 1
-                let frame = UnsafeRawBufferPointer(rebasing: slots[slot].out[0..<size])
+                holds[buffer] -= 1
+                let frame = UnsafeRawBufferPointer(rebasing: slots[slot][0..<size])
                 if encoder.isEncrypted {
                     try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes, frame: frame))
                 } else {

@@ -6,6 +6,73 @@ import TestSupport
 /// The send path's speed-ups keep the stream's bytes: records written in pieces (no frame copy),
 /// the record hash computed over pieces, and incompressible blocks stored as raw zstd blocks.
 @Suite struct SendFastPathTests {
+    /// Records cut out of a chunk (zero, stored and compressed blocks interleaved, chunks of a whole
+    /// record, more records than slots, an incremental's old blocks read for the digest) give one
+    /// stream whatever the number of compressors; it decodes to the device's bytes, and its bytes are
+    /// laid out as by the sender before records were compressed from the read buffer in place (the
+    /// layout and the target digest below were printed by commit e20412f's sender, which copied them).
+    @Test(arguments: [1, 2, 3])
+    func recordsCutFromAChunkKeepTheirBytes(compressors: Int) throws {
+        let bs = 64 * 1024, blocks = 400
+        let memory = MemoryDataReader(blockSize: bs, blocks: blocks)
+        var rng = SeededRNG(seed: 4015)
+        // Kinds in runs of 1-9 blocks: 0 zeros, 1 random (stored), 2 text (compressed).
+        var b = 0
+        while b < blocks {
+            let kind = Int.random(in: 0...2, using: &rng), n = Int.random(in: 1...9, using: &rng)
+            for k in b..<min(blocks, b + n) { memory.fill(UInt64(k), kind: kind, rng: &rng) }
+            b += n
+        }
+        for k in 330..<396 { memory.fill(UInt64(k), kind: 2, rng: &rng) }  // a whole record of text
+        let runs = [
+            DeltaRun(kind: .rightOnly, begin: 0, length: 150, leftData: nil, rightData: 0),
+            DeltaRun(kind: .different, begin: 150, length: 70, leftData: 150, rightData: 300),
+            DeltaRun(kind: .leftOnly, begin: 220, length: 3, leftData: 220, rightData: nil),
+            DeltaRun(kind: .rightOnly, begin: 230, length: 64, leftData: nil, rightData: 223),
+            DeltaRun(kind: .different, begin: 300, length: 5, leftData: 290, rightData: 395),
+            DeltaRun(kind: .rightOnly, begin: 310, length: 66, leftData: nil, rightData: 330),
+        ]
+        let header = StreamHeader(blockSize: UInt32(bs), virtualSize: 380 * UInt64(bs), level: 3,
+                                  streamID: Digest128(high: 0x4015, low: 1), sourcePool: Digest128(high: 1, low: 2),
+                                  target: SnapshotIdentity(device: 2, creationTime: 1, snapshottedTime: 1, transactionID: 1),
+                                  base: SnapshotIdentity(device: 1, creationTime: 0, snapshottedTime: 1, transactionID: 1),
+                                  baseFingerprint: Digest128(high: 9, low: 9))
+        let sink = MemorySink()
+        let sender = StreamSender(header: header, reader: memory,
+                                  compressors: try (0..<compressors).map { _ in try ZstdCompressor(level: 3, workers: 0) },
+                                  sink: sink, baseDigest: Digest128(high: 9, low: 9))
+        let summary = try sender.send { body in for r in runs { try body(r) } }
+        // The device the stream describes, from the decoder (independent of the sender's buffers).
+        var expected = [UInt8](repeating: 0, count: 380 * bs)
+        for r in runs where r.kind != .leftOnly {
+            for i in 0..<Int(r.length) {
+                expected.replaceSubrange((Int(r.begin) + i) * bs..<(Int(r.begin) + i + 1) * bs, with: memory.block(r.rightData! + UInt64(i)))
+            }
+        }
+        let records = try decodeAll(sink.bytes, pieces: [1 << 20])
+        let image = try applyToImage(records, size: 380 * bs, blockSize: bs)
+        #expect(image == expected)
+        // The records' layout (kind, first block, count; frames stored or compressed), which does not
+        // depend on libzstd's version.
+        var layout = ""
+        for r in records {
+            switch r {
+            case let .data(first, count, frame): let raw = Int(count) * bs
+                layout += "d\(first)+\(count)\(frame.count == 9 + raw + 3 * ((raw + 131_071) / 131_072) ? "s" : "c") "
+            case let .zero(first, count): layout += "z\(first)+\(count) "
+            case let .discard(first, count): layout += "x\(first)+\(count) "
+            default: break
+            }
+        }
+        print("records-cut-from-a-chunk: \(compressors) compressors, \(sink.bytes.count) bytes, digest \(String(describing: summary.targetDigest)) \(layout)")
+        #expect(layout == Self.cutRecordsLayout)
+        #expect(summary.targetDigest == Self.cutRecordsDigest)
+    }
+    static let cutRecordsLayout = "z0+7 d7+6s z13+5 d18+5s d23+12c z35+1 d36+4c d40+3s d43+17c z60+2 d62+2s z64+26 d90+7c d97+9s "
+        + "z106+8 d114+14c d128+3c z131+6 d137+9s d146+4c d150+2c z152+4 d156+3c d159+11s z170+8 d178+2s d180+34c d214+6c "
+        + "x220+3 z230+2 d232+3c d235+14s z249+27 d276+9s z285+9 d300+2c d302+3s d310+64c d374+2c "
+    static let cutRecordsDigest: Digest128? = Digest128(high: 0x7f17_6874_4210_063c, low: 0x31dd_3912_2267_4bb3)
+
     @Test func streamingXXHashEqualsOneShotInAnySplit() {
         var rng = SeededRNG(seed: 31)
         for len in [0, 1, 31, 32, 33, 64, 100, 4096, 70_001] {
