@@ -165,11 +165,11 @@ private final class DecompressionJob: @unchecked Sendable {
 
     init(capacity: Int) throws {
         z = try ZstdDecompressor()
-        buffer = .allocate(byteCount: max(capacity, 1), alignment: 4096)
-        input = .allocate(byteCount: ZstdCompressor.bound(max(capacity, 1)), alignment: 64)
+        buffer = PageBuffer.allocate(max(capacity, 1))
+        input = PageBuffer.allocate(ZstdCompressor.bound(max(capacity, 1)))
     }
 
-    deinit { buffer.deallocate(); input.deallocate() }
+    deinit { PageBuffer.release(buffer); PageBuffer.release(input) }
 
     /// Finished and not yet waited for (read and written by the caller's thread only).
     private var finished = false

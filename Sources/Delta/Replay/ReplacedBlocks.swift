@@ -19,7 +19,8 @@ final class ReplacedBlocks: @unchecked Sendable {
         let bs = max(blockSize, 1)
         let c = max(1, limit / bs) * bs
         chunk = c
-        buffers = (0..<2).map { _ in .allocate(byteCount: c, alignment: 4096) }
+        let both = PageBuffer.allocate(2 * c)
+        buffers = [UnsafeMutableRawBufferPointer(rebasing: both[0..<c]), UnsafeMutableRawBufferPointer(rebasing: both[c..<2 * c])]
     }
 
     deinit {
@@ -27,7 +28,7 @@ final class ReplacedBlocks: @unchecked Sendable {
         // freed below its initial value.)
         for s in idle { s.wait() }
         for s in idle { s.signal() }
-        for b in buffers { b.deallocate() }
+        PageBuffer.release(UnsafeMutableRawBufferPointer(start: buffers[0].baseAddress, count: 2 * chunk))
     }
 
     /// Blocks per chunk.
