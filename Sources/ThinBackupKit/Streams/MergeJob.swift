@@ -40,7 +40,9 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     let zeroing = ZeroingTarget(out)
     let meter = ProgressMeter(label: "merge", quiet: quiet)
     var d = StreamDecoder(keyring: keyring)
-    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    // Bytes are read straight into the decoder's buffer, and a data record's frame stays there until
+    // it is copied into its pipeline slot: one copy of each frame, as in a receive.
+    d.framesInPlace = true
     // Frames decompress on every core while this thread writes; records are applied in stream order.
     var frames: FramePipeline?
     let originBuf = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
@@ -84,10 +86,9 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
         }
     }
     while true {
-        let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
+        let n = try d.fill(upTo: 1 << 20) { try source.read(into: $0) }
         if n == 0 { break }
         report.streamBytes += UInt64(n)
-        buf.withUnsafeBytes { d.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         while let rec = try d.next() {
             if case .header(let h) = rec {
                 header = h
@@ -97,7 +98,10 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                     throw JobError("\(target): the device holds \(try out.size()) bytes, the stream's device \(h.virtualSize): too small")
                 }
             } else if let frames, let h = header {
-                try frames.push(rec, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), apply)
+                let seq = d.progress.nextSequence - 1, bs = Int(h.blockSize)
+                if try d.withPlacedFrame({ try frames.push(rec, sequence: seq, blockSize: bs, frame: $0, apply) }) == nil {
+                    try frames.push(rec, sequence: seq, blockSize: bs, apply)
+                }
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0).saturatingMultiplied(by: UInt64(header?.blockSize ?? 0)), streamBytes: report.streamBytes)
         }

@@ -34,7 +34,9 @@ public struct StreamVerifyReport: Codable {
 public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring? = nil,
                          decompress: Bool = true) throws -> StreamVerifyReport {
     var d = StreamDecoder(keyring: keyring, framingOnly: keyring == nil)
-    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    // Read straight into the decoder's buffer; a frame stays there (no array of its own) until it is
+    // copied into its pipeline slot, or, unchecked, is passed over.
+    d.framesInPlace = true
     var digest = ContentDigest()
     var bytes: UInt64 = 0
     let meter = ProgressMeter(label: "verify", quiet: quiet)
@@ -46,14 +48,16 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
         }
     }
     while true {
-        let n = try buf.withUnsafeMutableBytes { try source.read(into: $0) }
+        let n = try d.fill(upTo: 1 << 20) { try source.read(into: $0) }
         if n == 0 { break }
         bytes += UInt64(n)
-        buf.withUnsafeBytes { d.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         while let rec = try d.next() {
             if decompress, case .data = rec, let h = d.header {
                 if frames == nil { frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw)) }
-                try frames!.push(rec, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), add)
+                let pipeline = frames!, seq = d.progress.nextSequence - 1, bs = Int(h.blockSize)
+                if try d.withPlacedFrame({ try pipeline.push(rec, sequence: seq, blockSize: bs, frame: $0, add) }) == nil {
+                    try pipeline.push(rec, sequence: seq, blockSize: bs, add)
+                }
             }
             meter.update(done: bytes, total: 0, streamBytes: bytes)
         }
