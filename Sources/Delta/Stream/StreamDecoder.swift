@@ -20,9 +20,12 @@ public struct StreamDecoder: Sendable {
     public private(set) var header: StreamHeader?
     public private(set) var trailer: StreamTrailer?
     public private(set) var progress: StreamProgress
-    /// Bytes `start..<end` are fed and not yet consumed; the array's count is its allocated room
-    /// (bytes past `end` are never read).
-    private var buffer: [UInt8] = []
+    /// Bytes `start..<end` are fed and not yet consumed (bytes past `end` are never read). Its own
+    /// mapping (`PageBuffer`: huge pages, no page faults per 4 KiB as it first fills), shared by copies
+    /// of the decoder until one of them feeds it (copied then).
+    private var storage = DecoderBytes(count: 0)
+    /// The buffer (valid while `storage` is not replaced: until the next `feed` or `fill`).
+    private var buffer: UnsafeMutableRawBufferPointer { storage.bytes }
     private var start = 0
     private var end = 0
     /// Data records are returned with an empty frame whose bytes stay in the decoder's buffer, read by
@@ -80,7 +83,7 @@ public struct StreamDecoder: Sendable {
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         makeRoom(bytes.count)
-        buffer.withUnsafeMutableBytes { UnsafeMutableRawBufferPointer(rebasing: $0[end..<end + bytes.count]).copyMemory(from: bytes) }
+        UnsafeMutableRawBufferPointer(rebasing: buffer[end..<end + bytes.count]).copyMemory(from: bytes)
         end += bytes.count
     }
 
@@ -89,7 +92,7 @@ public struct StreamDecoder: Sendable {
     public mutating func fill(upTo count: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Int {
         guard count > 0 else { return 0 }
         makeRoom(count)
-        let n = try buffer.withUnsafeMutableBytes { try read(UnsafeMutableRawBufferPointer(rebasing: $0[end..<end + count])) }
+        let n = try withExtendedLifetime(storage) { try read(UnsafeMutableRawBufferPointer(rebasing: buffer[end..<end + count])) }
         precondition(n >= 0 && n <= count, "a read returned \(n) bytes for room of \(count)")
         end += n
         return n
@@ -101,34 +104,32 @@ public struct StreamDecoder: Sendable {
     /// 1, 2, 4… MiB in turn).
     private mutating func makeRoom(_ count: Int) {
         placedFrame = nil
+        if !isKnownUniquelyReferenced(&storage) {
+            // A copy of this decoder holds the buffer too: this one takes its own.
+            storage = storage.copy(start..<end, room: buffer.count)
+            end -= start
+            start = 0
+        }
         if start > 0 && (start >= end / 2 || end + count > buffer.count) {
             let n = end - start
-            if n > 0 { buffer.withUnsafeMutableBytes { b in _ = memmove(b.baseAddress!, b.baseAddress! + start, n) } }
+            if n > 0 { _ = memmove(buffer.baseAddress!, buffer.baseAddress! + start, n) }
             start = 0
             end = n
         }
         guard end + count > buffer.count else { return }
-        var room = max(end + count, 2 * buffer.count)
+        var room = max(end + count, 2 * buffer.count, 64 << 10)
         if header != nil {
             room = end + count
             room += StreamFormat.headSize + maxBodyLength(RecordType.data.rawValue) + StreamFormat.tailSize
         }
-        let old = buffer
-        let kept = end
-        // Uninitialised room (UInt8 is trivial; only bytes written are ever read).
-        buffer = [UInt8](unsafeUninitializedCapacity: room) { b, initialized in
-            old.withUnsafeBufferPointer { o in
-                if kept > 0 { UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: o.baseAddress!, byteCount: kept) }
-            }
-            initialized = room
-        }
+        storage = storage.copy(0..<end, room: room)
     }
 
     /// The frame of the data record `next` returned last, when it stayed in the decoder's buffer
     /// (`framesInPlace`): `body` reads it (valid during the call); nil otherwise.
     public func withPlacedFrame<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R? {
         guard let r = placedFrame else { return nil }
-        return try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[r])) }
+        return try withExtendedLifetime(storage) { try body(UnsafeRawBufferPointer(rebasing: buffer[r])) }
     }
 
     public mutating func feed(_ bytes: [UInt8]) { bytes.withUnsafeBytes { feed($0) } }
@@ -153,7 +154,7 @@ public struct StreamDecoder: Sendable {
         if !sawMagic {
             let m = StreamFormat.magic
             let n = min(available, m.count)
-            guard buffer[start..<start + n].elementsEqual(m.prefix(n)) else { throw .notAStream }
+            guard UnsafeRawBufferPointer(rebasing: buffer[start..<start + n]).elementsEqual(m.prefix(n)) else { throw .notAStream }
             if n < m.count { return .needMore }
             sawMagic = true
             start += m.count
@@ -167,12 +168,12 @@ public struct StreamDecoder: Sendable {
         let hs = StreamFormat.headSize
         guard available >= hs else { return .needMore }
         let expected = header == nil ? 0 : progress.nextSequence
-        let (type, flags, length, seq, headCRC) = buffer.withUnsafeBytes { b in
-            (b[start], b[start + 1], Int(b.loadUnaligned(fromByteOffset: start + 4, as: UInt32.self).littleEndian),
+        let b = UnsafeRawBufferPointer(buffer)
+        let (type, flags, length, seq, headCRC) = (
+            b[start], b[start + 1], Int(b.loadUnaligned(fromByteOffset: start + 4, as: UInt32.self).littleEndian),
              b.loadUnaligned(fromByteOffset: start + 8, as: UInt64.self).littleEndian,
              b.loadUnaligned(fromByteOffset: start + 16, as: UInt32.self).littleEndian)
-        }
-        let computedHead = buffer.withUnsafeBytes { Checksum.update(progress.chain, UnsafeRawBufferPointer(rebasing: $0[start..<start + 16])) }
+        let computedHead = Checksum.update(progress.chain, UnsafeRawBufferPointer(rebasing: b[start..<start + 16]))
         guard computedHead == headCRC else {
             if seq != expected { throw .outOfOrder(expected: expected, found: seq, offset: offset) }
             throw .badHeadChecksum(sequence: expected, offset: offset)
@@ -184,10 +185,8 @@ public struct StreamDecoder: Sendable {
         }
         let total = hs + length + StreamFormat.tailSize
         guard available >= total else { return .needMore }
-        let (crc, stored) = buffer.withUnsafeBytes { b in
-            (Checksum.update(progress.chain, UnsafeRawBufferPointer(rebasing: b[start..<start + hs + length])),
-             b.loadUnaligned(fromByteOffset: start + hs + length, as: UInt32.self).littleEndian)
-        }
+        let (crc, stored) = (Checksum.update(progress.chain, UnsafeRawBufferPointer(rebasing: b[start..<start + hs + length])),
+                             b.loadUnaligned(fromByteOffset: start + hs + length, as: UInt32.self).littleEndian)
         guard crc == stored else { throw .badChecksum(sequence: seq, offset: offset) }
         let recordStart = start
         let record: StreamRecord?
@@ -198,15 +197,17 @@ public struct StreamDecoder: Sendable {
                 record = .sealed(type: type, sequence: seq, bytes: length)
             } else {
                 try prepareCipher()
-                let head = Array(buffer[start..<start + 16])
-                let opened = buffer.withUnsafeBytes { b in
-                    cipher!.open(UnsafeRawBufferPointer(rebasing: b[start + hs..<start + hs + length]), head: head, sequence: seq)
-                }
+                let head = Array(b[start..<start + 16])
+                let opened = cipher!.open(UnsafeRawBufferPointer(rebasing: b[start + hs..<start + hs + length]), head: head, sequence: seq)
                 guard let plain = opened else { throw .authenticationFailed(sequence: seq, offset: offset) }
-                record = try decodeBody(type: type, flags: flags, seq: seq, bytes: plain, bodyAt: 0, length: plain.count, inBuffer: false)
+                record = try decodeBody(type: type, flags: flags, seq: seq, bytes: plain, bodyAt: 0, length: plain.count, inBuffer: nil)
             }
         } else {
-            record = try decodeBody(type: type, flags: flags, seq: seq, bytes: buffer, bodyAt: start + hs, length: length, inBuffer: true)
+            // The fields as an array of their own; a data record's frame is read where it lies.
+            let isData = type == RecordType.data.rawValue
+            let fields = Array(b[start + hs..<start + hs + (isData ? min(length, 16) : length)])
+            record = try decodeBody(type: type, flags: flags, seq: seq, bytes: fields, bodyAt: 0, length: fields.count,
+                                    inBuffer: isData ? start + hs..<start + hs + length : nil)
         }
         start += total
         offset += UInt64(total)
@@ -222,9 +223,7 @@ public struct StreamDecoder: Sendable {
         case .sealed(let t, _, _)? where t == RecordType.trailer.rawValue:
             break
         default:
-            buffer.withUnsafeBytes { b in
-                progress.account(UnsafeRawBufferPointer(rebasing: b[recordStart..<recordStart + total]), sequence: seq, crc: crc)
-            }
+            progress.account(UnsafeRawBufferPointer(rebasing: b[recordStart..<recordStart + total]), sequence: seq, crc: crc)
         }
         return record.map { .record($0) } ?? .consumed
     }
@@ -265,9 +264,10 @@ public struct StreamDecoder: Sendable {
 
     /// Parses one record's body (`bytes[bodyAt..<bodyAt+length]`, opened when the stream is encrypted);
     /// nil for the encrypted header, which is returned once its sealed header record is read.
-    /// `inBuffer`: `bytes` is the decoder's own buffer (a frame can stay there).
+    /// `inBuffer`: a data record's whole body in the decoder's buffer (`bytes` then holds only its first
+    /// 16 bytes, the fields): its frame is read, and can stay, there.
     private mutating func decodeBody(type: UInt8, flags: UInt8, seq: UInt64, bytes buffer: [UInt8], bodyAt: Int,
-                                     length: Int, inBuffer: Bool) throws(StreamError) -> StreamRecord? {
+                                     length: Int, inBuffer: Range<Int>?) throws(StreamError) -> StreamRecord? {
         let bodyEnd = bodyAt + length
         guard let kind = RecordType(rawValue: type) else {
             throw .unknownRecord(type: type, sequence: seq)
@@ -327,18 +327,28 @@ public struct StreamDecoder: Sendable {
             try checkRange(first, UInt64(count), h, seq)
             let raw = UInt64(count) * UInt64(h.blockSize)
             guard raw <= UInt64(h.maxRecordRaw) else { throw .badRecord(sequence: seq, reason: "\(count) blocks exceed the record size limit") }
-            let frameAt = bodyAt + 16..<bodyEnd
-            let declared = buffer.withUnsafeBytes { ZstdDecompressor.contentSize(of: UnsafeRawBufferPointer(rebasing: $0[frameAt])) }
+            let declared: UInt64?, frameBytes: Int
+            if let body = inBuffer {
+                let f = UnsafeRawBufferPointer(rebasing: self.buffer[body.lowerBound + 16..<body.upperBound])
+                (declared, frameBytes) = (ZstdDecompressor.contentSize(of: f), f.count)
+            } else {
+                (declared, frameBytes) = buffer.withUnsafeBytes { b in
+                    let f = UnsafeRawBufferPointer(rebasing: b[bodyAt + 16..<bodyEnd])
+                    return (ZstdDecompressor.contentSize(of: f), f.count)
+                }
+            }
             guard declared == raw else { throw .payload(sequence: seq, reason: "is not a zstd frame of \(raw) bytes") }
             progress.nextBlock = first + UInt64(count)
             progress.dataBlocks += UInt64(count)
             progress.rawBytes += raw
-            progress.payloadBytes += UInt64(frameAt.count)
-            if framesInPlace && inBuffer {
-                placedFrame = frameAt
+            progress.payloadBytes += UInt64(frameBytes)
+            guard let body = inBuffer else { return .data(firstBlock: first, blockCount: count, frame: Array(buffer[bodyAt + 16..<bodyEnd])) }
+            if framesInPlace {
+                placedFrame = body.lowerBound + 16..<body.upperBound
                 return .data(firstBlock: first, blockCount: count, frame: [])
             }
-            return .data(firstBlock: first, blockCount: count, frame: Array(buffer[frameAt]))
+            return .data(firstBlock: first, blockCount: count,
+                         frame: Array(UnsafeRawBufferPointer(rebasing: self.buffer[body.lowerBound + 16..<body.upperBound])))
         case .zero, .discard:
             let first = try r.u64(), count = try r.u64()
             try checkRange(first, count, h, seq)
@@ -366,5 +376,23 @@ public struct StreamDecoder: Sendable {
         guard !over, end <= h.blockCount else {
             throw .badRecord(sequence: seq, reason: "blocks \(first)+\(count) lie beyond the device's \(h.blockCount) blocks")
         }
+    }
+}
+
+/// A stream decoder's buffer: one `PageBuffer` mapping (none while empty).
+private final class DecoderBytes: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer
+
+    init(count: Int) {
+        bytes = count > 0 ? PageBuffer.allocate(count) : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    }
+
+    deinit { if bytes.count > 0 { PageBuffer.release(bytes) } }
+
+    /// A new buffer of `room` bytes holding this one's `range` at its start.
+    func copy(_ range: Range<Int>, room: Int) -> DecoderBytes {
+        let c = DecoderBytes(count: max(room, range.count))
+        if !range.isEmpty { c.bytes.baseAddress!.copyMemory(from: bytes.baseAddress! + range.lowerBound, byteCount: range.count) }
+        return c
     }
 }

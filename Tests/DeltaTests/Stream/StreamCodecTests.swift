@@ -135,6 +135,45 @@ import TestSupport
         }
     }
 
+    /// A copy of a decoder taken mid-stream decodes on its own: feeding one does not change the bytes
+    /// the other holds (their buffer is shared until one of them is fed).
+    @Test func aCopiedDecoderKeepsItsOwnBytes() throws {
+        let s = Scenario(seed: 23, blocks: 120)
+        let (bytes, _) = try s.send()
+        let whole = try decodeAll(bytes, pieces: [bytes.count])
+        let cut = bytes.count / 2 + 7
+        var a = StreamDecoder()
+        a.framesInPlace = true
+        var got: [StreamRecord] = []
+        func take(_ d: inout StreamDecoder, into out: inout [StreamRecord]) throws {
+            while let r = try d.next() {
+                if case let .data(first, count, frame) = r {
+                    out.append(.data(firstBlock: first, blockCount: count, frame: d.withPlacedFrame { Array($0) } ?? frame))
+                } else {
+                    out.append(r)
+                }
+            }
+        }
+        // Fed in 4 KiB pieces: once the header is read the buffer has room for a whole record, so
+        // the feeds below fit without growing it (a grown buffer would be a new one anyway).
+        func feed(_ d: inout StreamDecoder, _ r: Range<Int>) { bytes[r].withUnsafeBytes { d.feed($0) } }
+        for at in stride(from: 0, to: cut, by: 4096) {
+            feed(&a, at..<min(at + 4096, cut))
+            try take(&a, into: &got)
+        }
+        var b = a
+        var gotB = got
+        // The original is fed the next piece, then the copy garbage (without a copy of the buffer the
+        // garbage would land where that piece was written).
+        feed(&a, cut..<cut + 4096)
+        b.feed([UInt8](repeating: 0xEE, count: 4096))
+        for at in stride(from: cut + 4096, to: bytes.count, by: 4096) { feed(&a, at..<min(at + 4096, bytes.count)) }
+        try take(&a, into: &got)
+        try a.finish()
+        #expect(got == whole)
+        #expect(throws: StreamError.self) { try take(&b, into: &gotB); try b.finish() }
+    }
+
     @Test func everySingleByteCorruptionIsDetected() throws {
         let s = Scenario(seed: 5, blocks: 16)
         let (bytes, _) = try s.send()
