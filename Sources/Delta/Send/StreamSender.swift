@@ -86,13 +86,13 @@ public final class StreamSender {
         blockSize = reader.blockSize
         maxBlocks = Int(header.maxRecordRaw) / blockSize
         let bytes = maxBlocks * blockSize
-        old = .allocate(byteCount: bytes, alignment: 4096)
+        old = PageBuffer.allocate(bytes)
         kinds = Array(repeating: .zero, count: maxBlocks)
         for c in compressors {
-            slots.append(.allocate(byteCount: ZstdCompressor.bound(bytes), alignment: 4096))
+            slots.append(PageBuffer.allocate(ZstdCompressor.bound(bytes)))
             jobs.append(CompressionJob(compressor: c))
         }
-        for _ in 0...compressors.count { buffers.append(.allocate(byteCount: bytes, alignment: 4096)) }
+        for _ in 0...compressors.count { buffers.append(PageBuffer.allocate(bytes)) }
         holds = Array(repeating: 0, count: buffers.count)
         digest = baseDigest.map { ContentDigest($0) }
         if let r = resumeAt {
@@ -115,9 +115,9 @@ public final class StreamSender {
     deinit {
         // Jobs still running (after an error) use the slots: wait for them first.
         for case let .data(_, _, slot, _, _) in queue { _ = try? jobs[slot].wait() }
-        old.deallocate()
-        for s in slots { s.deallocate() }
-        for b in buffers { b.deallocate() }
+        PageBuffer.release(old)
+        for s in slots { PageBuffer.release(s) }
+        for b in buffers { PageBuffer.release(b) }
     }
 
     /// Sends the runs `produce` hands over (ascending by virtual block), then the trailer.
