@@ -64,6 +64,31 @@ func selectBackup(_ all: [BackupRecord], dev: UInt64, at: Date?, id: Int64?, poo
     return mine.last!
 }
 
+private func originNeeded(_ target: BackupRecord) -> JobError {
+    JobError("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
+}
+
+/// The error for a stream of `target`'s chain that cannot be read or is not what the catalog says.
+private func damaged(_ b: BackupRecord, target: BackupRecord, _ error: any Error) -> JobError {
+    let why = b.id == target.id ? "" : ", which backup \(target.id!) needs"
+    return JobError("backup \(b.id!) (\(b.object)) is damaged\(why): \(error)")
+}
+
+/// What the catalog says stream `b` holds, checked while a file restore merges it: the snapshot
+/// (and no external origin when none is given) before the first write, the digest at its end.
+private func expectation(_ b: BackupRecord, target: BackupRecord, origin: String?) -> MergeExpectation {
+    MergeExpectation(header: { h in
+        if h.readsOrigin, origin == nil { throw originNeeded(target) }
+        guard h.target.device == b.snapDev else {
+            throw damaged(b, target: target, JobError("its stream holds snapshot \(h.target.device), the catalog says \(b.snapDev)"))
+        }
+    }, trailer: { t in
+        guard let t, t.targetDigest?.description == b.digest else {
+            throw damaged(b, target: target, JobError("its stream ends with digest \(t?.targetDigest?.description ?? "-"), the catalog says \(b.digest)"))
+        }
+    })
+}
+
 /// Checks every stream of a chain before anything is written, so a damaged one stops the restore cleanly.
 /// `decompress: false` checks every byte but not the frames' content: for a restore that checks
 /// the content it writes against the catalog's digests itself (see `verifyStream`).
@@ -79,8 +104,7 @@ func checkChain(_ chain: [BackupRecord], _ store: any ObjectStore, target: Backu
                 throw JobError("its stream holds snapshot \(r.device) digest \(r.targetDigest ?? "-"), the catalog says \(b.snapDev) digest \(b.digest)")
             }
         } catch {
-            let why = b.id == target.id ? "" : ", which backup \(target.id!) needs"
-            throw JobError("backup \(b.id!) (\(b.object)) is damaged\(why): \(error)")
+            throw damaged(b, target: target, error)
         }
     }
     return reports
@@ -101,12 +125,18 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     // the check before the first write reads every byte but decompresses nothing: the frames are
     // decompressed once, by the restore itself. A device over an origin, or whose size is not whole
     // blocks (its last block's digest covers bytes a file does not hold), is checked whole up front.
+    //
+    // A file is the exception: it is written as FILE.partial, removed if anything fails, so a damaged
+    // stream found while merging loses nothing and its streams are checked as they are merged
+    // (`expectation`: the catalog's snapshot before the first write, its digest at each stream's
+    // end), read once instead of twice.
     let toPool = req.toDMPool != nil || req.toLV != nil || isPoolFolder(req.to)
     let readBack = !toPool && req.origin == nil && target.blockSize > 0 && target.virtualSize % UInt64(target.blockSize) == 0
-    let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring,
-                                 decompress: !toPool && !readBack)
-    if reports.contains(where: \.readsOrigin), req.origin == nil {
-        throw JobError("backup \(target.id!) is of a device over an external origin: name that origin with --origin FILE")
+    let checkWhileMerging = readBack && !isBlockDevice(req.to)
+    if !checkWhileMerging {
+        let reports = try checkChain(chain, repo.store, target: target, quiet: req.quiet, keyring: repo.keyring,
+                                     decompress: !toPool && !readBack)
+        if reports.contains(where: \.readsOrigin), req.origin == nil { throw originNeeded(target) }
     }
     var bytes: UInt64 = 0
     var device: UInt64?
@@ -151,9 +181,14 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
             if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
             for b in chain {
                 // One fsync for the whole chain (below, before the rename), not one per stream.
-                let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
-                                     origin: req.origin, keyring: repo.keyring, sync: false)
-                bytes += r.streamBytes
+                let expect = checkWhileMerging ? expectation(b, target: target, origin: req.origin) : nil
+                do {
+                    let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
+                                         origin: req.origin, keyring: repo.keyring, sync: false, expect: expect)
+                    bytes += r.streamBytes
+                } catch let e as StreamError where checkWhileMerging {
+                    throw damaged(b, target: target, e)
+                }
             }
             let f = try RandomAccessFile(path: tmp, writable: true)
             if try f.size() < target.virtualSize { try f.truncate(to: target.virtualSize) }

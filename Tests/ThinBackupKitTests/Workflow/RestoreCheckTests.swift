@@ -76,6 +76,39 @@ struct RestoreCheckTests {
         #expect(FileManager.default.fileExists(atPath: out))
     }
 
+    /// A restore into a file checks each stream against the catalog while it merges it (there is no
+    /// separate pass over the chain first): a valid stream of another snapshot in a backup's place is
+    /// refused, naming the backup, and neither the file nor FILE.partial is left; an existing file
+    /// of that name is not touched.
+    @Test func restoreIntoAFileRefusesAStreamOfAnotherSnapshot() throws {
+        let w = try WorkflowPool(seed: 93)
+        let repo = w.dir.file("repo")
+        var ids: [Int64] = []
+        for day in 0..<3 {
+            try w.day(writes: 6)
+            ids.append(try backup(w, repo: repo, at: nightly(day)).id)
+        }
+        let store = try FolderStore(path: repo)
+        let cat = try BackupRepository(repo).catalog
+        let (b2, b3) = (try cat.backup(ids[1])!, try cat.backup(ids[2])!)
+        try store.put(b2.object, try #require(try store.get(b3.object)))  // backup 2's object now holds backup 3's stream
+        let out = w.dir.file("r.img")
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: out))
+        for id in [ids[1], ids[2]] {
+            #expect {
+                try restoreToFile(repo, id: id, to: out)
+            } throws: { e in
+                "\(e)".contains("backup \(ids[1]) (\(b2.object)) is damaged") && "\(e)".contains("the catalog says \(b2.snapDev)")
+                    && (id == ids[1] || "\(e)".contains("which backup \(ids[2]) needs"))
+            }
+            #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
+            #expect(try String(contentsOfFile: out, encoding: .utf8) == "keep me")
+        }
+        // The full backup, intact, restores.
+        _ = try restoreToFile(repo, id: ids[0], to: out)
+        #expect(FileManager.default.fileExists(atPath: out))
+    }
+
     @Test func restoreIntoAPoolFolderRefusesItToo() throws {
         let w = try WorkflowPool(seed: 92)
         let repo = w.dir.file("repo")
