@@ -18,6 +18,26 @@ import TestSupport
         return (sizes, p.annotations(prefix: ""))
     }
 
+    /// Deleting a device removes the notes about it (`<owner>.<dev>`) and no others: a pool that
+    /// receives into a device and deletes it again and again keeps a pool.json of one size.
+    @Test func deletingADeviceDropsItsNotes() throws {
+        let tmp = TempDir("sidecar-delete")
+        let dir = tmp.file("pool")
+        let pool = try ThinPool.create(folder: dir, dataSize: 64 * Self.bs)
+        for d: UInt64 in [2, 12] { try pool.createThin(d, virtualSize: 2 * Self.bs) }
+        try pool.setAnnotation("receipt.2", "two")
+        try pool.setAnnotation("receipt.12", "twelve")
+        try pool.setAnnotation("other.2", "also two")
+        try pool.setAnnotation("keep", "k")
+        try pool.commit()
+        try pool.delete(2)
+        try pool.commit()
+        pool.close()
+        let seen = try Self.reopened(dir)
+        #expect(seen.devices == [12: 2 * Self.bs])
+        #expect(seen.notes == ["receipt.12": "twelve", "keep": "k"])
+    }
+
     /// A commit that moves the transaction id (as a receive's does) with notes set and removed:
     /// the notes of the new transaction, no more and no fewer, and the new device's size.
     @Test func transactionCommitNotesAreExactAfterReopen() throws {

@@ -20,7 +20,8 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     /// Free data blocks at or below which a low-space event is raised (nil: default).
     public var dataLowWaterMark: UInt64?
     /// Notes kept for upper layers, saved with the pool's transactions (e.g. what a receive
-    /// recorded about a device). Keys are namespaced by their owner ("receipt.<dev>").
+    /// recorded about a device). Keys are namespaced by their owner ("receipt.<dev>"); a note about
+    /// a device is named `<owner>.<dev>` and goes when the device is deleted.
     public var annotations: [String: String]?
     /// Annotations of a commit in flight: saved just before a metadata commit that changes the
     /// transaction id, valid only if the metadata then holds `transaction` (see `resolved`).

@@ -25,11 +25,17 @@ extension ThinPool {
         raiseEvents()
     }
 
-    /// delete: removes `dev` and releases its blocks (shared ones survive).
+    /// delete: removes `dev` and releases its blocks (shared ones survive), and the notes about it
+    /// (annotations named `<owner>.<dev>`), saved by the same commit.
     public func delete(_ dev: UInt64) throws {
         try checkWritable()
         try metadataStep { try metadata.delete(dev) }
         sidecar.devices[String(dev)] = nil
+        let suffix = ".\(dev)"
+        if let a = sidecar.annotations, a.keys.contains(where: { $0.hasSuffix(suffix) }) {
+            let kept = a.filter { !$0.key.hasSuffix(suffix) }
+            sidecar.annotations = kept.isEmpty ? nil : kept
+        }
     }
 
     func origin(_ path: String) throws -> RandomAccessFile {
