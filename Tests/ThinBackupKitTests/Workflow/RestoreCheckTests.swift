@@ -109,6 +109,36 @@ struct RestoreCheckTests {
         #expect(FileManager.default.fileExists(atPath: out))
     }
 
+    /// When the restored file's sync fails (EIO at that step) the restore fails, and neither FILE nor
+    /// FILE.partial is left; killed there, FILE does not appear, and the next restore replaces the
+    /// FILE.partial left behind and ends with the device's bytes.
+    @Test func aFailedOrKilledSyncLeavesNoFile() throws {
+        let w = try WorkflowPool(seed: 94)
+        let repo = w.dir.file("repo")
+        for day in 0..<2 {
+            try w.day(writes: 6)
+            _ = try backup(w, repo: repo, at: nightly(day))
+        }
+        let model = w.model
+        let out = w.dir.file("r.img")
+        let args = ["restore", "--repo", repo, "--dev", "1", "--to", out, "--quiet"]
+        let steps = try CrashPoints.steps(args, in: w.dir)
+        try FileManager.default.removeItem(atPath: out)
+        // The restore's one durability step of its own is the file's sync (the others: the repository lock's).
+        #expect(steps.filter { $0 == "sync" }.count == 1, "\(steps)")
+        let sync = try #require(steps.firstIndex(of: "sync"), "\(steps)")
+        let failed = try CrashPoints.run(args, fault: "fail:\(sync + 1)")
+        #expect(!failed.ok && failed.stderr.contains("sync") && failed.stderr.contains("Input/output error"), "\(failed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out) && !FileManager.default.fileExists(atPath: out + ".partial"))
+        let killed = try CrashPoints.run(args, fault: "kill:\(sync + 1)")
+        #expect(killed.status == 128 + SIGKILL, "\(killed.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let again = try CrashPoints.run(args, fault: nil)
+        #expect(again.ok, "\(again.stderr)")
+        #expect(wfFileBytes(out) == model)
+        #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
+    }
+
     @Test func restoreIntoAPoolFolderRefusesItToo() throws {
         let w = try WorkflowPool(seed: 92)
         let repo = w.dir.file("repo")
