@@ -107,6 +107,15 @@ public final class FramePipeline {
         try deliverReady(body)
     }
 
+    /// `push`, with a data record's frame read where it lies in `decoder`'s buffer when it stayed
+    /// there (`StreamDecoder.framesInPlace`), else from the record's own array.
+    public func push(_ record: StreamRecord, from decoder: borrowing StreamDecoder, sequence: UInt64, blockSize: Int,
+                     _ body: (Decoded) throws -> Void) throws {
+        if try decoder.withPlacedFrame({ try push(record, sequence: sequence, blockSize: blockSize, frame: $0, body) }) == nil {
+            try push(record, sequence: sequence, blockSize: blockSize, body)
+        }
+    }
+
     /// Hands `body` the records at the head of the queue that need no waiting.
     private func deliverReady(_ body: (Decoded) throws -> Void) throws {
         while head < queue.count {

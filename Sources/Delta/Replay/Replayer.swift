@@ -258,9 +258,7 @@ public final class Replayer {
                 continue
             }
             // A frame left in the decoder's buffer is copied once, into its slot.
-            if try decoder.withPlacedFrame({ try frames.push(rec, sequence: seq, blockSize: bs, frame: $0, applyRecord) }) == nil {
-                try frames.push(rec, sequence: seq, blockSize: bs, applyRecord)
-            }
+            try frames.push(rec, from: decoder, sequence: seq, blockSize: bs, applyRecord)
             if let every = checkpointBytes {
                 // A checkpoint names the decoder's position: everything decoded so far is applied first.
                 try frames.drain(applyRecord)

@@ -100,10 +100,7 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
                     throw JobError("\(target): the device holds \(try out.size()) bytes, the stream's device \(h.virtualSize): too small")
                 }
             } else if let frames, let h = header {
-                let seq = d.progress.nextSequence - 1, bs = Int(h.blockSize)
-                if try d.withPlacedFrame({ try frames.push(rec, sequence: seq, blockSize: bs, frame: $0, apply) }) == nil {
-                    try frames.push(rec, sequence: seq, blockSize: bs, apply)
-                }
+                try frames.push(rec, from: d, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), apply)
             }
             meter.update(done: applied, total: (header?.expectedBlocks ?? 0).saturatingMultiplied(by: UInt64(header?.blockSize ?? 0)), streamBytes: report.streamBytes)
         }

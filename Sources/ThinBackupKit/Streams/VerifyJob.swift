@@ -54,10 +54,7 @@ public func verifyStream(source: ByteSource, quiet: Bool, keyring: StreamKeyring
         while let rec = try d.next() {
             if decompress, case .data = rec, let h = d.header {
                 if frames == nil { frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw)) }
-                let pipeline = frames!, seq = d.progress.nextSequence - 1, bs = Int(h.blockSize)
-                if try d.withPlacedFrame({ try pipeline.push(rec, sequence: seq, blockSize: bs, frame: $0, add) }) == nil {
-                    try pipeline.push(rec, sequence: seq, blockSize: bs, add)
-                }
+                try frames!.push(rec, from: d, sequence: d.progress.nextSequence - 1, blockSize: Int(h.blockSize), add)
             }
             meter.update(done: bytes, total: 0, streamBytes: bytes)
         }
