@@ -27,21 +27,19 @@ func checkRestoredDigest(_ path: String, _ backup: BackupRecord, quiet: Bool) th
     let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: per * bs, alignment: 4096)
     defer { buf.deallocate() }
     let meter = ProgressMeter(label: "restore: check", quiet: quiet)
+    // The send's reader of a data file: it knows where the holes are, asking the file system once per run.
+    let extents = FileDataBlockReader(file: f, blockSize: bs)
     var d = ContentDigest()
     var off: UInt64 = 0
-    var knownData: UInt64 = 0  // every block that starts before this offset holds data
     while off < backup.virtualSize {
         var n = Int(min(UInt64(buf.count), backup.virtualSize - off))
-        if off >= knownData {
-            let e = f.extent(at: off, blockSize: UInt64(bs), count: UInt64((n + bs - 1) / bs))
-            if e.hole {
-                off = min(backup.virtualSize, off + e.blocks * UInt64(bs))
-                meter.update(done: off, total: backup.virtualSize, streamBytes: 0)
-                continue
-            }
-            knownData = e.dataUntil ?? (off + e.blocks * UInt64(bs))
+        let e = extents.extent(dataBlock: off / UInt64(bs), count: (n + bs - 1) / bs)
+        if e.zeros {
+            off = min(backup.virtualSize, off + UInt64(e.blocks) * UInt64(bs))
+            meter.update(done: off, total: backup.virtualSize, streamBytes: 0)
+            continue
         }
-        if knownData > off { n = Int(min(UInt64(n), knownData - off)) }
+        n = min(n, e.blocks * bs)
         let chunk = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
         // `read` fills the chunk unless the file ends first.
         let got = try f.read(into: chunk, at: off)
