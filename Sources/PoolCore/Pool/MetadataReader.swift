@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Read-only access to a pool's metadata: the live superblock, or the held
 /// metadata snapshot, and the trees under it.
 public final class MetadataReader {
@@ -5,10 +9,24 @@ public final class MetadataReader {
     /// The live superblock (block 0).
     public let superblock: Superblock
 
-    public init(source: any BlockReading) throws(MetadataError) {
+    /// Reads the live superblock. Another process may be committing while it is read: a commit
+    /// rewrites block 0 in place, and a read of that page racing the write can return part of
+    /// each (buffered pread and pwrite are not atomic with respect to each other), which fails
+    /// the checksum. Such a read is retried (`tornReadAttempts` reads, a millisecond apart); a
+    /// superblock whose checksum still fails is reported as it is.
+    public init(source: any BlockReading, tornReadAttempts: Int = 100) throws(MetadataError) {
         self.source = source
         guard source.blockCount > 0 else { throw .truncated(block: 0, blockCount: 0) }
-        superblock = try Superblock(decoding: source.validBlock(0, kind: .superblock), location: 0)
+        var attempt = 1
+        while true {
+            do {
+                superblock = try Superblock(decoding: source.validBlock(0, kind: .superblock), location: 0)
+                return
+            } catch .badChecksum(block: 0, kind: .superblock, stored: _, computed: _) where attempt < tornReadAttempts {
+                attempt += 1
+                usleep(1000)
+            }
+        }
     }
 
     /// A reader over `source` whose live superblock is `superblock` (an open transaction's).
