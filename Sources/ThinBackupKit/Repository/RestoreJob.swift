@@ -129,7 +129,8 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     // A file is the exception: it is written as FILE.partial, removed if anything fails, so a damaged
     // stream found while merging loses nothing and its streams are checked as they are merged
     // (`expectation`: the catalog's snapshot before the first write, its digest at each stream's
-    // end), read once instead of twice.
+    // end), read once instead of twice. Its chain is merged newest first (`mergeNewestFirst`): an
+    // older backup's blocks that a newer one names are neither decompressed nor written.
     let toPool = req.toDMPool != nil || req.toLV != nil || isPoolFolder(req.to)
     let readBack = !toPool && req.origin == nil && target.blockSize > 0 && target.virtualSize % UInt64(target.blockSize) == 0
     let checkWhileMerging = readBack && !isBlockDevice(req.to)
@@ -178,16 +179,15 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
             throw JobError("cannot create \(tmp)")
         }
         do {
-            if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
-            for b in chain {
-                // One fsync for the whole chain (below, before the rename), not one per stream.
-                let expect = checkWhileMerging ? expectation(b, target: target, origin: req.origin) : nil
-                do {
+            if checkWhileMerging {
+                bytes = try mergeNewestFirst(chain, into: tmp, repo: repo, target: target, quiet: req.quiet)
+            } else {
+                if let origin = req.origin { try copyPrefix(of: origin, to: tmp, length: target.virtualSize) }
+                for b in chain {
+                    // One fsync for the whole chain (below, before the rename), not one per stream.
                     let r = try runMerge(stream: b.object, into: tmp, quiet: req.quiet, source: try repo.store.source(b.object),
-                                         origin: req.origin, keyring: repo.keyring, sync: false, expect: expect)
+                                         origin: req.origin, keyring: repo.keyring, sync: false)
                     bytes += r.streamBytes
-                } catch let e as StreamError where checkWhileMerging {
-                    throw damaged(b, target: target, e)
                 }
             }
             let f = try RandomAccessFile(path: tmp, writable: true)
@@ -204,6 +204,28 @@ public func runRestore(_ req: RestoreRequest) throws -> RestoreReport {
     return RestoreReport(backup: target.id!, createdAt: WorkflowClock.format(target.date), chain: chain.map { $0.id! },
                          target: req.to, device: device, digest: target.digest, streamBytes: bytes,
                          seconds: ProgressMeter.now() - started)
+}
+
+/// Merges `chain` into the new empty file `path`, newest backup first (`NewestFirstMerge`: the
+/// blocks a newer backup names are not decompressed from older ones), each stream checked against
+/// the catalog as it is read (`expectation`). Returns the stream bytes read (every byte of every stream).
+private func mergeNewestFirst(_ chain: [BackupRecord], into path: String, repo: BackupRepository, target: BackupRecord,
+                              quiet: Bool) throws -> UInt64 {
+    let f = try RandomAccessFile(path: path, writable: true)
+    defer { f.close() }
+    let merge = try NewestFirstMerge(file: f, blockSize: target.blockSize, virtualSize: target.virtualSize)
+    var bytes: UInt64 = 0
+    for (i, b) in chain.enumerated().reversed() {
+        do {
+            // One fsync for the whole chain (by the caller, before the rename), not one per stream.
+            let r = try merge.merge(try repo.store.source(b.object), keyring: repo.keyring, label: "restore \(i + 1)/\(chain.count)",
+                                    quiet: quiet, expect: expectation(b, target: target, origin: nil))
+            bytes += r.streamBytes
+        } catch let e as StreamError {
+            throw damaged(b, target: target, e)
+        }
+    }
+    return bytes
 }
 
 /// Receives `chain` into the pool `access` names (a pool folder, a kernel pool): intermediate
