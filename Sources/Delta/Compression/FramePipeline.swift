@@ -26,6 +26,9 @@ public final class FramePipeline {
         /// With `digestsBlocks`, for a data record: the content digest contributions of its blocks
         /// (`ContentDigest.sum` over `raw` from its first block), computed on the worker.
         public let blocksDigest: Digest128?
+        /// With `digestsBlocks`, for a data record: each block's contribution (zero for an all-zero
+        /// block), valid until the handler returns; their sum is `blocksDigest`.
+        public let blockDigests: UnsafeBufferPointer<Digest128>?
     }
 
     /// Workers also sum each data record's content digest contributions (`Decoded.blocksDigest`),
@@ -138,7 +141,7 @@ public final class FramePipeline {
         }
         guard let s = item.slot else {
             return try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(start: nil, count: 0),
-                                    blocksDigest: nil))
+                                    blocksDigest: nil, blockDigests: nil))
         }
         let job = jobs[s]
         job.wait()
@@ -152,7 +155,7 @@ public final class FramePipeline {
             throw StreamError.payload(sequence: item.sequence, reason: "decompressed to \(got) bytes, expected \(job.expected)")
         }
         try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(rebasing: job.buffer[0..<got]),
-                         blocksDigest: job.digest))
+                         blocksDigest: job.digest, blockDigests: job.digest == nil ? nil : job.blockDigests))
     }
 }
 
@@ -170,6 +173,9 @@ private final class DecompressionJob: @unchecked Sendable {
     /// Where the record's blocks start and their size, when the worker sums their digest contributions.
     private var digestOf: (first: UInt64, blockSize: Int)?
     private(set) var digest: Digest128?
+    /// The contribution of each block of the record (`digest` is their sum).
+    private var perBlock: UnsafeMutableBufferPointer<Digest128>?
+    private(set) var blockDigests = UnsafeBufferPointer<Digest128>(start: nil, count: 0)
     private let done = DispatchSemaphore(value: 0)
 
     init(capacity: Int) throws {
@@ -178,7 +184,7 @@ private final class DecompressionJob: @unchecked Sendable {
         input = PageBuffer.allocate(ZstdCompressor.bound(max(capacity, 1)))
     }
 
-    deinit { PageBuffer.release(buffer); PageBuffer.release(input) }
+    deinit { PageBuffer.release(buffer); PageBuffer.release(input); perBlock?.deallocate() }
 
     /// Finished and not yet waited for (read and written by the caller's thread only).
     private var finished = false
@@ -198,7 +204,25 @@ private final class DecompressionJob: @unchecked Sendable {
         do {
             let n = try z.decompress(UnsafeRawBufferPointer(rebasing: input[0..<frameCount]), into: out)
             if let d = digestOf, n == expected, d.blockSize > 0 {
-                digest = ContentDigest.sum(blocks: UnsafeRawBufferPointer(out), from: d.first, blockSize: d.blockSize)
+                let count = (n + d.blockSize - 1) / d.blockSize
+                if (perBlock?.count ?? 0) < count {
+                    perBlock?.deallocate()
+                    perBlock = .allocate(capacity: count)
+                }
+                let vals = perBlock!
+                var s = Digest128.zero
+                for i in 0..<count {
+                    let b = UnsafeRawBufferPointer(rebasing: out[i * d.blockSize..<min((i + 1) * d.blockSize, n)])
+                    if let (hi, lo) = ContentDigest.contribution(block: d.first &+ UInt64(i), b) {
+                        vals[i] = Digest128(high: hi, low: lo)
+                        s.high &+= hi
+                        s.low &+= lo
+                    } else {
+                        vals[i] = .zero
+                    }
+                }
+                digest = s
+                blockDigests = UnsafeBufferPointer(rebasing: vals[0..<count])
             }
             result = .success(n)
         } catch {

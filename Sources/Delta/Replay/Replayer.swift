@@ -40,6 +40,14 @@ public final class Replayer {
 
     public init(pool: ReceivingPool) { self.pool = pool }
 
+    /// Stream blocks whose old content the last receive read back from the pool for the digest
+    /// (none where the base's block digest map gave their contributions).
+    public private(set) var replacedBlocksRead: UInt64 = 0
+    /// Whether the last receive took replaced blocks' contributions from its base's digest map.
+    public private(set) var usedDigestMap = false
+    /// Whether the last receive wrote a block digest map for its device.
+    public private(set) var wroteDigestMap = false
+
     /// Receives the stream `source` yields. With `resume`, continues the interrupted receive of the
     /// target (from a resumed stream or the whole stream again, skipping what was applied).
     public func receive(from source: ByteSource, resume: Bool = false) throws -> ReceiveSummary {
@@ -89,6 +97,10 @@ public final class Replayer {
         /// The interrupted receive being resumed.
         let checkpoint: PartialReceive?
         let resume: Bool
+        /// The base's valid block digest map (an incremental onto a base that has one).
+        var baseMap: BlockDigestMap.Reader? = nil
+        /// The target's new map, when this receive writes one.
+        var mapWriter: BlockDigestMap.Writer? = nil
     }
 
     private enum Resolution {
@@ -100,6 +112,9 @@ public final class Replayer {
         decoder = StreamDecoder(keyring: keyring)
         streamBytes = 0
         sourceDone = false
+        replacedBlocksRead = 0
+        usedDigestMap = false
+        wroteDigestMap = false
         switch try resolve(source, resume: resume, continuing: continuing) {
         case let .alreadyReceived(summary):
             return summary
@@ -139,7 +154,9 @@ public final class Replayer {
                 throw ReplayError.notTheInterruptedStream("its header differs from the interrupted stream's")
             }
             let skip = header.resumeSequence == 0 && !continuing ? p.progress.nextSequence : 0
-            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(p.digest), skipBelow: skip, checkpoint: p, resume: true))
+            var plan = Plan(header: header, dev: dev, digest: ContentDigest(p.digest), skipBelow: skip, checkpoint: p, resume: true)
+            digestMaps(&plan, base: nil, write: false)
+            return .apply(plan)
         } else if let r = existing, r.partial == nil, r.sourcePool == header.sourcePool, r.source == header.target,
                   try pool.deviceExists(dev) {
             // Already received: check the stream through to its end, change nothing.
@@ -164,16 +181,40 @@ public final class Replayer {
             guard try pool.mappingDigest(of: local) == r.mappingDigest else {
                 throw ReplayError.baseModified(local: local, base: base)
             }
+            let sameSize = try pool.virtualSize(of: local) == header.virtualSize
             try pool.createSnapshot(dev, of: local, virtualSize: header.virtualSize)
-            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(r.contentDigest), skipBelow: 0, checkpoint: nil, resume: false))
+            var plan = Plan(header: header, dev: dev, digest: ContentDigest(r.contentDigest), skipBelow: 0, checkpoint: nil, resume: false)
+            digestMaps(&plan, base: sameSize ? local : nil, write: sameSize)
+            return .apply(plan)
         } else if header.readsOrigin {
             guard let make = createOverOrigin else { throw ReplayError.needsOrigin(header.target) }
             try make(dev, header.virtualSize)
-            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false))
+            var plan = Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false)
+            digestMaps(&plan, base: nil, write: false)
+            return .apply(plan)
         } else {
             try pool.createThin(dev, virtualSize: header.virtualSize)
-            return .apply(Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false))
+            var plan = Plan(header: header, dev: dev, digest: ContentDigest(), skipBelow: 0, checkpoint: nil, resume: false)
+            digestMaps(&plan, base: nil, write: true)
+            return .apply(plan)
         }
+    }
+
+    /// Block digest maps (a pool that keeps them, `KeepsBlockDigestMaps`): drops any map left at the
+    /// target's id, opens the base's map when it is valid (`base`: the local base of an incremental
+    /// of the same size), and starts the target's map when `write` and the receive can write one: not
+    /// with checkpoints (they commit before the map could be complete), not over an external origin,
+    /// and for an incremental only from a valid base map. A map is an optimisation: anything that
+    /// fails here only means the receive reads replaced blocks back, as without one.
+    private func digestMaps(_ plan: inout Plan, base: UInt64?, write: Bool) {
+        guard let host = pool as? KeepsBlockDigestMaps, let path = host.digestMapPath(of: plan.dev) else { return }
+        BlockDigestMap.remove(path)
+        let bs = Int(plan.header.blockSize)
+        if let base, let bp = host.digestMapPath(of: base), let b = try? host.digestMapBinding(of: base) {
+            plan.baseMap = BlockDigestMap.open(bp, blockSize: bs, binding: b)
+        }
+        guard write, checkpointBytes == nil, !plan.header.readsOrigin, base == nil || plan.baseMap != nil else { return }
+        plan.mapWriter = try? BlockDigestMap.Writer(path: path, copying: plan.baseMap)
     }
 
     /// Applies every record up to the trailer (returned), keeping the content digest and
@@ -201,6 +242,12 @@ public final class Replayer {
         /// their sum leaves the digest at `settle`).
         func forget(_ first: UInt64, _ count: UInt64) throws {
             if freshDevice { return }
+            if let m = plan.baseMap {
+                plan.digest.remove(try m.sum(first, count))
+                usedDigestMap = true
+                return
+            }
+            replacedBlocksRead += count
             var i: UInt64 = 0
             let per = UInt64(replaced.blocksPerChunk(bs))
             while i < count {
@@ -213,6 +260,11 @@ public final class Replayer {
             }
         }
 
+        /// The new map's entries of blocks made zero.
+        func clearMap(_ first: UInt64, _ count: UInt64) {
+            do { try plan.mapWriter?.clear(first, count) } catch { plan.mapWriter = nil }
+        }
+
         /// Takes the replaced blocks hashed so far out of the digest (before it is read).
         func settle() { plan.digest.remove(replaced.take()) }
 
@@ -221,12 +273,24 @@ public final class Replayer {
             case let .data(first, count, _):
                 try forget(first, UInt64(count))
                 if let sum = item.blocksDigest { plan.digest.add(sum) } else { plan.digest.add(blocks: item.raw, from: first, blockSize: bs) }
+                if let w = plan.mapWriter {
+                    do {
+                        if let vals = item.blockDigests { try w.set(first, vals) } else {
+                            let vals = (0..<Int(count)).map { i in
+                                let b = UnsafeRawBufferPointer(rebasing: item.raw[i * bs..<min((i + 1) * bs, item.raw.count)])
+                                return ContentDigest.contribution(block: first &+ UInt64(i), b).map { Digest128(high: $0.0, low: $0.1) } ?? .zero
+                            }
+                            try vals.withUnsafeBufferPointer { try w.set(first, $0) }
+                        }
+                    } catch { plan.mapWriter = nil }
+                }
                 let r = try byteRange(dev, first, UInt64(count), bs, size)
                 try pool.write(dev, offset: r.lowerBound, UnsafeRawBufferPointer(rebasing: item.raw[0..<r.count]))
                 applied += UInt64(item.raw.count)
                 sinceCheckpoint += UInt64(item.raw.count)
             case let .zero(first, count):
                 try forget(first, count)
+                clearMap(first, count)
                 let r = try byteRange(dev, first, count, bs, size)
                 if plan.header.readsOrigin {
                     // Unmapped would read the origin's bytes: these blocks read zeros, so they are written.
@@ -237,6 +301,7 @@ public final class Replayer {
                 applied += count * UInt64(bs)
             case let .discard(first, count):
                 try forget(first, count)
+                clearMap(first, count)
                 try pool.discard(dev, bytes: try byteRange(dev, first, count, bs, size))
             case .header, .trailer, .sealed:
                 throw StreamError.badRecord(sequence: item.sequence, reason: "unexpected record")
@@ -307,7 +372,18 @@ public final class Replayer {
         let receipt = Receipt(sourcePool: plan.header.sourcePool, source: plan.header.target, streamID: plan.header.streamID,
                               contentDigest: digest, mappingDigest: try pool.mappingDigest(of: plan.dev))
         try pool.setReceipt(receipt, for: plan.dev)
+        // The map is synced before the commit and put in place after it: a crash in between leaves
+        // none (or an older one, whose binding names an older receipt).
+        var map = plan.mapWriter
+        if let w = map {
+            let binding = try? (pool as? KeepsBlockDigestMaps)?.digestMapBinding(of: plan.dev)
+            if let b = binding ?? nil, (try? w.finish(blockSize: Int(plan.header.blockSize), binding: b)) != nil {} else { map = nil }
+        }
         try pool.commitReceive()
+        if let w = map {
+            w.install()
+            wroteDigestMap = true
+        }
         return ReceiveSummary(outcome: plan.resume ? .resumed : .received, device: plan.dev, header: plan.header, trailer: trailer,
                               contentDigest: digest, streamBytes: streamBytes)
     }

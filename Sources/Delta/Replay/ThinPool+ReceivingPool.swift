@@ -129,6 +129,15 @@ extension ThinPool: ReceivingPool {
         try setAnnotation("receipt.\(dev)", String(decoding: try enc.encode(s), as: UTF8.self))
     }
 
+    /// The stored receipt of `dev` that `receipts()` would give (same checks), with its transaction id.
+    private func storedReceipt(_ dev: UInt64) -> StoredReceipt? {
+        guard let v = annotation("receipt.\(dev)"),
+              let s = try? JSONDecoder().decode(StoredReceipt.self, from: Data(v.utf8)),
+              s.transaction <= metadata.transactionID + 1,
+              s.local == nil || s.local == localIdentity(dev) else { return nil }
+        return s
+    }
+
     public func commitReceive() throws {
         let t = metadata.transactionID
         try setTransactionID(from: t, to: t + 1)
@@ -136,6 +145,21 @@ extension ThinPool: ReceivingPool {
     }
 
     public func abortReceive() throws { try abort() }
+}
+
+/// Block digest maps in the pool folder (`digests/<dev>`): every writer of a userspace pool goes
+/// through ThinPool, which changes the device's write token, so a map bound to it is never stale.
+extension ThinPool: KeepsBlockDigestMaps {
+    public func digestMapPath(of dev: UInt64) -> String? {
+        guard let sidecarPath, let slash = sidecarPath.lastIndex(of: "/") else { return nil }
+        return BlockDigestMap.path(inPoolFolder: String(sidecarPath[..<slash]), dev)
+    }
+
+    public func digestMapBinding(of dev: UInt64) throws -> DigestMapBinding? {
+        guard originFile(of: dev) == nil, let s = storedReceipt(dev), s.receipt.partial == nil else { return nil }
+        return DigestMapBinding(receiptTransaction: s.transaction, content: s.receipt.contentDigest,
+                                mapping: s.receipt.mappingDigest, writeToken: writeToken(of: dev) ?? 0)
+    }
 }
 
 extension MetadataView {

@@ -56,6 +56,7 @@ extension ThinPool {
         try checkWritable()
         guard try metadata.exists(dev) else { throw PoolError.unknownDevice(dev) }
         let maps = try metadata.view.mappings(of: dev, in: range)
+        if !maps.isEmpty { try noteWritten(dev) }
         try metadataStep {
             for (v, _) in maps {
                 if let old = try metadata.removeMapping(dev, v), discardPassdown, try metadata.dataRefCount(old.dataBlock) == 0 {
@@ -103,6 +104,7 @@ extension ThinPool {
             throw PoolError.beyondEnd(dev: dev, offset: offset.saturatingAdd(UInt64(bytes.count)), size: size)
         }
         if bytes.isEmpty { return }
+        try noteWritten(dev)
         let bs = dataBlockSize
         let first = offset / bs, last = (offset + UInt64(bytes.count) - 1) / bs
         // Data space is checked up front so an out-of-space write changes nothing.

@@ -35,6 +35,7 @@ extension ThinPool {
         guard block < metadata.dataBlockCount, try metadata.dataRefCount(block) == 0 else {
             throw PoolError.invalid("data block \(block) is not free: it cannot take written data")
         }
+        try noteWritten(dev)
         try metadataStep {
             try metadata.tm.incData(block)
             provisionedThisTransaction.insert(block)

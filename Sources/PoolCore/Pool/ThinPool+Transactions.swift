@@ -57,6 +57,7 @@ extension ThinPool {
             throw error
         }
         provisionedThisTransaction.removeAll()
+        writtenTokens.removeAll()
         punch(pendingPassdown.filter { (try? metadata.dataRefCount($0)) == 0 })
         pendingPassdown.removeAll()
         // The commit itself allocates (space-map blocks): the committed counts are checked too.
@@ -73,6 +74,7 @@ extension ThinPool {
         punch(provisionedThisTransaction)
         provisionedThisTransaction.removeAll()
         pendingPassdown.removeAll()
+        writtenTokens.removeAll()
         try metadata.abort()
         sidecar = (try sidecarPath.map(PoolSidecar.load) ?? PoolSidecar()).resolved(transaction: metadata.committedSuperblock.transactionID)
     }

@@ -33,6 +33,8 @@ public final class ThinPool {
     var metadataLowArmed = true
     var dataLowArmed = true
     var originFiles: [String: RandomAccessFile] = [:]
+    /// The write token each device written in the open transaction was given (`noteWritten`).
+    var writtenTokens: [UInt64: String] = [:]
 
     /// Opens the pool in `folder` (`metadata`, `data`, optional `pool.json`).
     public convenience init(folder: String, readOnly: Bool = false) throws {

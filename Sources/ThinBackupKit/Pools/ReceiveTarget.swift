@@ -29,5 +29,6 @@ extension ThinPool: ReceiveTarget {
     public func deleteReceived(_ dev: UInt64) throws {
         try delete(dev)
         try commit()
+        removeDigestMap(of: dev)
     }
 }

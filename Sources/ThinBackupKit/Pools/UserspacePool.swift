@@ -109,6 +109,7 @@ public final class UserspacePool: PoolAccess {
 
     public func deleteDevice(_ dev: UInt64) throws {
         try change { try $0.delete(dev) }
+        if let folder { BlockDigestMap.remove(BlockDigestMap.path(inPoolFolder: folder, dev)) }
     }
 
     public func stateDirectory() throws -> String {
