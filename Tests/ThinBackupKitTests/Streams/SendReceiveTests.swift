@@ -34,6 +34,12 @@ import TestSupport
         // Some streams carried all-zero runs and discards.
         let last = try send(src.path, src.snapshots[5], from: src.snapshots[0], to: out.file("wide.tbs"))
         #expect(last.zeroBlocks > 0 && last.discardBlocks > 0 && last.dataBlocks > 0)
+        // Every received device has its block digest map (README); `pool delete` removes it.
+        for snap in src.snapshots { #expect(FileManager.default.fileExists(atPath: "\(dst)/digests/\(snap)"), "map of \(snap)") }
+        let gone = src.snapshots.last!
+        #expect(try Tool.run(try ThinBackupBinary.required(), ["pool", "delete", "--pool", dst, "--dev", "\(gone)"]).ok)
+        #expect(!FileManager.default.fileExists(atPath: "\(dst)/digests/\(gone)"))
+        #expect(FileManager.default.fileExists(atPath: "\(dst)/digests/\(src.snapshots[0])"))
     }
 
     @Test func receivingTwiceChangesNothingAndWrongBasesAreRefused() throws {

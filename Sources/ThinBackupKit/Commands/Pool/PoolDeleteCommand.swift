@@ -1,8 +1,9 @@
 import ArgumentParser
+import Delta
 import PoolCore
 
 extension PoolCommand {
-    /// `thin-backup pool delete`: removes a thin device.
+    /// `thin-backup pool delete`: removes a thin device (and its block digest map).
     struct Delete: ParsableCommand {
         public static let configuration = CommandConfiguration(
             commandName: "delete",
@@ -16,6 +17,7 @@ extension PoolCommand {
             let p = try pool.openForChange()
             try p.delete(dev)
             try p.commit()
+            p.removeDigestMap(of: dev)  // the receiver's block digest map (README), after the commit
         }
     }
 }
