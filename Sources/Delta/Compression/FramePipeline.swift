@@ -35,6 +35,13 @@ public final class FramePipeline {
     /// so the caller's thread does not hash the blocks itself. Set before the first push.
     public var digestsBlocks = false
 
+    /// Runs on the worker that decompressed a data record, once its frame decompressed whole to the
+    /// size it declares: the record's first block and its bytes (valid during the call). For a caller
+    /// whose records need no order there (a newest-first merge writes disjoint blocks), so that this
+    /// work is spread over the workers instead of the caller's thread. An error it throws is thrown
+    /// when that record is handed back. Set before the first push.
+    public var onWorker: (@Sendable (_ firstBlock: UInt64, _ raw: UnsafeRawBufferPointer) throws -> Void)?
+
     private let jobs: [DecompressionJob]
     /// Records pushed and not yet handed back, oldest first; a data record names its slot.
     private var queue: [(record: StreamRecord, sequence: UInt64, slot: Int?)] = []
@@ -101,8 +108,9 @@ public final class FramePipeline {
         if recordsSlots { slotsUsed.append(slot) }
         let job = jobs[slot]
         let digest = digestsBlocks ? (first: first, blockSize: blockSize) : nil
-        if let placed { job.start(placed, expected: raw, digest: digest) } else {
-            frame.withUnsafeBytes { job.start($0, expected: raw, digest: digest) }
+        let hook = onWorker.map { h in { @Sendable (raw: UnsafeRawBufferPointer) throws in try h(first, raw) } }
+        if let placed { job.start(placed, expected: raw, digest: digest, hook: hook) } else {
+            frame.withUnsafeBytes { job.start($0, expected: raw, digest: digest, hook: hook) }
         }
         queue.append((.data(firstBlock: first, blockCount: count, frame: []), sequence, slot))
         work.async { job.run() }
@@ -154,6 +162,7 @@ public final class FramePipeline {
         guard got == job.expected else {
             throw StreamError.payload(sequence: item.sequence, reason: "decompressed to \(got) bytes, expected \(job.expected)")
         }
+        if let e = job.hookError { throw e }
         try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(rebasing: job.buffer[0..<got]),
                          blocksDigest: job.digest, blockDigests: job.digest == nil ? nil : job.blockDigests))
     }
@@ -176,6 +185,9 @@ private final class DecompressionJob: @unchecked Sendable {
     /// The contribution of each block of the record (`digest` is their sum).
     private var perBlock: UnsafeMutableBufferPointer<Digest128>?
     private(set) var blockDigests = UnsafeBufferPointer<Digest128>(start: nil, count: 0)
+    /// Run on the worker over the decompressed bytes (`FramePipeline.onWorker`), and what it threw.
+    private var hook: (@Sendable (UnsafeRawBufferPointer) throws -> Void)?
+    private(set) var hookError: (any Error)?
     private let done = DispatchSemaphore(value: 0)
 
     init(capacity: Int) throws {
@@ -190,9 +202,12 @@ private final class DecompressionJob: @unchecked Sendable {
     private var finished = false
 
     /// Copies the frame in (the caller checked it fits).
-    func start(_ frame: UnsafeRawBufferPointer, expected: Int, digest: (first: UInt64, blockSize: Int)?) {
+    func start(_ frame: UnsafeRawBufferPointer, expected: Int, digest: (first: UInt64, blockSize: Int)?,
+               hook: (@Sendable (UnsafeRawBufferPointer) throws -> Void)? = nil) {
         digestOf = digest
         self.digest = nil
+        self.hook = hook
+        hookError = nil
         if frame.count > 0 { UnsafeMutableRawBufferPointer(rebasing: input[0..<frame.count]).copyMemory(from: frame) }
         frameCount = frame.count
         self.expected = expected
@@ -223,6 +238,9 @@ private final class DecompressionJob: @unchecked Sendable {
                 }
                 digest = s
                 blockDigests = UnsafeBufferPointer(rebasing: vals[0..<count])
+            }
+            if let hook, n == expected {
+                do { try hook(UnsafeRawBufferPointer(out)) } catch { hookError = error }
             }
             result = .success(n)
         } catch {

@@ -1,7 +1,7 @@
 /// A set of block numbers held as sorted, disjoint, non-adjacent ranges: its memory follows the
 /// number of runs, not of blocks (a 2^30-block device whose changes come in clusters is a few
 /// thousand ranges). What a newest-first merge has already made final (`NewestFirstMerge`).
-struct BlockRangeSet: Equatable {
+struct BlockRangeSet: Equatable, Sendable {
     /// Ascending; no two touch or overlap; none empty.
     private(set) var ranges: [Range<UInt64>] = []
 

@@ -56,13 +56,13 @@ final class NewestFirstMerge {
         let blockCount = blockCount
         /// The blocks of a record that lie in the restored device.
         func live(_ first: UInt64, _ count: UInt64) -> Range<UInt64> { min(first, blockCount)..<min(first + count, blockCount) }
+        // The workers write what they decompressed (`onWorker`: the blocks of a stream never overlap,
+        // and the covered set does not change until the stream has ended); this thread counts.
         func apply(_ r: FramePipeline.Decoded) throws {
             guard case let .data(first, count, _) = r.record else { return }
-            try covered.gaps(in: live(first, UInt64(count))) { g in
-                let from = Int((g.lowerBound - first) * bs), to = Int((g.upperBound - first) * bs)
-                try out.write(UnsafeRawBufferPointer(rebasing: r.raw[from..<to]), at: g.lowerBound * bs)
+            covered.gaps(in: live(first, UInt64(count))) { g in
                 report.dataBlocks += UInt64(g.count)
-                written += UInt64(to - from)
+                written += UInt64(g.count) * bs
             }
         }
         while true {
@@ -78,6 +78,7 @@ final class NewestFirstMerge {
                     }
                     header = h
                     frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw))
+                    frames!.onWorker = Self.writer(out, covered: covered, blockSize: bs, blockCount: blockCount)
                 case let .data(first, count, _):
                     mine.insert(first..<first + UInt64(count))
                     if covered.contains(live(first, UInt64(count))) {
@@ -103,5 +104,19 @@ final class NewestFirstMerge {
         meter.finish()
         report.seconds = meter.elapsed
         return report
+    }
+
+    /// What a worker does with a decompressed record: writes its blocks that `covered` leaves
+    /// out (and lie in the device) and starts their writeback, so that the final sync waits for little.
+    private static func writer(_ out: RandomAccessFile, covered: BlockRangeSet, blockSize bs: UInt64, blockCount: UInt64)
+        -> @Sendable (UInt64, UnsafeRawBufferPointer) throws -> Void {
+        { first, raw in
+            let end = first + UInt64(raw.count) / bs
+            try covered.gaps(in: min(first, blockCount)..<min(end, blockCount)) { g in
+                let from = Int((g.lowerBound - first) * bs), to = Int((g.upperBound - first) * bs)
+                try out.write(UnsafeRawBufferPointer(rebasing: raw[from..<to]), at: g.lowerBound * bs)
+                out.startWriteback(offset: g.lowerBound * bs, length: UInt64(to - from))
+            }
+        }
     }
 }

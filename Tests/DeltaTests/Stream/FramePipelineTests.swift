@@ -152,6 +152,52 @@ import TestSupport
         #expect(delivered == k, "every record before the bad one was handed back")
     }
 
+    /// `onWorker` sees every data record's first block and bytes, on a worker thread, before the
+    /// record is handed back; what it throws is thrown when that record is handed back, in order.
+    @Test func theWorkerHookSeesEveryRecordAndItsErrorSurfacesInOrder() throws {
+        let s = Scenario(seed: 21, blocks: 200)
+        let (bytes, _) = try s.send(parallel: 2)
+        let records = try decodeAll(bytes, pieces: [bytes.count])
+        let dataFirsts = records.compactMap { r -> UInt64? in if case let .data(f, _, _) = r { return f } else { return nil } }
+        #expect(dataFirsts.count > 4)
+        final class Image: @unchecked Sendable {
+            let lock = NSLockish()
+            var bytes: [UInt8]
+            var threads: Set<Int> = []
+            init(_ n: Int) { bytes = [UInt8](repeating: 0, count: n) }
+        }
+        let image = Image(Int(s.virtualBlocks) * s.blockSize)
+        let bs = s.blockSize
+        let failAt = dataFirsts[dataFirsts.count / 2]
+        struct Boom: Error {}
+        let caller = threadID()
+        let pipe = try FramePipeline(workers: 2, maxRecordRaw: 4 << 20)
+        pipe.onWorker = { first, raw in
+            image.lock.locked {
+                image.threads.insert(threadID())
+                image.bytes.replaceSubrange(Int(first) * bs..<Int(first) * bs + raw.count, with: raw)
+            }
+            if first == failAt { throw Boom() }
+        }
+        var handed: [UInt64] = []
+        let take: (FramePipeline.Decoded) -> Void = { r in if case let .data(f, _, _) = r.record { handed.append(f) } }
+        #expect(throws: Boom.self) {
+            for (i, r) in records.enumerated() { try pipe.push(r, sequence: UInt64(i), blockSize: bs, take) }
+            try pipe.drain(take)
+        }
+        #expect(handed == Array(dataFirsts.prefix { $0 != failAt }), "the records before the failing one, in order")
+        #expect(!image.threads.isEmpty && !image.threads.contains(caller), "run on workers only")
+        // A second pipeline without errors: the hook's bytes make the device's image.
+        let image2 = Image(Int(s.virtualBlocks) * s.blockSize)
+        let pipe2 = try FramePipeline(workers: 2, maxRecordRaw: 4 << 20)
+        pipe2.onWorker = { first, raw in
+            image2.lock.locked { image2.bytes.replaceSubrange(Int(first) * bs..<Int(first) * bs + raw.count, with: raw) }
+        }
+        for (i, r) in records.enumerated() { try pipe2.push(r, sequence: UInt64(i), blockSize: bs) { _ in } }
+        try pipe2.drain { _ in }
+        #expect(image2.bytes == s.model())
+    }
+
     /// Two slots per worker while they fit in 64 MiB (a raw buffer and a frame buffer each), never
     /// fewer than two: memory stays flat on a many-core receiver.
     @Test func slotsGrowWithTheCoresUpToTheMemoryBudget() {
@@ -168,3 +214,18 @@ import TestSupport
         #expect(FramePipeline.slotCount(workers: 0, maxRecordRaw: 0) == 2)
     }
 }
+
+/// A pthread mutex (Foundation is not imported here).
+final class NSLockish: @unchecked Sendable {
+    private var m = pthread_mutex_t()
+    init() { pthread_mutex_init(&m, nil) }
+    deinit { pthread_mutex_destroy(&m) }
+    func locked<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(&m)
+        defer { pthread_mutex_unlock(&m) }
+        return try body()
+    }
+}
+
+/// The calling thread (pthread id).
+func threadID() -> Int { Int(pthread_self()) }
