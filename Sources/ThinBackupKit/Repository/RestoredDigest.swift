@@ -17,39 +17,94 @@ func isPoolFolder(_ path: String) -> Bool {
 /// the digest. Reading them would have the kernel allocate and zero a page-cache page for every
 /// byte of them (a tenth of a restore's CPU on a device with unwritten space). A block device is
 /// read whole (`extent` reports it as data).
-func checkRestoredDigest(_ path: String, _ backup: BackupRecord, quiet: Bool) throws {
+///
+/// The digest is a sum over blocks, so `threads` readers (one per core) share the work: chunks of
+/// `chunkBytes` (8 MiB, whole blocks) taken in turn, each reader with its own buffer, file and hole
+/// finder; their sums are added.
+func checkRestoredDigest(_ path: String, _ backup: BackupRecord, quiet: Bool,
+                         threads: Int = FramePipeline.defaultWorkers, chunkBytes: Int = 8 << 20) throws {
     let bs = Int(backup.blockSize)
-    let f = try RandomAccessFile(path: path, writable: false)
-    defer { f.close() }
-    let size = try f.size()
-    if size < backup.virtualSize { throw JobError("\(path): ends at \(size) bytes, the backup holds \(backup.virtualSize)") }
-    let per = max(1, (8 << 20) / bs)
-    let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: per * bs, alignment: 4096)
-    defer { buf.deallocate() }
-    let meter = ProgressMeter(label: "restore: check", quiet: quiet)
-    // The send's reader of a data file: it knows where the holes are, asking the file system once per run.
-    let extents = FileDataBlockReader(file: f, blockSize: bs)
-    var d = ContentDigest()
-    var off: UInt64 = 0
-    while off < backup.virtualSize {
-        var n = Int(min(UInt64(buf.count), backup.virtualSize - off))
-        let e = extents.extent(dataBlock: off / UInt64(bs), count: (n + bs - 1) / bs)
-        if e.zeros {
-            off = min(backup.virtualSize, off + UInt64(e.blocks) * UInt64(bs))
-            meter.update(done: off, total: backup.virtualSize, streamBytes: 0)
-            continue
-        }
-        n = min(n, e.blocks * bs)
-        let chunk = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
-        // `read` fills the chunk unless the file ends first.
-        let got = try f.read(into: chunk, at: off)
-        if got < n { throw JobError("\(path): ends at \(off + UInt64(got)) bytes, the backup holds \(backup.virtualSize)") }
-        d.add(blocks: UnsafeRawBufferPointer(chunk), from: off / UInt64(bs), blockSize: bs)
-        off += UInt64(n)
-        meter.update(done: off, total: backup.virtualSize, streamBytes: 0)
+    let total = backup.virtualSize
+    do {
+        let f = try RandomAccessFile(path: path, writable: false)
+        defer { f.close() }
+        let size = try f.size()
+        if size < total { throw JobError("\(path): ends at \(size) bytes, the backup holds \(total)") }
     }
-    meter.finish()
-    guard d.value.description == backup.digest else {
-        throw JobError("backup \(backup.id.map(String.init) ?? "?"): the restored content has digest \(d.value), the catalog says \(backup.digest)")
+    let chunk = UInt64(max(1, chunkBytes / bs) * bs)
+    let chunks = Int((total + chunk - 1) / chunk)
+    let readers = max(1, min(threads, chunks))
+    let shared = ReadBack(meter: ProgressMeter(label: "restore: check", quiet: quiet), total: total)
+    DispatchQueue.concurrentPerform(iterations: readers) { r in
+        do {
+            let f = try RandomAccessFile(path: path, writable: false)
+            defer { f.close() }
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(chunk), alignment: 4096)
+            defer { buf.deallocate() }
+            // The send's reader of a data file: it knows where the holes are, asking the file system once per run.
+            let extents = FileDataBlockReader(file: f, blockSize: bs)
+            var d = ContentDigest()
+            for k in stride(from: r, to: chunks, by: readers) where !shared.failed {
+                let end = min(total, UInt64(k + 1) * chunk)
+                var off = UInt64(k) * chunk
+                while off < end {
+                    let e = extents.extent(dataBlock: off / UInt64(bs), count: Int((end - off + UInt64(bs) - 1) / UInt64(bs)))
+                    let n = Int(min(end - off, UInt64(e.blocks) * UInt64(bs)))
+                    if !e.zeros {
+                        let part = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
+                        // `read` fills the part unless the file ends first.
+                        let got = try f.read(into: part, at: off)
+                        if got < n { throw JobError("\(path): ends at \(off + UInt64(got)) bytes, the backup holds \(total)") }
+                        d.add(blocks: UnsafeRawBufferPointer(part), from: off / UInt64(bs), blockSize: bs)
+                    }
+                    off += UInt64(n)
+                }
+                shared.done(end - UInt64(k) * chunk)
+            }
+            shared.add(d.value)
+        } catch {
+            shared.fail(error)
+        }
+    }
+    let digest = try shared.result()
+    guard digest.description == backup.digest else {
+        throw JobError("backup \(backup.id.map(String.init) ?? "?"): the restored content has digest \(digest), the catalog says \(backup.digest)")
+    }
+}
+
+/// What the readers of `checkRestoredDigest` share: the digest's sum, the first error, the progress.
+private final class ReadBack: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sum = ContentDigest()
+    private var error: (any Error)?
+    private var bytes: UInt64 = 0
+    private let meter: ProgressMeter
+    private let total: UInt64
+
+    init(meter: ProgressMeter, total: UInt64) {
+        self.meter = meter
+        self.total = total
+    }
+
+    var failed: Bool { lock.withLock { error != nil } }
+
+    func done(_ n: UInt64) {
+        lock.withLock {
+            bytes += n
+            meter.update(done: bytes, total: total, streamBytes: 0)
+        }
+    }
+
+    func add(_ d: Digest128) { lock.withLock { sum.add(d) } }
+
+    func fail(_ e: any Error) { lock.withLock { if error == nil { error = e } } }
+
+    /// The digest of the whole, or the first error.
+    func result() throws -> Digest128 {
+        try lock.withLock {
+            if let error { throw error }
+            meter.finish()
+            return sum.value
+        }
     }
 }

@@ -186,21 +186,24 @@ struct RestoreCheckTests {
         let firstHole = f.extent(at: UInt64(bs), blockSize: UInt64(bs), count: 100)
         f.close()
         try #require(firstHole.hole && firstHole.blocks == 100, "the file system keeps no holes here: the test proves nothing")
-        try checkRestoredDigest(good, record(digest), quiet: true)
-
-        // The lone byte's block left out: a hole where the backup holds data.
         var noByte = want
         noByte[200 * bs + 13_000] = 0
         let missing = try write(noByte, "missing.img", size: bs * blocks)
-        #expect(throws: JobError.self) { try checkRestoredDigest(missing, record(digest), quiet: true) }
-        // One byte of the dense run after the holes changed.
         var changed = want
         changed[287 * bs + 12] ^= 0x40
         let wrong = try write(changed, "wrong.img", size: bs * blocks)
-        #expect(throws: JobError.self) { try checkRestoredDigest(wrong, record(digest), quiet: true) }
-        // A file that ends in a hole before the backup's size: too short, not zeros.
         let short = try write(want, "short.img", size: bs * (blocks - 1))
-        let e = #expect(throws: JobError.self) { try checkRestoredDigest(short, record(digest), quiet: true) }
-        #expect("\(e.map { "\($0)" } ?? "")".contains("ends at"))
+        // One reader over 8 MiB chunks (the whole file), and three readers over chunks of 4 blocks.
+        for (threads, chunk) in [(1, 8 << 20), (3, 4 * bs)] {
+            func check(_ path: String) throws { try checkRestoredDigest(path, record(digest), quiet: true, threads: threads, chunkBytes: chunk) }
+            try check(good)
+            // The lone byte's block left out: a hole where the backup holds data.
+            #expect(throws: JobError.self) { try check(missing) }
+            // One byte of the dense run after the holes changed.
+            #expect(throws: JobError.self) { try check(wrong) }
+            // A file that ends in a hole before the backup's size: too short, not zeros.
+            let e = #expect(throws: JobError.self) { try check(short) }
+            #expect("\(e.map { "\($0)" } ?? "")".contains("ends at"))
+        }
     }
 }
