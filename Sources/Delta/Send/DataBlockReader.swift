@@ -11,11 +11,17 @@ public protocol DataBlockReader: AnyObject {
     /// How many of the `count` blocks from `block` on (at least 1) are known to read as zeros
     /// without reading them (`zeros`: a hole of a sparse data file), or are not known to (read them).
     func extent(dataBlock block: UInt64, count: Int) -> (zeros: Bool, blocks: Int)
+    /// The `count` blocks from `block` on where they lie in the page cache (a read-only mapping of a
+    /// regular data file), or nil: read them with `read` then (a block device, a range past the end).
+    func mapped(dataBlock block: UInt64, count: Int) -> FileMapping?
 }
 
 extension DataBlockReader {
     /// Nothing is known without reading.
     public func extent(dataBlock block: UInt64, count: Int) -> (zeros: Bool, blocks: Int) { (false, count) }
+
+    /// Nothing is mapped: every block is read.
+    public func mapped(dataBlock block: UInt64, count: Int) -> FileMapping? { nil }
 
     /// Splits the `count` blocks from `block` on into `extent`'s runs: `body(offset, blocks, zeros)`.
     /// A run of zeros needs no read: all-zero blocks add nothing to a content digest and travel
@@ -41,6 +47,8 @@ public final class FileDataBlockReader: DataBlockReader {
     private var knownData: Range<UInt64> = 0..<0
     /// How many times `extent` asked the file system (SEEK_DATA/SEEK_HOLE), for tests and benchmarks.
     public private(set) var fileQueries = 0
+    /// How many runs of blocks were mapped instead of read (tests).
+    public private(set) var mappedRuns = 0
 
     /// A regular file without holes (`RandomAccessFile.allocatedSize`) is all data up to its size
     /// at open: its extents are known without asking (an incremental send reads a few runs of a
@@ -66,6 +74,16 @@ public final class FileDataBlockReader: DataBlockReader {
         }
         let n = try file.read(into: buffer, at: offset)
         if n < buffer.count { UnsafeMutableRawBufferPointer(rebasing: buffer[n...]).initializeMemory(as: UInt8.self, repeating: 0) }
+    }
+
+    /// A regular file's blocks mapped read-only: no copy and no fresh buffer (whose pages the kernel
+    /// zeroes before a pread fills them). A block device (O_DIRECT) is read instead.
+    public func mapped(dataBlock block: UInt64, count: Int) -> FileMapping? {
+        let (len, o) = count.multipliedReportingOverflow(by: blockSize)
+        guard !o, let offset = byteOffset(block) else { return nil }
+        let m = file.mapForReading(offset: offset, length: len)
+        if m != nil { mappedRuns += 1 }
+        return m
     }
 
     /// Holes of a sparse data file (SEEK_DATA/SEEK_HOLE); a block device is all data.

@@ -1,3 +1,4 @@
+import PoolCore
 import Dispatch
 #if canImport(Glibc)
 import Glibc
@@ -35,6 +36,11 @@ public final class StreamSender {
     private var buffers: [UnsafeMutableRawBufferPointer] = []
     /// Records in flight that were cut from each read buffer.
     private var holds: [Int] = []
+    /// Mapped chunks of the data file (ids from `buffers.count` on) and their records in flight.
+    private var mappings: [Int: (mapping: FileMapping, holds: Int)] = [:]
+    private var nextMapping = 0
+    /// What the records being cut hold: a read buffer's index, or a mapping's id (-1: none).
+    private var holder = 0
     /// The read buffer the current chunk goes into.
     private var current = 0
     private var queue: [Pending] = []
@@ -59,6 +65,8 @@ public final class StreamSender {
     /// What each block of the chunk being split is (one entry per block of a record).
     private var kinds: [BlockKind]
     private var digest: ContentDigest?
+    /// Old blocks' contributions summed on the workers (mapped old blocks), taken out before the trailer.
+    private let oldSums = MappedSums()
     private var pendingZero: (first: UInt64, count: UInt64)?
     private var pendingDiscard: (first: UInt64, count: UInt64)?
     private var written: UInt64 = 0
@@ -132,6 +140,7 @@ public final class StreamSender {
         guard skippedSequence >= skipBelow else {
             throw StreamError.badRecord(sequence: skippedSequence, reason: "the resume token points past the end of this stream")
         }
+        digest?.remove(oldSums.total())
         let trailerBytes = encoder.finish(targetDigest: digest?.value)
         try emit(trailerBytes)
         try sink.finish()
@@ -162,14 +171,24 @@ public final class StreamSender {
                     let first = v + UInt64(o)
                     if zeros {
                         try zeroBlocks(from: first, count: UInt64(k))
+                    } else if let m = reader.mapped(dataBlock: right + i + UInt64(o), count: k) {
+                        // Compressed and hashed where the page cache holds it; unmapped once its
+                        // records are written.
+                        let id = buffers.count + nextMapping
+                        nextMapping += 1
+                        mappings[id] = (m, 0)
+                        holder = id
+                        try chunk(m.bytes, from: first)
+                        holder = -1
+                        if mappings[id]?.holds == 0 { mappings[id] = nil }
                     } else {
                         try takeFreeBuffer()
+                        holder = current
                         let buf = UnsafeMutableRawBufferPointer(rebasing: buffers[current][0..<k * blockSize])
                         try reader.read(dataBlock: right + i + UInt64(o), into: buf)
-                        // Compression starts first; the digest reads the same bytes meanwhile (the
-                        // buffer is not read into again before its records are written).
+                        // Each record's job compresses its blocks and sums their digest contributions
+                        // (the buffer is not read into again before its records are written).
                         try chunk(UnsafeRawBufferPointer(buf), from: first)
-                        digest?.add(blocks: UnsafeRawBufferPointer(buf), from: first, blockSize: blockSize)
                     }
                     coveredBytes += UInt64(k * blockSize)
                 }
@@ -187,6 +206,11 @@ public final class StreamSender {
         try forEachChunk(run) { v, n, i in
             try reader.forEachExtent(dataBlock: left + i, count: n) { o, k, zeros in
                 guard !zeros else { return }
+                if let m = reader.mapped(dataBlock: left + i + UInt64(o), count: k) {
+                    // Hashed on a worker, the mapping kept until then.
+                    oldSums.add(m, from: v + UInt64(o), blockSize: blockSize, on: workQueue)
+                    return
+                }
                 let buf = UnsafeMutableRawBufferPointer(rebasing: old[0..<k * blockSize])
                 try reader.read(dataBlock: left + i + UInt64(o), into: buf)
                 digest?.remove(blocks: UnsafeRawBufferPointer(buf), from: v + UInt64(o), blockSize: blockSize)
@@ -257,16 +281,21 @@ public final class StreamSender {
     /// Queues a data record: `bytes`, part of the current read buffer, are compressed where they
     /// are; the buffer is not read into again before the record is written.
     private func dataRecord(_ bytes: UnsafeRawBufferPointer, from first: UInt64, blocks: Int, store: Bool) throws {
-        if try skip(first) { return }
+        if try skip(first) {
+            // Not sent (resume), but still part of the target's content.
+            digest?.add(blocks: bytes, from: first, blockSize: blockSize)
+            return
+        }
         if inFlight == slots.count { try drain(all: false) }
         let slot = nextSlot
         nextSlot = (nextSlot + 1) % slots.count
-        queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count, buffer: current))
-        holds[current] += 1
+        queue.append(.data(first: first, blocks: blocks, slot: slot, bytes: bytes.count, buffer: holder))
+        // `holder` is set by `add` around every `chunk`: a read buffer or a mapping, never -1 here.
+        if holder < holds.count { holds[holder] += 1 } else { mappings[holder]?.holds += 1 }
         queuedEnd = first + UInt64(blocks)
         inFlight += 1
         let job = jobs[slot]
-        job.start(bytes, into: slots[slot], store: store)
+        job.start(bytes, into: slots[slot], store: store, digestFrom: digest == nil ? nil : first, blockSize: blockSize)
         workQueue.async { job.run() }
     }
 
@@ -294,8 +323,14 @@ public final class StreamSender {
             switch item {
             case let .data(first, blocks, slot, bytes, buffer):
                 let size = try jobs[slot].wait()
+                if let sum = jobs[slot].sum { digest?.add(sum) }
                 inFlight -= 1
-                holds[buffer] -= 1
+                if buffer < holds.count {
+                    holds[buffer] -= 1
+                } else if let m = mappings[buffer] {
+                    // The mapping being cut stays until its chunk is done (`add`).
+                    if m.holds == 1, buffer != holder { mappings[buffer] = nil } else { mappings[buffer]?.holds -= 1 }
+                }
                 let frame = UnsafeRawBufferPointer(rebasing: slots[slot][0..<size])
                 if encoder.isEncrypted {
                     try emit(encoder.data(firstBlock: first, blockCount: UInt32(blocks), rawBytes: bytes, frame: frame))
@@ -349,15 +384,23 @@ private final class CompressionJob: @unchecked Sendable {
     private var dst = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// Store the bytes as they are (they look incompressible) instead of compressing them.
     private var store = false
+    /// The virtual block of `src`'s first block, when its digest contributions are summed too.
+    private var digestFrom: UInt64?
+    private var blockSize = 0
+    /// The sum of `src`'s blocks' contributions (after `wait`), nil when not asked.
+    private(set) var sum: Digest128?
     private var result: Result<Int, ZstdError> = .success(0)
     private let done = DispatchSemaphore(value: 0)
 
     init(compressor: ZstdCompressor) { self.compressor = compressor }
 
-    func start(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, store: Bool) {
+    func start(_ src: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer, store: Bool, digestFrom: UInt64?, blockSize: Int) {
         self.src = src
         self.dst = dst
         self.store = store
+        self.digestFrom = digestFrom
+        self.blockSize = blockSize
+        sum = nil
     }
 
     func run() {
@@ -366,6 +409,7 @@ private final class CompressionJob: @unchecked Sendable {
         } else {
             do { result = .success(try compressor.compress(src, into: dst)) } catch { result = .failure(error) }
         }
+        if let first = digestFrom { sum = ContentDigest.sum(blocks: src, from: first, blockSize: blockSize) }
         done.signal()
     }
 
@@ -373,5 +417,38 @@ private final class CompressionJob: @unchecked Sendable {
     func wait() throws -> Int {
         done.wait()
         return try result.get()
+    }
+}
+
+/// Sums of mapped blocks' digest contributions computed on workers: each mapping stays mapped until
+/// its sum is in. At most `limit` sums run or wait at once (the caller waits for a free one).
+private final class MappedSums: @unchecked Sendable {
+    /// Serial: `sum` is read and written only on it.
+    private let acc = DispatchQueue(label: "thin-backup.old-sums")
+    private var sum = Digest128.zero
+    private let group = DispatchGroup()
+    private let room: DispatchSemaphore
+
+    init(limit: Int = 4) { room = DispatchSemaphore(value: limit) }
+
+    func add(_ m: FileMapping, from first: UInt64, blockSize: Int, on queue: DispatchQueue) {
+        room.wait()
+        group.enter()
+        queue.async { [self] in
+            let s = ContentDigest.sum(blocks: m.bytes, from: first, blockSize: blockSize)
+            acc.sync {
+                sum.high &+= s.high
+                sum.low &+= s.low
+            }
+            withExtendedLifetime(m) {}
+            room.signal()
+            group.leave()
+        }
+    }
+
+    /// Waits for every sum and returns their total.
+    func total() -> Digest128 {
+        group.wait()
+        return acc.sync { sum }
     }
 }

@@ -69,6 +69,18 @@ public final class RandomAccessFile: @unchecked Sendable {
         return (st.st_mode & S_IFMT) == S_IFBLK
     }
 
+    /// `length` bytes from `offset` of a regular file, mapped read-only (`FileMapping`); nil for a
+    /// block device or a file opened O_DIRECT (their reads bypass the page cache), a range that
+    /// reaches past the end of the file, or when mmap refuses: read those with pread.
+    public func mapForReading(offset: UInt64, length: Int) -> FileMapping? {
+        guard !isDirect, length > 0, !closed else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let (end, o) = offset.addingReportingOverflow(UInt64(length))
+        guard !o, end <= UInt64(st.st_size) else { return nil }
+        return FileMapping(fd: fd, offset: offset, length: length)
+    }
+
     /// The size of a regular file whose allocated storage covers it (st_blocks × 512 ≥ st_size), nil
     /// for a sparse file, a block device or when fstat fails. Such a file has no holes worth asking
     /// for: reading it all costs no more than asking (SEEK_HOLE on tmpfs visits every cached page up

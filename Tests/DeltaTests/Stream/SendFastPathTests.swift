@@ -1,4 +1,5 @@
 import Delta
+import PoolCore
 import Foundation
 import Testing
 import TestSupport
@@ -72,6 +73,63 @@ import TestSupport
         + "z106+8 d114+14c d128+3c z131+6 d137+9s d146+4c d150+2c z152+4 d156+3c d159+11s z170+8 d178+2s d180+34c d214+6c "
         + "x220+3 z230+2 d232+3c d235+14s z249+27 d276+9s z285+9 d300+2c d302+3s d310+64c d374+2c "
     static let cutRecordsDigest: Digest128? = Digest128(high: 0x7f17_6874_4210_063c, low: 0x31dd_3912_2267_4bb3)
+
+    /// A regular data file is compressed and hashed where the page cache holds it (mapped): the
+    /// stream's bytes equal those of a sender reading the same blocks into its buffers, also when
+    /// the file ends inside the last run (that run is read, its missing bytes zeros), and the
+    /// target digest is the one a reader without mappings gives.
+    @Test(arguments: [0, 70_000])
+    func aMappedDataFileGivesTheStreamOfReadBlocks(cutShort: Int) throws {
+        let bs = 64 * 1024, blocks = 400
+        let memory = MemoryDataReader(blockSize: bs, blocks: blocks)
+        var rng = SeededRNG(seed: 77)
+        for k in 0..<blocks { memory.fill(UInt64(k), kind: [2, 2, 1, 0][k % 4 == 3 ? Int.random(in: 0...3, using: &rng) : k % 3], rng: &rng) }
+        // The file holds the first 396 blocks, less `cutShort` bytes; the memory reader the same bytes.
+        let fileSize = 396 * bs - cutShort
+        memory.data.replaceSubrange(fileSize..<memory.data.count, with: [UInt8](repeating: 0, count: memory.data.count - fileSize))
+        let tmp = TempDir("mapped-send")
+        let path = tmp.file("data")
+        try Data(memory.data[0..<fileSize]).write(to: URL(fileURLWithPath: path))
+        let runs = [
+            DeltaRun(kind: .rightOnly, begin: 0, length: 100, leftData: nil, rightData: 0),
+            DeltaRun(kind: .different, begin: 100, length: 90, leftData: 100, rightData: 200),
+            DeltaRun(kind: .leftOnly, begin: 190, length: 4, leftData: 190, rightData: nil),
+            DeltaRun(kind: .different, begin: 300, length: 96, leftData: 290, rightData: 300),
+        ]
+        let header = StreamHeader(blockSize: UInt32(bs), virtualSize: 396 * UInt64(bs), level: 3,
+                                  streamID: Digest128(high: 0x77, low: 1), sourcePool: Digest128(high: 1, low: 2),
+                                  target: SnapshotIdentity(device: 2, creationTime: 1, snapshottedTime: 1, transactionID: 1),
+                                  base: SnapshotIdentity(device: 1, creationTime: 0, snapshottedTime: 1, transactionID: 1),
+                                  baseFingerprint: Digest128(high: 5, low: 5))
+        func send(_ reader: any DataBlockReader) throws -> ([UInt8], Digest128?) {
+            let sink = MemorySink()
+            let sender = StreamSender(header: header, reader: reader,
+                                      compressors: try (0..<2).map { _ in try ZstdCompressor(level: 3, workers: 0) },
+                                      sink: sink, baseDigest: Digest128(high: 5, low: 5))
+            let summary = try sender.send { body in for r in runs { try body(r) } }
+            return (sink.bytes, summary.targetDigest)
+        }
+        let file = try RandomAccessFile(path: path, writable: false)
+        defer { file.close() }
+        let mapped = FileDataBlockReader(file: file, blockSize: bs)
+        let (a, da) = try send(mapped)
+        let (b, db) = try send(memory)
+        #expect(mapped.mappedRuns > 0)
+        let same = a == b
+        #expect(same, "the streams differ (\(a.count) and \(b.count) bytes)")
+        #expect(da == db)
+        // The digest from the blocks themselves: base − old (data blocks 100..<190 at 100, 190..<194,
+        // 290..<386 at 300) + new (data blocks 0..<100 at 0, 200..<290 at 100, 300..<396 at 300).
+        var d = ContentDigest(Digest128(high: 5, low: 5))
+        func bytes(_ first: Int, _ n: Int) -> [UInt8] { Array(memory.data[first * bs..<(first + n) * bs]) }
+        for (v, db, n) in [(100, 100, 90), (190, 190, 4), (300, 290, 96)] {
+            bytes(db, n).withUnsafeBytes { d.remove(blocks: $0, from: UInt64(v), blockSize: bs) }
+        }
+        for (v, db, n) in [(0, 0, 100), (100, 200, 90), (300, 300, 96)] {
+            bytes(db, n).withUnsafeBytes { d.add(blocks: $0, from: UInt64(v), blockSize: bs) }
+        }
+        #expect(da == d.value)
+    }
 
     @Test func streamingXXHashEqualsOneShotInAnySplit() {
         var rng = SeededRNG(seed: 31)
