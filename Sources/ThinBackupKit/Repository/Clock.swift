@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The time workflows record and prune by: now, or THIN_BACKUP_NOW / --now (tests, replays).
 public enum WorkflowClock {
@@ -22,5 +25,20 @@ public enum WorkflowClock {
         return Date()
     }
 
-    public static func format(_ d: Date) -> String { ISO8601DateFormatter().string(from: d) }
+    /// "2026-01-31T02:00:00Z" (UTC, whole seconds, as ISO8601DateFormatter writes it), from the C
+    /// library's calendar: a formatter loads the time-zone database and ICU, about a millisecond
+    /// of every command that records a time.
+    public static func format(_ d: Date) -> String {
+        let t = d.timeIntervalSince1970.rounded(.down)
+        guard t.isFinite, abs(t) < 1e15 else { return ISO8601DateFormatter().string(from: d) }
+        var secs = time_t(t)
+        var tm = Glibc.tm()
+        guard gmtime_r(&secs, &tm) != nil, tm.tm_year + 1900 >= 0, tm.tm_year + 1900 <= 9999 else {
+            return ISO8601DateFormatter().string(from: d)
+        }
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let year = String(tm.tm_year + 1900)
+        return String(repeating: "0", count: 4 - year.count) + year + "-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T"
+            + "\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
+    }
 }
