@@ -46,8 +46,9 @@ extension KeepsBlockDigestMaps {
 /// (or zeros) is a block that contributes nothing (all zeros, unmapped). Sparse: only the entries
 /// of blocks ever written take space, and the file is read and written by ranges, never loaded.
 ///
-/// Written beside the final path (`PATH.new`), synced before the receive's commit and renamed over
-/// PATH after it: a crash in between leaves no map or an older one, whose binding (an older receipt
+/// Written beside the final path (`PATH.new`), synced and renamed over PATH after the receive's
+/// commit: a crash before the rename leaves no map (the receive removed any at PATH when it began),
+/// or, from a receive whose rename was lost, an older one, whose binding (an older receipt
 /// transaction) does not match.
 public enum BlockDigestMap {
     public static let headerSize: UInt64 = 4096
@@ -248,17 +249,23 @@ public enum BlockDigestMap {
             }
         }
 
-        /// Writes the header and syncs (before the receive's commit).
+        /// Writes the header (before the receive's commit) and starts writing the file back, so that
+        /// the sync in `install` finds little left to do.
         public func finish(blockSize: Int, binding: DigestMapBinding) throws {
             let h = BlockDigestMap.encodeHeader(blockSize: blockSize, binding)
             try h.withUnsafeBytes { try file.write($0, at: 0) }
-            try file.sync(faultStep: false)
+            file.startWriteback(offset: 0, length: 0)
         }
 
-        /// Puts the map in place (after the receive's commit). Best effort: without it the device
-        /// has no map (or an older one, whose binding no longer matches).
-        public func install() {
+        /// Syncs the map and puts it in place (after the receive's commit: until the rename the
+        /// device has no map, so the sync need not come before the commit). Best effort: without
+        /// it the device has no map (or an older one, whose binding no longer matches). False
+        /// when not installed.
+        @discardableResult
+        public func install() -> Bool {
+            guard (try? file.sync(faultStep: false)) != nil else { return false }
             if rename(path + ".new", path) == 0 { installed = true }
+            return installed
         }
     }
 }

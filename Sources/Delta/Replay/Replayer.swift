@@ -372,18 +372,15 @@ public final class Replayer {
         let receipt = Receipt(sourcePool: plan.header.sourcePool, source: plan.header.target, streamID: plan.header.streamID,
                               contentDigest: digest, mappingDigest: try pool.mappingDigest(of: plan.dev))
         try pool.setReceipt(receipt, for: plan.dev)
-        // The map is synced before the commit and put in place after it: a crash in between leaves
-        // none (or an older one, whose binding names an older receipt).
+        // The map is synced and put in place after the commit: a crash before that leaves none (or
+        // an older one, whose binding names an older receipt).
         var map = plan.mapWriter
         if let w = map {
             let binding = try? (pool as? KeepsBlockDigestMaps)?.digestMapBinding(of: plan.dev)
             if let b = binding ?? nil, (try? w.finish(blockSize: Int(plan.header.blockSize), binding: b)) != nil {} else { map = nil }
         }
         try pool.commitReceive()
-        if let w = map {
-            w.install()
-            wroteDigestMap = true
-        }
+        if let w = map { wroteDigestMap = w.install() }
         return ReceiveSummary(outcome: plan.resume ? .resumed : .received, device: plan.dev, header: plan.header, trailer: trailer,
                               contentDigest: digest, streamBytes: streamBytes)
     }
