@@ -1,4 +1,5 @@
 public import PoolCore
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,8 +47,8 @@ extension KeepsBlockDigestMaps {
 /// (or zeros) is a block that contributes nothing (all zeros, unmapped). Sparse: only the entries
 /// of blocks ever written take space, and the file is read and written by ranges, never loaded.
 ///
-/// Written beside the final path (`PATH.new`), synced and renamed over PATH after the receive's
-/// commit: a crash before the rename leaves no map (the receive removed any at PATH when it began),
+/// Written beside the final path (`PATH.new`), synced (on another thread, during the receive's
+/// commit) and renamed over PATH after that commit: a crash before the rename leaves no map (the receive removed any at PATH when it began),
 /// or, from a receive whose rename was lost, an older one, whose binding (an older receipt
 /// transaction) does not match.
 public enum BlockDigestMap {
@@ -155,7 +156,7 @@ public enum BlockDigestMap {
     }
 
     /// A new map being written at `path.new`: empty (a full receive) or a copy of a base's entries.
-    public final class Writer {
+    public final class Writer: @unchecked Sendable {
         public let path: String
         let file: RandomAccessFile
         private var installed = false
@@ -178,6 +179,7 @@ public enum BlockDigestMap {
         }
 
         deinit {
+            syncDone?.wait()  // a sync still running uses the file
             file.close()
             if !installed { unlink(path + ".new") }
         }
@@ -249,21 +251,33 @@ public enum BlockDigestMap {
             }
         }
 
-        /// Writes the header (before the receive's commit) and starts writing the file back, so that
-        /// the sync in `install` finds little left to do.
+        /// Signalled when the sync `finish` started is done; `synced` says whether it succeeded.
+        private var syncDone: DispatchSemaphore?
+        private var synced = false
+
+        /// Writes the header (before the receive's commit) and syncs the file on another thread,
+        /// while the receive commits (`install` waits for it).
         public func finish(blockSize: Int, binding: DigestMapBinding) throws {
             let h = BlockDigestMap.encodeHeader(blockSize: blockSize, binding)
             try h.withUnsafeBytes { try file.write($0, at: 0) }
-            file.startWriteback(offset: 0, length: 0)
+            let done = DispatchSemaphore(value: 0)
+            syncDone = done
+            DispatchQueue.global().async { [self] in
+                synced = (try? self.file.sync(faultStep: false)) != nil
+                done.signal()
+            }
         }
 
-        /// Syncs the map and puts it in place (after the receive's commit: until the rename the
-        /// device has no map, so the sync need not come before the commit). Best effort: without
-        /// it the device has no map (or an older one, whose binding no longer matches). False
-        /// when not installed.
+        /// Waits for the map's sync and puts it in place (after the receive's commit: until the
+        /// rename the device has no map, so the sync need not end before the commit). Best effort:
+        /// without it the device has no map (or an older one, whose binding no longer matches).
+        /// False when not installed.
         @discardableResult
         public func install() -> Bool {
-            guard (try? file.sync(faultStep: false)) != nil else { return false }
+            guard let done = syncDone else { return false }
+            done.wait()
+            syncDone = nil
+            guard synced else { return false }
             if rename(path + ".new", path) == 0 { installed = true }
             return installed
         }
