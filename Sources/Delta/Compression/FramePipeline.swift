@@ -39,7 +39,8 @@ public final class FramePipeline {
     /// size it declares: the record's first block and its bytes (valid during the call). For a caller
     /// whose records need no order there (a newest-first merge writes disjoint blocks), so that this
     /// work is spread over the workers instead of the caller's thread. An error it throws is thrown
-    /// when that record is handed back. Set before the first push.
+    /// when that record is handed back. Set while no record is in flight (before the first push, or
+    /// after `drain`): each record runs the one set when it was pushed.
     public var onWorker: (@Sendable (_ firstBlock: UInt64, _ raw: UnsafeRawBufferPointer) throws -> Void)?
 
     private let jobs: [DecompressionJob]

@@ -24,6 +24,9 @@ final class NewestFirstMerge {
     /// The restored device's blocks; an older stream's blocks past them are dropped.
     private let blockCount: UInt64
     private var covered = BlockRangeSet()
+    /// One frame pipeline for the whole chain (its slots' pages are touched once, not once a stream),
+    /// and the largest record it takes.
+    private var pipeline: (frames: FramePipeline, maxRecordRaw: Int)?
     /// Data records merged so far that were not decompressed (every block covered).
     private(set) var skippedRecords: UInt64 = 0
     private(set) var decompressedRecords: UInt64 = 0
@@ -77,7 +80,11 @@ final class NewestFirstMerge {
                         throw StreamError.badRecord(sequence: 0, reason: "its blocks are \(h.blockSize) bytes, the restored device's \(blockSize)")
                     }
                     header = h
-                    frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw))
+                    if pipeline == nil || pipeline!.maxRecordRaw < Int(h.maxRecordRaw) {
+                        pipeline = (try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw)),
+                                    Int(h.maxRecordRaw))
+                    }
+                    frames = pipeline!.frames
                     frames!.onWorker = Self.writer(out, covered: covered, blockSize: bs, blockCount: blockCount)
                 case let .data(first, count, _):
                     mine.insert(first..<first + UInt64(count))
