@@ -51,7 +51,9 @@ final class NewestFirstMerge {
         var frames: FramePipeline?
         var header: StreamHeader?
         var report = MergeReport(target: "", dataBlocks: 0, zeroedBlocks: 0, streamBytes: 0, seconds: 0)
-        var written: UInt64 = 0
+        // Progress: the bytes of the data and zero records read so far, written or not (the header's
+        // `expectedBlocks` counts those), so a stream mostly covered by newer ones still ends at 100 %.
+        var passed: UInt64 = 0
         // This stream's blocks: covered once it has ended (its own records never overlap, but
         // they are not trusted to).
         var mine = BlockRangeSet()
@@ -63,10 +65,7 @@ final class NewestFirstMerge {
         // and the covered set does not change until the stream has ended); this thread counts.
         func apply(_ r: FramePipeline.Decoded) throws {
             guard case let .data(first, count, _) = r.record else { return }
-            covered.gaps(in: live(first, UInt64(count))) { g in
-                report.dataBlocks += UInt64(g.count)
-                written += UInt64(g.count) * bs
-            }
+            covered.gaps(in: live(first, UInt64(count))) { g in report.dataBlocks += UInt64(g.count) }
         }
         while true {
             let n = try d.fill(upTo: 1 << 20) { try source.read(into: $0) }
@@ -88,6 +87,7 @@ final class NewestFirstMerge {
                     frames!.onWorker = Self.writer(out, covered: covered, blockSize: bs, blockCount: blockCount)
                 case let .data(first, count, _):
                     mine.insert(first..<first + UInt64(count))
+                    passed += UInt64(count) * bs
                     if covered.contains(live(first, UInt64(count))) {
                         skippedRecords += 1
                     } else {
@@ -97,10 +97,11 @@ final class NewestFirstMerge {
                 case let .zero(first, count), let .discard(first, count):
                     mine.insert(first..<first + count)
                     report.zeroedBlocks += count
+                    if case .zero = rec { passed += count * bs }
                 case .trailer, .sealed:
                     break
                 }
-                meter.update(done: written, total: (header?.expectedBlocks ?? 0).saturatingMultiplied(by: bs),
+                meter.update(done: passed, total: (header?.expectedBlocks ?? 0).saturatingMultiplied(by: bs),
                              streamBytes: report.streamBytes)
             }
         }
