@@ -17,7 +17,8 @@ import PoolCore
 /// The file must read zeros wherever it is not written (a new, empty file grown to the device's
 /// size, `init`), the streams' blocks must be whole (no partial last block), and no stream may
 /// read an external origin: for anything else merge oldest first (`runMerge`).
-/// Memory: the covered blocks as ranges (`BlockRangeSet`), the frame pipeline of one stream.
+/// Memory: the covered blocks as ranges (`BlockRangeSet`), one frame pipeline for the chain.
+/// After a `merge` throws, the object is not used again (its pipeline may hold records).
 final class NewestFirstMerge {
     private let out: RandomAccessFile
     private let blockSize: UInt32
@@ -54,8 +55,8 @@ final class NewestFirstMerge {
         // Progress: the bytes of the data and zero records read so far, written or not (the header's
         // `expectedBlocks` counts those), so a stream mostly covered by newer ones still ends at 100 %.
         var passed: UInt64 = 0
-        // This stream's blocks: covered once it has ended (its own records never overlap, but
-        // they are not trusted to).
+        // This stream's blocks: covered once it has ended, not before (the set the workers read
+        // stays as it is while they write; the decoder refuses records that overlap or go back).
         var mine = BlockRangeSet()
         let bs = UInt64(blockSize)
         let blockCount = blockCount
