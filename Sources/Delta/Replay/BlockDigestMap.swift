@@ -262,7 +262,9 @@ public enum BlockDigestMap {
             try h.withUnsafeBytes { try file.write($0, at: 0) }
             let done = DispatchSemaphore(value: 0)
             syncDone = done
-            DispatchQueue.global().async { [self] in
+            // A queue of its own (overcommit): not a global queue's thread, which `install` could
+            // wait for from one of the same pool.
+            DispatchQueue(label: "thin-backup.digest-map-sync").async { [self] in
                 synced = (try? self.file.sync(faultStep: false)) != nil
                 done.signal()
             }
