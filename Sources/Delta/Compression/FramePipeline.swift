@@ -226,18 +226,8 @@ private final class DecompressionJob: @unchecked Sendable {
                     perBlock = .allocate(capacity: count)
                 }
                 let vals = perBlock!
-                var s = Digest128.zero
-                for i in 0..<count {
-                    let b = UnsafeRawBufferPointer(rebasing: out[i * d.blockSize..<min((i + 1) * d.blockSize, n)])
-                    if let (hi, lo) = ContentDigest.contribution(block: d.first &+ UInt64(i), b) {
-                        vals[i] = Digest128(high: hi, low: lo)
-                        s.high &+= hi
-                        s.low &+= lo
-                    } else {
-                        vals[i] = .zero
-                    }
-                }
-                digest = s
+                digest = ContentDigest.contributions(blocks: UnsafeRawBufferPointer(rebasing: out[0..<n]), from: d.first,
+                                                     blockSize: d.blockSize, into: vals)
                 blockDigests = UnsafeBufferPointer(rebasing: vals[0..<count])
             }
             if let hook, n == expected {

@@ -276,9 +276,9 @@ public final class Replayer {
                 if let w = plan.mapWriter {
                     do {
                         if let vals = item.blockDigests { try w.set(first, vals) } else {
-                            let vals = (0..<Int(count)).map { i in
-                                let b = UnsafeRawBufferPointer(rebasing: item.raw[i * bs..<min((i + 1) * bs, item.raw.count)])
-                                return ContentDigest.contribution(block: first &+ UInt64(i), b).map { Digest128(high: $0.0, low: $0.1) } ?? .zero
+                            var vals = [Digest128](repeating: .zero, count: Int(count))
+                            _ = vals.withUnsafeMutableBufferPointer {
+                                ContentDigest.contributions(blocks: item.raw, from: first, blockSize: bs, into: $0)
                             }
                             try vals.withUnsafeBufferPointer { try w.set(first, $0) }
                         }

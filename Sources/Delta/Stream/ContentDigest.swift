@@ -47,6 +47,27 @@ public struct ContentDigest: Equatable, Sendable {
         return d.value
     }
 
+    /// Writes each block's contribution (zero for an all-zero block) of `bytes` — consecutive blocks
+    /// of `blockSize` from virtual block `first`, the last one possibly short — into `out` (an entry
+    /// per block) and returns their sum (`sum(blocks:from:blockSize:)`).
+    public static func contributions(blocks bytes: UnsafeRawBufferPointer, from first: UInt64, blockSize: Int,
+                                     into out: UnsafeMutableBufferPointer<Digest128>) -> Digest128 {
+        var s = Digest128.zero
+        var i = 0
+        while i * blockSize < bytes.count {
+            let b = UnsafeRawBufferPointer(rebasing: bytes[i * blockSize..<min((i + 1) * blockSize, bytes.count)])
+            if let (hi, lo) = contribution(block: first &+ UInt64(i), b) {
+                out[i] = Digest128(high: hi, low: lo)
+                s.high &+= hi
+                s.low &+= lo
+            } else {
+                out[i] = .zero
+            }
+            i += 1
+        }
+        return s
+    }
+
     /// Adds a `sum` of blocks' contributions.
     public mutating func add(_ sum: Digest128) { value.high &+= sum.high; value.low &+= sum.low }
 
