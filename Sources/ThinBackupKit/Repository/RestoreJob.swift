@@ -75,10 +75,10 @@ private func damaged(_ b: BackupRecord, target: BackupRecord, _ error: any Error
 }
 
 /// What the catalog says stream `b` holds, checked while a file restore merges it: the snapshot
-/// (and no external origin when none is given) before the first write, the digest at its end.
-private func expectation(_ b: BackupRecord, target: BackupRecord, origin: String?) -> MergeExpectation {
+/// (and no external origin: this merge has none) before the first write, the digest at its end.
+private func expectation(_ b: BackupRecord, target: BackupRecord) -> MergeExpectation {
     MergeExpectation(header: { h in
-        if h.readsOrigin, origin == nil { throw originNeeded(target) }
+        if h.readsOrigin { throw originNeeded(target) }
         guard h.target.device == b.snapDev else {
             throw damaged(b, target: target, JobError("its stream holds snapshot \(h.target.device), the catalog says \(b.snapDev)"))
         }
@@ -219,7 +219,7 @@ private func mergeNewestFirst(_ chain: [BackupRecord], into path: String, repo: 
         do {
             // One fsync for the whole chain (by the caller, before the rename), not one per stream.
             let r = try merge.merge(try repo.store.source(b.object), keyring: repo.keyring, label: "restore \(i + 1)/\(chain.count)",
-                                    quiet: quiet, expect: expectation(b, target: target, origin: nil))
+                                    quiet: quiet, expect: expectation(b, target: target))
             bytes += r.streamBytes
         } catch let e as StreamError {
             throw damaged(b, target: target, e)

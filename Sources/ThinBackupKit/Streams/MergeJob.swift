@@ -28,8 +28,7 @@ public struct MergeReport: Codable {
 /// at the stream's virtual size; a block device smaller than that is refused before any write.
 /// `sync: false` leaves the final fsync to the caller (a restore merging a chain syncs once, at its end).
 public func runMerge(stream: String, into target: String, quiet: Bool, source givenSource: ByteSource? = nil,
-                     origin: String? = nil, keyring: StreamKeyring? = nil, sync: Bool = true,
-                     expect: MergeExpectation? = nil) throws -> MergeReport {
+                     origin: String? = nil, keyring: StreamKeyring? = nil, sync: Bool = true) throws -> MergeReport {
     if givenSource == nil, case .file? = try? Endpoint(parsing: stream) {
         try requireOrigin(try verifyStream(source: try Transport.source(for: stream), quiet: quiet, keyring: keyring), origin: origin, stream: stream)
     }
@@ -92,7 +91,6 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
         report.streamBytes += UInt64(n)
         while let rec = try d.next() {
             if case .header(let h) = rec {
-                try expect?.header(h)
                 header = h
                 frames = try FramePipeline(workers: FramePipeline.defaultWorkers, maxRecordRaw: Int(h.maxRecordRaw))
                 if regular, try out.size() < h.virtualSize { try out.truncate(to: h.virtualSize) }
@@ -107,25 +105,12 @@ public func runMerge(stream: String, into target: String, quiet: Bool, source gi
     }
     try frames?.drain(apply)
     try d.finish()
-    try expect?.trailer(d.trailer)
     if sync { try out.sync() }
     meter.finish()
     report.unmappedBytes = zeroing.unmappedBytes
     report.zeroWrittenBytes = zeroing.zeroWrittenBytes
     report.seconds = meter.elapsed
     return report
-}
-
-/// What a caller requires of a stream it merges, checked as the stream is read: `header` before
-/// anything is written, `trailer` once the stream has ended (a restore's catalog says what each
-/// stream of its chain holds). Either throws to stop the merge.
-public struct MergeExpectation {
-    public var header: (StreamHeader) throws -> Void
-    public var trailer: (StreamTrailer?) throws -> Void
-    public init(header: @escaping (StreamHeader) throws -> Void, trailer: @escaping (StreamTrailer?) throws -> Void) {
-        self.header = header
-        self.trailer = trailer
-    }
 }
 
 /// Opens a merge target for writing; a missing one is created as a regular file (never under /dev).

@@ -129,3 +129,15 @@ final class NewestFirstMerge {
         }
     }
 }
+
+/// What a caller requires of a stream it merges, checked as the stream is read: `header` before
+/// anything is written, `trailer` once the stream has ended (a restore's catalog says what each
+/// stream of its chain holds). Either throws to stop the merge.
+public struct MergeExpectation {
+    public var header: (StreamHeader) throws -> Void
+    public var trailer: (StreamTrailer?) throws -> Void
+    public init(header: @escaping (StreamHeader) throws -> Void, trailer: @escaping (StreamTrailer?) throws -> Void) {
+        self.header = header
+        self.trailer = trailer
+    }
+}
