@@ -29,6 +29,8 @@ public final class FramePipeline {
         /// With `digestsBlocks`, for a data record: each block's contribution (zero for an all-zero
         /// block), valid until the handler returns; their sum is `blocksDigest`.
         public let blockDigests: UnsafeBufferPointer<Digest128>?
+        /// For a data record: `onWorker` ran for it (it was set when the record was pushed).
+        public var ranOnWorker = false
     }
 
     /// Workers also sum each data record's content digest contributions (`Decoded.blocksDigest`),
@@ -92,8 +94,10 @@ public final class FramePipeline {
     /// decompressed to `body` (in order), and while every slot is busy, waits for the oldest.
     /// A data record's frame is `frame` when given (bytes valid during the call, e.g. in the stream
     /// decoder's buffer: `StreamDecoder.withPlacedFrame`), else the record's own array.
+    /// With `stable`, the frame's bytes stay valid until the record is handed back: they are read
+    /// where they lie (a mapped stream's, `StreamDecoder.framesAreStable`), not copied into the slot.
     public func push(_ record: StreamRecord, sequence: UInt64, blockSize: Int, frame placed: UnsafeRawBufferPointer? = nil,
-                     _ body: (Decoded) throws -> Void) throws {
+                     stable: Bool = false, _ body: (Decoded) throws -> Void) throws {
         guard case let .data(first, count, frame) = record else {
             queue.append((record, sequence, nil))
             try deliverReady(body)
@@ -110,7 +114,7 @@ public final class FramePipeline {
         let job = jobs[slot]
         let digest = digestsBlocks ? (first: first, blockSize: blockSize) : nil
         let hook = onWorker.map { h in { @Sendable (raw: UnsafeRawBufferPointer) throws in try h(first, raw) } }
-        if let placed { job.start(placed, expected: raw, digest: digest, hook: hook) } else {
+        if let placed { job.start(placed, stable: stable, expected: raw, digest: digest, hook: hook) } else {
             frame.withUnsafeBytes { job.start($0, expected: raw, digest: digest, hook: hook) }
         }
         queue.append((.data(firstBlock: first, blockCount: count, frame: []), sequence, slot))
@@ -123,7 +127,8 @@ public final class FramePipeline {
     /// there (`StreamDecoder.framesInPlace`), else from the record's own array.
     public func push(_ record: StreamRecord, from decoder: borrowing StreamDecoder, sequence: UInt64, blockSize: Int,
                      _ body: (Decoded) throws -> Void) throws {
-        if try decoder.withPlacedFrame({ try push(record, sequence: sequence, blockSize: blockSize, frame: $0, body) }) == nil {
+        let stable = decoder.framesAreStable
+        if try decoder.withPlacedFrame({ try push(record, sequence: sequence, blockSize: blockSize, frame: $0, stable: stable, body) }) == nil {
             try push(record, sequence: sequence, blockSize: blockSize, body)
         }
     }
@@ -165,7 +170,7 @@ public final class FramePipeline {
         }
         if let e = job.hookError { throw e }
         try body(Decoded(record: item.record, sequence: item.sequence, raw: UnsafeRawBufferPointer(rebasing: job.buffer[0..<got]),
-                         blocksDigest: job.digest, blockDigests: job.digest == nil ? nil : job.blockDigests))
+                         blocksDigest: job.digest, blockDigests: job.digest == nil ? nil : job.blockDigests, ranOnWorker: job.hasHook))
     }
 }
 
@@ -176,7 +181,8 @@ private final class DecompressionJob: @unchecked Sendable {
     /// The frame being decompressed (a copy: frames of every size allocated and freed across threads
     /// fragmented the heap to 140 MiB on a 0.5 GiB stream).
     let input: UnsafeMutableRawBufferPointer
-    private var frameCount = 0
+    /// The frame being decompressed: in `input`, or where the caller keeps it (a stable frame).
+    private var source = UnsafeRawBufferPointer(start: nil, count: 0)
     var capacity: Int { buffer.count }
     private(set) var expected = 0
     private(set) var result: Result<Int, ZstdError> = .success(0)
@@ -189,6 +195,7 @@ private final class DecompressionJob: @unchecked Sendable {
     /// Run on the worker over the decompressed bytes (`FramePipeline.onWorker`), and what it threw.
     private var hook: (@Sendable (UnsafeRawBufferPointer) throws -> Void)?
     private(set) var hookError: (any Error)?
+    var hasHook: Bool { hook != nil }
     private let done = DispatchSemaphore(value: 0)
 
     init(capacity: Int) throws {
@@ -202,15 +209,19 @@ private final class DecompressionJob: @unchecked Sendable {
     /// Finished and not yet waited for (read and written by the caller's thread only).
     private var finished = false
 
-    /// Copies the frame in (the caller checked it fits).
-    func start(_ frame: UnsafeRawBufferPointer, expected: Int, digest: (first: UInt64, blockSize: Int)?,
+    /// Copies the frame in (the caller checked it fits), or with `stable` reads it where it lies.
+    func start(_ frame: UnsafeRawBufferPointer, stable: Bool = false, expected: Int, digest: (first: UInt64, blockSize: Int)?,
                hook: (@Sendable (UnsafeRawBufferPointer) throws -> Void)? = nil) {
         digestOf = digest
         self.digest = nil
         self.hook = hook
         hookError = nil
-        if frame.count > 0 { UnsafeMutableRawBufferPointer(rebasing: input[0..<frame.count]).copyMemory(from: frame) }
-        frameCount = frame.count
+        if stable {
+            source = frame
+        } else {
+            if frame.count > 0 { UnsafeMutableRawBufferPointer(rebasing: input[0..<frame.count]).copyMemory(from: frame) }
+            source = UnsafeRawBufferPointer(rebasing: input[0..<frame.count])
+        }
         self.expected = expected
         finished = false
     }
@@ -218,7 +229,7 @@ private final class DecompressionJob: @unchecked Sendable {
     func run() {
         let out = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<expected])
         do {
-            let n = try z.decompress(UnsafeRawBufferPointer(rebasing: input[0..<frameCount]), into: out)
+            let n = try z.decompress(source, into: out)
             if let d = digestOf, n == expected, d.blockSize > 0 {
                 let count = (n + d.blockSize - 1) / d.blockSize
                 if (perBlock?.count ?? 0) < count {

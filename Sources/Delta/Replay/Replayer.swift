@@ -47,6 +47,11 @@ public final class Replayer {
     public private(set) var usedDigestMap = false
     /// Whether the last receive wrote a block digest map for its device.
     public private(set) var wroteDigestMap = false
+    /// Data records of the last receive that were placed and written by the worker that decompressed
+    /// them (`PlacesWrites`), not by the receiving thread.
+    public private(set) var recordsWrittenOnWorkers: UInt64 = 0
+    /// Whether the last receive decoded its source mapped (`ByteSource.mapRest`), not read.
+    public private(set) var decodedMapped = false
 
     /// Receives the stream `source` yields. With `resume`, continues the interrupted receive of the
     /// target (from a resumed stream or the whole stream again, skipping what was applied).
@@ -73,6 +78,7 @@ public final class Replayer {
     private var decoder = StreamDecoder()
     private var streamBytes: UInt64 = 0
     private var sourceDone = false
+    private var triedMapping = false
 
     /// The next record; nil when the source ended (the decoder then says whether that was the end).
     private func nextRecord(_ source: ByteSource) throws -> StreamRecord? {
@@ -81,6 +87,16 @@ public final class Replayer {
             if sourceDone { try decoder.finish(); return nil }
             // Read straight into the decoder's buffer; data records' frames stay there until pushed.
             decoder.framesInPlace = true
+            if !triedMapping {
+                // A regular file is decoded where it lies, mapped: nothing is read or copied.
+                triedMapping = true
+                if let m = source.mapRest() {
+                    if decoder.feed(mapping: m) { decodedMapped = true } else { decoder.feed(m.bytes) }
+                    streamBytes += UInt64(m.bytes.count)
+                    sourceDone = true
+                    continue
+                }
+            }
             let n = try decoder.fill(upTo: max(readSize, 1)) { try source.read(into: $0) }
             if n == 0 { sourceDone = true; continue }
             streamBytes += UInt64(n)
@@ -112,9 +128,12 @@ public final class Replayer {
         decoder = StreamDecoder(keyring: keyring)
         streamBytes = 0
         sourceDone = false
+        triedMapping = false
         replacedBlocksRead = 0
         usedDigestMap = false
         wroteDigestMap = false
+        recordsWrittenOnWorkers = 0
+        decodedMapped = false
         switch try resolve(source, resume: resume, continuing: continuing) {
         case let .alreadyReceived(summary):
             return summary
@@ -237,6 +256,21 @@ public final class Replayer {
         let expected = plan.header.expectedBlocks.saturatingMultiplied(by: UInt64(bs))
         var applied: UInt64 = 0
         var sinceCheckpoint: UInt64 = 0
+        // Where no old content is read back first (a new device, or a base with a digest map), a data
+        // record of whole receiver blocks is placed as it is read, and the worker that decompressed it
+        // writes it: this thread neither copies nor waits for its bytes.
+        let placer = freshDevice || plan.baseMap != nil ? pool as? PlacesWrites : nil
+        let poolBlock = UInt64(max(pool.blockSize, 1))
+
+        /// What writes a data record on its worker, once placed; nil: `applyRecord` writes it.
+        func placement(_ rec: StreamRecord) throws -> (@Sendable (UInt64, UnsafeRawBufferPointer) throws -> Void)? {
+            guard let placer, case let .data(first, count, _) = rec else { return nil }
+            let r = try byteRange(dev, first, UInt64(count), bs, size)
+            guard r.lowerBound % poolBlock == 0, UInt64(r.count) % poolBlock == 0 else { return nil }
+            let n = r.count
+            let write = try placer.placeWrite(dev, offset: r.lowerBound, count: n)
+            return { _, raw in try write(UnsafeRawBufferPointer(rebasing: raw[0..<n])) }
+        }
 
         /// Removes the old content of blocks about to change from the digest (reads them from the device;
         /// their sum leaves the digest at `settle`).
@@ -268,7 +302,15 @@ public final class Replayer {
         /// Takes the replaced blocks hashed so far out of the digest (before it is read).
         func settle() { plan.digest.remove(replaced.take()) }
 
+        // Stream offsets where the records pushed and not yet applied start, oldest first: a mapped
+        // stream's pages before the oldest are let go (`StreamDecoder.releaseMapped`).
+        var inFlight: [UInt64] = []
+        var inFlightHead = 0
+        var recordStart = decoder.consumedBytes
+
         func applyRecord(_ item: FramePipeline.Decoded) throws {
+            inFlightHead += 1
+            if inFlightHead >= 1024 { inFlight.removeFirst(inFlightHead); inFlightHead = 0 }
             switch item.record {
             case let .data(first, count, _):
                 try forget(first, UInt64(count))
@@ -284,8 +326,12 @@ public final class Replayer {
                         }
                     } catch { plan.mapWriter = nil }
                 }
-                let r = try byteRange(dev, first, UInt64(count), bs, size)
-                try pool.write(dev, offset: r.lowerBound, UnsafeRawBufferPointer(rebasing: item.raw[0..<r.count]))
+                if item.ranOnWorker {
+                    recordsWrittenOnWorkers += 1
+                } else {
+                    let r = try byteRange(dev, first, UInt64(count), bs, size)
+                    try pool.write(dev, offset: r.lowerBound, UnsafeRawBufferPointer(rebasing: item.raw[0..<r.count]))
+                }
                 applied += UInt64(item.raw.count)
                 sinceCheckpoint += UInt64(item.raw.count)
             case let .zero(first, count):
@@ -306,11 +352,13 @@ public final class Replayer {
             case .header, .trailer, .sealed:
                 throw StreamError.badRecord(sequence: item.sequence, reason: "unexpected record")
             }
-            onProgress?(applied, streamBytes, expected)
+            onProgress?(applied, decoder.consumedBytes, expected)
         }
 
         while let rec = try nextRecord(source) {
             let seq = decoder.progress.nextSequence &- 1
+            let at = recordStart
+            recordStart = decoder.consumedBytes
             if case .trailer(let t) = rec {
                 try frames.drain(applyRecord)
                 settle()
@@ -322,8 +370,12 @@ public final class Replayer {
                 }
                 continue
             }
-            // A frame left in the decoder's buffer is copied once, into its slot.
+            frames.onWorker = try placement(rec)
+            inFlight.append(at)
+            // A frame left in the decoder's buffer is copied once, into its slot (read where it lies
+            // in a mapped stream).
             try frames.push(rec, from: decoder, sequence: seq, blockSize: bs, applyRecord)
+            decoder.releaseMapped(before: inFlightHead < inFlight.count ? inFlight[inFlightHead] : recordStart)
             if let every = checkpointBytes {
                 // A checkpoint names the decoder's position: everything decoded so far is applied first.
                 try frames.drain(applyRecord)

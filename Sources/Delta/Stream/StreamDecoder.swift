@@ -1,4 +1,4 @@
-internal import PoolCore
+public import PoolCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -98,12 +98,52 @@ public struct StreamDecoder: Sendable {
         return n
     }
 
+    /// Decodes the bytes of `mapping` where they lie (a regular file's rest, mapped): nothing is
+    /// copied, and data records' frames stay valid as long as the mapping (`framesAreStable`). Only
+    /// for a decoder that holds no unconsumed bytes (else nothing changes and false is returned);
+    /// bytes fed later are copied after the mapping's as usual.
+    public mutating func feed(mapping: FileMapping) -> Bool {
+        guard available == 0 else { return false }
+        storage = DecoderBytes(mapping: mapping)
+        releasedBelow = 0
+        start = 0
+        end = mapping.bytes.count
+        placedFrame = nil
+        return true
+    }
+
+    /// Frames handed out by `withPlacedFrame` stay valid for as long as the mapping fed (`feed(mapping:)`)
+    /// lives, not only during the call: a caller may read them later, on another thread.
+    public var framesAreStable: Bool { storage.mapping != nil }
+
+    /// Lets the pages of the fed mapping before stream offset `streamOffset` go (their bytes stay in the
+    /// page cache), a few MiB at a time: bounds what a long mapped stream holds resident. The caller
+    /// reads no frame there any more (it gives the offset of the oldest record it still uses).
+    public mutating func releaseMapped(before streamOffset: UInt64) {
+        guard let m = storage.mapping, streamOffset <= offset else { return }
+        let upTo = start - Int(offset - streamOffset)
+        guard upTo >= releasedBelow + Self.releaseStep else { return }
+        m.release(from: releasedBelow, below: upTo)
+        releasedBelow = upTo
+    }
+
+    /// The fed mapping's bytes below this were released (`releaseMapped`).
+    private var releasedBelow = 0
+    /// Pages are released this many bytes at a time.
+    static let releaseStep = 16 << 20
+
     /// Makes room for `count` more bytes after `end`: moves the unconsumed bytes to the front once
     /// they are the smaller half, and grows the buffer, once the header is known, to hold the largest
     /// record beside what is fed (grown by doubling, it was allocated, copied and first touched at
     /// 1, 2, 4… MiB in turn).
     private mutating func makeRoom(_ count: Int) {
         placedFrame = nil
+        if storage.mapping != nil {
+            // A mapping is read-only: what is left of it moves to a buffer of the decoder's own.
+            storage = storage.copy(start..<end, room: end - start + count)
+            end -= start
+            start = 0
+        }
         if !isKnownUniquelyReferenced(&storage) {
             // A copy of this decoder holds the buffer too: this one takes its own.
             storage = storage.copy(start..<end, room: buffer.count)
@@ -382,12 +422,20 @@ public struct StreamDecoder: Sendable {
 /// A stream decoder's buffer: one `PageBuffer` mapping (none while empty).
 private final class DecoderBytes: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
+    /// The file mapping `bytes` lies in (never written); nil: `bytes` is this object's own buffer.
+    let mapping: FileMapping?
 
     init(count: Int) {
         bytes = count > 0 ? PageBuffer.allocate(count) : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        mapping = nil
     }
 
-    deinit { if bytes.count > 0 { PageBuffer.release(bytes) } }
+    init(mapping: FileMapping) {
+        bytes = UnsafeMutableRawBufferPointer(mutating: mapping.bytes)
+        self.mapping = mapping
+    }
+
+    deinit { if mapping == nil, bytes.count > 0 { PageBuffer.release(bytes) } }
 
     /// A new buffer of `room` bytes holding this one's `range` at its start.
     func copy(_ range: Range<Int>, room: Int) -> DecoderBytes {

@@ -127,8 +127,23 @@ public final class FileSource: ByteSource {
     deinit { if fd > 2 { close(fd) } }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if mappedAll { return 0 }
         let n = try sysCall("read", path == "-" ? "standard input" : path) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
         bytesRead += UInt64(n)
         return n
+    }
+
+    /// The rest of the file was handed out mapped (`mapRest`): reads find its end.
+    private var mappedAll = false
+
+    /// A regular file's rest, mapped (a receive decodes it where it lies, copying nothing). The file
+    /// must not shrink meanwhile: a stream file is written once and then only read.
+    public func mapRest() -> FileMapping? {
+        guard !mappedAll, path != "-", size != nil else { return nil }
+        let at = lseek(fd, 0, SEEK_CUR)
+        guard at >= 0, let m = FileMapping.rest(ofRegularFile: fd, from: UInt64(at)) else { return nil }
+        mappedAll = true
+        bytesRead += UInt64(m.bytes.count)
+        return m
     }
 }

@@ -148,4 +148,27 @@ import TestSupport
             _ = try verifyDevice(UserspacePool(folder: src.path), device: src.snapshots[1], digest: full.targetDigest!, quiet: true)
         }
     }
+    /// A stream file's rest is handed out mapped (a receive decodes it where it lies): from where the
+    /// source stands (a continuing receive opens it at an offset), after which reads find its end;
+    /// standard input is never mapped.
+    @Test func aFileSourceMapsTheRestOfItsFile() throws {
+        let out = TempDir("sr-map")
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) }
+        try Data(bytes).write(to: URL(fileURLWithPath: out.file("s")))
+        let whole = try FileSource(path: out.file("s"))
+        let m = try #require(whole.mapRest())
+        #expect(Array(m.bytes) == bytes)
+        #expect(whole.bytesRead == UInt64(bytes.count))
+        var buf = [UInt8](repeating: 0, count: 100)
+        #expect(try buf.withUnsafeMutableBytes { try whole.read(into: $0) } == 0, "mapped: at its end")
+        #expect(whole.mapRest() == nil, "mapped once")
+
+        let later = try FileSource(path: out.file("s"), startOffset: 123_457)
+        #expect(try buf.withUnsafeMutableBytes { try later.read(into: $0) } == 100)
+        #expect(buf == Array(bytes[123_457..<123_557]))
+        let rest = try #require(later.mapRest())
+        #expect(Array(rest.bytes) == Array(bytes[123_557...]), "from where reading stands")
+        #expect(later.bytesRead == UInt64(bytes.count - 123_457))
+        #expect(try FileSource(path: "-").mapRest() == nil)
+    }
 }
