@@ -42,11 +42,14 @@ public enum ThinBackupMain {
     }
 
     /// The command `arguments` name, parsed as `RootCommand.parseAsRoot` parses it (the same
-    /// command, the same errors, the same help). When the first argument names one of the root's
+    /// command, the same errors, the same help). A plain `receive` is built directly
+    /// (`ReceiveDirectParse`). Otherwise, when the first argument names one of the root's
     /// subcommands, that subcommand's own tree is parsed first (`subcommandFastPath`): the root's
     /// tree is not built by reflection, nor the completion-script request looked for in it. Any
     /// other outcome (an error, a help, version or completion request) is left to the full parse.
     static func parse(_ arguments: [String]) throws -> any ParsableCommand {
+        // `receive` in its plain forms is parsed without ArgumentParser's reflection (ReceiveDirectParse).
+        if let command = ReceiveDirectParse.parse(arguments) { return command }
         if let command = subcommandFastPath(arguments) { return command }
         return try RootCommand.parseAsRoot(arguments)
     }
