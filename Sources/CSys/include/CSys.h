@@ -27,5 +27,7 @@ int csys_spawn(const char *path, char *const argv[], char *const envp[], pid_t *
 /* ---- CRC-32C (Castagnoli), raw register: no initial/final inversion applied here ---- */
 /* Updates `crc` over `len` bytes; uses SSE4.2 when the CPU has it. */
 uint32_t csys_crc32c_update(uint32_t crc, const void *data, size_t len);
+/* The same register update from tables only (tests compare the instruction path with it). */
+uint32_t csys_crc32c_update_portable(uint32_t crc, const void *data, size_t len);
 
 #endif
