@@ -92,13 +92,14 @@ public struct PlacedWrite: Sendable {
     public let extents: [Extent]
 
     /// Writes `bytes` (the write's `count` bytes) where they were placed, and starts their
-    /// writeback so that the commit's data sync waits for little.
+    /// writeback so that the commit's data sync waits for little. Placed writes from several threads
+    /// take turns (`RandomAccessFile.writeInTurn`).
     public func perform(_ bytes: UnsafeRawBufferPointer) throws {
         guard bytes.count == count else {
             throw PoolError.invalid("a placed write of \(count) bytes was given \(bytes.count)")
         }
         for e in extents {
-            try file.write(UnsafeRawBufferPointer(rebasing: bytes[e.source..<(e.source + e.count)]), at: e.data)
+            try file.writeInTurn(UnsafeRawBufferPointer(rebasing: bytes[e.source..<(e.source + e.count)]), at: e.data)
             file.startWriteback(offset: e.data, length: UInt64(e.count))
         }
     }
