@@ -19,37 +19,44 @@ public enum ThinBackupMain {
         }
         // Cleanups registered by commands (e.g. a reserved metadata snapshot) also run on SIGINT/SIGTERM/SIGHUP.
         Interrupts.shared.install()
+        // `receive` in its plain forms is parsed without ArgumentParser (ReceiveDirectParse) and
+        // runs as `ReceiveCommand.run` runs it.
+        if let receive = ReceiveDirectParse.parse(arguments) {
+            return execute(isHelp: { false }) { try receive.run() }
+        }
         var command: any ParsableCommand
         do {
             command = try parse(arguments)
         } catch {
             return finish(ExitStatus.argumentParser(error))
         }
-        // A signal's cleanups, once begun, end the process with the signal's status; a command
-        // that ends meanwhile (its reads cut short by a released snapshot, say) waits for that
-        // and prints nothing.
+        // `help SUB` parses into ArgumentParser's own `help` command, whose run() throws the
+        // help request: ArgumentParser renders it, as it does `--help` at parse time.
+        return execute(isHelp: { type(of: command).configuration.commandName == "help" }) { try command.run() }
+    }
+
+    /// Runs a parsed command: exit 0, or its error's line and exit code (`isHelp`: the error is
+    /// ArgumentParser's help request, which it renders). A signal's cleanups, once begun, end the
+    /// process with the signal's status; a command that ends meanwhile (its reads cut short by a
+    /// released snapshot, say) waits for that and prints nothing.
+    private static func execute(isHelp: () -> Bool, _ body: () throws -> Void) -> Int32 {
         do {
-            try command.run()
+            try body()
             Interrupts.shared.parkIfInterrupted()
             return ExitStatus.ok
         } catch {
             Interrupts.shared.parkIfInterrupted()
-            // `help SUB` parses into ArgumentParser's own `help` command, whose run() throws the
-            // help request: ArgumentParser renders it, as it does `--help` at parse time.
-            if type(of: command).configuration.commandName == "help" { return finish(ExitStatus.argumentParser(error)) }
+            if isHelp() { return finish(ExitStatus.argumentParser(error)) }
             return finish(ExitStatus.of(error))
         }
     }
 
     /// The command `arguments` name, parsed as `RootCommand.parseAsRoot` parses it (the same
-    /// command, the same errors, the same help). A plain `receive` is built directly
-    /// (`ReceiveDirectParse`). Otherwise, when the first argument names one of the root's
+    /// command, the same errors, the same help). When the first argument names one of the root's
     /// subcommands, that subcommand's own tree is parsed first (`subcommandFastPath`): the root's
     /// tree is not built by reflection, nor the completion-script request looked for in it. Any
     /// other outcome (an error, a help, version or completion request) is left to the full parse.
     static func parse(_ arguments: [String]) throws -> any ParsableCommand {
-        // `receive` in its plain forms is parsed without ArgumentParser's reflection (ReceiveDirectParse).
-        if let command = ReceiveDirectParse.parse(arguments) { return command }
         if let command = subcommandFastPath(arguments) { return command }
         return try RootCommand.parseAsRoot(arguments)
     }

@@ -13,12 +13,29 @@ struct KeyOptions: ParsableArguments {
                                valueName: "file"))
     public var passphraseFile: String?
 
-    public func validate() throws {
+    public func validate() throws { try names.validate() }
+
+    /// The options' values as plain fields.
+    var names: KeyNames { KeyNames(encryptKey: encryptKey, passphraseFile: passphraseFile) }
+
+    /// The keyring the options name, or nil for none (the environment's passphrase counts when no option is given).
+    public func keyring(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StreamKeyring? {
+        try names.keyring(environment: environment)
+    }
+}
+
+/// `KeyOptions`' values as plain fields, and the keyring they name: filled in from the options,
+/// or directly by `receive`'s parse (`ReceiveDirectParse`).
+struct KeyNames: Equatable {
+    var encryptKey: String?
+    var passphraseFile: String?
+
+    func validate() throws {
         if encryptKey != nil && passphraseFile != nil { throw ValidationError("give either --encrypt-key or --passphrase-file, not both") }
     }
 
     /// The keyring the options name, or nil for none (the environment's passphrase counts when no option is given).
-    public func keyring(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StreamKeyring? {
+    func keyring(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StreamKeyring? {
         if let encryptKey { return StreamKeyring(key: try readKeyFile(encryptKey)) }
         if let passphraseFile { return try passphraseKeyring(file: passphraseFile) }
         if let p = environment["THIN_BACKUP_PASSPHRASE"] {

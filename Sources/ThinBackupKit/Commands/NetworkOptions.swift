@@ -24,6 +24,28 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Abandon (and retry) a transfer that moves under 1 byte/s for this many seconds.", valueName: "seconds"))
     public var stallTimeout: Int = 300
 
+    /// The options' values as plain fields.
+    var values: NetworkValues {
+        NetworkValues(tokenFile: tokenFile, endpoint: endpoint, partSize: partSize, caFile: caFile, retries: retries,
+                      connectTimeout: connectTimeout, stallTimeout: stallTimeout)
+    }
+
+    func transportOptions(targetDevice: UInt64? = nil) throws -> TransportOptions {
+        try values.transportOptions(targetDevice: targetDevice)
+    }
+}
+
+/// `NetworkOptions`' values as plain fields (the same defaults), and the transport options they
+/// give: filled in from the options, or directly by `receive`'s parse (`ReceiveDirectParse`).
+struct NetworkValues: Equatable {
+    var tokenFile: String?
+    var endpoint: String?
+    var partSize = ByteSize(bytes: 8 << 20)
+    var caFile: String?
+    var retries = 6
+    var connectTimeout = 30
+    var stallTimeout = 300
+
     func transportOptions(targetDevice: UInt64? = nil) throws -> TransportOptions {
         var o = TransportOptions()
         o.tokenFile = tokenFile

@@ -35,11 +35,46 @@ struct ReceiveCommand: ParsableCommand {
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
-    public func validate() throws {
+    public func validate() throws { try ReceiveArguments.check(keep: keep) }
+
+    /// The options' values as plain fields.
+    var arguments: ReceiveArguments {
+        ReceiveArguments(pool: pool.names, from: from, network: network.values, asDevice: asDevice, originFile: originFile,
+                         resume: resume, checkpoint: checkpoint, resumeToken: resumeToken, keep: keep, key: key.names,
+                         output: output.mode)
+    }
+
+    public func run() throws { try arguments.run() }
+}
+
+/// `receive`'s values as plain fields (the same defaults as its options), and the receive they
+/// ask for: from the parsed `ReceiveCommand`, or built directly by `ReceiveDirectParse`, which
+/// does not instantiate ArgumentParser's types.
+struct ReceiveArguments: Equatable {
+    var pool = PoolNames()
+    var from = "-"
+    var network = NetworkValues()
+    var asDevice: UInt64?
+    var originFile: String?
+    var resume = false
+    var checkpoint: ByteSize?
+    var resumeToken = false
+    var keep: Int?
+    var key = KeyNames()
+    var output = ReportMode()
+
+    static func check(keep: Int?) throws {
         if let keep, keep < 1 { throw ValidationError("--keep: at least 1 (the version just received), got \(keep)") }
     }
 
-    public func run() throws {
+    /// What ArgumentParser checks before it gives the command: each option group, then the command.
+    func validate() throws {
+        try pool.validate()
+        try key.validate()
+        try Self.check(keep: keep)
+    }
+
+    func run() throws {
         let access = try pool.open(receiving: !resumeToken)
         defer { access.close() }
         if resumeToken {

@@ -1,11 +1,13 @@
 import ArgumentParser
 
-/// `receive` parsed without ArgumentParser's parse, for the argument lists a script runs
-/// every night (`receive --pool P --from F --as N --quiet`, docs/BENCHMARKS.md "Process start,
-/// sixth pass"). ArgumentParser builds `receive`'s argument set by reflection (`Mirror` over the
+/// `receive` parsed without ArgumentParser, for the argument lists a script runs every night
+/// (`receive --pool P --from F --as N --quiet`; docs/BENCHMARKS.md, "Process start, sixth pass").
+/// ArgumentParser builds `receive`'s argument set by reflection (`Mirror` over the
 /// command and its five option groups), which instantiates its generic types by mangled name and
 /// scans the executable's 8,000 conformance records for each new type: about 4 ms of CPU per run,
-/// a tenth of an incremental receive.
+/// a tenth of an incremental receive. Building `ReceiveCommand()` and setting its options costs
+/// another 0.7 ms (its property wrappers' generic types), so the values go into `ReceiveArguments`,
+/// plain fields, which `ReceiveCommand.run` also runs.
 ///
 /// Only plain lists are taken: each element is one of `receive`'s own option names followed by a
 /// value that does not begin with `-` (a lone `-` is a value: stdin), or one of its flags, each
@@ -13,8 +15,8 @@ import ArgumentParser
 /// and every `validate()` passing. Anything else (`--opt=value`, a repeated option, an unknown
 /// word, a help or version request, a value that does not convert or a validation error) gives
 /// nil, and ArgumentParser parses the list as before, with its own errors and help.
-/// `ReceiveDirectParseTests` compare the command built here with ArgumentParser's for each option,
-/// and check that this table names every option `receive --help` lists.
+/// `ReceiveDirectParseTests` compare the values built here with those of ArgumentParser's command
+/// for each option, and check that this table names every option `receive --help` lists.
 enum ReceiveDirectParse {
     /// `receive`'s options that take a value, by every name they are spelt with. (Arrays, not sets
     /// or dictionaries: their first use costs more than these few comparisons.)
@@ -28,7 +30,7 @@ enum ReceiveDirectParse {
     static let flags: [String] = ["--resume", "--resume-token", "--json", "--quiet", "-q"]
 
     /// The command `arguments` (the whole list, `receive` first) name, or nil: see above.
-    static func parse(_ arguments: [String]) -> ReceiveCommand? {
+    static func parse(_ arguments: [String]) -> ReceiveArguments? {
         guard arguments.first == "receive" else { return nil }
         var given: [(name: String, value: String?)] = []
         var i = 1
@@ -52,73 +54,41 @@ enum ReceiveDirectParse {
         func flag(_ name: String) -> Bool { given.contains { $0.name == name } }
 
         func int(_ name: String, _ fallback: Int) -> Int? { value(name).map { Int(argument: $0) } ?? fallback }
-        func size(_ name: String) -> ByteSize?? { value(name).map { ByteSize(argument: $0) } }
 
-        var pool = PoolOptions()
-        pool.pool = value("--pool")
-        pool.metadata = value("--metadata")
-        pool.data = value("--data")
-        pool.dmPool = value("--dm-pool")
-        pool.thinPool = value("--thin-pool")
-        pool.lv = value("--lv")
-
-        var network = NetworkOptions()
-        network.tokenFile = value("--token-file")
-        network.endpoint = value("--endpoint")
-        switch size("--part-size") {
-        case nil: network.partSize = ByteSize(bytes: 8 << 20)
-        case let s??: network.partSize = s
-        case .some(nil): return nil
+        var r = ReceiveArguments()
+        r.pool = PoolNames(pool: value("--pool"), metadata: value("--metadata"), data: value("--data"),
+                           dmPool: value("--dm-pool"), thinPool: value("--thin-pool"), lv: value("--lv"))
+        r.from = value("--from") ?? r.from
+        r.network.tokenFile = value("--token-file")
+        r.network.endpoint = value("--endpoint")
+        r.network.caFile = value("--ca-file")
+        guard let retries = int("--retries", r.network.retries), let connect = int("--connect-timeout", r.network.connectTimeout),
+              let stall = int("--stall-timeout", r.network.stallTimeout) else { return nil }
+        r.network.retries = retries
+        r.network.connectTimeout = connect
+        r.network.stallTimeout = stall
+        if let v = value("--part-size") {
+            guard let s = ByteSize(argument: v) else { return nil }
+            r.network.partSize = s
         }
-        network.caFile = value("--ca-file")
-        guard let retries = int("--retries", 6), let connect = int("--connect-timeout", 30),
-              let stall = int("--stall-timeout", 300) else { return nil }
-        network.retries = retries
-        network.connectTimeout = connect
-        network.stallTimeout = stall
-
-        var key = KeyOptions()
-        key.encryptKey = value("--encrypt-key")
-        key.passphraseFile = value("--passphrase-file")
-
-        var output = ReportOptions()
-        output.json = flag("--json")
-        output.quiet = flag("--quiet")
-
-        var c = ReceiveCommand()
-        c.from = value("--from") ?? "-"
-        switch value("--as").map({ UInt64(argument: $0) }) {
-        case nil: c.asDevice = nil
-        case let d??: c.asDevice = d
-        case .some(nil): return nil
+        if let v = value("--as") {
+            guard let d = UInt64(argument: v) else { return nil }
+            r.asDevice = d
         }
-        c.originFile = value("--origin-file")
-        c.resume = flag("--resume")
-        switch size("--checkpoint") {
-        case nil: c.checkpoint = nil
-        case let s??: c.checkpoint = s
-        case .some(nil): return nil
+        r.originFile = value("--origin-file")
+        r.resume = flag("--resume")
+        if let v = value("--checkpoint") {
+            guard let s = ByteSize(argument: v) else { return nil }
+            r.checkpoint = s
         }
-        c.resumeToken = flag("--resume-token")
-        switch value("--keep").map({ Int(argument: $0) }) {
-        case nil: c.keep = nil
-        case let k??: c.keep = k
-        case .some(nil): return nil
+        r.resumeToken = flag("--resume-token")
+        if let v = value("--keep") {
+            guard let k = Int(argument: v) else { return nil }
+            r.keep = k
         }
-        do {
-            // ArgumentParser validates each option group as it decodes it, then the command.
-            try pool.validate()
-            try network.validate()
-            try key.validate()
-            try output.validate()
-            c.pool = pool
-            c.network = network
-            c.key = key
-            c.output = output
-            try c.validate()
-        } catch {
-            return nil
-        }
-        return c
+        r.key = KeyNames(encryptKey: value("--encrypt-key"), passphraseFile: value("--passphrase-file"))
+        r.output = ReportMode(json: flag("--json"), quiet: flag("--quiet"))
+        guard (try? r.validate()) != nil else { return nil }
+        return r
     }
 }

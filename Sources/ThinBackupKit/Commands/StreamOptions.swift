@@ -9,6 +9,21 @@ struct ReportOptions: ParsableArguments {
     @Flag(name: [.short, .long], help: "No progress line and no summary line.")
     public var quiet = false
 
+    /// The options' values as plain fields.
+    var mode: ReportMode { ReportMode(json: json, quiet: quiet) }
+
+    /// Prints the summary: JSON when asked, else `line` (unless quiet). `streamOnStdout`: use stderr.
+    func report<T: Encodable>(_ value: T, line: String, streamOnStdout: Bool = false) throws {
+        try mode.report(value, line: line, streamOnStdout: streamOnStdout)
+    }
+}
+
+/// `ReportOptions`' values as plain fields, and the summary they print: filled in from the
+/// options, or directly by `receive`'s parse (`ReceiveDirectParse`).
+struct ReportMode: Equatable {
+    var json = false
+    var quiet = false
+
     /// Prints the summary: JSON when asked, else `line` (unless quiet). `streamOnStdout`: use stderr.
     func report<T: Encodable>(_ value: T, line: String, streamOnStdout: Bool = false) throws {
         var text: String

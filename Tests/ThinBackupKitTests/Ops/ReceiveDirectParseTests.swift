@@ -3,10 +3,10 @@ import Foundation
 import Testing
 @testable import ThinBackupKit
 
-/// `receive` in its plain forms is built by `ReceiveDirectParse` without ArgumentParser's parse.
-/// The command it builds must be the one ArgumentParser builds (every stored value and every
-/// property wrapper's state, by `dump`), and every other list must be left to ArgumentParser.
-@Suite("receive parsed directly, with ArgumentParser's own outcome")
+/// `receive` in its plain forms is parsed by `ReceiveDirectParse` without ArgumentParser. The
+/// values it gives must be those of the command ArgumentParser parses, and every other list must
+/// be left to ArgumentParser.
+@Suite("receive parsed directly, to ArgumentParser's values")
 struct ReceiveDirectParseTests {
     static let p = ["receive", "--pool", "/p"]
 
@@ -47,24 +47,50 @@ struct ReceiveDirectParseTests {
         ["--pool", "/p", "receive"], [],
     ]
 
-    @Test func takenListsGiveArgumentParsersCommand() {
+    /// The values ArgumentParser's parse gives (nil: it gave no `receive` command).
+    static func theirs(_ args: [String]) -> ReceiveArguments? {
+        (try? RootCommand.parseAsRoot(args) as? ReceiveCommand)?.arguments
+    }
+
+    @Test func takenListsGiveArgumentParsersValues() {
         for args in Self.taken {
             let direct = ReceiveDirectParse.parse(args)
             #expect(direct != nil, "\(args)")
-            guard let direct else { continue }
-            let theirs = ParseFastPathTests.outcome { try RootCommand.parseAsRoot(args) }
-            #expect(theirs.hasPrefix("command ReceiveCommand\n"), "\(args): \(theirs)")
-            #expect(ParseFastPathTests.outcome { direct } == theirs, "\(args)")
-            #expect(ParseFastPathTests.outcome { try ThinBackupMain.parse(args) } == theirs, "\(args)")
+            let theirs = Self.theirs(args)
+            #expect(theirs != nil, "\(args)")
+            #expect(direct == theirs, "\(args)")
+        }
+    }
+
+    /// Each option and flag is given, with a value other than its default, in some list the
+    /// comparison above covers (so a value the direct parse or `ReceiveCommand.arguments` drops
+    /// shows there), and the defaults of an empty list are ArgumentParser's.
+    @Test func everyOptionIsCompared() {
+        for name in ReceiveDirectParse.valueOptions + ReceiveDirectParse.flags {
+            #expect(Self.taken.contains { $0.contains(name) }, "\(name)")
+        }
+        #expect(Self.theirs(["receive"]) == ReceiveArguments())
+        let all = Self.taken.compactMap { ReceiveDirectParse.parse($0) }
+        let fields: [(String, (ReceiveArguments) -> AnyHashable?)] = [
+            ("pool", { $0.pool.pool }), ("metadata", { $0.pool.metadata }), ("data", { $0.pool.data }),
+            ("dmPool", { $0.pool.dmPool }), ("thinPool", { $0.pool.thinPool }), ("lv", { $0.pool.lv }),
+            ("from", { $0.from }), ("tokenFile", { $0.network.tokenFile }), ("endpoint", { $0.network.endpoint }),
+            ("partSize", { $0.network.partSize.bytes }), ("caFile", { $0.network.caFile }), ("retries", { $0.network.retries }),
+            ("connectTimeout", { $0.network.connectTimeout }), ("stallTimeout", { $0.network.stallTimeout }),
+            ("asDevice", { $0.asDevice }), ("originFile", { $0.originFile }), ("resume", { $0.resume }),
+            ("checkpoint", { $0.checkpoint?.bytes }), ("resumeToken", { $0.resumeToken }), ("keep", { $0.keep }),
+            ("encryptKey", { $0.key.encryptKey }), ("passphraseFile", { $0.key.passphraseFile }),
+            ("json", { $0.output.json }), ("quiet", { $0.output.quiet }),
+        ]
+        let defaults = ReceiveArguments()
+        for (name, field) in fields {
+            #expect(all.contains { field($0) != field(defaults) }, "\(name) never differs from its default")
         }
     }
 
     @Test func everythingElseIsLeftToArgumentParser() {
         for args in Self.declined {
             #expect(ReceiveDirectParse.parse(args) == nil, "\(args)")
-            let mine = ParseFastPathTests.outcome { try ThinBackupMain.parse(args) }
-            let theirs = ParseFastPathTests.outcome { try RootCommand.parseAsRoot(args) }
-            #expect(mine == theirs, "\(args)")
         }
     }
 
