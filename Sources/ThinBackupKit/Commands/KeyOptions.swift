@@ -19,7 +19,7 @@ struct KeyOptions: ParsableArguments {
     var names: KeyNames { KeyNames(encryptKey: encryptKey, passphraseFile: passphraseFile) }
 
     /// The keyring the options name, or nil for none (the environment's passphrase counts when no option is given).
-    public func keyring(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StreamKeyring? {
+    public func keyring(environment: [String: String]? = nil) throws -> StreamKeyring? {
         try names.keyring(environment: environment)
     }
 }
@@ -35,10 +35,13 @@ struct KeyNames: Equatable {
     }
 
     /// The keyring the options name, or nil for none (the environment's passphrase counts when no option is given).
-    func keyring(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> StreamKeyring? {
+    /// `environment`: nil reads the process's own variable alone (`getenv`), not the whole
+    /// environment as a dictionary (about 0.3 ms of every receive's start).
+    func keyring(environment: [String: String]? = nil) throws -> StreamKeyring? {
         if let encryptKey { return StreamKeyring(key: try readKeyFile(encryptKey)) }
         if let passphraseFile { return try passphraseKeyring(file: passphraseFile) }
-        if let p = environment["THIN_BACKUP_PASSPHRASE"] {
+        let variable = "THIN_BACKUP_PASSPHRASE"
+        if let p = environment.map({ $0[variable] }) ?? getenv(variable).map({ String(cString: $0) }) {
             do { return try StreamKeyring(passphrase: Array(p.utf8)) } catch {
                 throw JobError("THIN_BACKUP_PASSPHRASE: \(error.message)")
             }

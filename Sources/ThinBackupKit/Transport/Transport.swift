@@ -57,8 +57,9 @@ public enum Transport {
     }
 
     static func s3Client(_ bucket: String, _ key: String, _ options: TransportOptions) throws -> S3Client {
-        let credentials = try S3Credentials.resolve(environment: options.environment)
-        let endpoint = options.s3Endpoint ?? options.environment["AWS_ENDPOINT_URL_S3"] ?? options.environment["AWS_ENDPOINT_URL"]
+        let environment = options.environment
+        let credentials = try S3Credentials.resolve(environment: environment)
+        let endpoint = options.s3Endpoint ?? environment["AWS_ENDPOINT_URL_S3"] ?? environment["AWS_ENDPOINT_URL"]
         return try S3Client(bucket: bucket, key: key, credentials: credentials, endpoint: endpoint, tls: options.tls, timeouts: options.timeouts)
     }
 }
