@@ -96,11 +96,53 @@ extension ThinPool: ReceivingPool {
         return try contentDigest(of: dev, blockSize: bs, blocks: streamRuns(mapped: mapped, poolBlockSize: blockSize, streamBlockSize: bs))
     }
 
-    private struct StoredReceipt: Codable {
+    struct StoredReceipt: Codable, Equatable {
         var transaction: UInt64
         var receipt: Receipt
         /// The local device the receipt is about (a device deleted and re-created with the same id is another one).
         var local: SnapshotIdentity?
+
+        /// Decodes `text` as JSONDecoder would: through `JSONValue` for a finished receipt (no
+        /// `partial`), with JSONDecoder for anything else; nil when neither takes it.
+        static func decode(_ text: String) -> StoredReceipt? {
+            if let v = JSONValue.parse(text), let s = StoredReceipt(json: v) { return s }
+            return try? JSONDecoder().decode(StoredReceipt.self, from: Data(text.utf8))
+        }
+
+        init(transaction: UInt64, receipt: Receipt, local: SnapshotIdentity?) {
+            self.transaction = transaction
+            self.receipt = receipt
+            self.local = local
+        }
+
+        private init?(json v: JSONValue) {
+            guard let k = v.keys, k.isSubset(of: ["transaction", "receipt", "local"]), let t = v["transaction"]?.uint64,
+                  let r = v["receipt"], let rk = r.keys,
+                  rk.isSubset(of: ["sourcePool", "source", "streamID", "contentDigest", "mappingDigest", "partial"]),
+                  r["partial"] == nil || r["partial"] == .null,
+                  let pool = r["sourcePool"].flatMap(Self.digest), let source = r["source"].flatMap(Self.identity),
+                  let stream = r["streamID"].flatMap(Self.digest), let content = r["contentDigest"].flatMap(Self.digest),
+                  let mapping = r["mappingDigest"].flatMap(Self.digest) else { return nil }
+            var local: SnapshotIdentity?
+            switch v["local"] {
+            case nil, .null?: break
+            case let l?: guard let i = Self.identity(l) else { return nil }; local = i
+            }
+            self.init(transaction: t, receipt: Receipt(sourcePool: pool, source: source, streamID: stream, contentDigest: content,
+                                                       mappingDigest: mapping), local: local)
+        }
+
+        private static func digest(_ v: JSONValue) -> Digest128? {
+            guard v.keys == ["high", "low"], let h = v["high"]?.uint64, let l = v["low"]?.uint64 else { return nil }
+            return Digest128(high: h, low: l)
+        }
+
+        private static func identity(_ v: JSONValue) -> SnapshotIdentity? {
+            guard v.keys == ["device", "creationTime", "snapshottedTime", "transactionID"], let d = v["device"]?.uint64,
+                  let c = v["creationTime"]?.uint64, let s = v["snapshottedTime"]?.uint64, let t = v["transactionID"]?.uint64,
+                  let c32 = UInt32(exactly: c), let s32 = UInt32(exactly: s) else { return nil }
+            return SnapshotIdentity(device: d, creationTime: c32, snapshottedTime: s32, transactionID: t)
+        }
     }
 
     private func localIdentity(_ dev: UInt64) -> SnapshotIdentity? {
@@ -113,7 +155,7 @@ extension ThinPool: ReceivingPool {
         let now = metadata.transactionID
         for (k, v) in annotations(prefix: "receipt.") {
             guard let dev = UInt64(k.dropFirst("receipt.".count)),
-                  let s = try? JSONDecoder().decode(StoredReceipt.self, from: Data(v.utf8)),
+                  let s = StoredReceipt.decode(v),
                   s.transaction <= now,
                   s.local == nil || s.local == localIdentity(dev) else { continue }
             out[dev] = s.receipt
@@ -132,7 +174,7 @@ extension ThinPool: ReceivingPool {
     /// The stored receipt of `dev` that `receipts()` would give (same checks), with its transaction id.
     private func storedReceipt(_ dev: UInt64) -> StoredReceipt? {
         guard let v = annotation("receipt.\(dev)"),
-              let s = try? JSONDecoder().decode(StoredReceipt.self, from: Data(v.utf8)),
+              let s = StoredReceipt.decode(v),
               s.transaction <= metadata.transactionID + 1,
               s.local == nil || s.local == localIdentity(dev) else { return nil }
         return s

@@ -35,6 +35,51 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
 
     public init() {}
 
+    /// What JSONDecoder would decode from `json` (this type's synthesized Codable: `version` and
+    /// `devices` required, the others optional or null), for a sidecar as `save` writes it; nil for
+    /// anything else (an unknown key, a number out of range, a wrong type), left to JSONDecoder.
+    init?(json: JSONValue) {
+        guard let keys = json.keys, keys.isSubset(of: ["version", "devices", "dataLowWaterMark", "annotations", "pending"]),
+              let version = json["version"]?.int, case .object(let devs)? = json["devices"] else { return nil }
+        self.version = version
+        for (id, d) in devs {
+            guard let k = d.keys, k.isSubset(of: ["size", "originFile"]), let size = d["size"]?.uint64 else { return nil }
+            var dev = Device(size: size)
+            switch d["originFile"] {
+            case nil, .null?: break
+            case .string(let f)?: dev.originFile = f
+            default: return nil
+            }
+            devices[id] = dev
+        }
+        switch json["dataLowWaterMark"] {
+        case nil, .null?: break
+        case let v?: guard let n = v.uint64 else { return nil }; dataLowWaterMark = n
+        }
+        switch json["annotations"] {
+        case nil, .null?: break
+        case let v?: guard let a = Self.strings(v) else { return nil }; annotations = a
+        }
+        switch json["pending"] {
+        case nil, .null?: break
+        case let p?:
+            guard let k = p.keys, k == ["transaction", "annotations"], let t = p["transaction"]?.uint64,
+                  let a = p["annotations"].flatMap(Self.strings) else { return nil }
+            pending = PendingAnnotations(transaction: t, annotations: a)
+        }
+    }
+
+    /// An object of strings.
+    private static func strings(_ v: JSONValue) -> [String: String]? {
+        guard case .object(let o) = v else { return nil }
+        var out: [String: String] = [:]
+        for (k, x) in o {
+            guard let s = x.string else { return nil }
+            out[k] = s
+        }
+        return out
+    }
+
     /// The sidecar as of metadata whose committed transaction id is `transaction`: a pending
     /// commit's annotations replace the others if that commit landed, and are dropped if not
     /// (the process died between saving the sidecar and committing the metadata).
@@ -50,9 +95,13 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     public static func load(_ path: String) throws -> PoolSidecar {
         guard FileManager.default.fileExists(atPath: path) else { return PoolSidecar() }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
-        let s: PoolSidecar
-        do { s = try JSONDecoder().decode(PoolSidecar.self, from: data) } catch {
-            throw PoolError.invalid("\(path): not a pool sidecar (\(error))")
+        var s: PoolSidecar
+        if let fast = data.withUnsafeBytes({ JSONValue.parse($0) }).flatMap(PoolSidecar.init(json:)) {
+            s = fast
+        } else {
+            do { s = try JSONDecoder().decode(PoolSidecar.self, from: data) } catch {
+                throw PoolError.invalid("\(path): not a pool sidecar (\(error))")
+            }
         }
         for (dev, d) in s.devices where d.size > ThinPool.maxVirtualSize {
             throw PoolError.invalid("\(path): thin device \(dev) has a virtual size of \(d.size) bytes, beyond the largest allowed (8 EiB)")
