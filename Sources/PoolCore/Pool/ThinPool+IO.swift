@@ -159,18 +159,7 @@ extension ThinPool {
     /// in one pass (`PoolMetadata.insertMappings`); contiguous data blocks take one write.
     private func writeRun(_ dev: UInt64, _ first: UInt64, _ bytes: UnsafeRawBufferPointer) throws {
         let bs = Int(dataBlockSize), count = bytes.count / bs
-        let blocks: [UInt64] = try metadataStep {
-            var blocks: [UInt64] = []
-            blocks.reserveCapacity(count)
-            for _ in 0..<count {
-                guard let d = try metadata.allocateDataBlock() else {
-                    mode = .readOnly(.outOfDataSpace)
-                    throw PoolError.outOfDataSpace
-                }
-                blocks.append(d)
-            }
-            return blocks
-        }
+        let blocks = try metadataStep { try allocateDataBlocks(count) }
         // As in `writeInBlock`: a failed data write gives the blocks back (punched), the metadata stays sound.
         do {
             var j = 0
@@ -194,6 +183,20 @@ extension ThinPool {
             let t = metadata.time
             try metadata.insertMappings(dev, first: first, blocks.map { BlockTime(dataBlock: $0, time: t) })
         }
+    }
+
+    /// `count` new data blocks (inside a `metadataStep`); out of data space makes the pool read-only.
+    func allocateDataBlocks(_ count: Int) throws -> [UInt64] {
+        var blocks: [UInt64] = []
+        blocks.reserveCapacity(count)
+        for _ in 0..<count {
+            guard let d = try metadata.allocateDataBlock() else {
+                mode = .readOnly(.outOfDataSpace)
+                throw PoolError.outOfDataSpace
+            }
+            blocks.append(d)
+        }
+        return blocks
     }
 
     /// A block may be written in place only when it was provisioned in this transaction and

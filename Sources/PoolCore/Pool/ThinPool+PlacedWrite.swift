@@ -59,15 +59,7 @@ extension ThinPool {
     /// Allocates `count` new data blocks and maps them at `first`, `first + 1`, … in one B-tree pass.
     private func mapNewBlocks(_ dev: UInt64, first: UInt64, count: Int) throws -> [UInt64] {
         try metadataStep {
-            var blocks: [UInt64] = []
-            blocks.reserveCapacity(count)
-            for _ in 0..<count {
-                guard let d = try metadata.allocateDataBlock() else {
-                    mode = .readOnly(.outOfDataSpace)
-                    throw PoolError.outOfDataSpace
-                }
-                blocks.append(d)
-            }
+            let blocks = try allocateDataBlocks(count)
             for d in blocks { provisionedThisTransaction.insert(d) }
             let t = metadata.time
             try metadata.insertMappings(dev, first: first, blocks.map { BlockTime(dataBlock: $0, time: t) })
