@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,6 +37,11 @@ public final class FramePipeline {
     /// Workers also sum each data record's content digest contributions (`Decoded.blocksDigest`),
     /// so the caller's thread does not hash the blocks itself. Set before the first push.
     public var digestsBlocks = false
+
+    /// Frames' zstd content checksums are checked (the default). Off only for a caller that checks
+    /// the decompressed bytes itself (a receive whose trailer digest covers them). Set before a push:
+    /// each frame is decompressed with the setting it was pushed under.
+    public var checksFrameChecksums = true
 
     /// Runs on the worker that decompressed a data record, once its frame decompressed whole to the
     /// size it declares: the record's first block and its bytes (valid during the call). For a caller
@@ -114,6 +120,7 @@ public final class FramePipeline {
         let job = jobs[slot]
         let digest = digestsBlocks ? (first: first, blockSize: blockSize) : nil
         let hook = onWorker.map { h in { @Sendable (raw: UnsafeRawBufferPointer) throws in try h(first, raw) } }
+        try job.checkChecksums(checksFrameChecksums)
         if let placed { job.start(placed, stable: stable, expected: raw, digest: digest, hook: hook) } else {
             frame.withUnsafeBytes { job.start($0, expected: raw, digest: digest, hook: hook) }
         }
@@ -197,6 +204,9 @@ private final class DecompressionJob: @unchecked Sendable {
     private(set) var hookError: (any Error)?
     var hasHook: Bool { hook != nil }
     private let done = DispatchSemaphore(value: 0)
+    /// Set by the worker when it signals `done`: `isDone` reads it without a system call (a semaphore
+    /// probed with a timeout of now sleeps in futex and switches the caller's thread out, many times a frame).
+    private let signalled = Atomic<Bool>(false)
 
     init(capacity: Int) throws {
         z = try ZstdDecompressor()
@@ -208,6 +218,16 @@ private final class DecompressionJob: @unchecked Sendable {
 
     /// Finished and not yet waited for (read and written by the caller's thread only).
     private var finished = false
+    /// The decompressor's content checksum setting (zstd's default: checked).
+    private var checksums = true
+
+    /// Sets whether the next frame's content checksum is checked (caller's thread, no frame running).
+    func checkChecksums(_ on: Bool) throws {
+        if on != checksums {
+            try z.checkContentChecksums(on)
+            checksums = on
+        }
+    }
 
     /// Copies the frame in (the caller checked it fits), or with `stable` reads it where it lies.
     func start(_ frame: UnsafeRawBufferPointer, stable: Bool = false, expected: Int, digest: (first: UInt64, blockSize: Int)?,
@@ -248,6 +268,7 @@ private final class DecompressionJob: @unchecked Sendable {
         } catch {
             result = .failure(error)
         }
+        signalled.store(true, ordering: .releasing)
         done.signal()
     }
 
@@ -255,11 +276,16 @@ private final class DecompressionJob: @unchecked Sendable {
     func wait() {
         if !finished { done.wait() }
         finished = false
+        signalled.store(false, ordering: .relaxed)
     }
 
     /// True when the job has finished (then `wait` returns at once), without blocking.
     func isDone() -> Bool {
-        if !finished, done.wait(timeout: .now()) == .success { finished = true }
+        if !finished, signalled.load(ordering: .acquiring) {
+            // Signalled: the semaphore's count is taken at once (no sleep).
+            done.wait()
+            finished = true
+        }
         return finished
     }
 }

@@ -119,6 +119,15 @@ public final class ZstdDecompressor {
 
     deinit { ZSTD_freeDCtx(dctx) }
 
+    /// Whether a frame's content checksum (XXH64 of everything it decompresses to, when the frame
+    /// carries one) is checked; on by default. Off only where the decompressed bytes are checked
+    /// another way (a receive that compares the device's content digest with the sender's): the
+    /// check is a tenth of the decompression's CPU.
+    public func checkContentChecksums(_ on: Bool) throws(ZstdError) {
+        // ZSTD_d_forceIgnoreChecksum (zstd.h, experimental since 1.4.7): 1 ignores, 0 checks.
+        _ = try check(ZSTD_DCtx_setParameter(dctx, ZSTD_d_experimentalParam3, on ? 0 : 1), "set checksum check")
+    }
+
     /// The content size a frame declares, or nil when it declares none or is not a frame.
     public static func contentSize(of frame: UnsafeRawBufferPointer) -> UInt64? {
         let s = ZSTD_getFrameContentSize(frame.baseAddress, frame.count)

@@ -10,6 +10,7 @@ public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
     case notTheInterruptedStream(String)
     case sourceEnded
     case needsOrigin(SnapshotIdentity)
+    case unverifiedContent(SnapshotIdentity)
     case beyondDevice(UInt64)
 
     public var description: String {
@@ -34,6 +35,8 @@ public enum ReplayError: Error, Equatable, Sendable, CustomStringConvertible {
             return "the stream source ended early"
         case let .beyondDevice(d):
             return "a record reaches beyond the end of thin device \(d): refused"
+        case let .unverifiedContent(t):
+            return "the incremental stream for \(t) names its base's content digest but its trailer carries no digest of the result: its data cannot be verified, refused"
         case let .needsOrigin(t):
             return "the stream's \(t) reads its unmapped blocks from an external origin: name that origin file (--origin-file) to receive it"
         }

@@ -52,6 +52,9 @@ public final class Replayer {
     public private(set) var recordsWrittenOnWorkers: UInt64 = 0
     /// Whether the last receive decoded its source mapped (`ByteSource.mapRest`), not read.
     public private(set) var decodedMapped = false
+    /// Whether the last receive decompressed its frames without zstd's content checksums, its trailer's
+    /// content digest checking their bytes instead (see `apply`).
+    public private(set) var framesUnchecked = false
 
     /// Receives the stream `source` yields. With `resume`, continues the interrupted receive of the
     /// target (from a resumed stream or the whole stream again, skipping what was applied).
@@ -134,6 +137,7 @@ public final class Replayer {
         wroteDigestMap = false
         recordsWrittenOnWorkers = 0
         decodedMapped = false
+        framesUnchecked = false
         switch try resolve(source, resume: resume, continuing: continuing) {
         case let .alreadyReceived(summary):
             return summary
@@ -252,6 +256,12 @@ public final class Replayer {
         // workers also sum the new blocks' digest contributions.
         let frames = try FramePipeline(workers: decompressionWorkers, maxRecordRaw: maxRaw)
         frames.digestsBlocks = true
+        // zstd's own content checksums are skipped where the digest check at the trailer covers every
+        // decompressed byte before anything commits: an incremental stream from a base of known digest
+        // (its sender always closes it with the target's digest; `finish` refuses one that does not),
+        // received in one transaction. Elsewhere (full streams, checkpoints, resumes) they are checked.
+        framesUnchecked = plan.header.isIncremental && plan.header.baseFingerprint != .zero && checkpointBytes == nil && !plan.resume
+        frames.checksFrameChecksums = !framesUnchecked
         // The header's estimate, any number a stream carries: saturated, never a trap.
         let expected = plan.header.expectedBlocks.saturatingMultiplied(by: UInt64(bs))
         var applied: UInt64 = 0
@@ -418,6 +428,7 @@ public final class Replayer {
         // A resumed receive is checked against the device as built, not against a running
         // digest that trusts the checkpoint it started from.
         let digest = plan.resume ? try pool.contentDigest(of: plan.dev, blockSize: Int(plan.header.blockSize)) : plan.digest.value
+        if framesUnchecked && trailer.targetDigest == nil { throw ReplayError.unverifiedContent(plan.header.target) }
         if let want = trailer.targetDigest, want != digest {
             throw ReplayError.targetDigestMismatch(expected: want, computed: digest)
         }
