@@ -17,6 +17,8 @@
 #   delta --changes-only     vs thin_delta, DELTA_BLOCKS mapped blocks, 1% clustered change (make_delta_pool.sh)
 # Receives, restores and their dd references write to DST (default /var/tmp/tb-all-dst, on the disk:
 # "at the disk's speed"; DST=/dev/shm/... measures CPU-bound copies instead); sources stay in WORKDIR.
+# Each of those runs starts after a `sync`, untimed, so that no run pays for the writeback another
+# left (the full receives' hundreds of MB once made the next pair's flushes wait).
 # Every output is checked against its reference: the streams received and compared by content
 # digest, decompressed outputs and restored files by cmp, the delta listing by cmp with thin_delta's.
 # Needs (beyond scripts/setup.sh): python3-numpy; about 6 × SIZE_MIB of free space in WORKDIR.
@@ -82,11 +84,11 @@ NDATA=$(grep -o 'nr_data_blocks="[0-9]*"' "$P/pool.xml" | grep -o '[0-9]*')
 pair "full receive vs dd (fdatasync) of the device's bytes" "≥ 0.95" "$RUNS" \
     "$TB receive --pool $D/dst --from $W/full.tbs --as 100 --quiet" \
     "dd if=$W/dev1.raw of=$D/dd.out bs=1M conv=fdatasync status=none" \
-    --cleanup-a "$TB pool delete --pool $D/dst --dev 100" --cleanup-b "rm -f $D/dd.out"
+    --cleanup-a "$TB pool delete --pool $D/dst --dev 100" --cleanup-b "rm -f $D/dd.out" --setup-a sync --setup-b sync
 pair "incr. receive vs dd (fdatasync) of the changed bytes" "≥ 0.9" "$RUNS" \
     "$TB receive --pool $D/dst --from $W/inc.tbs --as 200 --quiet" \
     "dd if=$W/changed.raw of=$D/dd.out bs=1M conv=fdatasync status=none" \
-    --cleanup-a "$TB pool delete --pool $D/dst --dev 200" --cleanup-b "rm -f $D/dd.out"
+    --cleanup-a "$TB pool delete --pool $D/dst --dev 200" --cleanup-b "rm -f $D/dd.out" --setup-a sync --setup-b sync
 "$TB" receive --pool "$D/dst" --from "$W/inc.tbs" --as 2 --quiet
 "$TB" verify --pool "$D/dst" --dev 1 --digest "$D1" --quiet || fail "received device 1"
 "$TB" verify --pool "$D/dst" --dev 2 --digest "$D2" --quiet || fail "received device 2"
@@ -121,7 +123,7 @@ bash -c "$fullruns | $ddruns" > "$W/dev1-now.raw"
 pair "restore newest of 7 (full + 6 incr.) into a file vs dd" "≥ 0.8" "$RUNS" \
     "$TB restore --repo $W/repo --dev 1 --to $D/restored.img --quiet" \
     "dd if=$W/dev1-now.raw of=$D/dd.out bs=1M conv=fdatasync status=none" \
-    --cleanup-b "rm -f $D/dd.out" --setup-a "rm -f $D/restored.img"
+    --cleanup-b "rm -f $D/dd.out" --setup-a "rm -f $D/restored.img; sync" --setup-b sync
 cmp "$D/restored.img" "$W/dev1-now.raw" || fail "restored file"
 rm -f "$W"/*.raw "$D/restored.img"
 
