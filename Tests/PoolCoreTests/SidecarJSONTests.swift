@@ -81,4 +81,59 @@ import TestSupport
         #expect(JSONValue.parse("18446744073709551616")?.uint64 == nil)
         #expect(JSONValue.parse("18446744073709551615")?.uint64 == UInt64.max)
     }
+
+    // MARK: writing
+
+    /// Keys drawn from all of ASCII (controls, punctuation, digits, both cases), some sharing prefixes.
+    static func asciiKey(_ rng: inout SeededRNG) -> String {
+        let alphabet = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) } + Array("receipt.10")
+        return String((0..<Int.random(in: 0...6, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+    }
+
+    @Test func savedSidecarsAreJSONEncodersBytes() throws {
+        // A field added to the sidecar must be added to `json` too: this count fails first.
+        #expect(Mirror(reflecting: PoolSidecar()).children.count == 5)
+        #expect(Mirror(reflecting: PoolSidecar.Device(size: 1)).children.count == 2)
+        #expect(Mirror(reflecting: PoolSidecar.PendingAnnotations(transaction: 1, annotations: [:])).children.count == 2)
+        var rng = SeededRNG(seed: 4343)
+        var written = 0
+        for i in 0..<400 {
+            var s = Self.randomSidecar(&rng)
+            if i % 2 == 0, s.annotations != nil {
+                // ASCII notes only: the writer takes these (the others are declined and go to JSONEncoder).
+                s.annotations = Dictionary((0..<Int.random(in: 0...6, using: &rng)).map { _ in (Self.asciiKey(&rng), Self.asciiKey(&rng)) }) { a, _ in a }
+            }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let want = try enc.encode(s)
+            #expect(try s.encoded() == want, "case \(i): \(String(decoding: want, as: UTF8.self))")
+            if let mine = s.json.encoded(pretty: true) {
+                written += 1
+                #expect(Data(mine) == want, "case \(i)")
+            }
+        }
+        #expect(written > 150, "the writer took \(written) of 400")
+    }
+
+    @Test func theWriterEscapesAndOrdersAsJSONEncoder() throws {
+        var rng = SeededRNG(seed: 4444)
+        let all = String((0..<128).map { Character(Unicode.Scalar(UInt8($0))) }) + "é日本😀\u{2028}\u{7f}"
+        for pretty in [false, true] {
+            let enc = JSONEncoder()
+            enc.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+            for i in 0..<300 {
+                var d: [String: String] = i == 0 ? ["k": all, "": ""] : [:]
+                for _ in 0..<Int.random(in: 0...8, using: &rng) { d[Self.asciiKey(&rng)] = Self.randomText(&rng) + Self.asciiKey(&rng) }
+                let nested: [String: [String: String]] = ["a": d, "b": [:], "10": ["9": "x"]]
+                let got = JSONValue.object(nested.mapValues { .object($0.mapValues { .string($0) }) }).encoded(pretty: pretty)
+                #expect(got.map { Data($0) } == (try enc.encode(nested)), "case \(i), pretty \(pretty)")
+            }
+            // Numbers as written (JSONEncoder's for the same integers); a key outside ASCII or an array is declined.
+            struct N: Codable { var m: Int; var n: UInt64; var z: Int }
+            #expect(JSONValue.object(["n": .number("18446744073709551615"), "m": .number("-5"), "z": .number("0")]).encoded(pretty: pretty).map { Data($0) }
+                    == (try enc.encode(N(m: -5, n: .max, z: 0))))
+            #expect(JSONValue.object(["é": .string("x")]).encoded(pretty: pretty) == nil)
+            #expect(JSONValue.object(["a": .array([])]).encoded(pretty: pretty) == nil)
+        }
+    }
 }

@@ -109,6 +109,32 @@ extension ThinPool: ReceivingPool {
             return try? JSONDecoder().decode(StoredReceipt.self, from: Data(text.utf8))
         }
 
+        /// JSONEncoder's text (sorted keys), written by `JSONValue.encoded` for a finished receipt (no
+        /// `partial`: byte for byte the same), by JSONEncoder for one with a checkpoint.
+        func encoded() throws -> String {
+            if let v = json, let bytes = v.encoded(pretty: false) { return String(decoding: bytes, as: UTF8.self) }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            return String(decoding: try enc.encode(self), as: UTF8.self)
+        }
+
+        /// The value the synthesized Codable encodes, for a receipt without `partial`; nil with one.
+        var json: JSONValue? {
+            guard receipt.partial == nil else { return nil }
+            func n<T: BinaryInteger>(_ x: T) -> JSONValue { .number(String(x)) }
+            func digest(_ d: Digest128) -> JSONValue { .object(["high": n(d.high), "low": n(d.low)]) }
+            func identity(_ i: SnapshotIdentity) -> JSONValue {
+                .object(["device": n(i.device), "creationTime": n(i.creationTime), "snapshottedTime": n(i.snapshottedTime),
+                         "transactionID": n(i.transactionID)])
+            }
+            let r = receipt
+            var o: [String: JSONValue] = ["transaction": n(transaction)]
+            o["receipt"] = .object(["sourcePool": digest(r.sourcePool), "source": identity(r.source), "streamID": digest(r.streamID),
+                                    "contentDigest": digest(r.contentDigest), "mappingDigest": digest(r.mappingDigest)])
+            if let l = local { o["local"] = identity(l) }
+            return .object(o)
+        }
+
         init(transaction: UInt64, receipt: Receipt, local: SnapshotIdentity?) {
             self.transaction = transaction
             self.receipt = receipt
@@ -166,9 +192,7 @@ extension ThinPool: ReceivingPool {
     public func setReceipt(_ receipt: Receipt?, for dev: UInt64) throws {
         guard let receipt else { return try setAnnotation("receipt.\(dev)", nil) }
         let s = StoredReceipt(transaction: metadata.transactionID + 1, receipt: receipt, local: localIdentity(dev))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        try setAnnotation("receipt.\(dev)", String(decoding: try enc.encode(s), as: UTF8.self))
+        try setAnnotation("receipt.\(dev)", try s.encoded())
     }
 
     /// The stored receipt of `dev` that `receipts()` would give (same checks), with its transaction id.

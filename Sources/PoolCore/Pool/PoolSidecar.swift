@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What dm-thin keeps outside its metadata (in the table line), stored beside a pool as
 /// `pool.json`: each device's virtual size and external origin file, the data low-water mark.
@@ -93,8 +96,8 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
     }
 
     public static func load(_ path: String) throws -> PoolSidecar {
-        guard FileManager.default.fileExists(atPath: path) else { return PoolSidecar() }
-        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard access(path, F_OK) == 0 else { return PoolSidecar() }
+        let data = try Self.contents(of: path)
         var s: PoolSidecar
         if let fast = data.withUnsafeBytes({ JSONValue.parse($0) }).flatMap(PoolSidecar.init(json:)) {
             s = fast
@@ -109,11 +112,45 @@ public struct PoolSidecar: Codable, Equatable, Sendable {
         return s
     }
 
+    /// The file's bytes, read with pread (Foundation's `Data(contentsOf:)` builds a URL and a file
+    /// manager first: a third of a millisecond of type lookups in every receive). At most 64 MiB.
+    static func contents(of path: String) throws -> Data {
+        let f = try RandomAccessFile(path: path, writable: false)
+        defer { f.close() }
+        let size = try f.size()
+        guard size <= 64 << 20 else { throw PoolError.invalid("\(path): \(size) bytes, too large for a pool sidecar") }
+        var data = Data(count: Int(size))
+        let got = try data.withUnsafeMutableBytes { try f.read(into: $0, at: 0) }
+        return data.prefix(got)
+    }
+
     /// Writes atomically (`replaceFile`: temporary file, sync, rename, folder sync; the file's
     /// sync and the rename are fault steps). On failure (e.g. ENOSPC) the temporary file is removed.
     public func save(_ path: String) throws {
+        try replaceFile(path, with: try encoded(), syncStep: true, renameStep: true)
+    }
+
+    /// What `save` writes: JSONEncoder's output (sorted keys, pretty printed), written by
+    /// `JSONValue.encoded` where it can (byte for byte the same, without JSONEncoder's first-use cost).
+    func encoded() throws -> Data {
+        if let bytes = json.encoded(pretty: true) { return Data(bytes) }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-        try replaceFile(path, with: try enc.encode(self), syncStep: true, renameStep: true)
+        return try enc.encode(self)
+    }
+
+    /// The value the synthesized Codable encodes (an optional that is nil is left out).
+    var json: JSONValue {
+        func strings(_ d: [String: String]) -> JSONValue { .object(d.mapValues { .string($0) }) }
+        var o: [String: JSONValue] = ["version": .number(String(version))]
+        o["devices"] = .object(devices.mapValues { d in
+            var x: [String: JSONValue] = ["size": .number(String(d.size))]
+            if let f = d.originFile { x["originFile"] = .string(f) }
+            return .object(x)
+        })
+        if let m = dataLowWaterMark { o["dataLowWaterMark"] = .number(String(m)) }
+        if let a = annotations { o["annotations"] = strings(a) }
+        if let p = pending { o["pending"] = .object(["transaction": .number(String(p.transaction)), "annotations": strings(p.annotations)]) }
+        return .object(o)
     }
 }

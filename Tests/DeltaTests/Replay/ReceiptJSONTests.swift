@@ -16,6 +16,12 @@ import TestSupport
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
+        // A field added to these must be added to `StoredReceipt.json` too: these counts fail first.
+        #expect(Mirror(reflecting: ThinPool.StoredReceipt(transaction: 0, receipt: Receipt(sourcePool: .zero, source: id(), streamID: .zero,
+                                                                                           contentDigest: .zero, mappingDigest: .zero), local: nil)).children.count == 3)
+        #expect(Mirror(reflecting: Receipt(sourcePool: .zero, source: id(), streamID: .zero, contentDigest: .zero, mappingDigest: .zero)).children.count == 6)
+        #expect(Mirror(reflecting: Digest128.zero).children.count == 2)
+        #expect(Mirror(reflecting: id()).children.count == 4)
         for i in 0..<300 {
             var r = Receipt(sourcePool: d(), source: id(), streamID: d(), contentDigest: d(), mappingDigest: d())
             if i % 10 == 0 {
@@ -24,6 +30,9 @@ import TestSupport
             }
             let s = ThinPool.StoredReceipt(transaction: UInt64.random(in: 0...UInt64.max, using: &rng), receipt: r, local: i % 3 == 0 ? nil : id())
             let text = String(decoding: try enc.encode(s), as: UTF8.self)
+            // Written as JSONEncoder writes it (by the writer without a checkpoint, by JSONEncoder with one).
+            #expect(try s.encoded() == text, "case \(i)")
+            #expect((s.json?.encoded(pretty: false)).map { String(decoding: $0, as: UTF8.self) } == (i % 10 == 0 ? nil : text), "case \(i)")
             let got = ThinPool.StoredReceipt.decode(text)
             #expect(got == s, "case \(i)")
             #expect(got == (try JSONDecoder().decode(ThinPool.StoredReceipt.self, from: Data(text.utf8))), "case \(i)")
