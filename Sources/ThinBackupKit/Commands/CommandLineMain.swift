@@ -19,10 +19,13 @@ public enum ThinBackupMain {
         }
         // Cleanups registered by commands (e.g. a reserved metadata snapshot) also run on SIGINT/SIGTERM/SIGHUP.
         Interrupts.shared.install()
-        // `receive` in its plain forms is parsed without ArgumentParser (ReceiveDirectParse) and
-        // runs as `ReceiveCommand.run` runs it.
+        // `receive` and `send` in their plain forms are parsed without ArgumentParser
+        // (ReceiveDirectParse, SendDirectParse) and run as their commands' `run` runs them.
         if let receive = ReceiveDirectParse.parse(arguments) {
             return execute(isHelp: { false }) { try receive.run() }
+        }
+        if let send = SendDirectParse.parse(arguments) {
+            return execute(isHelp: { false }) { try send.run() }
         }
         var command: any ParsableCommand
         do {

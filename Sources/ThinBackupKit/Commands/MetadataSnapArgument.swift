@@ -10,17 +10,9 @@ struct MetadataSnapOptions: ParsableArguments {
     public var choice: MetadataSnapChoice?
 
     /// The metadata to read: the held snapshot when `-m` was given, else `otherwise`.
-    public func mode(otherwise: MetadataSnapMode = .live) -> MetadataSnapMode {
-        switch choice {
-        case nil: return otherwise
-        case let .block(b)?: return .held(block: b)
-        case .held?, .text?: return .held(block: nil)
-        }
-    }
+    public func mode(otherwise: MetadataSnapMode = .live) -> MetadataSnapMode { choice?.mode ?? otherwise }
 
-    public func validate() throws {
-        if case let .text(t)? = choice { throw ValidationError("Couldn't parse metadata snapshot block: '\(t)'") }
-    }
+    public func validate() throws { try choice?.validate() }
 }
 
 /// The value of `-m|--metadata-snap [BLOCK]`.
@@ -34,6 +26,19 @@ public enum MetadataSnapChoice: ExpressibleByArgument, Sendable, Equatable, Cust
 
     public init?(argument: String) {
         if let b = UInt64(argument) { self = .block(b) } else { self = .text(argument) }
+    }
+
+    /// The held snapshot this names.
+    var mode: MetadataSnapMode {
+        switch self {
+        case let .block(b): return .held(block: b)
+        case .held, .text: return .held(block: nil)
+        }
+    }
+
+    /// What `MetadataSnapOptions` checks: a block that is not a number is an error.
+    func validate() throws {
+        if case let .text(t) = self { throw ValidationError("Couldn't parse metadata snapshot block: '\(t)'") }
     }
 
     public var description: String {

@@ -35,26 +35,69 @@ struct SendCommand: ParsableCommand {
     @OptionGroup public var key: KeyOptions
     @OptionGroup public var output: ReportOptions
 
-    public func validate() throws {
+    public func validate() throws { try arguments.check() }
+
+    /// The options' values as plain fields.
+    var arguments: SendArguments {
+        SendArguments(pool: pool.names, from: from, target: target, to: to, asDevice: asDevice, network: network.values,
+                      level: level, threads: threads, metadataSnap: snap.choice, liveMetadata: liveMetadata,
+                      baseDigest: baseDigest, resumeFrom: resumeFrom, size: size, force: force, key: key.names,
+                      output: output.mode)
+    }
+
+    public func run() throws { try arguments.run() }
+}
+
+/// `send`'s values as plain fields (the same defaults as its options; `to` has none), and the
+/// send they ask for: from the parsed `SendCommand`, or built directly by `SendDirectParse`,
+/// which does not instantiate ArgumentParser's types.
+struct SendArguments: Equatable {
+    var pool = PoolNames()
+    var from: UInt64?
+    var target: UInt64?
+    var to: String
+    var asDevice: UInt64?
+    var network = NetworkValues()
+    var level: Int32 = 3
+    var threads: Int32?
+    var metadataSnap: MetadataSnapChoice?
+    var liveMetadata = false
+    var baseDigest: String?
+    var resumeFrom: String?
+    var size: ByteSize?
+    var force = false
+    var key = KeyNames()
+    var output = ReportMode()
+
+    /// What ArgumentParser checks before it gives the command: each option group, then the command.
+    func validate() throws {
+        try pool.validate()
+        try metadataSnap?.validate()
+        try key.validate()
+        try check()
+    }
+
+    /// `SendCommand.validate()`: what the command checks besides its option groups.
+    func check() throws {
         if !pool.isGiven { throw ValidationError("give --pool DIR, --metadata FILE --data FILE, --dm-pool NAME, --thin-pool VG/POOL or --lv VG/LV") }
         if pool.metadata != nil && pool.data == nil { throw ValidationError("--metadata needs --data (send reads data blocks)") }
-        if snap.choice != nil && liveMetadata { throw ValidationError("-m and --live-metadata exclude each other") }
+        if metadataSnap != nil && liveMetadata { throw ValidationError("-m and --live-metadata exclude each other") }
         if let d = baseDigest, Digest128(hex: d) == nil { throw ValidationError("--base-digest: expected 32 hex digits") }
         if baseDigest != nil && from == nil { throw ValidationError("--base-digest needs --from") }
         if target == nil && pool.lv == nil { throw ValidationError("give the snapshot to send: --snap ID (or --lv VG/LV)") }
         if from != nil && from == target { throw ValidationError("--from and --snap name the same device") }
     }
 
-    public func run() throws {
+    func run() throws {
         try size?.requireWholeSectors("--size")
         if to != "-", !(try Endpoint(parsing: to).isRemote) { try refuseOverwrite(to, force: force) }
         let access = try pool.open()
         defer { access.close() }
-        guard let target = try target ?? pool.volumeDevice(of: access) else { throw JobError(.usage, "give the snapshot to send: --snap ID") }
+        guard let target = try target ?? pool.selection?.volumeDevice(of: access) else { throw JobError(.usage, "give the snapshot to send: --snap ID") }
         var req = SendRequest(pool: access, target: target, destination: to)
         req.base = from; req.level = level
         if let threads { req.workers = threads }
-        req.metadataMode = snap.mode(otherwise: liveMetadata ? .live : .reserve)
+        req.metadataMode = metadataSnap?.mode ?? (liveMetadata ? .live : .reserve)
         req.baseDigest = baseDigest.flatMap { Digest128(hex: $0) }
         req.resumeToken = resumeFrom
         req.virtualSize = size?.bytes
