@@ -182,20 +182,7 @@ struct SendDirectParseTests {
     /// The direct parse knows every option `send --help` lists but `-m`, and no other: an option
     /// added to `send` (or one of its groups) fails here until the direct parse sets it too.
     @Test func knowsEveryOptionOfSend() {
-        let help = RootCommand.helpMessage(for: SendCommand.self)
-        guard let options = help.range(of: "OPTIONS:") else {
-            Issue.record("no OPTIONS in \(help)")
-            return
-        }
-        var listed: Set<String> = []
-        for line in help[options.upperBound...].split(separator: "\n") {
-            let trimmed = line.drop(while: { $0 == " " })
-            guard trimmed.hasPrefix("-"), line.count - trimmed.count <= 4 else { continue }  // not a wrapped help line
-            // The names column ends where two spaces begin the description.
-            let column = trimmed.components(separatedBy: "  ")[0]
-            let names = column.split(separator: " ").map { $0.hasSuffix(",") ? String($0.dropLast()) : String($0) }
-            listed.formUnion(names.filter { $0.hasPrefix("-") })
-        }
+        guard var listed = ReceiveDirectParseTests.optionsListed(by: SendCommand.self) else { return }
         #expect(listed.isSuperset(of: ["-m", "--metadata-snap"]), "\(listed)")
         // ArgumentParser's own (the root's version), and -m with its optional value: left to it.
         listed.subtract(["-h", "--help", "--version", "-m", "--metadata-snap"])
