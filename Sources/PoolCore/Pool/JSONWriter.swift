@@ -59,7 +59,6 @@ extension JSONValue {
         /// newline, form feed and carriage return, `\u00xx` (lowercase hex) for the other control
         /// characters; every other byte of the UTF-8 as it is.
         mutating func string(_ s: String) {
-            let hex: [UInt8] = Array("0123456789abcdef".utf8)
             out.append(UInt8(ascii: "\""))
             for c in s.utf8 {
                 switch c {
@@ -70,7 +69,10 @@ extension JSONValue {
                 case 0x0C: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
                 case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
                 case 0..<0x20:
-                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(c >> 4)], hex[Int(c & 15)]])
+                    // The high digit is 0 or 1; the low one 0-9 or a-f.
+                    let low = c & 15
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), UInt8(ascii: "0") + (c >> 4),
+                                            low < 10 ? UInt8(ascii: "0") + low : UInt8(ascii: "a") + low - 10])
                 default: out.append(c)
                 }
             }
